@@ -1,0 +1,16 @@
+//! Wire protocol between the famfs-lab host and the in-guest agent
+//! (`famfs-lab-agent`), plus a synchronous host-side client.
+//!
+//! Transport: a virtio-serial port named [`AGENT_PORT_NAME`] whose host side
+//! is a Unix socket. Framing: one JSON object per `\n`-terminated line, both
+//! ways (see [`codec`]). The host sends [`Request`]s, the guest answers with
+//! [`Response`]s carrying the same `id`. The guest also sends one unsolicited
+//! `Response { id: 0, body: Ready { .. } }` as soon as it has opened the port.
+
+pub mod client;
+pub mod codec;
+pub mod messages;
+
+pub use client::{AgentClient, AgentError, ClientOptions};
+pub use codec::{encode_line, write_message, CodecError, LineReader};
+pub use messages::*;

@@ -1,0 +1,84 @@
+//! Stage timing and progress for the lab's pipeline. Every stage prints a
+//! start line and its wall time; a run ends with a timing table.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use std::time::{Duration, Instant};
+
+/// Collects the wall time of each stage of one command.
+#[derive(Debug, Default)]
+pub struct Timings {
+    stages: Vec<(String, Duration)>,
+}
+
+impl Timings {
+    /// Runs `f` as stage `name`, printing its start and its time.
+    pub fn stage<T>(&mut self, name: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+        eprintln!("==> {name}");
+        let start = Instant::now();
+        let out = f();
+        let took = start.elapsed();
+        let verdict = if out.is_ok() { "done" } else { "FAILED" };
+        eprintln!("<== {name}: {verdict} in {:.1}s", took.as_secs_f64());
+        self.stages.push((name.to_string(), took));
+        out
+    }
+
+    /// Records a stage timed elsewhere.
+    pub fn record(&mut self, name: &str, took: Duration) {
+        self.stages.push((name.to_string(), took));
+    }
+
+    /// The recorded stages.
+    pub fn stages(&self) -> &[(String, Duration)] {
+        &self.stages
+    }
+
+    /// A table of stage times, for the end of a run.
+    pub fn table(&self) -> String {
+        let width = self.stages.iter().map(|(n, _)| n.len()).max().unwrap_or(5).max(5);
+        let mut out = format!("{:width$}  seconds\n", "stage");
+        let mut total = Duration::ZERO;
+        for (name, took) in &self.stages {
+            out.push_str(&format!("{name:width$}  {:7.1}\n", took.as_secs_f64()));
+            total += *took;
+        }
+        out.push_str(&format!("{:width$}  {:7.1}\n", "total", total.as_secs_f64()));
+        out
+    }
+}
+
+/// A progress bar for `len` steps (hidden when stderr is not a terminal).
+pub fn bar(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    let style = ProgressStyle::with_template(
+        "{spinner} {msg} [{elapsed_precise}] {wide_bar} {pos}/~{len} (eta {eta})",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(what.to_string());
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_lists_stages_and_total() {
+        let mut t = Timings::default();
+        t.record("kernel", Duration::from_millis(1500));
+        t.record("boot", Duration::from_millis(2500));
+        let table = t.table();
+        assert!(table.contains("kernel"), "{table}");
+        assert!(table.contains("    1.5"), "{table}");
+        assert!(table.lines().last().unwrap().contains("4.0"), "{table}");
+    }
+
+    #[test]
+    fn failed_stage_is_still_timed() {
+        let mut t = Timings::default();
+        let r: anyhow::Result<()> = t.stage("x", || anyhow::bail!("no"));
+        assert!(r.is_err());
+        assert_eq!(t.stages().len(), 1);
+    }
+}

@@ -1,0 +1,108 @@
+//! The content-addressed image cache: `<cache>/images/<hash>/{initramfs.cpio,manifest.txt}`.
+//! An image directory only ever appears by renaming a fully written and synced temporary
+//! directory, so its existence means it is complete.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::build::{BuiltImage, Plan};
+use crate::{io_err, ImageError, Result};
+
+pub const CPIO_NAME: &str = "initramfs.cpio";
+pub const MANIFEST_NAME: &str = "manifest.txt";
+const TMP_PREFIX: &str = ".tmp-";
+const STALE_TMP: Duration = Duration::from_secs(3600);
+
+/// `$FAMFS_LAB_CACHE`, else `$XDG_CACHE_HOME/famfs-lab`, else `~/.cache/famfs-lab`.
+pub fn default_cache_root() -> Result<PathBuf> {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(p) = var("FAMFS_LAB_CACHE") {
+        return Ok(p);
+    }
+    if let Some(p) = var("XDG_CACHE_HOME").filter(|p| p.is_absolute()) {
+        return Ok(p.join("famfs-lab"));
+    }
+    match var("HOME") {
+        Some(home) => Ok(home.join(".cache").join("famfs-lab")),
+        None => Err(ImageError::Input(
+            "no cache directory: set FAMFS_LAB_CACHE, XDG_CACHE_HOME or HOME".into(),
+        )),
+    }
+}
+
+pub(crate) fn materialize(plan: &Plan, cache: &Path) -> Result<BuiltImage> {
+    let images = cache.join("images");
+    let dir = images.join(plan.hash());
+    let mut image = BuiltImage {
+        path: dir.join(CPIO_NAME),
+        manifest: dir.join(MANIFEST_NAME),
+        hash: plan.hash().to_owned(),
+        cache_hit: true,
+        size: 0,
+        files: plan.len(),
+        notes: plan.notes().to_vec(),
+    };
+    if let Ok(meta) = fs::metadata(&image.path) {
+        image.size = meta.len();
+        tracing::info!("image {} cache hit ({} bytes)", image.hash, image.size);
+        return Ok(image);
+    }
+    let started = Instant::now();
+    fs::create_dir_all(&images).map_err(io_err(&images))?;
+    remove_stale_tmp(&images);
+    let tmp = tempfile::Builder::new()
+        .prefix(TMP_PREFIX)
+        .tempdir_in(&images)
+        .map_err(io_err(&images))?;
+    let cpio_tmp = tmp.path().join(CPIO_NAME);
+    let file = File::create(&cpio_tmp).map_err(io_err(&cpio_tmp))?;
+    let (out, size) = plan.write_cpio(BufWriter::new(file)).map_err(io_err(&cpio_tmp))?;
+    let file = out.into_inner().map_err(|e| io_err(&cpio_tmp)(e.into_error()))?;
+    file.sync_all().map_err(io_err(&cpio_tmp))?;
+    let manifest_tmp = tmp.path().join(MANIFEST_NAME);
+    let mut file = File::create(&manifest_tmp).map_err(io_err(&manifest_tmp))?;
+    file.write_all(plan.manifest().as_bytes()).map_err(io_err(&manifest_tmp))?;
+    file.sync_all().map_err(io_err(&manifest_tmp))?;
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755))
+        .map_err(io_err(tmp.path()))?;
+    if dir.exists() && !image.path.exists() {
+        // Not made by us (we only create complete dirs): clear it so the rename can land.
+        let _ = fs::remove_dir_all(&dir);
+    }
+    match fs::rename(tmp.path(), &dir) {
+        Ok(()) => {
+            if let Ok(d) = File::open(&images) {
+                let _ = d.sync_all();
+            }
+        }
+        // Lost a race against an identical build: theirs is complete and equal; tmp is dropped.
+        Err(_) if image.path.is_file() => {}
+        Err(e) => return Err(io_err(&dir)(e)),
+    }
+    image.cache_hit = false;
+    image.size = size;
+    tracing::info!(
+        "image {} built: {} entries, {} bytes in {:.2?}",
+        image.hash,
+        image.files,
+        size,
+        started.elapsed()
+    );
+    Ok(image)
+}
+
+/// Best effort: removes temporary dirs left by crashed builds (older than an hour).
+fn remove_stale_tmp(images: &Path) {
+    let Ok(entries) = fs::read_dir(images) else { return };
+    for e in entries.flatten() {
+        let stale = e.metadata().and_then(|m| m.modified()).is_ok_and(|t| {
+            SystemTime::now().duration_since(t).is_ok_and(|age| age > STALE_TMP)
+        });
+        if stale && e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! `kernel build`: spec -> source -> series -> config -> make -> cache.
+
+use crate::cache::{self, Entry, KeyInputs, Meta};
+use crate::config::Merged;
+use crate::series;
+use crate::source;
+use crate::spec::{self, KernelSpec, Source};
+use anyhow::{bail, Context, Result};
+use lab_host::stage::Timings;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+use xshell::{cmd, Shell};
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    /// The `kernels/` directory of the repository.
+    pub kernels_dir: PathBuf,
+    pub kernel: String,
+    /// Build this tree instead of the kernel's own source.
+    pub source_dir: Option<PathBuf>,
+    /// Extra fragments (names in kernels/config or paths).
+    pub extra_fragments: Vec<String>,
+    pub cache_root: PathBuf,
+    pub jobs: usize,
+    /// Fetch the Debian source again even if one is unpacked.
+    pub refresh_source: bool,
+}
+
+/// A kernel in the cache.
+#[derive(Debug, Clone)]
+pub struct BuiltKernel {
+    pub entry: Entry,
+    pub meta: Meta,
+    pub cache_hit: bool,
+}
+
+/// Builds (or finds in the cache) the requested kernel.
+pub fn build(sh: &Shell, req: &BuildRequest, t: &mut Timings) -> Result<BuiltKernel> {
+    let mut spec = KernelSpec::load(&req.kernels_dir, &req.kernel)?;
+    let mut label = spec.name.clone();
+    for f in &req.extra_fragments {
+        let path = spec::resolve_fragment(f, &std::env::current_dir()?, &req.kernels_dir)
+            .or_else(|_| spec::resolve_fragment(f, &spec.dir, &req.kernels_dir))?;
+        label.push('+');
+        label.push_str(&stem(&path));
+        spec.fragments.push(path);
+    }
+    if let Some(dir) = &req.source_dir {
+        spec.source = Source::Path(dir.clone());
+        label.push_str("@tree");
+    }
+    let patches = series::read(&spec.patches_dir())?;
+    let merged = Merged::from_files(&spec.fragments)?;
+    let resolved = t.stage("kernel: source", || {
+        source::resolve(sh, &spec.source, &req.cache_root, req.refresh_source)
+    })?;
+    let inputs = KeyInputs {
+        source_id: resolved.id.clone().unwrap_or_default(),
+        base: spec.base.make_target().to_string(),
+        fragments: spec
+            .fragments
+            .iter()
+            .map(|f| Ok((stem(f), std::fs::read(f)?)))
+            .collect::<Result<_>>()?,
+        patches: patches.iter().map(|p| (p.name.clone(), p.bytes.clone())).collect(),
+        targets: spec.targets.clone(),
+        toolchain: toolchain(sh)?,
+    };
+    let key = inputs.key();
+    if resolved.id.is_some() {
+        if let Some(entry) = cache::lookup(&req.cache_root, &key) {
+            let meta = entry.meta()?;
+            eprintln!("famfs-lab: kernel {label} is cached: {}", entry.dir.display());
+            return Ok(BuiltKernel { entry, meta, cache_hit: true });
+        }
+    }
+    let work = req.cache_root.join("work").join(sanitize(&label));
+    let src = t.stage("kernel: patch series", || source::prepare_tree(sh, &resolved, &work, &patches))?;
+    let build_dir = work.join("build");
+    std::fs::create_dir_all(&build_dir)?;
+    t.stage("kernel: config", || configure(sh, &spec, &merged, &src, &build_dir))?;
+    let started = Instant::now();
+    t.stage("kernel: make", || make(&spec, &src, &build_dir, &work, req.jobs))?;
+    let build_seconds = started.elapsed().as_secs();
+    t.stage("kernel: install", || {
+        let release = cmd!(sh, "make -s -C {src} O={build_dir} kernelrelease").read()?;
+        let staging = cache::stage(&req.cache_root, &key)?;
+        install(sh, &spec, &src, &build_dir, &staging.dir)?;
+        let meta = Meta {
+            key: key.clone(),
+            kernel: spec.name.clone(),
+            label: label.clone(),
+            source_id: inputs.source_id.clone(),
+            source_version: resolved.version.clone(),
+            release,
+            base: inputs.base.clone(),
+            fragments: inputs.fragments.iter().map(|(n, _)| n.clone()).collect(),
+            patches: patches.iter().map(|p| p.name.clone()).collect(),
+            toolchain: inputs.toolchain.clone(),
+            build_seconds,
+        };
+        let entry = staging.commit(&meta)?;
+        eprintln!("famfs-lab: kernel {label} ({}) built into {}", meta.release, entry.dir.display());
+        Ok(BuiltKernel { entry, meta, cache_hit: false })
+    })
+}
+
+fn stem(p: &Path) -> String {
+    p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+fn sanitize(label: &str) -> String {
+    label.chars().map(|c| if c.is_ascii_alphanumeric() || "+-_.@".contains(c) { c } else { '_' }).collect()
+}
+
+/// The compiler and pahole versions, part of the cache key.
+fn toolchain(sh: &Shell) -> Result<String> {
+    let gcc = cmd!(sh, "gcc --version").read().context("gcc --version (install build-essential)")?;
+    let pahole = cmd!(sh, "pahole --version").read().context("pahole --version (install dwarves)")?;
+    Ok(format!("{}; pahole {pahole}", gcc.lines().next().unwrap_or("")))
+}
+
+/// Writes the merged fragment, runs the base target with it, and fails
+/// naming every requested option the final config lacks.
+fn configure(sh: &Shell, spec: &KernelSpec, merged: &Merged, src: &Path, build: &Path) -> Result<()> {
+    for (name, old, new) in &merged.overrides {
+        eprintln!(
+            "famfs-lab: {name}: {} ({}) overrides {} ({})",
+            new.value,
+            new.origin.file.display(),
+            old.value,
+            old.origin.file.display()
+        );
+    }
+    let fragment = build.join("famfs-lab.config");
+    let stamp = build.join("famfs-lab.config.base");
+    let text = merged.render();
+    let unchanged = build.join(".config").is_file()
+        && std::fs::read_to_string(&fragment).ok().as_deref() == Some(text.as_str())
+        && std::fs::read_to_string(&stamp).ok().as_deref() == Some(spec.base.make_target());
+    if !unchanged {
+        std::fs::write(&fragment, &text)?;
+        let base = spec.base.make_target();
+        match spec.base {
+            crate::spec::BaseConfig::Allnoconfig => {
+                let allconfig = format!("KCONFIG_ALLCONFIG={}", fragment.display());
+                cmd!(sh, "make -s -C {src} O={build} {allconfig} {base}").run()?;
+            }
+            crate::spec::BaseConfig::Defconfig => {
+                cmd!(sh, "make -s -C {src} O={build} {base}").run()?;
+                let mut config = std::fs::read_to_string(build.join(".config"))?;
+                config.push_str(&text);
+                std::fs::write(build.join(".config"), config)?;
+                cmd!(sh, "make -s -C {src} O={build} olddefconfig").run()?;
+            }
+        }
+        std::fs::write(&stamp, base)?;
+    }
+    let final_config = std::fs::read_to_string(build.join(".config"))?;
+    let dropped = merged.check(&final_config).map_err(|e| anyhow::anyhow!("{}/.config: {e}", build.display()))?;
+    if !dropped.is_empty() {
+        let _ = std::fs::remove_file(&stamp);
+        let list: Vec<String> = dropped.iter().map(|d| format!("  {d}")).collect();
+        bail!(
+            "the final .config lacks {} requested option(s) (unmet dependencies?):\n{}\n\
+             see {}/.config; `make O={} menuconfig` shows what each depends on",
+            dropped.len(),
+            list.join("\n"),
+            build.display(),
+            build.display()
+        );
+    }
+    Ok(())
+}
+
+/// Runs make with a progress bar over compiled objects.
+fn make(spec: &KernelSpec, src: &Path, build: &Path, work: &Path, jobs: usize) -> Result<()> {
+    let count_file = work.join("objects");
+    let estimate = std::fs::read_to_string(&count_file).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(3000);
+    let bar = lab_host::stage::bar(estimate, "kernel objects");
+    let mut cmd = Command::new("make");
+    cmd.arg("-C").arg(src).arg(format!("O={}", build.display())).arg(format!("-j{jobs}"));
+    if let Some(ccache) = lab_host::prereqs::find_binary("ccache") {
+        let root = work.parent().and_then(Path::parent).unwrap_or(work);
+        cmd.arg(format!("CC={} gcc", ccache.display()))
+            .env("CCACHE_DIR", root.join("ccache"))
+            .env("CCACHE_BASEDIR", root)
+            .env("CCACHE_NOHASHDIR", "1");
+    }
+    cmd.args(&spec.targets);
+    let log = work.join("build.log");
+    let mut built = 0u64;
+    let mut last_note = Instant::now();
+    let quiet_terminal = bar.is_hidden();
+    lab_host::run::run_logged(
+        cmd,
+        &log,
+        |line| {
+            if is_object_line(line) {
+                built += 1;
+                bar.set_position(built);
+                if quiet_terminal && last_note.elapsed().as_secs() >= 60 {
+                    eprintln!("famfs-lab: kernel make: {built} objects so far");
+                    last_note = Instant::now();
+                }
+            }
+        },
+        first_error,
+    )?;
+    bar.finish_and_clear();
+    if built > estimate / 2 {
+        let _ = std::fs::write(&count_file, format!("{built}\n"));
+    }
+    Ok(())
+}
+
+/// A kbuild progress line: two spaces, an upper-case verb, spaces, a path.
+pub fn is_object_line(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix("  ") else { return false };
+    let verb: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+    matches!(verb.as_str(), "CC" | "AS" | "HOSTCC" | "LD" | "AR" | "BTF" | "CC [M]")
+        || rest.starts_with("CC [M]")
+}
+
+/// The first compiler error with context, for the failure message.
+pub fn first_error(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    let hit = lines
+        .iter()
+        .position(|l| l.contains(": error:") || l.contains(": fatal error:") || l.contains("undefined reference"));
+    match hit {
+        Some(i) => lines[i.saturating_sub(3)..(i + 8).min(lines.len())].join("\n"),
+        None => lab_host::run::tail(log, 15),
+    }
+}
+
+/// Copies the artifacts into a staged cache entry.
+fn install(sh: &Shell, spec: &KernelSpec, src: &Path, build: &Path, dest: &Path) -> Result<()> {
+    for (from, to) in [
+        ("arch/x86/boot/bzImage", "bzImage"),
+        ("vmlinux", "vmlinux"),
+        ("System.map", "System.map"),
+        (".config", "config"),
+    ] {
+        std::fs::copy(build.join(from), dest.join(to))
+            .with_context(|| format!("copying {} into the cache", build.join(from).display()))?;
+    }
+    if spec.targets.iter().any(|t| t == "modules") {
+        let modroot = dest.join("modroot");
+        let path = format!("INSTALL_MOD_PATH={}", modroot.display());
+        cmd!(sh, "make -s -C {src} O={build} {path} INSTALL_MOD_STRIP=1 modules_install")
+            .quiet()
+            .run()
+            .context("make modules_install")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_lines_are_counted_and_others_not() {
+        assert!(is_object_line("  CC      kernel/fork.o"));
+        assert!(is_object_line("  CC [M]  fs/fuse/fuse.o"));
+        assert!(is_object_line("  LD      vmlinux"));
+        assert!(!is_object_line("make[2]: Entering directory"));
+        assert!(!is_object_line("  GEN     Makefile"));
+        assert!(!is_object_line("CC kernel/fork.o"));
+    }
+
+    #[test]
+    fn first_error_shows_the_compiler_error_with_context() {
+        let log = "  CC a.o\n  CC b.o\nfs/fuse/file.c: In function 'x':\nfs/fuse/file.c:12:3: error: 'y' undeclared\n   12 | y;\nmake[4]: *** Error 1\n";
+        let got = first_error(log);
+        assert!(got.contains("file.c:12:3: error"), "{got}");
+        assert!(got.contains("In function"), "{got}");
+    }
+}

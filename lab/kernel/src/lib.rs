@@ -1,0 +1,14 @@
+//! The kernel pipeline: a `kernels/<name>/kernel.yaml` -> a source tree
+//! (Debian's source package, a local git ref, or a user's tree) -> the
+//! patch series applied -> a config made of fragments, checked -> an
+//! incremental build -> artifacts in a content-addressed cache.
+
+pub mod build;
+pub mod cache;
+pub mod config;
+pub mod series;
+pub mod source;
+pub mod spec;
+
+pub use build::{build, BuildRequest, BuiltKernel};
+pub use spec::KernelSpec;

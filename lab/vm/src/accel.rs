@@ -1,0 +1,3 @@
+//! placeholder
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel { Kvm, Tcg }

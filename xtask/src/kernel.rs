@@ -1,0 +1,81 @@
+//! `cargo xtask kernel ...`: build and list kernels.
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use lab_host::prereqs::Need;
+use lab_host::stage::Timings;
+use std::path::PathBuf;
+use xshell::Shell;
+
+#[derive(Subcommand)]
+pub enum Kernel {
+    /// Builds a kernel (or finds it in the cache) and prints its directory.
+    Build(BuildArgs),
+    /// Lists the kernels defined in kernels/.
+    List,
+}
+
+/// Which kernel, shared by every verb that needs one.
+#[derive(Args, Clone, Debug)]
+pub struct BuildArgs {
+    /// A directory of kernels/ with a kernel.yaml.
+    #[arg(long, default_value = "famfs-bpf")]
+    pub kernel: String,
+    /// Build this kernel tree (yours) instead of the kernel's source.
+    #[arg(long)]
+    pub source_dir: Option<PathBuf>,
+    /// An extra config fragment (a name in kernels/config, or a path).
+    #[arg(long = "fragment")]
+    pub fragments: Vec<String>,
+    /// Only check host tools; never install.
+    #[arg(long)]
+    pub no_install: bool,
+    /// Download the Debian source again.
+    #[arg(long)]
+    pub refresh_source: bool,
+    /// make -j (default: cores + 1).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+}
+
+impl BuildArgs {
+    /// Builds the kernel these flags describe.
+    pub fn build(&self, sh: &Shell, t: &mut Timings) -> Result<lab_kernel::BuiltKernel> {
+        crate::host::ensure(sh, &[Need::Kernel], self.no_install)?;
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let req = lab_kernel::BuildRequest {
+            kernels_dir: lab_host::paths::repo_root().join("kernels"),
+            kernel: self.kernel.clone(),
+            source_dir: self.source_dir.clone(),
+            extra_fragments: self.fragments.clone(),
+            cache_root: lab_host::paths::cache_root(),
+            jobs: self.jobs.unwrap_or(cores + 1),
+            refresh_source: self.refresh_source,
+        };
+        lab_kernel::build(sh, &req, t)
+    }
+}
+
+impl Kernel {
+    pub fn run(self, sh: &Shell) -> Result<()> {
+        match self {
+            Kernel::Build(args) => {
+                let mut t = Timings::default();
+                let built = args.build(sh, &mut t)?;
+                println!("{}", built.entry.dir.display());
+                if !t.stages().is_empty() {
+                    eprint!("{}", t.table());
+                }
+                Ok(())
+            }
+            Kernel::List => {
+                let dir = lab_host::paths::repo_root().join("kernels");
+                for name in lab_kernel::spec::list(&dir)? {
+                    let spec = lab_kernel::KernelSpec::load(&dir, &name)?;
+                    println!("{name:12} {}", spec.description);
+                }
+                Ok(())
+            }
+        }
+    }
+}

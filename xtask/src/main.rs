@@ -1,0 +1,50 @@
+//! `cargo xtask`: the lab's command line. Each verb is a module with a
+//! struct of its flags and a `run`.
+
+mod host;
+mod kernel;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// famfs-lab: a QEMU test lab and kernel CI for famfs over FUSE with BPF
+/// fmap ops.
+#[derive(Parser)]
+#[command(name = "cargo xtask", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+#[derive(Subcommand)]
+enum Verb {
+    /// Host prerequisites: check them, install what is missing.
+    #[command(subcommand)]
+    Host(host::Host),
+    /// Kernels: fetch, patch, configure, build, cache.
+    #[command(subcommand)]
+    Kernel(kernel::Kernel),
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FAMFS_LAB_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result: Result<()> = (|| {
+        let sh = xshell::Shell::new()?;
+        sh.change_dir(lab_host::paths::repo_root());
+        match cli.verb {
+            Verb::Host(v) => v.run(&sh),
+            Verb::Kernel(v) => v.run(&sh),
+        }
+    })();
+    if let Err(err) = result {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}
