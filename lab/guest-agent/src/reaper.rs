@@ -147,11 +147,10 @@ impl Reaper {
         let peek = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT | WaitPidFlag::__WALL;
         loop {
             let gen = self.lock().spawn_gen;
-            let _ = peek;
-            match waitpid(Pid::from_raw(-1), None) {
+            match waitid(Id::All, peek) {
                 Ok(status) => {
                     if let Some(pid) = status.pid() {
-                        let _ = pid; // naive: already reaped
+                        self.reap(pid);
                     }
                 }
                 Err(Errno::EINTR) => {}
@@ -261,7 +260,10 @@ mod tests {
 
     #[test]
     fn failed_spawn_does_not_panic_or_leak() {
-        for _ in 0..20 {
+        // A live child keeps the reaper blocked in its wildcard wait, the
+        // situation in which it could steal std's internal waitpid.
+        let (_sleeper, sleeper_exit) = reaper().spawn(&mut sh("sleep 3")).unwrap();
+        for _ in 0..50 {
             // With a pre_exec hook std uses fork+exec and, when exec fails,
             // reaps the child itself (panicking if someone else did).
             let mut cmd = Command::new("/nonexistent/program");
@@ -279,6 +281,10 @@ mod tests {
         assert_eq!(
             w.wait_timeout(Duration::from_secs(10)),
             Some(ChildExit::Exited(3))
+        );
+        assert_eq!(
+            sleeper_exit.wait_timeout(Duration::from_secs(10)),
+            Some(ChildExit::Exited(0))
         );
     }
 }

@@ -76,6 +76,7 @@ pub fn build(sh: &Shell, req: &BuildRequest, t: &mut Timings) -> Result<BuiltKer
             return Ok(BuiltKernel { entry, meta, cache_hit: true });
         }
     }
+    let _lock = lab_host::lock::exclusive(&req.cache_root.join("kernel-build.lock"), "a kernel build")?;
     let work = req.cache_root.join("work").join(sanitize(&label));
     let src = t.stage("kernel: patch series", || source::prepare_tree(sh, &resolved, &work, &patches))?;
     let build_dir = work.join("build");

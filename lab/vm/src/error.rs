@@ -94,6 +94,9 @@ pub enum Error {
     #[error("KVM was requested (FAMFS_LAB_ACCEL=kvm) but does not work here: {reason}")]
     KvmUnavailable { reason: String },
 
+    #[error("unknown device {0:?} in the topology")]
+    UnknownDevice(String),
+
     #[error("device {device}: range {offset}+{len} is outside its {size}-byte backing file")]
     BackingOutOfRange {
         device: String,

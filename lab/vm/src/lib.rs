@@ -7,3 +7,4 @@ pub mod topology;
 pub mod topology_checks;
 pub mod accel;
 pub mod qemu_args;
+pub mod backing;

@@ -157,17 +157,18 @@ fn cxl_args(a: &mut Argv, t: &Topology, run_dir: &Path) {
     for d in &t.devices {
         a.opt("-device", format!("cxl-type3,bus={},volatile-memdev=vmem-{},id={}", d.root_port, d.id, d.id));
     }
+    // All windows go in one -machine option: QEMU refuses `cxl-fmw.*` split over several.
+    let mut parts = Vec::new();
     for (n, w) in t.windows.iter().enumerate() {
-        let mut parts: Vec<String> = w
-            .targets
-            .iter()
-            .enumerate()
-            .map(|(k, target)| format!("cxl-fmw.{n}.targets.{k}={target}"))
-            .collect();
+        for (k, target) in w.targets.iter().enumerate() {
+            parts.push(format!("cxl-fmw.{n}.targets.{k}={target}"));
+        }
         parts.push(format!("cxl-fmw.{n}.size={}", w.size.to_qemu()));
         if let Some(g) = w.interleave_granularity {
             parts.push(format!("cxl-fmw.{n}.interleave-granularity={}", g.to_qemu()));
         }
+    }
+    if !parts.is_empty() {
         a.opt("-machine", parts.join(","));
     }
 }
