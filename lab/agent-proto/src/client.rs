@@ -532,7 +532,10 @@ mod tests {
     /// A fake agent on the other end of a socket pair.
     fn pair() -> (AgentClient, UnixStream) {
         let (a, b) = UnixStream::pair().unwrap();
-        (AgentClient::from_stream(a, ClientOptions::default()).unwrap(), b)
+        (
+            AgentClient::from_stream(a, ClientOptions::default()).unwrap(),
+            b,
+        )
     }
 
     #[test]
@@ -649,8 +652,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("agent-proto-test-{}", random_u64()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("s.sock");
-        let err = AgentClient::connect(&path, Instant::now() + Duration::from_millis(100))
-            .unwrap_err();
+        let err =
+            AgentClient::connect(&path, Instant::now() + Duration::from_millis(100)).unwrap_err();
         assert!(matches!(err, AgentError::Timeout { .. }), "{err}");
 
         let p2 = path.clone();
@@ -688,6 +691,9 @@ mod tests {
         let err = client
             .read_file("/nope", 10, Duration::from_secs(5))
             .unwrap_err();
-        assert!(matches!(err, AgentError::Remote(ref m) if m == "no such file"), "{err}");
+        assert!(
+            matches!(err, AgentError::Remote(ref m) if m == "no such file"),
+            "{err}"
+        );
     }
 }

@@ -187,14 +187,20 @@ pub struct Response {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ResponseBody {
     /// Unsolicited, sent once the port is open.
-    Ready { agent_version: String },
+    Ready {
+        agent_version: String,
+    },
     Hello(HelloInfo),
     Exec(ExecResult),
     /// Success without data (`Kmsg`, `WriteFile`, `Poweroff`).
     Ok,
-    File { data_b64: String },
+    File {
+        data_b64: String,
+    },
     /// The request was malformed or failed.
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 impl ResponseBody {

@@ -180,7 +180,10 @@ fn wait_drained(done: &Receiver<()>, count: usize, grace: Duration) {
 
 fn take(capture: &Mutex<Capture>) -> (String, bool) {
     let cap = capture.lock().unwrap_or_else(|e| e.into_inner());
-    (String::from_utf8_lossy(&cap.data).into_owned(), cap.truncated)
+    (
+        String::from_utf8_lossy(&cap.data).into_owned(),
+        cap.truncated,
+    )
 }
 
 #[cfg(test)]
@@ -255,7 +258,10 @@ mod tests {
         );
         let r = run(reaper(), &ExecRequest::new(Vec::<String>::new()));
         assert!(matches!(r.status, ExitStatus::SpawnFailed(_)));
-        let r = run(reaper(), &ExecRequest::new(["true"]).cwd("/nonexistent-dir"));
+        let r = run(
+            reaper(),
+            &ExecRequest::new(["true"]).cwd("/nonexistent-dir"),
+        );
         assert!(matches!(r.status, ExitStatus::SpawnFailed(_)));
         let r = run(reaper(), &ExecRequest::new(["nul\0byte"]));
         assert!(matches!(r.status, ExitStatus::SpawnFailed(_)));

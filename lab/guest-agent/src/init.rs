@@ -42,13 +42,21 @@ const fn spec(
 }
 
 fn mounts() -> Vec<MountSpec> {
-    let nse = MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV).union(MsFlags::MS_NOEXEC);
+    let nse = MsFlags::MS_NOSUID
+        .union(MsFlags::MS_NODEV)
+        .union(MsFlags::MS_NOEXEC);
     let ns = MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV);
     vec![
         // proc first: the "already mounted" check reads /proc/self/mounts.
         spec("proc", "/proc", "proc", nse, None),
         spec("sysfs", "/sys", "sysfs", nse, None),
-        spec("devtmpfs", "/dev", "devtmpfs", MsFlags::MS_NOSUID, Some("mode=0755")),
+        spec(
+            "devtmpfs",
+            "/dev",
+            "devtmpfs",
+            MsFlags::MS_NOSUID,
+            Some("mode=0755"),
+        ),
         spec("tmpfs", "/tmp", "tmpfs", ns, Some("mode=1777")),
         spec("tmpfs", "/run", "tmpfs", ns, Some("mode=0755")),
         spec(
@@ -74,7 +82,10 @@ pub fn setup() {
             continue;
         }
         if let Err(e) = std::fs::create_dir_all(m.target) {
-            log(&format!("mkdir {}: {e} (skipping {} mount)", m.target, m.fstype));
+            log(&format!(
+                "mkdir {}: {e} (skipping {} mount)",
+                m.target, m.fstype
+            ));
             continue;
         }
         match mount(Some(m.source), m.target, Some(m.fstype), m.flags, m.data) {

@@ -153,8 +153,8 @@ fn run(args: &Args, pid1: bool) -> anyhow::Result<()> {
 
     if let Some(path) = &args.listen {
         let _ = std::fs::remove_file(path);
-        let listener = UnixListener::bind(path)
-            .with_context(|| format!("listening on {}", path.display()))?;
+        let listener =
+            UnixListener::bind(path).with_context(|| format!("listening on {}", path.display()))?;
         announce();
         for conn in listener.incoming() {
             match conn.and_then(|s| Ok((s.try_clone()?, s))) {

@@ -226,7 +226,7 @@ pub fn hello(nonce: String) -> HelloInfo {
 
 fn parse_uptime_ms(text: &str) -> Option<u64> {
     let secs: f64 = text.split_whitespace().next()?.parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| (secs * 1000.0) as u64)
+    (secs.is_finite() && secs >= 0.0).then_some((secs * 1000.0) as u64)
 }
 
 /// Write `text` to kmsg, one record per line. Lines without an explicit

@@ -166,10 +166,7 @@ fn exec_timeout_kills_and_reaps() {
     let client = agent.client();
     let t0 = Instant::now();
     let r = client
-        .exec(
-            sh("echo $$; exec sleep 30", Duration::from_millis(300)),
-            T,
-        )
+        .exec(sh("echo $$; exec sleep 30", Duration::from_millis(300)), T)
         .unwrap();
     let took = t0.elapsed();
     assert_eq!(r.status, ExitStatus::TimedOut);
@@ -177,7 +174,10 @@ fn exec_timeout_kills_and_reaps() {
     assert!(r.duration_ms >= 300);
     let pid: i32 = r.stdout.trim().parse().unwrap();
     // Killed and reaped by the agent (a zombie would still be in /proc).
-    assert!(wait_gone(pid, Duration::from_secs(2)), "pid {pid} still exists");
+    assert!(
+        wait_gone(pid, Duration::from_secs(2)),
+        "pid {pid} still exists"
+    );
 }
 
 #[test]
@@ -224,7 +224,10 @@ fn exec_spawn_failed() {
         .unwrap();
     assert!(matches!(r.status, ExitStatus::SpawnFailed(_)));
     // The agent is fine afterwards.
-    assert!(client.exec(ExecRequest::new(["true"]), T).unwrap().success());
+    assert!(client
+        .exec(ExecRequest::new(["true"]), T)
+        .unwrap()
+        .success());
 }
 
 #[test]
@@ -357,7 +360,10 @@ fn killing_the_agent_disconnects_pending_calls() {
     let script = format!("echo $$ > {}; exec sleep 30", pidfile.display());
     let c2 = Arc::clone(&client);
     let pending = std::thread::spawn(move || {
-        let r = c2.exec(sh(&script, Duration::from_secs(60)), Duration::from_secs(60));
+        let r = c2.exec(
+            sh(&script, Duration::from_secs(60)),
+            Duration::from_secs(60),
+        );
         (r, Instant::now())
     });
     let deadline = Instant::now() + T;

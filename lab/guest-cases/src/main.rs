@@ -1,1 +1,88 @@
-fn main() {}
+//! `famfs-lab-cases`: the guest side of the lab's suites.
+//!
+//! ```text
+//! famfs-lab-cases setup PLAN_JSON     create regions; write the device map
+//! famfs-lab-cases run SUITE.CASE      run one case (exit 0 pass, 1 fail, 77 skip)
+//! famfs-lab-cases list                print the catalog
+//! ```
+
+mod mapping;
+mod selftest;
+mod setup;
+mod smoke;
+mod sysfs;
+
+use anyhow::{bail, Context, Result};
+use famfs_lab_cases::devices::DeviceMap;
+use famfs_lab_cases::plan::SetupPlan;
+use famfs_lab_cases::{catalog, DEVICES_JSON, EXIT_FAIL, EXIT_SKIP};
+use std::path::Path;
+
+/// What a case ended with (errors are failures too).
+pub enum Outcome {
+    Pass,
+    Fail(String),
+    Skip(String),
+}
+
+const PLAN_JSON: &str = "/run/famfs-lab/plan.json";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = match dispatch(&args) {
+        Ok(Outcome::Pass) => 0,
+        Ok(Outcome::Skip(why)) => {
+            println!("SKIP: {why}");
+            EXIT_SKIP
+        }
+        Ok(Outcome::Fail(why)) => {
+            println!("FAIL: {why}");
+            EXIT_FAIL
+        }
+        Err(e) => {
+            println!("FAIL: {e:#}");
+            EXIT_FAIL
+        }
+    };
+    std::process::exit(code);
+}
+
+fn dispatch(args: &[String]) -> Result<Outcome> {
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["setup", plan] => {
+            let plan: SetupPlan = serde_json::from_str(plan).context("parsing the setup plan")?;
+            let map = setup::run(&plan)?;
+            std::fs::create_dir_all("/run/famfs-lab")?;
+            std::fs::write(PLAN_JSON, serde_json::to_string_pretty(&plan)?)?;
+            let text = serde_json::to_string_pretty(&map)?;
+            std::fs::write(DEVICES_JSON, &text)?;
+            println!("{text}");
+            Ok(Outcome::Pass)
+        }
+        ["run", id] => {
+            let case = catalog::find(id).with_context(|| format!("no case {id:?}; `famfs-lab-cases list` shows them"))?;
+            match case.suite {
+                "selftest" => selftest::run(case.name),
+                "smoke" => {
+                    let (plan, map) = load()?;
+                    smoke::run(case.name, &plan, &map)
+                }
+                other => bail!("suite {other} has no guest implementation"),
+            }
+        }
+        ["list"] => {
+            for c in catalog::CASES {
+                println!("{:40} {:>4}s  {}", c.id(), c.timeout_s, c.about);
+            }
+            Ok(Outcome::Pass)
+        }
+        _ => bail!("usage: famfs-lab-cases setup PLAN_JSON | run SUITE.CASE | list"),
+    }
+}
+
+fn load() -> Result<(SetupPlan, DeviceMap)> {
+    let read = |p: &str| std::fs::read_to_string(Path::new(p)).with_context(|| format!("reading {p} (did setup run?)"));
+    let plan = serde_json::from_str(&read(PLAN_JSON)?).context("parsing the plan")?;
+    let map = serde_json::from_str(&read(DEVICES_JSON)?).context("parsing the device map")?;
+    Ok((plan, map))
+}

@@ -18,7 +18,11 @@ const STALE_TMP: Duration = Duration::from_secs(3600);
 
 /// `$FAMFS_LAB_CACHE`, else `$XDG_CACHE_HOME/famfs-lab`, else `~/.cache/famfs-lab`.
 pub fn default_cache_root() -> Result<PathBuf> {
-    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     if let Some(p) = var("FAMFS_LAB_CACHE") {
         return Ok(p);
     }
@@ -59,12 +63,17 @@ pub(crate) fn materialize(plan: &Plan, cache: &Path) -> Result<BuiltImage> {
         .map_err(io_err(&images))?;
     let cpio_tmp = tmp.path().join(CPIO_NAME);
     let file = File::create(&cpio_tmp).map_err(io_err(&cpio_tmp))?;
-    let (out, size) = plan.write_cpio(BufWriter::new(file)).map_err(io_err(&cpio_tmp))?;
-    let file = out.into_inner().map_err(|e| io_err(&cpio_tmp)(e.into_error()))?;
+    let (out, size) = plan
+        .write_cpio(BufWriter::new(file))
+        .map_err(io_err(&cpio_tmp))?;
+    let file = out
+        .into_inner()
+        .map_err(|e| io_err(&cpio_tmp)(e.into_error()))?;
     file.sync_all().map_err(io_err(&cpio_tmp))?;
     let manifest_tmp = tmp.path().join(MANIFEST_NAME);
     let mut file = File::create(&manifest_tmp).map_err(io_err(&manifest_tmp))?;
-    file.write_all(plan.manifest().as_bytes()).map_err(io_err(&manifest_tmp))?;
+    file.write_all(plan.manifest().as_bytes())
+        .map_err(io_err(&manifest_tmp))?;
     file.sync_all().map_err(io_err(&manifest_tmp))?;
     fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755))
         .map_err(io_err(tmp.path()))?;
@@ -96,13 +105,41 @@ pub(crate) fn materialize(plan: &Plan, cache: &Path) -> Result<BuiltImage> {
 
 /// Best effort: removes temporary dirs left by crashed builds (older than an hour).
 fn remove_stale_tmp(images: &Path) {
-    let Ok(entries) = fs::read_dir(images) else { return };
+    let Ok(entries) = fs::read_dir(images) else {
+        return;
+    };
     for e in entries.flatten() {
         let stale = e.metadata().and_then(|m| m.modified()).is_ok_and(|t| {
-            SystemTime::now().duration_since(t).is_ok_and(|age| age > STALE_TMP)
+            SystemTime::now()
+                .duration_since(t)
+                .is_ok_and(|age| age > STALE_TMP)
         });
         if stale && e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
             let _ = fs::remove_dir_all(e.path());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The only test in this binary that touches these variables.
+    #[test]
+    fn cache_root_precedence() {
+        std::env::set_var("FAMFS_LAB_CACHE", "/x/famfs");
+        std::env::set_var("XDG_CACHE_HOME", "/xdg");
+        assert_eq!(default_cache_root().ok(), Some(PathBuf::from("/x/famfs")));
+        std::env::set_var("FAMFS_LAB_CACHE", "");
+        assert_eq!(
+            default_cache_root().ok(),
+            Some(PathBuf::from("/xdg/famfs-lab"))
+        );
+        std::env::remove_var("XDG_CACHE_HOME");
+        std::env::set_var("HOME", "/home/u");
+        assert_eq!(
+            default_cache_root().ok(),
+            Some(PathBuf::from("/home/u/.cache/famfs-lab"))
+        );
     }
 }

@@ -103,7 +103,9 @@ impl<W: Write> Writer<W> {
     ) -> io::Result<()> {
         let namesize = u32::try_from(name.len() + 1).map_err(|_| invalid("name too long"))?;
         // ino mode uid gid nlink mtime filesize devmajor devminor rdevmajor rdevminor namesize check
-        let fields = [ino, mode, 0, 0, nlink, 0, size, 0, 0, rmaj, rmin, namesize, 0];
+        let fields = [
+            ino, mode, 0, 0, nlink, 0, size, 0, 0, rmaj, rmin, namesize, 0,
+        ];
         let mut h = Vec::with_capacity(HEADER_LEN + name.len() + 4);
         h.extend_from_slice(MAGIC);
         for f in fields {

@@ -35,7 +35,11 @@ pub fn is_elf(bytes: &[u8]) -> bool {
 pub fn parse(bytes: &[u8]) -> std::result::Result<ElfInfo, String> {
     let elf = goblin::elf::Elf::parse(bytes).map_err(|e| e.to_string())?;
     let split = |v: &[&str]| -> Vec<String> {
-        v.iter().flat_map(|s| s.split(':')).filter(|s| !s.is_empty()).map(String::from).collect()
+        v.iter()
+            .flat_map(|s| s.split(':'))
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
     };
     Ok(ElfInfo {
         interpreter: elf.interpreter.map(String::from),
@@ -50,8 +54,17 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<ElfInfo, String> {
 /// One thing to put into the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolved {
-    File { guest: String, host: PathBuf, perm: u32, data: Arc<Vec<u8>> },
-    Symlink { guest: String, host: PathBuf, target: String },
+    File {
+        guest: String,
+        host: PathBuf,
+        perm: u32,
+        data: Arc<Vec<u8>>,
+    },
+    Symlink {
+        guest: String,
+        host: PathBuf,
+        target: String,
+    },
 }
 
 impl Resolved {
@@ -86,7 +99,8 @@ impl Resolver {
     /// `host`). Non-ELF data and objects without dynamic dependencies add nothing.
     pub fn add_root(&mut self, guest: &str, host: &Path, data: Arc<Vec<u8>>) -> Result<()> {
         self.emitted.insert(guest.to_owned());
-        self.queue.push_back((guest.to_owned(), host.to_owned(), data));
+        self.queue
+            .push_back((guest.to_owned(), host.to_owned(), data));
         while let Some((guest, host, data)) = self.queue.pop_front() {
             if self.processed.insert(guest.clone()) {
                 self.process(&guest, &host, &data)?;
@@ -104,7 +118,10 @@ impl Resolver {
         if !is_elf(data) {
             return Ok(());
         }
-        let info = parse(data).map_err(|message| ImageError::Elf { path: host.into(), message })?;
+        let info = parse(data).map_err(|message| ImageError::Elf {
+            path: host.into(),
+            message,
+        })?;
         let who = || match host.to_string_lossy() {
             h if h == guest => guest.to_owned(),
             h => format!("{guest} (host {h})"),
@@ -116,7 +133,10 @@ impl Resolver {
             self.add_chain(PathBuf::from(interp), interp.clone())?;
         }
         let guest_dir = parent(guest);
-        let host_dir = host.parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+        let host_dir = host
+            .parent()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let mut dirs: Vec<String> = Vec::new();
         if info.runpath.is_empty() {
             dirs.extend(info.rpath.iter().cloned());
@@ -186,7 +206,10 @@ impl Resolver {
             self.queue.push_back((guest, host, data));
             return Ok(());
         }
-        Err(ImageError::Elf { path: host, message: "too many levels of symlinks".into() })
+        Err(ImageError::Elf {
+            path: host,
+            message: "too many levels of symlinks".into(),
+        })
     }
 }
 

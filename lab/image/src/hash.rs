@@ -27,14 +27,22 @@ impl Fields {
 pub(crate) fn content_hash(recipe_json: &[u8], init: &str, tree: &Tree) -> String {
     let mut h = Fields(Sha256::new());
     h.bytes(b"famfs-lab initramfs").num(FORMAT_VERSION.into());
-    h.bytes(recipe_json).bytes(init.as_bytes()).num(tree.len() as u64);
+    h.bytes(recipe_json)
+        .bytes(init.as_bytes())
+        .num(tree.len() as u64);
     for (path, node) in tree.iter() {
-        h.bytes(path.as_bytes()).num(node.perm.into()).bytes(node.source.as_bytes());
+        h.bytes(path.as_bytes())
+            .num(node.perm.into())
+            .bytes(node.source.as_bytes());
         match &node.kind {
             NodeKind::Dir { .. } => h.bytes(b"dir"),
             NodeKind::File(d) => h.bytes(b"file").bytes(d),
             NodeKind::Symlink(t) => h.bytes(b"symlink").bytes(t.as_bytes()),
-            NodeKind::Device { block, major, minor } => h
+            NodeKind::Device {
+                block,
+                major,
+                minor,
+            } => h
                 .bytes(if *block { b"blk" } else { b"chr" })
                 .num((*major).into())
                 .num((*minor).into()),
@@ -51,7 +59,11 @@ mod tests {
 
     fn tree_with(path: &str, data: &[u8], perm: u32) -> Tree {
         let mut t = Tree::default();
-        let node = Node { kind: NodeKind::File(Arc::new(data.to_vec())), perm, source: "s".into() };
+        let node = Node {
+            kind: NodeKind::File(Arc::new(data.to_vec())),
+            perm,
+            source: "s".into(),
+        };
         t.insert(path, node).expect("insert");
         t
     }
@@ -59,11 +71,29 @@ mod tests {
     #[test]
     fn every_field_matters() {
         let base = content_hash(b"r", "/init", &tree_with("/a", b"x", 0o644));
-        assert_eq!(base, content_hash(b"r", "/init", &tree_with("/a", b"x", 0o644)));
-        assert_ne!(base, content_hash(b"r2", "/init", &tree_with("/a", b"x", 0o644)));
-        assert_ne!(base, content_hash(b"r", "/sbin/init", &tree_with("/a", b"x", 0o644)));
-        assert_ne!(base, content_hash(b"r", "/init", &tree_with("/b", b"x", 0o644)));
-        assert_ne!(base, content_hash(b"r", "/init", &tree_with("/a", b"y", 0o644)));
-        assert_ne!(base, content_hash(b"r", "/init", &tree_with("/a", b"x", 0o755)));
+        assert_eq!(
+            base,
+            content_hash(b"r", "/init", &tree_with("/a", b"x", 0o644))
+        );
+        assert_ne!(
+            base,
+            content_hash(b"r2", "/init", &tree_with("/a", b"x", 0o644))
+        );
+        assert_ne!(
+            base,
+            content_hash(b"r", "/sbin/init", &tree_with("/a", b"x", 0o644))
+        );
+        assert_ne!(
+            base,
+            content_hash(b"r", "/init", &tree_with("/b", b"x", 0o644))
+        );
+        assert_ne!(
+            base,
+            content_hash(b"r", "/init", &tree_with("/a", b"y", 0o644))
+        );
+        assert_ne!(
+            base,
+            content_hash(b"r", "/init", &tree_with("/a", b"x", 0o755))
+        );
     }
 }

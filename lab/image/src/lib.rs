@@ -9,6 +9,7 @@
 
 mod build;
 mod cache;
+mod collect;
 pub mod cpio;
 pub mod elfdeps;
 mod hash;

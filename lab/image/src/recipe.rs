@@ -49,7 +49,11 @@ pub struct FileSpec {
     #[serde(default)]
     pub optional: bool,
     /// Permission bits as a quoted octal string ("0755"); defaults to the host file's.
-    #[serde(default, deserialize_with = "opt_octal", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_octal",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub mode: Option<u32>,
 }
 
@@ -183,13 +187,18 @@ impl Recipe {
         let mut claim = |what: String, path: &str| -> std::result::Result<(), String> {
             let norm = tree::normalize(path).map_err(|e| format!("{what}: {e}"))?;
             if !seen.insert(norm) {
-                return Err(format!("{what}: guest path {path} appears twice in the recipe"));
+                return Err(format!(
+                    "{what}: guest path {path} appears twice in the recipe"
+                ));
             }
             Ok(())
         };
         for (i, f) in self.files.iter().enumerate() {
             if !f.host.is_absolute() {
-                return Err(format!("files[{i}].host: {} is not absolute", f.host.display()));
+                return Err(format!(
+                    "files[{i}].host: {} is not absolute",
+                    f.host.display()
+                ));
             }
             if f.package.trim().is_empty() {
                 return Err(format!("files[{i}].package: empty"));
@@ -215,9 +224,10 @@ impl Recipe {
         }
         if let Some(bb) = &self.busybox {
             let target = tree::normalize(&bb.binary).map_err(|e| format!("busybox.binary: {e}"))?;
-            let found = self.files.iter().any(|f| {
-                tree::normalize(&f.guest_path()).is_ok_and(|g| g == target)
-            });
+            let found = self
+                .files
+                .iter()
+                .any(|f| tree::normalize(&f.guest_path()).is_ok_and(|g| g == target));
             if !found {
                 return Err(format!(
                     "busybox.binary: {} is not the guest path of any entry in files",

@@ -26,10 +26,16 @@ impl PartialOrd for Key {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum NodeKind {
     /// `implicit`: created as a parent of something else, may be re-moded by the recipe.
-    Dir { implicit: bool },
+    Dir {
+        implicit: bool,
+    },
     File(Arc<Vec<u8>>),
     Symlink(String),
-    Device { block: bool, major: u32, minor: u32 },
+    Device {
+        block: bool,
+        major: u32,
+        minor: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,7 +119,11 @@ impl Tree {
         }
         let key = normalize(guest).map_err(|m| conflict(guest, m))?;
         let parents_ok = ancestors(&key).all(|p| match self.nodes.get(&Key(p.to_owned())) {
-            None | Some(Node { kind: NodeKind::Dir { .. }, .. }) => true,
+            None
+            | Some(Node {
+                kind: NodeKind::Dir { .. },
+                ..
+            }) => true,
             Some(_) => false,
         });
         if !parents_ok {
@@ -133,11 +143,18 @@ impl Tree {
                     };
                     self.nodes.insert(Key(parent.to_owned()), dir);
                 }
-                Some(Node { kind: NodeKind::Dir { .. }, .. }) => {}
+                Some(Node {
+                    kind: NodeKind::Dir { .. },
+                    ..
+                }) => {}
                 Some(other) => {
                     return Err(conflict(
                         &format!("/{key}"),
-                        format!("parent /{parent} is {} from {}", describe(other), other.source),
+                        format!(
+                            "parent /{parent} is {} from {}",
+                            describe(other),
+                            other.source
+                        ),
                     ))
                 }
             }
@@ -153,14 +170,28 @@ impl Tree {
                 NodeKind::Dir { .. } => cpio::Kind::Dir,
                 NodeKind::File(d) => cpio::Kind::File(d),
                 NodeKind::Symlink(t) => cpio::Kind::Symlink(t),
-                NodeKind::Device { block: false, major, minor } => {
-                    cpio::Kind::CharDev { major: *major, minor: *minor }
-                }
-                NodeKind::Device { block: true, major, minor } => {
-                    cpio::Kind::BlockDev { major: *major, minor: *minor }
-                }
+                NodeKind::Device {
+                    block: false,
+                    major,
+                    minor,
+                } => cpio::Kind::CharDev {
+                    major: *major,
+                    minor: *minor,
+                },
+                NodeKind::Device {
+                    block: true,
+                    major,
+                    minor,
+                } => cpio::Kind::BlockDev {
+                    major: *major,
+                    minor: *minor,
+                },
             };
-            w.append(&cpio::Entry { path, perm: node.perm, kind })?;
+            w.append(&cpio::Entry {
+                path,
+                perm: node.perm,
+                kind,
+            })?;
         }
         w.finish()
     }
@@ -176,7 +207,10 @@ fn describe(n: &Node) -> String {
 }
 
 fn conflict(guest: &str, message: String) -> ImageError {
-    ImageError::Conflict { guest: guest.to_owned(), message }
+    ImageError::Conflict {
+        guest: guest.to_owned(),
+        message,
+    }
 }
 
 /// Proper ancestors of a normalized key, outermost first (`a/b/c` -> `a`, `a/b`).
@@ -194,8 +228,13 @@ pub(crate) fn normalize(guest: &str) -> std::result::Result<String, String> {
     if rest.is_empty() || rest.contains('\0') {
         return Err(format!("guest path {guest:?} is not a usable file path"));
     }
-    if rest.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
-        return Err(format!("guest path {guest:?} has an empty, . or .. component"));
+    if rest
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err(format!(
+            "guest path {guest:?} has an empty, . or .. component"
+        ));
     }
     Ok(rest.to_owned())
 }
@@ -222,13 +261,19 @@ mod tests {
     use super::*;
 
     fn file(data: &[u8]) -> Node {
-        Node { kind: NodeKind::File(Arc::new(data.to_vec())), perm: 0o644, source: "t".into() }
+        Node {
+            kind: NodeKind::File(Arc::new(data.to_vec())),
+            perm: 0o644,
+            source: "t".into(),
+        }
     }
 
     #[test]
     fn normalize_and_lexical() {
         assert_eq!(normalize("/a/b/").as_deref(), Ok("a/b"));
-        assert!(normalize("a").is_err() && normalize("/").is_err() && normalize("/a/../b").is_err());
+        assert!(
+            normalize("a").is_err() && normalize("/").is_err() && normalize("/a/../b").is_err()
+        );
         assert_eq!(resolve_lexical("/lib64", "/lib/x/ld.so"), "/lib/x/ld.so");
         assert_eq!(resolve_lexical("/usr/lib64", "../lib/x"), "/usr/lib/x");
         assert_eq!(resolve_lexical("/lib", "./libc.so.6"), "/lib/libc.so.6");
@@ -242,7 +287,11 @@ mod tests {
         t.insert("/a/b", file(b"2"))?; // identical: fine
         assert!(t.insert("/a/b", file(b"3")).is_err());
         assert!(t.insert("/a-c/x", file(b"3")).is_err()); // parent is a file
-        let dir = Node { kind: NodeKind::Dir { implicit: false }, perm: 0o700, source: "r".into() };
+        let dir = Node {
+            kind: NodeKind::Dir { implicit: false },
+            perm: 0o700,
+            source: "r".into(),
+        };
         t.insert("/a", dir)?; // re-modes the implicit parent
         assert_eq!(t.get("/a").map(|n| n.perm), Some(0o700));
         assert!(!t.insert_if_absent("/a/b", file(b"9"))?);

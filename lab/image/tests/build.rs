@@ -69,16 +69,27 @@ fn deterministic_cached_and_agrees_with_gnu_cpio() {
 
     let a = timed_build(&i, &cache_a);
     assert!(!a.cache_hit);
-    assert_eq!(a.path, cache_a.join("images").join(&a.hash).join("initramfs.cpio"));
-    assert_eq!(std::fs::metadata(&a.path).map(|m| m.len()).ok(), Some(a.size));
+    assert_eq!(
+        a.path,
+        cache_a.join("images").join(&a.hash).join("initramfs.cpio")
+    );
+    assert_eq!(
+        std::fs::metadata(&a.path).map(|m| m.len()).ok(),
+        Some(a.size)
+    );
     let ino = std::fs::metadata(&a.path).expect("stat").ino();
 
     // Same inputs: same hash, nothing rewritten.
     let again = timed_build(&i, &cache_a);
     assert!(again.cache_hit);
-    assert_eq!((&again.hash, &again.path, again.size), (&a.hash, &a.path, a.size));
+    assert_eq!(
+        (&again.hash, &again.path, again.size),
+        (&a.hash, &a.path, a.size)
+    );
     assert_eq!(std::fs::metadata(&a.path).expect("stat").ino(), ino);
-    let leftovers: Vec<_> = std::fs::read_dir(cache_a.join("images")).expect("ls").collect();
+    let leftovers: Vec<_> = std::fs::read_dir(cache_a.join("images"))
+        .expect("ls")
+        .collect();
     assert_eq!(leftovers.len(), 1, "only the image dir, no temp dirs");
 
     // Independent build: byte-identical archive.
@@ -86,7 +97,10 @@ fn deterministic_cached_and_agrees_with_gnu_cpio() {
     assert!(!b.cache_hit);
     assert_eq!(a.hash, b.hash);
     let bytes = std::fs::read(&a.path).expect("read");
-    assert!(bytes == std::fs::read(&b.path).expect("read"), "archives differ");
+    assert!(
+        bytes == std::fs::read(&b.path).expect("read"),
+        "archives differ"
+    );
 
     // GNU cpio lists exactly the manifest's entries, in the same order.
     let manifest = std::fs::read_to_string(&a.manifest).expect("manifest");
@@ -122,7 +136,10 @@ fn deterministic_cached_and_agrees_with_gnu_cpio() {
 /// Extracts the image, checks every entry against its source, then runs the tools inside a
 /// chroot: proves the library closure is complete without booting anything.
 fn extract_and_run(img: &BuiltImage, rows: &[Vec<&str>]) {
-    assert!(common::is_root(), "extracting device nodes and chroot need root");
+    assert!(
+        common::is_root(),
+        "extracting device nodes and chroot need root"
+    );
     let root = tempfile::tempdir().expect("tempdir");
     common::cpio_extract(&img.path, root.path());
     for r in rows {
@@ -132,12 +149,18 @@ fn extract_and_run(img: &BuiltImage, rows: &[Vec<&str>]) {
         match kind {
             "file" => {
                 let got = std::fs::read(&p).expect("read");
-                assert!(got == std::fs::read(src).expect("read source"), "{path} != {src}");
+                assert!(
+                    got == std::fs::read(src).expect("read source"),
+                    "{path} != {src}"
+                );
                 assert_eq!(format!("{:04o}", meta.permissions().mode() & 0o7777), mode);
             }
             "symlink" => {
                 let target = std::fs::read_link(&p).expect("readlink");
-                assert_eq!(Some(target.to_string_lossy().as_ref()), r[5].strip_prefix("-> "));
+                assert_eq!(
+                    Some(target.to_string_lossy().as_ref()),
+                    r[5].strip_prefix("-> ")
+                );
             }
             "dir" => assert!(meta.is_dir(), "{path}"),
             _ => {}
@@ -154,11 +177,48 @@ fn extract_and_run(img: &BuiltImage, rows: &[Vec<&str>]) {
         &["/sbin/depmod", "--version"],
         &["/usr/libexec/famfs-lab/guest-agent", "--version"],
     ] {
-        let out = common::run(Command::new(&chroot)
-            .arg(root.path())
-            .args(cmd)
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"));
-        eprintln!("chroot {cmd:?}: {}", String::from_utf8_lossy(&out.stdout).trim());
+        let out = common::run(
+            Command::new(&chroot)
+                .arg(root.path())
+                .args(cmd)
+                .env_clear()
+                .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        );
+        eprintln!(
+            "chroot {cmd:?}: {}",
+            String::from_utf8_lossy(&out.stdout).trim()
+        );
     }
+}
+
+#[test]
+fn incomplete_image_dir_is_replaced_and_no_temp_dirs_remain() {
+    let busybox = common::need("/bin/busybox", "busybox-static");
+    let work = tempfile::tempdir().expect("tempdir");
+    let i = ImageInputs {
+        recipe: Recipe::from_yaml("{}", "empty").unwrap_or_else(|e| panic!("{e}")),
+        extra_files: vec![(busybox, "/bin/busybox".into(), 0o755)],
+        kernel_modules_dir: None,
+        init: "/bin/busybox".into(),
+    };
+    let hash = lab_image::plan(&i)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .hash()
+        .to_owned();
+    // What a foreign/partial writer might leave: the hash dir without an archive.
+    let dir = work.path().join("images").join(&hash);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("junk"), b"partial").expect("write");
+    let img = timed_build(&i, work.path());
+    assert!(!img.cache_hit);
+    assert_eq!(img.hash, hash);
+    assert!(!dir.join("junk").exists());
+    assert_eq!(img.files, 3, "bin, bin/busybox, init");
+    let names: Vec<String> = std::fs::read_dir(work.path().join("images"))
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, [hash]);
+    let mode = std::fs::metadata(&dir).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o755);
 }

@@ -76,12 +76,20 @@ fn gnu_cpio_extracts_identical_bytes_links_and_modes() {
             Kind::CharDev { major, minor } => {
                 assert!(meta.file_type().is_char_device(), "{}", e.path);
                 let rdev = meta.rdev();
-                assert_eq!(((rdev >> 8) & 0xfff, rdev & 0xff), (major.into(), minor.into()));
+                assert_eq!(
+                    ((rdev >> 8) & 0xfff, rdev & 0xff),
+                    (major.into(), minor.into())
+                );
             }
             Kind::BlockDev { .. } => unreachable!("not in the sample"),
         }
         if !matches!(e.kind, Kind::Symlink(_)) {
-            assert_eq!(meta.permissions().mode() & 0o7777, e.perm, "mode of {}", e.path);
+            assert_eq!(
+                meta.permissions().mode() & 0o7777,
+                e.perm,
+                "mode of {}",
+                e.path
+            );
         }
         if meta.is_file() {
             // GNU cpio -m restores file mtimes (it does not for directories it writes into).
@@ -92,7 +100,8 @@ fn gnu_cpio_extracts_identical_bytes_links_and_modes() {
 
 /// Minimal newc reader: (name, mode, data) per entry, trailer excluded.
 fn read_newc(mut buf: &[u8]) -> Vec<(String, u32, Vec<u8>)> {
-    let hex = |b: &[u8]| u32::from_str_radix(std::str::from_utf8(b).expect("utf8"), 16).expect("hex");
+    let hex =
+        |b: &[u8]| u32::from_str_radix(std::str::from_utf8(b).expect("utf8"), 16).expect("hex");
     let align = |n: usize| (n + 3) & !3;
     let mut out = Vec::new();
     loop {

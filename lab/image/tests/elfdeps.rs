@@ -24,11 +24,21 @@ fn guests(r: &[Resolved]) -> Vec<&str> {
 fn daxctl_closure_has_libc_interpreter_and_its_own_libs() {
     let daxctl = common::need("/usr/bin/daxctl", "daxctl");
     let info = parse(&std::fs::read(&daxctl).expect("read")).expect("parse");
-    assert_eq!(info.interpreter.as_deref(), Some("/lib64/ld-linux-x86-64.so.2"));
-    assert!(info.needed.iter().any(|n| n == "libc.so.6"), "{:?}", info.needed);
+    assert_eq!(
+        info.interpreter.as_deref(),
+        Some("/lib64/ld-linux-x86-64.so.2")
+    );
+    assert!(
+        info.needed.iter().any(|n| n == "libc.so.6"),
+        "{:?}",
+        info.needed
+    );
 
     let r = resolve_deps(&daxctl, &dirs()).unwrap_or_else(|e| panic!("{e}"));
-    assert!(matches!(find(&r, "/lib/x86_64-linux-gnu/libc.so.6"), Resolved::File { .. }));
+    assert!(matches!(
+        find(&r, "/lib/x86_64-linux-gnu/libc.so.6"),
+        Resolved::File { .. }
+    ));
     // Debian: /lib64/ld-linux-x86-64.so.2 is a symlink into the multiarch dir; both go in.
     match find(&r, "/lib64/ld-linux-x86-64.so.2") {
         Resolved::Symlink { target, .. } => {
@@ -68,14 +78,23 @@ fn missing_library_names_binary_library_and_package() {
     let empty = tempfile::tempdir().expect("tempdir");
     let only = vec![empty.path().to_string_lossy().into_owned()];
     let err = resolve_deps(&daxctl, &only).expect_err("nothing to find");
-    let ImageError::MissingLibrary { binary, library, searched, hint } = &err else {
+    let ImageError::MissingLibrary {
+        binary,
+        library,
+        searched,
+        hint,
+    } = &err
+    else {
         panic!("wrong error {err:?}")
     };
     assert_eq!(binary, "/usr/bin/daxctl");
     assert_eq!(library, "libdaxctl.so.1");
     assert_eq!(searched, &only);
     let msg = err.to_string();
-    assert!(msg.contains("/usr/bin/daxctl") && msg.contains("libdaxctl.so.1"), "{msg}");
+    assert!(
+        msg.contains("/usr/bin/daxctl") && msg.contains("libdaxctl.so.1"),
+        "{msg}"
+    );
     // dpkg (if present) knows where it really is; else the Debian naming guess. Both name it.
     assert!(hint.contains("libdaxctl1"), "{hint}");
 }

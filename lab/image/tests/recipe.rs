@@ -17,10 +17,23 @@ fn guest_yaml_parses_and_names_packages() {
     for link in ["modprobe", "insmod", "lsmod", "rmmod", "depmod"] {
         let path = format!("/sbin/{link}");
         let s = recipe.symlinks.iter().find(|s| s.path == path);
-        assert_eq!(s.map(|s| s.target.as_str()), Some("/usr/bin/kmod"), "{path}");
+        assert_eq!(
+            s.map(|s| s.target.as_str()),
+            Some("/usr/bin/kmod"),
+            "{path}"
+        );
     }
     let dirs: Vec<&str> = recipe.directories.iter().map(|d| d.path.as_str()).collect();
-    for d in ["/proc", "/sys", "/dev", "/tmp", "/run", "/results", "/mnt", "/sys/fs/bpf"] {
+    for d in [
+        "/proc",
+        "/sys",
+        "/dev",
+        "/tmp",
+        "/run",
+        "/results",
+        "/mnt",
+        "/sys/fs/bpf",
+    ] {
         assert!(dirs.contains(&d), "{d} missing from directories");
     }
     let tmp = recipe.directories.iter().find(|d| d.path == "/tmp");
@@ -41,13 +54,19 @@ fn unknown_key_error_names_key_and_line() {
     assert!(msg.contains("gust") && msg.contains("line 4"), "{msg}");
     assert!(msg.starts_with("recipe test.yaml:"), "{msg}");
     let msg = parse_err("files: []\nbusybox_applets: true\n");
-    assert!(msg.contains("busybox_applets") && msg.contains("line 2"), "{msg}");
+    assert!(
+        msg.contains("busybox_applets") && msg.contains("line 2"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn mode_must_be_quoted_octal() {
     let msg = parse_err("directories:\n  - { path: /tmp, mode: 1777 }\n");
-    assert!(msg.contains("quoted octal") && msg.contains("line 2"), "{msg}");
+    assert!(
+        msg.contains("quoted octal") && msg.contains("line 2"),
+        "{msg}"
+    );
     let msg = parse_err("directories:\n  - { path: /tmp, mode: \"99\" }\n");
     assert!(msg.contains("invalid mode"), "{msg}");
     let ok = Recipe::from_yaml("directories:\n  - { path: /tmp, mode: \"1777\" }\n", "t");
@@ -59,7 +78,10 @@ fn missing_package_field_and_bad_paths_are_errors() {
     let msg = parse_err("files:\n  - host: /bin/true\n");
     assert!(msg.contains("package") && msg.contains("line 2"), "{msg}");
     let msg = parse_err("files:\n  - { host: bin/true, package: coreutils }\n");
-    assert!(msg.contains("files[0].host") && msg.contains("not absolute"), "{msg}");
+    assert!(
+        msg.contains("files[0].host") && msg.contains("not absolute"),
+        "{msg}"
+    );
     let msg = parse_err("symlinks:\n  - { path: /a/../b, target: x }\n");
     assert!(msg.contains("symlinks[0].path"), "{msg}");
     let msg = parse_err("directories:\n  - { path: /a }\n  - { path: /a/ }\n");
@@ -94,8 +116,16 @@ fn optional_missing_file_is_skipped_with_a_note() {
     let yaml = "files:\n  - { host: /nonexistent/famfs-dbg, package: famfs-dbg, optional: true }\n";
     let p = plan(&inputs(yaml, &busybox.to_string_lossy())).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(p.notes().len(), 1, "{:?}", p.notes());
-    assert!(p.notes()[0].contains("/nonexistent/famfs-dbg"), "{:?}", p.notes());
-    assert!(p.notes()[0].contains("apt-get install famfs-dbg"), "{:?}", p.notes());
+    assert!(
+        p.notes()[0].contains("/nonexistent/famfs-dbg"),
+        "{:?}",
+        p.notes()
+    );
+    assert!(
+        p.notes()[0].contains("apt-get install famfs-dbg"),
+        "{:?}",
+        p.notes()
+    );
     assert!(!p.manifest().contains("famfs-dbg"));
     assert!(p.manifest().contains("/sbin/agent\tfile\t0755"));
 }
@@ -106,7 +136,10 @@ fn init_must_be_an_executable_in_the_image() {
     let mut i = inputs("{}", &busybox.to_string_lossy());
     i.init = "/sbin/nope".into();
     let msg = plan(&i).expect_err("must fail").to_string();
-    assert!(msg.contains("/sbin/nope") && msg.contains("not in the image"), "{msg}");
+    assert!(
+        msg.contains("/sbin/nope") && msg.contains("not in the image"),
+        "{msg}"
+    );
     i.extra_files[0].2 = 0o644;
     i.init = "/sbin/agent".into();
     let msg = plan(&i).expect_err("must fail").to_string();

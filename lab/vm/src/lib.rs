@@ -8,3 +8,6 @@ pub mod topology_checks;
 pub mod accel;
 pub mod qemu_args;
 pub mod backing;
+pub mod qmp;
+pub mod process_cleanup;
+pub mod serial_log;
