@@ -11,3 +11,4 @@ pub mod backing;
 pub mod qmp;
 pub mod process_cleanup;
 pub mod serial_log;
+pub mod vm;

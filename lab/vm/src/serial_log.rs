@@ -146,7 +146,7 @@ mod tests {
         assert_eq!(at, 18); // after "booting\nfamfs-lab "
         writer.await.expect("writer");
         assert_eq!(log.read_from(at).expect("read"), b"agent ready\nmore\n");
-        assert_eq!(log.last_lines(2), "agent ready\nmore");
+        assert_eq!(log.last_lines(2), "famfs-lab agent ready\nmore");
         let err = log
             .wait_for_from(at + 1, "agent ready", Duration::from_secs(5), || true)
             .await
