@@ -195,11 +195,17 @@ impl AgentClient {
 
     /// Generic constructor over a read half and a write half. The reader
     /// thread runs until `reader` reports EOF or an error.
-    pub fn from_parts<R, W>(reader: R, writer: W, opts: ClientOptions) -> io::Result<Self>
+    ///
+    /// Sends an empty line first: the agent skips blank lines, and it ends
+    /// any partial line an earlier (dead) host left in the guest's buffer,
+    /// which would otherwise swallow our first request.
+    pub fn from_parts<R, W>(reader: R, mut writer: W, opts: ClientOptions) -> io::Result<Self>
     where
         R: Read + Send + 'static,
         W: Write + Send + 'static,
     {
+        writer.write_all(b"\n")?;
+        writer.flush()?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 connected: true,

@@ -14,3 +14,18 @@ pub mod messages;
 pub use client::{AgentClient, AgentError, ClientOptions};
 pub use codec::{encode_line, write_message, CodecError, LineReader};
 pub use messages::*;
+
+/// QEMU arguments that expose the agent port, with its host end a Unix
+/// socket at `socket_path` that QEMU listens on (connect with
+/// [`AgentClient::connect`]). Uses ids `famfs-agent-vser` (virtio-serial
+/// bus) and `famfs-agent` (chardev).
+pub fn qemu_port_args(socket_path: &str) -> Vec<String> {
+    vec![
+        "-device".into(),
+        "virtio-serial-pci,id=famfs-agent-vser".into(),
+        "-chardev".into(),
+        format!("socket,id=famfs-agent,path={socket_path},server=on,wait=off"),
+        "-device".into(),
+        format!("virtserialport,bus=famfs-agent-vser.0,chardev=famfs-agent,name={AGENT_PORT_NAME}"),
+    ]
+}

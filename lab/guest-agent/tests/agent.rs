@@ -488,3 +488,69 @@ fn port_mode_connects_to_existing_socket() {
     };
     assert!(status.success());
 }
+
+/// As real PID 1 of a fresh PID namespace (`--no-init`: no mounts): orphans
+/// are reaped and `Poweroff` takes the `reboot(RB_POWER_OFF)` path, which in
+/// a non-initial PID namespace just ends the namespace. Skipped where
+/// `unshare` is not permitted (needs root / CAP_SYS_ADMIN).
+#[test]
+fn as_pid1_in_a_pid_namespace() {
+    let unshare = ["--pid", "--fork", "--mount", "--mount-proc", "--kill-child"];
+    let usable = Command::new("unshare")
+        .args(unshare)
+        .arg("true")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !usable {
+        eprintln!("skipping: cannot create a PID namespace here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("agent.sock");
+    let mut ns = Command::new("unshare")
+        .args(unshare)
+        .arg(AGENT)
+        .args(["--no-init", "--listen"])
+        .arg(&sock)
+        .arg("--kmsg")
+        .arg(dir.path().join("kmsg"))
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = AgentClient::connect(&sock, Instant::now() + T).unwrap();
+    client.wait_ready(T).unwrap();
+    let r = client
+        .exec(
+            sh(
+                "for i in 1 2 3 4 5 6 7 8; do sleep 0.2 >/dev/null 2>&1 & done; cat /proc/1/comm",
+                T,
+            ),
+            T,
+        )
+        .unwrap();
+    assert_eq!(r.stdout, "famfs-lab-agent\n");
+    std::thread::sleep(Duration::from_millis(1500));
+    let r = client
+        .exec(
+            sh(
+                "for p in /proc/[0-9]*; do cat $p/stat; echo; done 2>/dev/null",
+                T,
+            ),
+            T,
+        )
+        .unwrap();
+    assert!(!r.stdout.contains(") Z "), "zombies left:\n{}", r.stdout);
+    assert!(!r.stdout.contains("(sleep)"), "orphans left:\n{}", r.stdout);
+    client.poweroff(T).unwrap();
+    let deadline = Instant::now() + T;
+    while ns.try_wait().unwrap().is_none() {
+        if Instant::now() >= deadline {
+            let _ = ns.kill();
+            panic!("namespace did not end after poweroff");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,1 +1,8 @@
-//! lab-runner
+//! The host side of the suites: plan a run, boot the guest, set up its
+//! devices, run each case through the agent with its timeout and splat
+//! window, do the host's checks, and assemble the report.
+
+pub mod host_bytes;
+pub mod markers;
+pub mod plan;
+pub mod run;

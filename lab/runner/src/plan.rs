@@ -1,0 +1,139 @@
+//! What a run does: which cases, in which order, which are skipped and
+//! why, and the guest's setup plan derived from the topology.
+
+use anyhow::{bail, Result};
+use famfs_lab_cases::catalog::{self, Case, Needs};
+use famfs_lab_cases::plan::{serial_for, PlannedMemdev, PlannedRegion, SetupPlan};
+use lab_vm::topology::Topology;
+use std::path::Path;
+
+/// A case as the run will treat it.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub case: &'static Case,
+    /// Why it will not run here, if it will not.
+    pub skip: Option<String>,
+}
+
+/// What the kernel under test offers (read from its .config).
+#[derive(Debug, Clone, Default)]
+pub struct KernelFeatures {
+    pub name: String,
+    pub fmap: bool,
+}
+
+impl KernelFeatures {
+    pub fn from_config(name: &str, config: &str) -> Self {
+        KernelFeatures { name: name.to_string(), fmap: config.lines().any(|l| l.trim() == "CONFIG_FUSE_DAX_FMAP=y") }
+    }
+}
+
+/// Selects cases: `cases` (ids) if given, else every case of `suites`,
+/// else every case of the default suites; in catalog order.
+pub fn select(suites: &[String], cases: &[String], kernel: &KernelFeatures) -> Result<Vec<Planned>> {
+    for s in suites {
+        if catalog::suite(s).is_none() {
+            let known: Vec<_> = catalog::SUITES.iter().map(|s| s.name).collect();
+            bail!("no suite {s:?} (known: {})", known.join(", "));
+        }
+    }
+    for c in cases {
+        if catalog::find(c).is_none() {
+            bail!("no case {c:?}; cases are SUITE.NAME, e.g. smoke.memdevs (`cargo xtask lab list` shows them)");
+        }
+    }
+    let chosen = catalog::CASES.iter().filter(|c| {
+        if !cases.is_empty() {
+            cases.iter().any(|id| *id == c.id())
+        } else if !suites.is_empty() {
+            suites.iter().any(|s| s == c.suite)
+        } else {
+            catalog::suite(c.suite).is_some_and(|s| s.default)
+        }
+    });
+    Ok(chosen.map(|case| Planned { case, skip: skip_reason(case, kernel) }).collect())
+}
+
+fn skip_reason(case: &Case, kernel: &KernelFeatures) -> Option<String> {
+    match case.needs {
+        Needs::Nothing => None,
+        Needs::FmapKernel if kernel.fmap => None,
+        Needs::FmapKernel => Some(format!(
+            "kernel {} has no CONFIG_FUSE_DAX_FMAP (the famfs-bpf series)",
+            kernel.name
+        )),
+    }
+}
+
+/// The guest's setup plan: every device with its serial number and backing
+/// file, and the topology's regions.
+pub fn setup_plan(topology: &Topology, run_dir: &Path) -> SetupPlan {
+    SetupPlan {
+        memdevs: topology
+            .devices
+            .iter()
+            .enumerate()
+            .map(|(i, d)| PlannedMemdev {
+                id: d.id.clone(),
+                serial: serial_for(i),
+                size: d.size.0,
+                backing: topology.backing_path(d, run_dir).display().to_string(),
+            })
+            .collect(),
+        regions: topology
+            .regions
+            .iter()
+            .map(|r| PlannedRegion {
+                name: r.name.clone(),
+                window: r.window,
+                devices: r.devices.clone(),
+                size: r.size.map(|s| s.0),
+                granularity: r.granularity.map(|g| g.0),
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stock() -> KernelFeatures {
+        KernelFeatures::from_config("stock", "CONFIG_FUSE_FS=y\n")
+    }
+
+    #[test]
+    fn default_is_the_default_suites() {
+        let got = select(&[], &[], &stock()).unwrap();
+        assert!(!got.is_empty());
+        assert!(got.iter().all(|p| catalog::suite(p.case.suite).unwrap().default));
+        assert!(got.iter().any(|p| p.case.suite == "smoke"));
+        assert!(!got.iter().any(|p| p.case.suite == "selftest"));
+    }
+
+    #[test]
+    fn one_case_by_id_and_unknown_names_fail_clearly() {
+        let got = select(&[], &["selftest.fail".into()], &stock()).unwrap();
+        assert_eq!(got.len(), 1);
+        let msg = select(&[], &["smoke.zzz".into()], &stock()).unwrap_err().to_string();
+        assert!(msg.contains("smoke.zzz"), "{msg}");
+        let msg = select(&["zzz".into()], &[], &stock()).unwrap_err().to_string();
+        assert!(msg.contains("known: smoke"), "{msg}");
+    }
+
+    #[test]
+    fn fmap_feature_is_read_from_the_config() {
+        assert!(!stock().fmap);
+        assert!(KernelFeatures::from_config("k", "CONFIG_X=y\nCONFIG_FUSE_DAX_FMAP=y\n").fmap);
+    }
+
+    #[test]
+    fn plan_follows_the_topology() {
+        let topo = Topology::load_named("two-devices").unwrap();
+        let plan = setup_plan(&topo, Path::new("/run/x"));
+        assert_eq!(plan.memdevs.len(), topo.devices.len());
+        assert_eq!(plan.memdevs[1].serial, serial_for(1));
+        assert!(plan.memdevs[0].backing.starts_with("/run/x/"));
+        assert_eq!(plan.regions.len(), topo.regions.len());
+    }
+}
