@@ -2,7 +2,10 @@
 //! struct of its flags and a `run`.
 
 mod host;
+mod image;
 mod kernel;
+mod lab;
+mod test;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -24,6 +27,20 @@ enum Verb {
     /// Kernels: fetch, patch, configure, build, cache.
     #[command(subcommand)]
     Kernel(kernel::Kernel),
+    /// The lab: boot a guest and run the suites.
+    #[command(subcommand)]
+    Lab(lab::Lab),
+    /// The tests: unit tests (nextest), then `lab up` (what CI runs).
+    Test(test::TestArgs),
+    /// Guest image: build it (and the kernel it carries modules of).
+    #[command(subcommand)]
+    Image(ImageVerb),
+}
+
+#[derive(Subcommand)]
+enum ImageVerb {
+    /// Builds the guest binaries and the initramfs; prints its path.
+    Build(image::ImageArgs),
 }
 
 fn main() {
@@ -41,6 +58,9 @@ fn main() {
         match cli.verb {
             Verb::Host(v) => v.run(&sh),
             Verb::Kernel(v) => v.run(&sh),
+            Verb::Image(ImageVerb::Build(v)) => v.run(&sh),
+            Verb::Lab(v) => v.run(&sh),
+            Verb::Test(v) => v.run(&sh),
         }
     })();
     if let Err(err) = result {

@@ -35,8 +35,3 @@ pub struct PlannedRegion {
     /// Interleave granularity in bytes (None: the window's).
     pub granularity: Option<u64>,
 }
-
-/// Serial numbers the host gives devices: a recognizable base plus index.
-pub fn serial_for(index: usize) -> u64 {
-    0x00fa_5000 + index as u64
-}

@@ -3,7 +3,8 @@
 
 use anyhow::{bail, Result};
 use famfs_lab_cases::catalog::{self, Case, Needs};
-use famfs_lab_cases::plan::{serial_for, PlannedMemdev, PlannedRegion, SetupPlan};
+use famfs_lab_cases::plan::{PlannedMemdev, PlannedRegion, SetupPlan};
+use lab_vm::qemu_args::device_serial;
 use lab_vm::topology::Topology;
 use std::path::Path;
 
@@ -75,7 +76,7 @@ pub fn setup_plan(topology: &Topology, run_dir: &Path) -> SetupPlan {
             .enumerate()
             .map(|(i, d)| PlannedMemdev {
                 id: d.id.clone(),
-                serial: serial_for(i),
+                serial: device_serial(i),
                 size: d.size.0,
                 backing: topology.backing_path(d, run_dir).display().to_string(),
             })
@@ -132,7 +133,7 @@ mod tests {
         let topo = Topology::load_named("two-devices").unwrap();
         let plan = setup_plan(&topo, Path::new("/run/x"));
         assert_eq!(plan.memdevs.len(), topo.devices.len());
-        assert_eq!(plan.memdevs[1].serial, serial_for(1));
+        assert_eq!(plan.memdevs[1].serial, device_serial(1));
         assert!(plan.memdevs[0].backing.starts_with("/run/x/"));
         assert_eq!(plan.regions.len(), topo.regions.len());
     }

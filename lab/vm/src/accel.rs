@@ -64,7 +64,9 @@ impl AccelRequest {
             "" | "auto" => Ok(AccelRequest::Auto),
             "kvm" => Ok(AccelRequest::Force(Accel::Kvm)),
             "tcg" => Ok(AccelRequest::Force(Accel::Tcg)),
-            _ => Err(Error::BadAccelOverride { value: value.to_string() }),
+            _ => Err(Error::BadAccelOverride {
+                value: value.to_string(),
+            }),
         }
     }
 }
@@ -108,8 +110,12 @@ pub fn choose_accel_for(request: AccelRequest, qemu: &Path) -> AccelChoice {
 pub fn probe_kvm_cached(qemu: &Path) -> KvmProbe {
     static CACHE: OnceLock<Mutex<HashMap<PathBuf, KvmProbe>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
-    let mut map = cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    map.entry(qemu.to_path_buf()).or_insert_with(|| probe_kvm(qemu)).clone()
+    let mut map = cache
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    map.entry(qemu.to_path_buf())
+        .or_insert_with(|| probe_kvm(qemu))
+        .clone()
 }
 
 /// Probes whether QEMU can run a KVM guest here (about a second when KVM looks usable).
@@ -118,9 +124,15 @@ pub fn probe_kvm(qemu: &Path) -> KvmProbe {
     match result {
         Ok(()) => KvmProbe {
             works: true,
-            reason: format!("KVM works: {} ran a KVM guest (-accel kvm -cpu host)", qemu.display()),
+            reason: format!(
+                "KVM works: {} ran a KVM guest (-accel kvm -cpu host)",
+                qemu.display()
+            ),
         },
-        Err(why) => KvmProbe { works: false, reason: format!("using TCG: {why}") },
+        Err(why) => KvmProbe {
+            works: false,
+            reason: format!("using TCG: {why}"),
+        },
     }
 }
 
@@ -140,12 +152,17 @@ fn kvm_ioctl_check() -> std::result::Result<(), String> {
     // SAFETY: KVM_GET_API_VERSION takes no argument and only returns an int.
     let version = unsafe { vmm_sys_util::ioctl::ioctl(&kvm, kvm_ioctls::KVM_GET_API_VERSION()) };
     if version != 12 {
-        return Err(format!("/dev/kvm reports API version {version}, expected 12"));
+        return Err(format!(
+            "/dev/kvm reports API version {version}, expected 12"
+        ));
     }
     // SAFETY: KVM_CREATE_VM with machine type 0 returns a new fd or -1.
     let vm = unsafe { vmm_sys_util::ioctl::ioctl_with_val(&kvm, kvm_ioctls::KVM_CREATE_VM(), 0) };
     if vm < 0 {
-        return Err(format!("KVM_CREATE_VM failed: {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "KVM_CREATE_VM failed: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     // SAFETY: `vm` is a fresh fd we own; OwnedFd closes it.
     drop(unsafe { OwnedFd::from_raw_fd(vm) });
@@ -156,7 +173,13 @@ fn kvm_ioctl_check() -> std::result::Result<(), String> {
 fn qemu_kvm_check(qemu: &Path) -> std::result::Result<(), String> {
     let mut child = Command::new(qemu)
         .args(["-accel", "kvm", "-cpu", "host", "-M", "q35", "-m", "64"])
-        .args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"])
+        .args([
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-no-reboot",
+        ])
         .args(["-S", "-qmp", "stdio"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -198,9 +221,9 @@ fn qemu_kvm_check(qemu: &Path) -> std::result::Result<(), String> {
     match status {
         None => Err("QEMU with -accel kvm did not finish within 15 s".into()),
         Some(s) if !s.success() => Err(format!("QEMU with -accel kvm failed ({s}): {first_err}")),
-        Some(_) if !out.contains("\"running\"") => {
-            Err(format!("QEMU with -accel kvm never reported a running guest: {first_err}"))
-        }
+        Some(_) if !out.contains("\"running\"") => Err(format!(
+            "QEMU with -accel kvm never reported a running guest: {first_err}"
+        )),
         Some(_) => Ok(()),
     }
 }
@@ -211,10 +234,19 @@ mod tests {
 
     #[test]
     fn parses_override() {
-        assert_eq!(AccelRequest::parse("KVM").ok(), Some(AccelRequest::Force(Accel::Kvm)));
-        assert_eq!(AccelRequest::parse("tcg").ok(), Some(AccelRequest::Force(Accel::Tcg)));
+        assert_eq!(
+            AccelRequest::parse("KVM").ok(),
+            Some(AccelRequest::Force(Accel::Kvm))
+        );
+        assert_eq!(
+            AccelRequest::parse("tcg").ok(),
+            Some(AccelRequest::Force(Accel::Tcg))
+        );
         assert_eq!(AccelRequest::parse("").ok(), Some(AccelRequest::Auto));
-        assert!(matches!(AccelRequest::parse("xen"), Err(Error::BadAccelOverride { .. })));
+        assert!(matches!(
+            AccelRequest::parse("xen"),
+            Err(Error::BadAccelOverride { .. })
+        ));
         let forced = choose_accel_for(AccelRequest::Force(Accel::Tcg), Path::new("/nonexistent"));
         assert_eq!(forced.accel, Accel::Tcg);
         assert!(forced.reason.contains(ACCEL_ENV));

@@ -28,7 +28,11 @@ pub struct BackingFile {
 
 impl BackingFile {
     /// Opens the backing file of `device`, creating or extending it to the device size.
-    pub fn create(topology: &Topology, device: &Type3Device, run_dir: &Path) -> Result<BackingFile> {
+    pub fn create(
+        topology: &Topology,
+        device: &Type3Device,
+        run_dir: &Path,
+    ) -> Result<BackingFile> {
         let path = topology.backing_path(device, run_dir);
         let size = device.size.0;
         if let Some(parent) = path.parent() {
@@ -47,13 +51,22 @@ impl BackingFile {
             .map_err(|e| Error::io(format!("stat {}", path.display()), e))?
             .len();
         if actual > size {
-            return Err(Error::BackingTooLarge { path, actual, expected: size });
+            return Err(Error::BackingTooLarge {
+                path,
+                actual,
+                expected: size,
+            });
         }
         if actual < size {
             file.set_len(size)
                 .map_err(|e| Error::io(format!("extend {} to {size} bytes", path.display()), e))?;
         }
-        Ok(BackingFile { device: device.id.clone(), path, size, file })
+        Ok(BackingFile {
+            device: device.id.clone(),
+            path,
+            size,
+            file,
+        })
     }
 
     /// Opens the existing backing file of device `device_id` (no creation).
@@ -67,7 +80,12 @@ impl BackingFile {
             .write(true)
             .open(&path)
             .map_err(|e| Error::io(format!("open backing file {}", path.display()), e))?;
-        Ok(BackingFile { device: device.id.clone(), path, size: device.size.0, file })
+        Ok(BackingFile {
+            device: device.id.clone(),
+            path,
+            size: device.size.0,
+            file,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -95,9 +113,12 @@ impl BackingFile {
     pub fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
         self.check_range(offset, len)?;
         let mut buf = vec![0u8; len];
-        self.file
-            .read_exact_at(&mut buf, offset)
-            .map_err(|e| Error::io(format!("read {len} bytes at {offset} of {}", self.path.display()), e))?;
+        self.file.read_exact_at(&mut buf, offset).map_err(|e| {
+            Error::io(
+                format!("read {len} bytes at {offset} of {}", self.path.display()),
+                e,
+            )
+        })?;
         Ok(buf)
     }
 
@@ -107,7 +128,16 @@ impl BackingFile {
         self.file
             .write_all_at(data, offset)
             .and_then(|()| self.file.sync_data())
-            .map_err(|e| Error::io(format!("write {} bytes at {offset} of {}", data.len(), self.path.display()), e))
+            .map_err(|e| {
+                Error::io(
+                    format!(
+                        "write {} bytes at {offset} of {}",
+                        data.len(),
+                        self.path.display()
+                    ),
+                    e,
+                )
+            })
     }
 }
 
@@ -121,7 +151,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let t = Topology::load_named("two-devices").expect("topology");
         let paths = create_backing_files(&t, dir.path()).expect("create");
-        assert_eq!(paths, [dir.path().join("mem0.raw"), dir.path().join("mem1.raw")]);
+        assert_eq!(
+            paths,
+            [dir.path().join("mem0.raw"), dir.path().join("mem1.raw")]
+        );
         let meta = std::fs::metadata(&paths[0]).expect("stat");
         assert_eq!(meta.len(), 1 << 30);
         assert!(meta.blocks() * 512 < 1 << 20, "backing file must be sparse");
@@ -132,9 +165,18 @@ mod tests {
         create_backing_files(&t, dir.path()).expect("re-create");
         assert_eq!(b.read_at(4096, 5).expect("read"), b"famfs");
         assert_eq!(b.read_at(0, 4).expect("read"), [0; 4]);
-        assert!(matches!(b.read_at((1 << 30) - 2, 4), Err(Error::BackingOutOfRange { .. })));
-        assert!(matches!(b.write_at(u64::MAX, b"x"), Err(Error::BackingOutOfRange { .. })));
-        assert!(matches!(BackingFile::open(&t, "mem7", dir.path()), Err(Error::UnknownDevice(_))));
+        assert!(matches!(
+            b.read_at((1 << 30) - 2, 4),
+            Err(Error::BackingOutOfRange { .. })
+        ));
+        assert!(matches!(
+            b.write_at(u64::MAX, b"x"),
+            Err(Error::BackingOutOfRange { .. })
+        ));
+        assert!(matches!(
+            BackingFile::open(&t, "mem7", dir.path()),
+            Err(Error::UnknownDevice(_))
+        ));
     }
 
     #[test]

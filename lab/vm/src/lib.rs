@@ -1,14 +1,33 @@
-//! lab-vm: topology files, QEMU command lines and QEMU process lifecycle for the famfs lab.
+//! lab-vm: everything about the QEMU side of the famfs lab.
+//!
+//! - [`topology`]: the lab topology YAML (guest size, CXL host bridges, root ports, type-3
+//!   devices, fixed memory windows, regions), checked by [`topology_checks`]/[`region_checks`]
+//!   with line numbers from [`yaml_locate`].
+//! - [`qemu_args`]: the QEMU argv as a pure function, and its shell rendering.
+//! - [`backing`]: sparse CXL backing files and host-side byte access to them.
+//! - [`accel`]: KVM or TCG, from a real QEMU probe or `FAMFS_LAB_ACCEL`.
+//! - [`qmp`]: QMP client with timeouts.
+//! - [`vm`]: the QEMU process ([`Vm`]), killed on drop; [`serial_log`] tails its console;
+//!   [`process_cleanup`] kills QEMU when the lab gets SIGINT/SIGTERM/SIGHUP.
+
+pub mod accel;
+pub mod backing;
 pub mod error;
+pub mod process_cleanup;
+pub mod qemu_args;
+pub mod qmp;
+pub mod region_checks;
+pub mod serial_log;
 pub mod size;
-pub mod yaml_locate;
-pub use error::{Error, Result};
 pub mod topology;
 pub mod topology_checks;
-pub mod accel;
-pub mod qemu_args;
-pub mod backing;
-pub mod qmp;
-pub mod process_cleanup;
-pub mod serial_log;
 pub mod vm;
+pub mod vm_spec;
+pub mod yaml_locate;
+
+pub use accel::{choose_accel, Accel, AccelChoice};
+pub use error::{Error, Result, TopologyProblem};
+pub use qemu_args::{KernelBoot, QemuOptions, SerialOutput};
+pub use size::ByteSize;
+pub use topology::Topology;
+pub use vm::{ShutdownOutcome, Vm, VmExit, VmSpec};

@@ -14,11 +14,15 @@ use std::sync::Mutex;
 static LIVE: Mutex<Vec<(i32, bool)>> = Mutex::new(Vec::new());
 
 pub(crate) fn register(pid: i32, own_group: bool) {
-    LIVE.lock().unwrap_or_else(|p| p.into_inner()).push((pid, own_group));
+    LIVE.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((pid, own_group));
 }
 
 pub(crate) fn unregister(pid: i32) {
-    LIVE.lock().unwrap_or_else(|p| p.into_inner()).retain(|(p, _)| *p != pid);
+    LIVE.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|(p, _)| *p != pid);
 }
 
 /// SIGKILLs QEMU (its whole group when it has one).

@@ -81,6 +81,13 @@ impl Argv {
     }
 }
 
+/// The serial number (QEMU `sn=`) of the topology's `index`-th device: the
+/// guest reads it from `/sys/bus/cxl/devices/memN/serial` to tell which
+/// kernel memdev is which topology device (probe order is not file order).
+pub fn device_serial(index: usize) -> u64 {
+    0x00fa_5000 + index as u64
+}
+
 /// The full QEMU argv (without the binary). `boot: None` boots nothing (firmware only).
 pub fn qemu_args(
     topology: &Topology,
@@ -90,7 +97,13 @@ pub fn qemu_args(
     options: &QemuOptions,
 ) -> Vec<OsString> {
     let mut a = Argv(Vec::new());
-    a.push(&["-no-user-config", "-nodefaults", "-no-reboot", "-display", "none"]);
+    a.push(&[
+        "-no-user-config",
+        "-nodefaults",
+        "-no-reboot",
+        "-display",
+        "none",
+    ]);
     a.opt("-machine", "q35,cxl=on");
     match accel {
         // hypervisor=off: x86 Linux refuses CXL cache invalidation under a hypervisor, and
@@ -121,12 +134,18 @@ pub fn qemu_args(
     a.opt("-mon", "chardev=qmp,mode=control");
     a.opt("-device", "virtio-serial-pci,id=vser0");
     a.opt("-chardev", socket_chardev("agent", &options.agent_socket));
-    a.opt("-device", format!("virtserialport,bus=vser0.0,chardev=agent,name={AGENT_PORT_NAME}"));
+    a.opt(
+        "-device",
+        format!("virtserialport,bus=vser0.0,chardev=agent,name={AGENT_PORT_NAME}"),
+    );
     if let Some(dir) = &options.results_dir {
         let mut fsdev = opt_path("local,id=results,path=", dir);
         fsdev.push(",security_model=none");
         a.opt("-fsdev", fsdev);
-        a.opt("-device", format!("virtio-9p-pci,fsdev=results,mount_tag={RESULTS_MOUNT_TAG}"));
+        a.opt(
+            "-device",
+            format!("virtio-9p-pci,fsdev=results,mount_tag={RESULTS_MOUNT_TAG}"),
+        );
     }
     // Guest entropy without waiting for the jitter source.
     a.opt("-object", "rng-random,id=rng0,filename=/dev/urandom");
@@ -149,13 +168,31 @@ fn cxl_args(a: &mut Argv, t: &Topology, run_dir: &Path) {
         a.opt("-object", obj);
     }
     for hb in &t.host_bridges {
-        a.opt("-device", format!("pxb-cxl,bus_nr={},bus=pcie.0,id={}", hb.bus_nr, hb.id));
+        a.opt(
+            "-device",
+            format!("pxb-cxl,bus_nr={},bus=pcie.0,id={}", hb.bus_nr, hb.id),
+        );
         for rp in &hb.root_ports {
-            a.opt("-device", format!("cxl-rp,port={},bus={},id={},chassis=0,slot={}", rp.port, hb.id, rp.id, rp.slot));
+            a.opt(
+                "-device",
+                format!(
+                    "cxl-rp,port={},bus={},id={},chassis=0,slot={}",
+                    rp.port, hb.id, rp.id, rp.slot
+                ),
+            );
         }
     }
-    for d in &t.devices {
-        a.opt("-device", format!("cxl-type3,bus={},volatile-memdev=vmem-{},id={}", d.root_port, d.id, d.id));
+    for (i, d) in t.devices.iter().enumerate() {
+        a.opt(
+            "-device",
+            format!(
+                "cxl-type3,bus={},volatile-memdev=vmem-{},id={},sn={:#x}",
+                d.root_port,
+                d.id,
+                d.id,
+                device_serial(i)
+            ),
+        );
     }
     // All windows go in one -machine option: QEMU refuses `cxl-fmw.*` split over several.
     let mut parts = Vec::new();
@@ -165,7 +202,10 @@ fn cxl_args(a: &mut Argv, t: &Topology, run_dir: &Path) {
         }
         parts.push(format!("cxl-fmw.{n}.size={}", w.size.to_qemu()));
         if let Some(g) = w.interleave_granularity {
-            parts.push(format!("cxl-fmw.{n}.interleave-granularity={}", g.to_qemu()));
+            parts.push(format!(
+                "cxl-fmw.{n}.interleave-granularity={}",
+                g.to_qemu()
+            ));
         }
     }
     if !parts.is_empty() {
@@ -177,7 +217,8 @@ fn cxl_args(a: &mut Argv, t: &Topology, run_dir: &Path) {
 pub fn shell_quote(word: &OsStr) -> String {
     let s = word.to_string_lossy();
     let safe = !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c));
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c));
     if safe {
         s.into_owned()
     } else {
@@ -202,15 +243,14 @@ mod tests {
     use super::*;
 
     fn topology() -> Topology {
-        Topology::from_yaml(
-            "name: t\nmemory: 512M\ncpus: 1\n",
-            "inline",
-        )
-        .expect("valid")
+        Topology::from_yaml("name: t\nmemory: 512M\ncpus: 1\n", "inline").expect("valid")
     }
 
     fn joined(args: &[OsString]) -> String {
-        args.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
+        args.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     #[test]
@@ -218,7 +258,13 @@ mod tests {
         let mut o = QemuOptions::in_run_dir(Path::new("/r"));
         o.serial = SerialOutput::Stdio;
         o.start_paused = true;
-        let s = joined(&qemu_args(&topology(), None, Path::new("/r"), Accel::Kvm, &o));
+        let s = joined(&qemu_args(
+            &topology(),
+            None,
+            Path::new("/r"),
+            Accel::Kvm,
+            &o,
+        ));
         assert!(s.contains("-accel kvm -cpu host -m 512M -smp 1 -S "), "{s}");
         assert!(s.contains("-serial mon:stdio"), "{s}");
         assert!(!s.contains("-kernel") && !s.contains("cxl-"), "{s}");
@@ -227,7 +273,13 @@ mod tests {
     #[test]
     fn commas_in_paths_are_doubled() {
         let o = QemuOptions::in_run_dir(Path::new("/r,x"));
-        let s = joined(&qemu_args(&topology(), None, Path::new("/r,x"), Accel::Tcg, &o));
+        let s = joined(&qemu_args(
+            &topology(),
+            None,
+            Path::new("/r,x"),
+            Accel::Tcg,
+            &o,
+        ));
         assert!(s.contains("path=/r,,x/qmp.sock,server=on"), "{s}");
     }
 

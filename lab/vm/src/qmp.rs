@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::UnixStream;
 
-type Stream = QapiStream<QmpStreamTokio<ReadHalf<UnixStream>>, QmpStreamTokio<WriteHalf<UnixStream>>>;
+type Stream =
+    QapiStream<QmpStreamTokio<ReadHalf<UnixStream>>, QmpStreamTokio<WriteHalf<UnixStream>>>;
 
 /// Default time allowed for one QMP command.
 pub const DEFAULT_QMP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,7 +23,9 @@ pub struct QmpClient {
 
 impl std::fmt::Debug for QmpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QmpClient").field("timeout", &self.timeout).finish_non_exhaustive()
+        f.debug_struct("QmpClient")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
     }
 }
 
@@ -47,7 +50,10 @@ impl QmpClient {
             let left = deadline.saturating_sub(start.elapsed());
             if left.is_zero() {
                 return Err(Error::Timeout {
-                    what: format!("QMP greeting on {} (last error: {last_error})", socket.display()),
+                    what: format!(
+                        "QMP greeting on {} (last error: {last_error})",
+                        socket.display()
+                    ),
                     timeout: deadline,
                 });
             }
@@ -56,7 +62,12 @@ impl QmpClient {
                 negotiation.negotiate().await
             };
             match tokio::time::timeout(left.min(Duration::from_secs(5)), attempt).await {
-                Ok(Ok(stream)) => return Ok(QmpClient { stream, timeout: DEFAULT_QMP_TIMEOUT }),
+                Ok(Ok(stream)) => {
+                    return Ok(QmpClient {
+                        stream,
+                        timeout: DEFAULT_QMP_TIMEOUT,
+                    })
+                }
                 Ok(Err(e)) => last_error = e.to_string(),
                 Err(_) => last_error = "no greeting within 5 s".into(),
             }
@@ -75,11 +86,23 @@ impl QmpClient {
         self.execute_with_timeout(command, timeout).await
     }
 
-    pub async fn execute_with_timeout<C: QmpCommand>(&mut self, command: C, timeout: Duration) -> Result<C::Ok> {
+    /// After a timeout the command may still complete inside QEMU and its late reply confuses
+    /// the stream: treat the client as broken and end the VM.
+    pub async fn execute_with_timeout<C: QmpCommand>(
+        &mut self,
+        command: C,
+        timeout: Duration,
+    ) -> Result<C::Ok> {
         match tokio::time::timeout(timeout, self.stream.execute(command)).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(Error::Qmp { op: C::NAME.to_string(), message: e.to_string() }),
-            Err(_) => Err(Error::Timeout { what: format!("QMP {}", C::NAME), timeout }),
+            Ok(Err(e)) => Err(Error::Qmp {
+                op: C::NAME.to_string(),
+                message: e.to_string(),
+            }),
+            Err(_) => Err(Error::Timeout {
+                what: format!("QMP {}", C::NAME),
+                timeout,
+            }),
         }
     }
 
@@ -103,8 +126,14 @@ impl QmpClient {
         match tokio::time::timeout(timeout, self.stream.execute(qmp::quit {})).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(ExecuteError::Io(e))) if is_disconnect(e.kind()) => Ok(()),
-            Ok(Err(e)) => Err(Error::Qmp { op: "quit".into(), message: e.to_string() }),
-            Err(_) => Err(Error::Timeout { what: "QMP quit".into(), timeout }),
+            Ok(Err(e)) => Err(Error::Qmp {
+                op: "quit".into(),
+                message: e.to_string(),
+            }),
+            Err(_) => Err(Error::Timeout {
+                what: "QMP quit".into(),
+                timeout,
+            }),
         }
     }
 }

@@ -64,7 +64,12 @@ impl SerialLog {
     }
 
     /// Waits for `pattern` anywhere in the log; see [`SerialLog::wait_for_from`].
-    pub async fn wait_for(&self, pattern: &str, timeout: Duration, exited: impl FnMut() -> bool) -> Result<u64> {
+    pub async fn wait_for(
+        &self,
+        pattern: &str,
+        timeout: Duration,
+        exited: impl FnMut() -> bool,
+    ) -> Result<u64> {
         self.wait_for_from(0, pattern, timeout, exited).await
     }
 
@@ -163,7 +168,11 @@ mod tests {
     fn finds_panic_line() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("serial.log");
-        std::fs::write(&path, "x\n[ 1.0] Kernel panic - not syncing: Attempted to kill init!\n").expect("write");
+        std::fs::write(
+            &path,
+            "x\n[ 1.0] Kernel panic - not syncing: Attempted to kill init!\n",
+        )
+        .expect("write");
         let log = SerialLog::new(&path);
         assert_eq!(
             log.find_panic().as_deref(),

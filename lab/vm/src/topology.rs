@@ -132,7 +132,7 @@ impl Topology {
                 file: origin.to_string(),
                 line: loc.as_ref().map(|l| l.line()),
                 column: loc.as_ref().map(|l| l.column()),
-                message: e.to_string(),
+                message: strip_location(e.to_string()),
             }
         })
     }
@@ -163,9 +163,12 @@ impl Topology {
 
     /// The host bridge and root port with the given root port id.
     pub fn root_port(&self, id: &str) -> Option<(&HostBridge, &RootPort)> {
-        self.host_bridges
-            .iter()
-            .find_map(|hb| hb.root_ports.iter().find(|rp| rp.id == id).map(|rp| (hb, rp)))
+        self.host_bridges.iter().find_map(|hb| {
+            hb.root_ports
+                .iter()
+                .find(|rp| rp.id == id)
+                .map(|rp| (hb, rp))
+        })
     }
 
     pub fn device(&self, id: &str) -> Option<&Type3Device> {
@@ -183,6 +186,14 @@ impl Topology {
             Some(p) => run_dir.join(p),
             None => run_dir.join(format!("{}.raw", device.id)),
         }
+    }
+}
+
+/// serde_norway appends " at line L column C", which the error already shows as `file:L:C`.
+fn strip_location(message: String) -> String {
+    match message.rfind(" at line ") {
+        Some(i) if message[i..].contains(" column ") => message[..i].to_string(),
+        _ => message,
     }
 }
 

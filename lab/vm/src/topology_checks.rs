@@ -1,8 +1,9 @@
 //! Semantic checks of a parsed [`Topology`]: each problem names its key path, which
 //! [`crate::yaml_locate::line_of`] turns into a line.
 
+use crate::region_checks::check_regions;
 use crate::size::{ByteSize, KIB, MIB};
-use crate::topology::{Region, Topology};
+use crate::topology::Topology;
 use crate::yaml_locate::{path, KeyPath};
 use std::collections::{HashMap, HashSet};
 
@@ -11,7 +12,9 @@ pub const CXL_ALIGN: u64 = 256 * MIB;
 /// Interleave ways CXL (and QEMU's cxl-fmw) accept.
 pub const INTERLEAVE_WAYS: [usize; 8] = [1, 2, 3, 4, 6, 8, 12, 16];
 /// Ids the QEMU command line uses itself.
-pub const RESERVED_IDS: [&str; 7] = ["pcie.0", "qmp", "serial0", "agent", "vser0", "results", "rng0"];
+pub const RESERVED_IDS: [&str; 7] = [
+    "pcie.0", "qmp", "serial0", "agent", "vser0", "results", "rng0",
+];
 
 pub type Problems = Vec<(KeyPath, String)>;
 
@@ -36,26 +39,53 @@ fn qemu_id_ok(id: &str) -> bool {
 
 fn check_id(id: &str, at: KeyPath, seen: &mut HashSet<String>, p: &mut Problems) {
     if !qemu_id_ok(id) {
-        p.push((at, format!("id {id:?} must start with a letter and hold only letters, digits, '-', '.', '_'")));
+        p.push((
+            at,
+            format!(
+                "id {id:?} must start with a letter and hold only letters, digits, '-', '.', '_'"
+            ),
+        ));
     } else if RESERVED_IDS.contains(&id) || id.starts_with("vmem-") {
-        p.push((at, format!("id {id:?} is reserved by the lab's QEMU command line")));
+        p.push((
+            at,
+            format!("id {id:?} is reserved by the lab's QEMU command line"),
+        ));
     } else if !seen.insert(id.to_string()) {
-        p.push((at, format!("duplicate id {id:?} (host bridge, root port and device ids share one namespace)")));
+        p.push((
+            at,
+            format!(
+                "duplicate id {id:?} (host bridge, root port and device ids share one namespace)"
+            ),
+        ));
     }
 }
 
-fn granularity_ok(g: ByteSize) -> bool {
+pub(crate) fn granularity_ok(g: ByteSize) -> bool {
     g.0.is_power_of_two() && (256..=16 * KIB).contains(&g.0)
 }
 
 fn check_machine(t: &Topology, p: &mut Problems) {
     let name_ok = !t.name.is_empty()
-        && t.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        && t.name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if !name_ok {
-        p.push((path("name"), format!("name {:?} must be non-empty letters, digits, '-', '_', '.'", t.name)));
+        p.push((
+            path("name"),
+            format!(
+                "name {:?} must be non-empty letters, digits, '-', '_', '.'",
+                t.name
+            ),
+        ));
     }
     if t.memory.0 < 64 * MIB || t.memory.0 % MIB != 0 {
-        p.push((path("memory"), format!("memory {} must be at least 64M and a whole number of MiB", t.memory)));
+        p.push((
+            path("memory"),
+            format!(
+                "memory {} must be at least 64M and a whole number of MiB",
+                t.memory
+            ),
+        ));
     }
     if !(1..=64).contains(&t.cpus) {
         p.push((path("cpus"), format!("cpus {} must be in 1..=64", t.cpus)));
@@ -70,7 +100,10 @@ fn check_bridges(t: &Topology, p: &mut Problems) {
         let at = path("host_bridges").index(i);
         check_id(&hb.id, at.key("id"), &mut ids, p);
         if hb.root_ports.is_empty() {
-            p.push((at.key("root_ports"), "a host bridge needs at least one root port".into()));
+            p.push((
+                at.key("root_ports"),
+                "a host bridge needs at least one root port".into(),
+            ));
         }
         // The bridge takes bus_nr, each root port the next bus numbers.
         let first = u32::from(hb.bus_nr);
@@ -78,7 +111,10 @@ fn check_bridges(t: &Topology, p: &mut Problems) {
         if first == 0 || last > 255 {
             p.push((at.key("bus_nr"), format!("bus_nr {first} with {} root ports must leave buses {first}..={last} inside 1..=255", hb.root_ports.len())));
         } else if let Some((j, _, _)) = buses.iter().find(|(_, a, b)| first <= *b && *a <= last) {
-            p.push((at.key("bus_nr"), format!("buses {first}..={last} overlap those of host_bridges[{j}]")));
+            p.push((
+                at.key("bus_nr"),
+                format!("buses {first}..={last} overlap those of host_bridges[{j}]"),
+            ));
         }
         buses.push((i, first, last));
         let mut ports = HashSet::new();
@@ -86,16 +122,30 @@ fn check_bridges(t: &Topology, p: &mut Problems) {
             let at = at.key("root_ports").index(k);
             check_id(&rp.id, at.key("id"), &mut ids, p);
             if !ports.insert(rp.port) {
-                p.push((at.key("port"), format!("port {} used twice on host bridge {}", rp.port, hb.id)));
+                p.push((
+                    at.key("port"),
+                    format!("port {} used twice on host bridge {}", rp.port, hb.id),
+                ));
             }
             if let Some(other) = slots.insert(rp.slot, rp.id.clone()) {
-                p.push((at.key("slot"), format!("slot {} already used by root port {other} (chassis 0)", rp.slot)));
+                p.push((
+                    at.key("slot"),
+                    format!(
+                        "slot {} already used by root port {other} (chassis 0)",
+                        rp.slot
+                    ),
+                ));
             }
         }
     }
     let mut ids_with_devices = ids;
     for (i, d) in t.devices.iter().enumerate() {
-        check_id(&d.id, path("devices").index(i).key("id"), &mut ids_with_devices, p);
+        check_id(
+            &d.id,
+            path("devices").index(i).key("id"),
+            &mut ids_with_devices,
+            p,
+        );
     }
 }
 
@@ -104,12 +154,27 @@ fn check_devices(t: &Topology, p: &mut Problems) {
     for (i, d) in t.devices.iter().enumerate() {
         let at = path("devices").index(i);
         if t.root_port(&d.root_port).is_none() {
-            p.push((at.key("root_port"), format!("unknown root port {:?} (not under any host bridge)", d.root_port)));
+            p.push((
+                at.key("root_port"),
+                format!(
+                    "unknown root port {:?} (not under any host bridge)",
+                    d.root_port
+                ),
+            ));
         } else if let Some(other) = used_ports.insert(d.root_port.clone(), d.id.clone()) {
-            p.push((at.key("root_port"), format!("root port {} already holds device {other}", d.root_port)));
+            p.push((
+                at.key("root_port"),
+                format!("root port {} already holds device {other}", d.root_port),
+            ));
         }
         if d.size.0 == 0 || d.size.0 % CXL_ALIGN != 0 {
-            p.push((at.key("size"), format!("size {} must be a non-zero multiple of 256M (CXL capacity unit)", d.size)));
+            p.push((
+                at.key("size"),
+                format!(
+                    "size {} must be a non-zero multiple of 256M (CXL capacity unit)",
+                    d.size
+                ),
+            ));
         }
         if d.backing.as_ref().is_some_and(|b| b.as_os_str().is_empty()) {
             p.push((at.key("backing"), "backing path is empty".into()));
@@ -123,115 +188,61 @@ fn check_windows(t: &Topology, p: &mut Problems) {
         let mut seen = HashSet::new();
         for (k, target) in w.targets.iter().enumerate() {
             if !t.host_bridges.iter().any(|hb| &hb.id == target) {
-                p.push((at.key("targets").index(k), format!("unknown host bridge {target:?}")));
+                p.push((
+                    at.key("targets").index(k),
+                    format!("unknown host bridge {target:?}"),
+                ));
             } else if !seen.insert(target) {
-                p.push((at.key("targets").index(k), format!("host bridge {target} listed twice")));
+                p.push((
+                    at.key("targets").index(k),
+                    format!("host bridge {target} listed twice"),
+                ));
             }
         }
         let ways = w.targets.len();
         if !INTERLEAVE_WAYS.contains(&ways) {
-            p.push((at.key("targets"), format!("{ways} targets: a window interleaves 1, 2, 3, 4, 6, 8, 12 or 16 host bridges")));
+            p.push((
+                at.key("targets"),
+                format!(
+                    "{ways} targets: a window interleaves 1, 2, 3, 4, 6, 8, 12 or 16 host bridges"
+                ),
+            ));
         }
         let unit = CXL_ALIGN * ways.max(1) as u64;
         if w.size.0 == 0 || w.size.0 % unit != 0 {
-            p.push((at.key("size"), format!("size {} must be a non-zero multiple of 256M x {ways} targets", w.size)));
+            p.push((
+                at.key("size"),
+                format!(
+                    "size {} must be a non-zero multiple of {} (256M per target)",
+                    w.size,
+                    ByteSize(unit)
+                ),
+            ));
         }
         let below: u64 = t
             .devices
             .iter()
-            .filter(|d| t.host_bridge_of(d).is_some_and(|hb| w.targets.contains(&hb.id)))
+            .filter(|d| {
+                t.host_bridge_of(d)
+                    .is_some_and(|hb| w.targets.contains(&hb.id))
+            })
             .map(|d| d.size.0)
             .sum();
         if w.size.0 < below {
-            p.push((at.key("size"), format!("size {} is too small for the {} of devices under its targets", w.size, ByteSize(below))));
+            p.push((
+                at.key("size"),
+                format!(
+                    "size {} is too small for the {} of devices under its targets",
+                    w.size,
+                    ByteSize(below)
+                ),
+            ));
         }
         if let Some(g) = w.interleave_granularity.filter(|g| !granularity_ok(*g)) {
-            p.push((at.key("interleave_granularity"), format!("{g} must be a power of two from 256 to 16K")));
+            p.push((
+                at.key("interleave_granularity"),
+                format!("{g} must be a power of two from 256 to 16K"),
+            ));
         }
-    }
-}
-
-fn check_regions(t: &Topology, p: &mut Problems) {
-    let mut names = HashSet::new();
-    let mut free: HashMap<&str, u64> = t.devices.iter().map(|d| (d.id.as_str(), d.size.0)).collect();
-    let mut window_used = vec![0u64; t.windows.len()];
-    for (i, r) in t.regions.iter().enumerate() {
-        let at = path("regions").index(i);
-        let name_ok = !r.name.is_empty() && r.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c));
-        if !name_ok {
-            p.push((at.key("name"), format!("name {:?} must be letters, digits, '-', '_'", r.name)));
-        } else if !names.insert(r.name.as_str()) {
-            p.push((at.key("name"), format!("duplicate region name {:?}", r.name)));
-        }
-        if let Some(g) = r.granularity.filter(|g| !granularity_ok(*g)) {
-            p.push((at.key("granularity"), format!("{g} must be a power of two from 256 to 16K")));
-        }
-        let before = p.len();
-        check_region_devices(t, r, &at, p);
-        if p.len() > before {
-            continue; // sizes make no sense over bad devices
-        }
-        let ways = r.devices.len() as u64;
-        let per_device_free = r.devices.iter().map(|d| free.get(d.as_str()).copied().unwrap_or(0)).min().unwrap_or(0);
-        let size = match r.size {
-            Some(s) if s.0 == 0 || s.0 % (CXL_ALIGN * ways) != 0 => {
-                p.push((at.key("size"), format!("size {s} must be a non-zero multiple of 256M x {ways} devices")));
-                continue;
-            }
-            Some(s) => s.0,
-            None => per_device_free / CXL_ALIGN * CXL_ALIGN * ways,
-        };
-        if size == 0 || size / ways > per_device_free {
-            p.push((at.key("size"), format!(
-                "needs {} on each of its devices but only {} is free on the fullest one",
-                ByteSize(size / ways),
-                ByteSize(per_device_free)
-            )));
-            continue;
-        }
-        for d in &r.devices {
-            free.entry(d.as_str()).and_modify(|f| *f -= size / ways);
-        }
-        window_used[r.window] += size;
-        if window_used[r.window] > t.windows[r.window].size.0 {
-            p.push((at.key("size"), format!("regions in window {} exceed its size {}", r.window, t.windows[r.window].size)));
-        }
-    }
-}
-
-fn check_region_devices(t: &Topology, r: &Region, at: &KeyPath, p: &mut Problems) {
-    let Some(window) = t.windows.get(r.window) else {
-        p.push((at.key("window"), format!("window {} does not exist ({} windows)", r.window, t.windows.len())));
-        return;
-    };
-    if !INTERLEAVE_WAYS.contains(&r.devices.len()) {
-        p.push((at.key("devices"), format!("{} devices: a region interleaves 1, 2, 3, 4, 6, 8, 12 or 16", r.devices.len())));
-    }
-    let mut per_bridge: HashMap<&str, usize> = window.targets.iter().map(|t| (t.as_str(), 0)).collect();
-    let mut seen = HashSet::new();
-    for (k, id) in r.devices.iter().enumerate() {
-        let at = at.key("devices").index(k);
-        let Some(dev) = t.device(id) else {
-            p.push((at, format!("unknown device {id:?}")));
-            continue;
-        };
-        if !seen.insert(id) {
-            p.push((at, format!("device {id} listed twice")));
-            continue;
-        }
-        let Some(hb) = t.host_bridge_of(dev) else { continue };
-        match per_bridge.get_mut(hb.id.as_str()) {
-            Some(n) => *n += 1,
-            None => p.push((at, format!("device {id} is under host bridge {} which window {} does not target", hb.id, r.window))),
-        }
-    }
-    let counts: HashSet<usize> = per_bridge.values().copied().collect();
-    if counts.len() > 1 || counts.contains(&0) {
-        p.push((at.key("devices"), format!(
-            "window {} interleaves {} host bridges: the region needs the same number of devices under each ({})",
-            r.window,
-            window.targets.len(),
-            window.targets.join(", ")
-        )));
     }
 }

@@ -1,53 +1,21 @@
 //! A running QEMU: launched from a [`VmSpec`], owned by [`Vm`], killed and reaped on drop.
+//!
+//! Ctrl-C: QEMU runs in its own process group (serial to a file), so the terminal's SIGINT reaches
+//! only the lab. Either call [`crate::process_cleanup::install_signal_cleanup`] once, or keep the
+//! `Vm` in scope under a `tokio::select!` on `tokio::signal::ctrl_c()` so that it is dropped.
 
-use crate::accel::{Accel, DEFAULT_QEMU};
-use crate::backing::create_backing_files;
 use crate::error::{Error, Result};
 use crate::process_cleanup::{kill_qemu, register, unregister};
-use crate::qemu_args::{qemu_args, render_command_line, KernelBoot, QemuOptions, SerialOutput};
+use crate::qemu_args::SerialOutput;
 use crate::qmp::QmpClient;
 use crate::serial_log::SerialLog;
-use crate::topology::Topology;
-use std::ffi::OsString;
+pub use crate::vm_spec::VmSpec;
+use crate::vm_spec::{prepare_run, PreparedRun};
 use std::fs::File;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
-
-/// Everything needed to start a VM.
-#[derive(Debug, Clone)]
-pub struct VmSpec {
-    /// QEMU binary: a path, or a name looked up in `PATH`.
-    pub qemu: PathBuf,
-    pub topology: Topology,
-    /// `None` starts the machine without a kernel (firmware only; with `start_paused`, nothing runs).
-    pub boot: Option<KernelBoot>,
-    /// Holds backing files (by default), sockets, `serial.log`, `qemu.stderr`, `qemu-cmdline.txt`.
-    pub run_dir: PathBuf,
-    pub accel: Accel,
-    pub options: QemuOptions,
-    /// Appended to the generated argv.
-    pub extra_args: Vec<OsString>,
-    /// How long QEMU may take to answer on QMP after spawning.
-    pub qmp_connect_timeout: Duration,
-}
-
-impl VmSpec {
-    /// A spec with the usual run-directory layout ([`QemuOptions::in_run_dir`]).
-    pub fn new(topology: Topology, boot: Option<KernelBoot>, run_dir: &Path, accel: Accel) -> VmSpec {
-        VmSpec {
-            qemu: PathBuf::from(DEFAULT_QEMU),
-            topology,
-            boot,
-            run_dir: run_dir.to_path_buf(),
-            accel,
-            options: QemuOptions::in_run_dir(run_dir),
-            extra_args: Vec::new(),
-            qmp_connect_timeout: Duration::from_secs(30),
-        }
-    }
-}
 
 /// How [`Vm::shutdown`] ended QEMU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,51 +49,15 @@ pub struct Vm {
     qmp: Option<QmpClient>,
 }
 
-/// Unix socket paths are limited to 107 bytes.
-fn check_socket_path(path: &Path) -> Result<()> {
-    let len = path.as_os_str().len();
-    if len > 107 {
-        return Err(Error::SocketPathTooLong { path: path.to_path_buf(), len });
-    }
-    Ok(())
-}
-
-fn find_binary(name: &Path) -> Option<PathBuf> {
-    if name.components().count() > 1 {
-        return name.is_file().then(|| name.to_path_buf());
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
-}
-
 impl Vm {
     /// Prepares the run directory, spawns QEMU and connects QMP. Errors carry QEMU's stderr when
     /// QEMU exits during start-up (e.g. a refused device option).
     pub async fn launch(spec: VmSpec) -> Result<Vm> {
-        let qemu = find_binary(&spec.qemu)
-            .ok_or_else(|| Error::QemuMissing { binary: spec.qemu.display().to_string() })?;
+        let PreparedRun { qemu, args } = prepare_run(&spec)?;
         let run = &spec.run_dir;
-        std::fs::create_dir_all(run).map_err(|e| Error::io(format!("create run directory {}", run.display()), e))?;
-        for sock in [&spec.options.qmp_socket, &spec.options.agent_socket] {
-            check_socket_path(sock)?;
-            match std::fs::remove_file(sock) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(Error::io(format!("remove stale socket {}", sock.display()), e))
-                }
-                _ => {}
-            }
-        }
-        create_backing_files(&spec.topology, run)?;
-        if let Some(dir) = &spec.options.results_dir {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("create results directory {}", dir.display()), e))?;
-        }
-        let mut args = qemu_args(&spec.topology, spec.boot.as_ref(), run, spec.accel, &spec.options);
-        args.extend(spec.extra_args.iter().cloned());
-        let cmdline_path = run.join("qemu-cmdline.txt");
-        std::fs::write(&cmdline_path, render_command_line(qemu.as_os_str(), &args))
-            .map_err(|e| Error::io(format!("write {}", cmdline_path.display()), e))?;
         let stderr_path = run.join("qemu.stderr");
-        let stderr = File::create(&stderr_path).map_err(|e| Error::io(format!("create {}", stderr_path.display()), e))?;
+        let stderr = File::create(&stderr_path)
+            .map_err(|e| Error::io(format!("create {}", stderr_path.display()), e))?;
 
         let mut cmd = Command::new(&qemu);
         cmd.args(&args).stderr(stderr);
@@ -142,21 +74,37 @@ impl Vm {
             // Interactive: QEMU must stay in the terminal's foreground group to read it.
             SerialOutput::Stdio => (None, false),
         };
-        let child = cmd.spawn().map_err(|e| Error::io(format!("spawn {}", qemu.display()), e))?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| Error::io(format!("spawn {}", qemu.display()), e))?;
         let pid = child.id() as i32;
         register(pid, own_group);
         tracing::info!(pid, accel = %spec.accel, run_dir = %run.display(), "QEMU started");
-        let mut vm = Vm { child, pid, own_group, exit: None, run_dir: run.clone(), serial, stderr_path, qmp: None };
+        let mut vm = Vm {
+            child,
+            pid,
+            own_group,
+            exit: None,
+            run_dir: run.clone(),
+            serial,
+            stderr_path,
+            qmp: None,
+        };
 
         let child = &mut vm.child;
         let exit = &mut vm.exit;
-        let connected = QmpClient::connect(&spec.options.qmp_socket, spec.qmp_connect_timeout, || {
-            poll_exit(child, exit).is_some()
-        })
-        .await;
+        let connected =
+            QmpClient::connect(&spec.options.qmp_socket, spec.qmp_connect_timeout, || {
+                poll_exit(child, exit).is_some()
+            })
+            .await;
         match connected {
             Ok(qmp) => vm.qmp = Some(qmp),
-            Err(e) => return Err(vm.exit_status().map_or(e, |_| vm.exited_error("during start-up"))),
+            Err(e) => {
+                return Err(vm
+                    .exit_status()
+                    .map_or(e, |_| vm.exited_error("during start-up")))
+            }
         }
         Ok(vm)
     }
@@ -176,7 +124,10 @@ impl Vm {
 
     /// The QMP connection; an error once QEMU has quit.
     pub fn qmp(&mut self) -> Result<&mut QmpClient> {
-        self.qmp.as_mut().ok_or_else(|| Error::Qmp { op: "connect".into(), message: "QMP is closed (QEMU quit)".into() })
+        self.qmp.as_mut().ok_or_else(|| Error::Qmp {
+            op: "connect".into(),
+            message: "QMP is closed (QEMU quit)".into(),
+        })
     }
 
     /// QEMU's exit status once it has exited (reaps it).
@@ -196,7 +147,10 @@ impl Vm {
                 return Ok(status);
             }
             if start.elapsed() >= timeout {
-                return Err(Error::Timeout { what: format!("QEMU (pid {}) to exit", self.pid), timeout });
+                return Err(Error::Timeout {
+                    what: format!("QEMU (pid {}) to exit", self.pid),
+                    timeout,
+                });
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -219,7 +173,9 @@ impl Vm {
             }
         }
         if let Some(mut qmp) = self.qmp.take() {
-            let left = timeout.saturating_sub(start.elapsed()).max(Duration::from_millis(500));
+            let left = timeout
+                .saturating_sub(start.elapsed())
+                .max(Duration::from_millis(500));
             qmp.set_timeout(left);
             if qmp.quit().await.is_ok() {
                 if let Ok(status) = self.wait_exit(left).await {
@@ -236,7 +192,10 @@ impl Vm {
             return status;
         }
         kill_qemu(self.pid, self.own_group);
-        let status = self.child.wait().unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL));
+        let status = self
+            .child
+            .wait()
+            .unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL));
         self.exit = Some(status);
         unregister(self.pid);
         self.qmp = None;
@@ -244,20 +203,30 @@ impl Vm {
     }
 
     /// Waits for `pattern` on the serial console at or after byte `from`; fails early if QEMU exits.
-    pub async fn wait_for_serial(&mut self, pattern: &str, from: u64, timeout: Duration) -> Result<u64> {
+    pub async fn wait_for_serial(
+        &mut self,
+        pattern: &str,
+        from: u64,
+        timeout: Duration,
+    ) -> Result<u64> {
         let log = self.serial.clone().ok_or_else(|| Error::Qmp {
             op: "serial".into(),
             message: "serial goes to stdio, not a log file".into(),
         })?;
-        log.wait_for_from(from, pattern, timeout, || !self.is_running()).await
+        log.wait_for_from(from, pattern, timeout, || !self.is_running())
+            .await
     }
 
     /// Status and guest-panic evidence once QEMU has exited.
     pub fn exit_report(&mut self) -> Option<VmExit> {
         let status = self.exit_status()?;
         let from_log = self.serial.as_ref().and_then(SerialLog::find_panic);
-        let from_pvpanic = (status.code() == Some(1)).then(|| "QEMU exited with status 1 (pvpanic: guest panicked)".to_string());
-        Some(VmExit { status, guest_panic: from_log.or(from_pvpanic) })
+        let from_pvpanic = (status.code() == Some(1))
+            .then(|| "QEMU exited with status 1 (pvpanic: guest panicked)".to_string());
+        Some(VmExit {
+            status,
+            guest_panic: from_log.or(from_pvpanic),
+        })
     }
 
     /// The last lines QEMU wrote to `RUN/qemu.stderr`.
@@ -267,7 +236,9 @@ impl Vm {
 
     /// An [`Error::QemuExited`] describing the exit, for callers that found QEMU gone.
     pub fn exited_error(&mut self, when: &str) -> Error {
-        let status = self.exit_status().map_or_else(|| "still running".to_string(), |s| s.to_string());
+        let status = self
+            .exit_status()
+            .map_or_else(|| "still running".to_string(), |s| s.to_string());
         Error::QemuExited {
             status,
             when: when.to_string(),

@@ -178,7 +178,11 @@ windows:
 
     #[test]
     fn renders_paths() {
-        let p = path("host_bridges").index(0).key("root_ports").index(2).key("id");
+        let p = path("host_bridges")
+            .index(0)
+            .key("root_ports")
+            .index(2)
+            .key("id");
         assert_eq!(p.to_string(), "host_bridges[0].root_ports[2].id");
     }
 }

@@ -20,7 +20,10 @@ fn require_qemu() {
 fn process_gone(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
-        Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
     }
 }
 
@@ -46,19 +49,38 @@ fn paused_spec(topology: &str, run_dir: &Path) -> VmSpec {
 async fn launch_query_status_quit() {
     require_qemu();
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut vm = Vm::launch(paused_spec("default", dir.path())).await.expect("QEMU starts");
+    let mut vm = Vm::launch(paused_spec("default", dir.path()))
+        .await
+        .expect("QEMU starts");
     let pid = vm.pid();
-    let status = vm.qmp().expect("qmp").query_status().await.expect("query-status");
+    let status = vm
+        .qmp()
+        .expect("qmp")
+        .query_status()
+        .await
+        .expect("query-status");
     assert!(!status.running, "-S keeps the vCPUs stopped: {status:?}");
     assert!(vm.is_running());
 
-    let cmdline = std::fs::read_to_string(dir.path().join("qemu-cmdline.txt")).expect("cmdline file");
-    assert!(cmdline.contains("cxl-type3,bus=rp0,volatile-memdev=vmem-mem0,id=mem0"), "{cmdline}");
-    assert_eq!(std::fs::metadata(dir.path().join("mem0.raw")).expect("backing").len(), 1 << 30);
+    let cmdline =
+        std::fs::read_to_string(dir.path().join("qemu-cmdline.txt")).expect("cmdline file");
+    assert!(
+        cmdline.contains("cxl-type3,bus=rp0,volatile-memdev=vmem-mem0,id=mem0"),
+        "{cmdline}"
+    );
+    assert_eq!(
+        std::fs::metadata(dir.path().join("mem0.raw"))
+            .expect("backing")
+            .len(),
+        1 << 30
+    );
     assert!(dir.path().join("qemu.stderr").is_file());
 
     vm.qmp().expect("qmp").quit().await.expect("quit");
-    let exit = vm.wait_exit(Duration::from_secs(10)).await.expect("QEMU exits after quit");
+    let exit = vm
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("QEMU exits after quit");
     assert!(exit.success(), "{exit}");
     assert!(process_gone(pid), "QEMU pid {pid} still exists");
     assert!(vm.qmp().is_ok(), "client object stays until shutdown/kill");
@@ -73,7 +95,14 @@ async fn dropping_a_vm_kills_qemu() {
     spec.options.start_paused = false;
     let mut vm = Vm::launch(spec).await.expect("QEMU starts");
     let pid = vm.pid();
-    assert!(vm.qmp().expect("qmp").query_status().await.expect("status").running);
+    assert!(
+        vm.qmp()
+            .expect("qmp")
+            .query_status()
+            .await
+            .expect("status")
+            .running
+    );
     drop(vm);
     assert!(process_gone(pid), "QEMU pid {pid} survived drop");
 }
@@ -82,9 +111,14 @@ async fn dropping_a_vm_kills_qemu() {
 async fn shutdown_of_a_guest_without_acpi_handling_falls_back_to_quit() {
     require_qemu();
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut vm = Vm::launch(paused_spec("default", dir.path())).await.expect("QEMU starts");
+    let mut vm = Vm::launch(paused_spec("default", dir.path()))
+        .await
+        .expect("QEMU starts");
     let outcome = vm.shutdown(Duration::from_secs(4)).await.expect("shutdown");
-    assert!(matches!(outcome, ShutdownOutcome::Quit(s) if s.success()), "{outcome:?}");
+    assert!(
+        matches!(outcome, ShutdownOutcome::Quit(s) if s.success()),
+        "{outcome:?}"
+    );
     assert!(!vm.is_running());
     assert!(vm.exit_report().expect("exited").guest_panic.is_none());
 }
@@ -96,10 +130,17 @@ async fn qemu_start_failure_reports_stderr() {
     let mut spec = paused_spec("default", dir.path());
     spec.extra_args = vec!["-device".into(), "no-such-device-model".into()];
     let start = Instant::now();
-    let err = Vm::launch(spec).await.expect_err("QEMU must refuse the device");
-    assert!(start.elapsed() < Duration::from_secs(20), "should give up as soon as QEMU exits");
+    let err = Vm::launch(spec)
+        .await
+        .expect_err("QEMU must refuse the device");
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "should give up as soon as QEMU exits"
+    );
     match &err {
-        Error::QemuExited { stderr_tail, .. } => assert!(stderr_tail.contains("no-such-device-model"), "{err}"),
+        Error::QemuExited { stderr_tail, .. } => {
+            assert!(stderr_tail.contains("no-such-device-model"), "{err}")
+        }
         other => panic!("expected QemuExited, got {other}"),
     }
 }
@@ -121,9 +162,13 @@ async fn kvm_probe_matches_what_qemu_does() {
     assert!(!probe.reason.is_empty());
     // Cross-check with a real launch under KVM: it must succeed exactly when the probe says so.
     let dir = tempfile::tempdir().expect("tempdir");
-    let topology = Topology::from_yaml("name: tiny\nmemory: 128M\ncpus: 1\n", "inline").expect("topology");
+    let topology =
+        Topology::from_yaml("name: tiny\nmemory: 128M\ncpus: 1\n", "inline").expect("topology");
     let mut spec = VmSpec::new(topology, None, dir.path(), Accel::Kvm);
-    spec.options = QemuOptions { start_paused: true, ..QemuOptions::in_run_dir(dir.path()) };
+    spec.options = QemuOptions {
+        start_paused: true,
+        ..QemuOptions::in_run_dir(dir.path())
+    };
     let launched = match Vm::launch(spec).await {
         Ok(mut vm) => {
             let qmp = vm.qmp().expect("qmp");
@@ -149,12 +194,16 @@ const CHILD_ENV: &str = "LAB_VM_SIGINT_CHILD_PIDFILE";
 #[tokio::test]
 async fn sigint_child_helper() {
     let Some(pidfile) = std::env::var_os(CHILD_ENV) else {
-        eprintln!("sigint_child_helper: only does something when re-run by sigint_to_the_lab_kills_qemu");
+        eprintln!(
+            "sigint_child_helper: only does something when re-run by sigint_to_the_lab_kills_qemu"
+        );
         return;
     };
     lab_vm::process_cleanup::install_signal_cleanup().expect("signal handlers");
     let dir = tempfile::tempdir().expect("tempdir");
-    let vm = Vm::launch(paused_spec("default", dir.path())).await.expect("QEMU starts");
+    let vm = Vm::launch(paused_spec("default", dir.path()))
+        .await
+        .expect("QEMU starts");
     std::fs::write(&pidfile, vm.pid().to_string()).expect("write pid");
     tokio::time::sleep(Duration::from_secs(60)).await;
     panic!("SIGINT never came");
@@ -166,13 +215,21 @@ fn sigint_to_the_lab_kills_qemu() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pidfile = dir.path().join("qemu.pid");
     let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", "sigint_child_helper", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "sigint_child_helper",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, &pidfile)
         .spawn()
         .expect("spawn child test process");
     let start = Instant::now();
     let qemu_pid: u32 = loop {
-        if let Some(pid) = std::fs::read_to_string(&pidfile).ok().and_then(|s| s.trim().parse().ok()) {
+        if let Some(pid) = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
             break pid;
         }
         if start.elapsed() > Duration::from_secs(60) || child.try_wait().ok().flatten().is_some() {
@@ -182,9 +239,15 @@ fn sigint_to_the_lab_kills_qemu() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(!process_gone(qemu_pid));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT)
-        .expect("send SIGINT");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("send SIGINT");
     let status = child.wait().expect("child exits");
     assert_eq!(status.code(), Some(130), "{status}");
-    assert!(wait_gone(qemu_pid), "QEMU pid {qemu_pid} survived SIGINT to the lab");
+    assert!(
+        wait_gone(qemu_pid),
+        "QEMU pid {qemu_pid} survived SIGINT to the lab"
+    );
 }

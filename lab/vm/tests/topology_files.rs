@@ -81,7 +81,10 @@ fn base_is_valid() {
 
 #[test]
 fn unknown_key_names_key_and_line() {
-    let src = BASE.replace("  - { id: mem1, root_port: rp1, size: 1G }", "  - { id: mem1, root_port: rp1, size: 1G, colour: red }");
+    let src = BASE.replace(
+        "  - { id: mem1, root_port: rp1, size: 1G }",
+        "  - { id: mem1, root_port: rp1, size: 1G, colour: red }",
+    );
     let (line, msg) = parse_err(&src);
     assert_eq!(line, Some(12), "{msg}");
     assert!(msg.contains("colour"), "{msg}");
@@ -96,7 +99,10 @@ fn bad_size_string_names_line() {
     let src = BASE.replace("size: 4G", "size: 4Q");
     let (line, msg) = parse_err(&src);
     assert_eq!(line, Some(14), "{msg}");
-    assert!(msg.contains("4Q") && msg.contains("windows[0].size"), "{msg}");
+    assert!(
+        msg.contains("4Q") && msg.contains("windows[0].size"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -113,20 +119,38 @@ fn dangling_root_port_names_line() {
 fn duplicate_id_names_line() {
     let src = BASE.replace("id: mem1", "id: mem0");
     let p = problems(&src);
-    assert!(p.iter().any(|(l, k, m)| *l == Some(12) && k == "devices[1].id" && m.contains("duplicate id")), "{p:?}");
+    assert!(
+        p.iter()
+            .any(|(l, k, m)| *l == Some(12) && k == "devices[1].id" && m.contains("duplicate id")),
+        "{p:?}"
+    );
     let src = BASE.replace("id: rp1", "id: cxl.1");
     let p = problems(&src);
-    assert!(p.iter().any(|(l, k, _)| *l == Some(9) && k == "host_bridges[0].root_ports[1].id"), "{p:?}");
+    assert!(
+        p.iter()
+            .any(|(l, k, _)| *l == Some(9) && k == "host_bridges[0].root_ports[1].id"),
+        "{p:?}"
+    );
 }
 
 #[test]
 fn sizes_must_be_cxl_aligned() {
     let src = BASE.replace("root_port: rp0, size: 1G", "root_port: rp0, size: 300M");
     let p = problems(&src);
-    assert!(p.iter().any(|(l, k, m)| *l == Some(11) && k == "devices[0].size" && m.contains("256M")), "{p:?}");
-    let src = BASE.replace("{ name: r0, devices: [mem0] }", "{ name: r0, devices: [mem0], size: 100M }");
+    assert!(
+        p.iter()
+            .any(|(l, k, m)| *l == Some(11) && k == "devices[0].size" && m.contains("256M")),
+        "{p:?}"
+    );
+    let src = BASE.replace(
+        "{ name: r0, devices: [mem0] }",
+        "{ name: r0, devices: [mem0], size: 100M }",
+    );
     let p = problems(&src);
-    assert_eq!(p, [(Some(16), "regions[0].size".to_string(), p[0].2.clone())]);
+    assert_eq!(
+        p,
+        [(Some(16), "regions[0].size".to_string(), p[0].2.clone())]
+    );
 }
 
 #[test]
@@ -135,10 +159,17 @@ fn window_checks() {
     let p = problems(&src);
     let keys: Vec<_> = p.iter().map(|(l, k, _)| (*l, k.as_str())).collect();
     assert!(keys.contains(&(Some(14), "windows[0].size")), "{p:?}");
-    assert!(keys.contains(&(Some(14), "windows[0].interleave_granularity")), "{p:?}");
+    assert!(
+        keys.contains(&(Some(14), "windows[0].interleave_granularity")),
+        "{p:?}"
+    );
     let src = BASE.replace("targets: [cxl.1]", "targets: [cxl.1, cxl.2]");
     let p = problems(&src);
-    assert!(p.iter().any(|(l, k, m)| *l == Some(14) && k == "windows[0].targets[1]" && m.contains("cxl.2")), "{p:?}");
+    assert!(
+        p.iter()
+            .any(|(l, k, m)| *l == Some(14) && k == "windows[0].targets[1]" && m.contains("cxl.2")),
+        "{p:?}"
+    );
 }
 
 #[test]
@@ -150,13 +181,26 @@ fn region_checks() {
     assert!(keys.contains(&(Some(17), "regions[1].name")), "{p:?}");
     assert!(keys.contains(&(Some(17), "regions[1].window")), "{p:?}");
 
-    let full = BASE.replace("{ name: r0, devices: [mem0] }", "{ name: r0, devices: [mem0] }\n  - { name: r1, devices: [mem0, mem1], size: 512M }");
+    let full = BASE.replace(
+        "{ name: r0, devices: [mem0] }",
+        "{ name: r0, devices: [mem0] }\n  - { name: r1, devices: [mem0, mem1], size: 512M }",
+    );
     let p = problems(&full);
-    assert!(p.iter().any(|(l, k, m)| *l == Some(17) && k == "regions[1].size" && m.contains("free")), "{p:?}");
+    assert!(
+        p.iter()
+            .any(|(l, k, m)| *l == Some(17) && k == "regions[1].size" && m.contains("free")),
+        "{p:?}"
+    );
 
-    let bad_g = BASE.replace("devices: [mem0] }", "devices: [mem0, mem1], granularity: 100 }");
+    let bad_g = BASE.replace(
+        "devices: [mem0] }",
+        "devices: [mem0, mem1], granularity: 100 }",
+    );
     let p = problems(&bad_g);
-    assert!(p.iter().any(|(_, k, _)| k == "regions[0].granularity"), "{p:?}");
+    assert!(
+        p.iter().any(|(_, k, _)| k == "regions[0].granularity"),
+        "{p:?}"
+    );
 }
 
 #[test]
@@ -185,8 +229,14 @@ regions:
 #[test]
 fn overlapping_buses_are_refused() {
     // cxl.1 takes buses 12..=14 (itself and two root ports): 14 is taken.
-    let src = BASE.replace("devices:\n", "  - { id: cxl.2, bus_nr: 14, root_ports: [ { id: rp2, port: 0, slot: 4 } ] }\ndevices:\n");
+    let src = BASE.replace(
+        "devices:\n",
+        "  - { id: cxl.2, bus_nr: 14, root_ports: [ { id: rp2, port: 0, slot: 4 } ] }\ndevices:\n",
+    );
     let p = problems(&src);
     assert_eq!(p.len(), 1, "{p:?}");
-    assert_eq!((p[0].0, p[0].1.as_str()), (Some(10), "host_bridges[1].bus_nr"));
+    assert_eq!(
+        (p[0].0, p[0].1.as_str()),
+        (Some(10), "host_bridges[1].bus_nr")
+    );
 }

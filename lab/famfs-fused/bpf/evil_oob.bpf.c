@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: GPL-2.0-only OR MIT
+/*
+ * `evil_oob` ops, for negative tests: parses like `famfs`, then iomap_begin returns a mapping
+ * the kernel must refuse (-EIO / SIGBUS and a log line, never a mapping). The flavour is rodata,
+ * set by famfs-fused `--evil FLAVOUR` before load:
+ *   0 past-end      addr at the end of the device (evil_dev_size) or 1 TiB further if unknown
+ *   1 other-device  dev_index = evil_dev_index (a slot the file never declared)
+ *   2 overflow      addr so that addr + length wraps around 2^64
+ *   3 long-length   length longer than requested
+ *   4 zero-length   length 0
+ *   5 bad-type      type not MAPPED
+ */
+#include "kernel_env.bpf.h"
+
+static __always_inline void *fmap_meta(struct parse_env *env, __u32 off, const __u32 size)
+{
+	return bpf_fuse_dax_parse_get_meta(env->ctx, off, size);
+}
+
+static __always_inline const void *fmap_rmeta(struct resolve_env *env, __u32 off, const __u32 size)
+{
+	return bpf_fuse_dax_resolve_get_meta(env->ctx, off, size);
+}
+
+#include "famfs_logic.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+const volatile __u32 evil_flavour = 0;
+const volatile __u64 evil_dev_size = 0;
+const volatile __u32 evil_dev_index = 23;
+
+SEC("struct_ops.s/dax_fmap_parse")
+int BPF_PROG(evil_parse, struct fuse_dax_fmap_parse_ctx *pctx)
+{
+	struct parse_env env = { .ctx = pctx };
+
+	return famfs_parse(&env);
+}
+
+SEC("struct_ops/iomap_begin")
+int BPF_PROG(evil_iomap_begin, struct fuse_dax_fmap_resolve_ctx *rctx, struct fuse_iomap_io *io)
+{
+	struct resolve_env env = { .ctx = rctx };
+	struct famfs_mapping m = {};
+	__u64 want = io->length;
+	int err = famfs_resolve(&env, io->offset, &m);
+
+	if (err)
+		return err;
+	fmap_fill_io(io, &m);
+	switch (evil_flavour) {
+	case 0:
+		io->addr = evil_dev_size ? evil_dev_size : m.dev_offset + (1ULL << 40);
+		break;
+	case 1:
+		io->dev_index = evil_dev_index;
+		break;
+	case 2:
+		io->addr = ~0ULL - 4095;
+		break;
+	case 3:
+		io->length = want + FAMFS_ALIGN;
+		break;
+	case 4:
+		io->length = 0;
+		break;
+	default:
+		io->type = 0;
+		break;
+	}
+	return 0;
+}
+
+SEC(".struct_ops.link")
+struct fuse_dax_fmap_ops evil_oob_ops = {
+	.dax_fmap_parse = (void *)evil_parse,
+	.iomap_begin = (void *)evil_iomap_begin,
+	.name = "evil_oob",
+};

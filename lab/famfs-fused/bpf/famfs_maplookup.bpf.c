@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: GPL-2.0-only OR MIT
+/*
+ * `famfs_maplookup` ops: the same parse, but the meta goes into a BPF hash map keyed by nodeid
+ * (Joanne Koong's prototype shape); iomap_begin looks it up. For the benchmark against `famfs`:
+ * the lookup is the cost the seed argues against. The kernel meta buffer is unused.
+ */
+#include "kernel_env.bpf.h"
+#include "famfs_meta.h"
+
+struct famfs_meta_buf {
+	__u8 bytes[FAMFS_META_MAX_SIZE];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct famfs_meta_buf);
+} famfs_metas SEC(".maps");
+
+/* A zeroed value to create entries from. */
+static struct famfs_meta_buf zero_meta;
+
+static __always_inline void *meta_at(void *mv, __u32 off, const __u32 size)
+{
+	if (!mv || off > FAMFS_META_MAX_SIZE - size)
+		return NULL;
+	return ((struct famfs_meta_buf *)mv)->bytes + off;
+}
+
+static __always_inline void *fmap_meta(struct parse_env *env, __u32 off, const __u32 size)
+{
+	return meta_at(env->mv, off, size);
+}
+
+static __always_inline const void *fmap_rmeta(struct resolve_env *env, __u32 off, const __u32 size)
+{
+	return meta_at((void *)env->mv, off, size);
+}
+
+#include "famfs_logic.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+SEC("struct_ops.s/dax_fmap_parse")
+int BPF_PROG(maplookup_parse, struct fuse_dax_fmap_parse_ctx *pctx)
+{
+	struct parse_env env = { .ctx = pctx };
+	__u64 nodeid = pctx->nodeid;
+	int err;
+
+	err = bpf_map_update_elem(&famfs_metas, &nodeid, &zero_meta, BPF_ANY);
+	if (err)
+		return err;
+	env.mv = bpf_map_lookup_elem(&famfs_metas, &nodeid);
+	if (!env.mv)
+		return -ENOMEM;
+	err = famfs_parse(&env);
+	if (err)
+		bpf_map_delete_elem(&famfs_metas, &nodeid);
+	return err;
+}
+
+SEC("struct_ops/iomap_begin")
+int BPF_PROG(maplookup_iomap_begin, struct fuse_dax_fmap_resolve_ctx *rctx, struct fuse_iomap_io *io)
+{
+	__u64 nodeid = rctx->nodeid;
+	struct resolve_env env = { .ctx = rctx };
+	struct famfs_mapping m = {};
+	int err;
+
+	env.mv = bpf_map_lookup_elem(&famfs_metas, &nodeid);
+	if (!env.mv)
+		return -EIO;
+	err = famfs_resolve(&env, io->offset, &m);
+	if (err)
+		return err;
+	fmap_fill_io(io, &m);
+	return 0;
+}
+
+SEC(".struct_ops.link")
+struct fuse_dax_fmap_ops famfs_maplookup_ops = {
+	.dax_fmap_parse = (void *)maplookup_parse,
+	.iomap_begin = (void *)maplookup_iomap_begin,
+	.name = "famfs_maplookup",
+};

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR MIT */
+/* famfs_logic.bpf.h's accessors for the real ops: the kernel's blob and kfuncs. Each variant
+ * adds fmap_meta() and fmap_rmeta() (where its meta lives). */
+#ifndef KERNEL_ENV_BPF_H
+#define KERNEL_ENV_BPF_H
+
+#include "fmap_abi.bpf.h"
+
+/* `mv`: where a variant keeps its meta instead of the kernel's buffer (famfs_maplookup). */
+struct parse_env {
+	struct fuse_dax_fmap_parse_ctx *ctx;
+	void *mv;
+};
+
+struct resolve_env {
+	struct fuse_dax_fmap_resolve_ctx *ctx;
+	const void *mv;
+};
+
+static __always_inline const void *fmap_blob(struct parse_env *env, __u32 off, const __u32 size)
+{
+	return bpf_fuse_dax_parse_get_blob(env->ctx, off, size);
+}
+
+static __always_inline __u32 fmap_blob_size(struct parse_env *env)
+{
+	return env->ctx->blob_size;
+}
+
+static __always_inline int fmap_set_dev(struct parse_env *env, __u32 index)
+{
+	return bpf_fuse_dax_parse_set_dev(env->ctx, index);
+}
+
+static __always_inline int fmap_set_size(struct parse_env *env, __u64 size)
+{
+	return bpf_fuse_dax_parse_set_size(env->ctx, size);
+}
+
+/* famfs_logic.bpf.h adds fmap_fill_io() for these ops. */
+#define FMAP_HAVE_IOMAP_IO 1
+
+#endif /* KERNEL_ENV_BPF_H */

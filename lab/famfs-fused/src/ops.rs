@@ -1,0 +1,52 @@
+//! The fmap ops variants the server can name at INIT, and the meta size each needs per file.
+
+use crate::meta;
+use famfs_fmap::FileMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OpsKind {
+    /// BPF: parse into the compact meta; iomap_begin reads it through the resolve kfunc.
+    #[value(name = "famfs")]
+    Famfs,
+    /// BPF: parse into a hash map keyed by nodeid; iomap_begin looks it up.
+    #[value(name = "famfs_maplookup")]
+    FamfsMaplookup,
+    /// No BPF: name the kernel's native ops (CONFIG_FUSE_DAX_FMAP_NATIVE_TEST).
+    #[value(name = "famfs_native")]
+    FamfsNative,
+    /// BPF, negative tests: valid parse, iomap_begin returns what the kernel must refuse.
+    #[value(name = "evil_oob")]
+    EvilOob,
+    /// BPF, negative tests: every parse fails.
+    #[value(name = "reject_all")]
+    RejectAll,
+}
+
+/// meta_size for variants that keep nothing in the kernel's buffer (0 is -EINVAL there).
+pub const MIN_META: u32 = 8;
+
+impl OpsKind {
+    /// The ops name sent in `fuse_init_out.dax_fmap_ops` (also the struct_ops `.name`).
+    pub fn name(self) -> &'static str {
+        match self {
+            OpsKind::Famfs => "famfs",
+            OpsKind::FamfsMaplookup => "famfs_maplookup",
+            OpsKind::FamfsNative => "famfs_native",
+            OpsKind::EvilOob => "evil_oob",
+            OpsKind::RejectAll => "reject_all",
+        }
+    }
+
+    /// What GET_FMAP's `meta_size` says for `map`. `famfs_native` is given the `famfs` layout's
+    /// size (bpf/famfs_meta.h; the native module may use that layout).
+    pub fn meta_size(self, map: &FileMap) -> u32 {
+        match self {
+            OpsKind::Famfs | OpsKind::EvilOob | OpsKind::FamfsNative => meta::meta_size(map),
+            OpsKind::FamfsMaplookup | OpsKind::RejectAll => MIN_META,
+        }
+    }
+
+    pub fn loads_bpf(self) -> bool {
+        self != OpsKind::FamfsNative
+    }
+}

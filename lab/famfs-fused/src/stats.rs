@@ -1,0 +1,133 @@
+//! Per-opcode counters, written as JSON to `--stats FILE`: rewritten atomically (temp file +
+//! rename) after every request, before its reply is sent, so when a system call on the mount
+//! returns, the file already counts the requests it caused. SIGUSR1 rewrites it too.
+//!
+//! ```json
+//! {
+//!   "version": 1, "pid": 1234, "ops": "famfs", "fmap": true,
+//!   "init": {"major": 7, "minor": 47, "flags": 0, "flags2": 0, "fmap": true, "ops": "famfs"},
+//!   "requests": 42, "malformed": 0,
+//!   "opcodes": {"LOOKUP": 3, "GET_FMAP": 1, "OPCODE_99": 1},
+//!   "errors": {"LOOKUP": 1},
+//!   "get_fmap": {"by_nodeid": {"5": 1}, "by_path": {"dir/file": 1}},
+//!   "get_daxdev": {"by_index": {"0": 1}}
+//! }
+//! ```
+//! `errors` counts error replies per opcode; `by_path` paths are relative to the mount point.
+
+use crate::abi::op;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct InitInfo {
+    pub major: u32,
+    pub minor: u32,
+    pub flags: u32,
+    pub flags2: u32,
+    pub fmap: bool,
+    pub ops: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ByNodeid {
+    pub by_nodeid: BTreeMap<u64, u64>,
+    pub by_path: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ByIndex {
+    pub by_index: BTreeMap<u32, u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Snapshot {
+    pub version: u32,
+    pub pid: u32,
+    pub ops: String,
+    pub fmap: bool,
+    pub init: Option<InitInfo>,
+    pub requests: u64,
+    pub malformed: u64,
+    pub opcodes: BTreeMap<String, u64>,
+    pub errors: BTreeMap<String, u64>,
+    pub get_fmap: ByNodeid,
+    pub get_daxdev: ByIndex,
+}
+
+#[derive(Debug)]
+pub struct Stats {
+    path: Option<PathBuf>,
+    data: Mutex<Snapshot>,
+}
+
+fn key(opcode: u32) -> String {
+    op::name(opcode).map(str::to_string).unwrap_or_else(|| format!("OPCODE_{opcode}"))
+}
+
+impl Stats {
+    pub fn new(path: Option<PathBuf>, ops: &str, fmap: bool) -> Stats {
+        let s = Snapshot { version: 1, pid: std::process::id(), ops: ops.to_string(), fmap, ..Default::default() };
+        Stats { path, data: Mutex::new(s) }
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Snapshot)) {
+        let mut d = self.data.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut d);
+        self.write_locked(&d);
+    }
+
+    /// One request handled; `errno` when it was answered with an error.
+    pub fn request(&self, opcode: u32, errno: Option<i32>) {
+        self.update(|d| {
+            d.requests += 1;
+            *d.opcodes.entry(key(opcode)).or_default() += 1;
+            if errno.is_some() {
+                *d.errors.entry(key(opcode)).or_default() += 1;
+            }
+        });
+    }
+
+    pub fn malformed(&self) {
+        self.update(|d| d.malformed += 1);
+    }
+
+    pub fn get_fmap(&self, nodeid: u64, path: &str) {
+        self.update(|d| {
+            *d.get_fmap.by_nodeid.entry(nodeid).or_default() += 1;
+            *d.get_fmap.by_path.entry(path.to_string()).or_default() += 1;
+        });
+    }
+
+    pub fn get_daxdev(&self, index: u32) {
+        self.update(|d| *d.get_daxdev.by_index.entry(index).or_default() += 1);
+    }
+
+    pub fn init(&self, info: InitInfo) {
+        self.update(|d| d.init = Some(info));
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        self.data.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Rewrite the file now (SIGUSR1).
+    pub fn flush(&self) {
+        let d = self.data.lock().unwrap_or_else(PoisonError::into_inner);
+        self.write_locked(&d);
+    }
+
+    fn write_locked(&self, d: &Snapshot) {
+        let Some(path) = &self.path else { return };
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let text = serde_json::to_string_pretty(d).unwrap_or_default();
+        let res = std::fs::write(&tmp, text + "\n").and_then(|_| std::fs::rename(&tmp, path));
+        if let Err(e) = res {
+            eprintln!("famfs-fused: writing stats {}: {e}", path.display());
+        }
+    }
+}

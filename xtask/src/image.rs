@@ -1,0 +1,90 @@
+//! `cargo xtask image build`: the guest binaries and the initramfs.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use lab_host::prereqs::Need;
+use lab_host::stage::Timings;
+use std::path::PathBuf;
+use xshell::{cmd, Shell};
+
+use crate::kernel::BuildArgs;
+
+/// Our binaries that go into the guest, with their guest paths.
+const GUEST_BINARIES: &[(&str, &str)] = &[
+    ("famfs-lab-agent", "/usr/bin/famfs-lab-agent"),
+    ("famfs-lab-cases", "/usr/bin/famfs-lab-cases"),
+];
+/// The guest's PID 1.
+const INIT: &str = "/usr/bin/famfs-lab-agent";
+
+#[derive(Args, Debug)]
+pub struct ImageArgs {
+    #[command(flatten)]
+    pub kernel: BuildArgs,
+}
+
+impl ImageArgs {
+    pub fn run(self, sh: &Shell) -> Result<()> {
+        let mut t = Timings::default();
+        let kernel = self.kernel.build(sh, &mut t)?;
+        let image = build(sh, &kernel, self.kernel.no_install, &mut t)?;
+        println!("{}", image.path.display());
+        eprint!("{}", t.table());
+        Ok(())
+    }
+}
+
+/// Builds the guest binaries (release) and the image for `kernel`.
+pub fn build(
+    sh: &Shell,
+    kernel: &lab_kernel::BuiltKernel,
+    no_install: bool,
+    t: &mut Timings,
+) -> Result<lab_image::BuiltImage> {
+    crate::host::ensure(sh, &[Need::Image], no_install)?;
+    t.stage("image: guest binaries", || {
+        let packages: Vec<String> = GUEST_BINARIES.iter().flat_map(|(p, _)| ["-p".to_string(), p.to_string()]).collect();
+        cmd!(sh, "cargo build --quiet --release {packages...}").run().context("building the guest binaries")
+    })?;
+    t.stage("image: initramfs", || {
+        let root = lab_host::paths::repo_root();
+        let recipe = lab_image::Recipe::load(&root.join("images/guest.yaml"))?;
+        let target = cargo_target_dir(sh)?.join("release");
+        let extra_files = GUEST_BINARIES
+            .iter()
+            .map(|(bin, guest)| (target.join(bin), guest.to_string(), 0o755))
+            .collect();
+        let modules = kernel.entry.modules_root().join("lib/modules").join(&kernel.meta.release);
+        let inputs = lab_image::ImageInputs {
+            recipe,
+            extra_files,
+            kernel_modules_dir: modules.is_dir().then_some(modules),
+            init: INIT.to_string(),
+        };
+        let image = lab_image::build(&inputs, &lab_host::paths::cache_root())?;
+        for note in &image.notes {
+            eprintln!("famfs-lab: image: {note}");
+        }
+        eprintln!(
+            "famfs-lab: image {} ({} MiB, {} entries{})",
+            image.hash,
+            image.size >> 20,
+            image.files,
+            if image.cache_hit { ", cached" } else { "" }
+        );
+        Ok(image)
+    })
+}
+
+/// Cargo's target directory (respects CARGO_TARGET_DIR).
+fn cargo_target_dir(sh: &Shell) -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    let meta = cmd!(sh, "cargo metadata --format-version 1 --no-deps").quiet().read()?;
+    let v: serde_json::Value = serde_json::from_str(&meta).context("parsing cargo metadata")?;
+    v.get("target_directory")
+        .and_then(|d| d.as_str())
+        .map(PathBuf::from)
+        .context("cargo metadata has no target_directory")
+}

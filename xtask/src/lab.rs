@@ -1,0 +1,187 @@
+//! `cargo xtask lab ...`: the whole chain (kernel -> image -> VM -> suites
+//! -> report) and an interactive guest.
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use lab_host::prereqs::Need;
+use lab_host::stage::Timings;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use xshell::Shell;
+
+use crate::kernel::BuildArgs;
+
+#[derive(Subcommand)]
+pub enum Lab {
+    /// Builds what is needed, boots the guest, runs the suites, reports.
+    Up(UpArgs),
+    /// Boots the same guest with an interactive serial console.
+    Shell(ShellArgs),
+    /// Lists suites and cases.
+    List,
+}
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub kernel: BuildArgs,
+    /// A topology name (lab/topologies/NAME.yaml) or a path to one.
+    #[arg(long, default_value = "default")]
+    pub topology: String,
+    /// Run these suites (default: the default suites).
+    #[arg(long = "suite")]
+    pub suites: Vec<String>,
+    /// Run only these cases (SUITE.NAME).
+    #[arg(long = "case")]
+    pub cases: Vec<String>,
+    /// Extra kernel command line.
+    #[arg(long, default_value = "")]
+    pub cmdline: String,
+    /// Seconds QEMU may take to boot the guest to its agent.
+    #[arg(long, default_value_t = 120)]
+    pub boot_timeout: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct ShellArgs {
+    #[command(flatten)]
+    pub kernel: BuildArgs,
+    #[arg(long, default_value = "default")]
+    pub topology: String,
+}
+
+impl Lab {
+    pub fn run(self, sh: &Shell) -> Result<()> {
+        match self {
+            Lab::Up(args) => {
+                let failed = up(sh, &args)?;
+                if failed {
+                    std::process::exit(1);
+                }
+                Ok(())
+            }
+            Lab::Shell(args) => shell(sh, &args),
+            Lab::List => {
+                for s in famfs_lab_cases::catalog::SUITES {
+                    let default = if s.default { "" } else { " (only with --suite)" };
+                    println!("{}{default}: {}", s.name, s.about);
+                    for c in famfs_lab_cases::catalog::CASES.iter().filter(|c| c.suite == s.name) {
+                        println!("  {:36} {:>4}s  {}", c.id(), c.timeout_s, c.about);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn load_topology(name: &str) -> Result<lab_vm::Topology> {
+    let path = std::path::Path::new(name);
+    let topo = if name.ends_with(".yaml") || path.is_file() {
+        lab_vm::Topology::load(path)
+    } else {
+        lab_vm::Topology::load_named(name)
+    };
+    topo.with_context(|| format!("topology {name:?}"))
+}
+
+/// A run id that sorts by time and never collides between parallel runs.
+fn run_id() -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    format!("{}-{}", now.as_secs(), std::process::id())
+}
+
+fn rfc3339_now() -> String {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Runs the chain; returns whether any case failed.
+pub fn up(sh: &Shell, args: &UpArgs) -> Result<bool> {
+    let mut t = Timings::default();
+    crate::host::ensure(sh, &[Need::Kernel, Need::Image, Need::Vm], args.kernel.no_install)?;
+    let topology = load_topology(&args.topology)?;
+    let kernel = args.kernel.build(sh, &mut t)?;
+    let image = crate::image::build(sh, &kernel, args.kernel.no_install, &mut t)?;
+    let accel = lab_vm::choose_accel(std::path::Path::new(lab_vm::accel::DEFAULT_QEMU))?;
+    eprintln!("famfs-lab: {}", accel.reason);
+    let run_id = run_id();
+    let run_dir = lab_host::paths::runs_dir().join(&run_id);
+    let config = std::fs::read_to_string(kernel.entry.config()).context("reading the kernel's config")?;
+    let mut reproduce = format!("cargo xtask lab up --kernel {} --topology {}", args.kernel.kernel, args.topology);
+    if let Some(dir) = &args.kernel.source_dir {
+        reproduce.push_str(&format!(" --source-dir {}", dir.display()));
+    }
+    for f in &args.kernel.fragments {
+        reproduce.push_str(&format!(" --fragment {f}"));
+    }
+    let req = lab_runner::run::RunRequest {
+        run_id: run_id.clone(),
+        run_dir: run_dir.clone(),
+        kernel: lab_runner::plan::KernelFeatures::from_config(&kernel.meta.label, &config),
+        kernel_hash: kernel.meta.key.clone(),
+        bzimage: kernel.entry.bzimage(),
+        initramfs: image.path.clone(),
+        topology,
+        suites: args.suites.clone(),
+        cases: args.cases.clone(),
+        accel,
+        reproduce,
+        cmdline: args.cmdline.clone(),
+        boot_timeout: Duration::from_secs(args.boot_timeout),
+    };
+    let report = t.stage("lab: boot, setup, suites", || lab_runner::run::run(&req, rfc3339_now()))?;
+    println!("{}", lab_report::ktap::write(&report));
+    eprint!("{}", t.table());
+    eprintln!("famfs-lab: results in {}", run_dir.display());
+    // The summary's last line is the plain `N passed, N failed, N skipped`.
+    println!("{}", lab_report::summary::render(&report).trim_end());
+    Ok(report.failed())
+}
+
+fn shell(sh: &Shell, args: &ShellArgs) -> Result<()> {
+    let mut t = Timings::default();
+    crate::host::ensure(sh, &[Need::Kernel, Need::Image, Need::Vm], args.kernel.no_install)?;
+    let topology = load_topology(&args.topology)?;
+    let kernel = args.kernel.build(sh, &mut t)?;
+    let image = crate::image::build(sh, &kernel, args.kernel.no_install, &mut t)?;
+    let accel = lab_vm::choose_accel(std::path::Path::new(lab_vm::accel::DEFAULT_QEMU))?;
+    let run_dir = lab_host::paths::runs_dir().join(format!("shell-{}", run_id()));
+    let cmdline = format!("{} famfs_lab.shell=1", lab_vm::qemu_args::BASE_KERNEL_CMDLINE);
+    let boot = lab_vm::KernelBoot { kernel: kernel.entry.bzimage(), initramfs: image.path, cmdline };
+    let mut spec = lab_vm::VmSpec::new(topology, Some(boot), &run_dir, accel.accel);
+    spec.options.serial = lab_vm::SerialOutput::Stdio;
+    eprintln!("famfs-lab: {}; the guest's console follows (Ctrl-A x quits QEMU)", accel.reason);
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let mut vm = lab_vm::Vm::launch(spec).await?;
+        vm.wait_exit(Duration::from_secs(24 * 3600)).await?;
+        anyhow::Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_418), (2025, 11, 26));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+}

@@ -1,0 +1,38 @@
+//! `cargo xtask test`: the README's test command (and `.ci/run`'s): host
+//! setup, the unit tests under nextest, then a full `lab up`.
+
+use anyhow::{bail, Result};
+use clap::Args;
+use lab_host::prereqs::Need;
+use lab_host::stage::Timings;
+use xshell::{cmd, Shell};
+
+#[derive(Args, Debug)]
+pub struct TestArgs {
+    /// Only the unit tests (no VM).
+    #[arg(long)]
+    pub unit_only: bool,
+    #[command(flatten)]
+    pub lab: crate::lab::UpArgs,
+}
+
+impl TestArgs {
+    pub fn run(self, sh: &Shell) -> Result<()> {
+        let mut t = Timings::default();
+        t.stage("host setup", || crate::host::ensure(sh, &[Need::Kernel, Need::Image, Need::Vm, Need::Bpf], self.lab.kernel.no_install))?;
+        let profile = if std::env::var_os("CI").is_some() { "ci" } else { "default" };
+        t.stage("unit tests (nextest)", || {
+            cmd!(sh, "cargo nextest run --workspace --profile {profile}").run().map_err(Into::into)
+        })?;
+        if self.unit_only {
+            eprint!("{}", t.table());
+            return Ok(());
+        }
+        let failed = t.stage("lab up", || crate::lab::up(sh, &self.lab))?;
+        eprint!("{}", t.table());
+        if failed {
+            bail!("lab up: some cases failed (see the summary above)");
+        }
+        Ok(())
+    }
+}
