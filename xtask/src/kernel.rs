@@ -13,6 +13,10 @@ pub enum Kernel {
     Build(BuildArgs),
     /// Lists the kernels defined in kernels/.
     List,
+    /// Runs scripts/checkpatch.pl --strict on every patch of the series.
+    Checkpatch(BuildArgs),
+    /// Builds every prefix of the series: each patch must build alone.
+    BisectBuild(BuildArgs),
 }
 
 /// Which kernel, shared by every verb that needs one.
@@ -42,8 +46,13 @@ impl BuildArgs {
     /// Builds the kernel these flags describe.
     pub fn build(&self, sh: &Shell, t: &mut Timings) -> Result<lab_kernel::BuiltKernel> {
         crate::host::ensure(sh, &[Need::Kernel], self.no_install)?;
+        lab_kernel::build(sh, &self.request(), t)
+    }
+
+    /// The build request these flags describe.
+    pub fn request(&self) -> lab_kernel::BuildRequest {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        let req = lab_kernel::BuildRequest {
+        lab_kernel::BuildRequest {
             kernels_dir: lab_host::paths::repo_root().join("kernels"),
             kernel: self.kernel.clone(),
             source_dir: self.source_dir.clone(),
@@ -51,8 +60,7 @@ impl BuildArgs {
             cache_root: lab_host::paths::cache_root(),
             jobs: self.jobs.unwrap_or(cores + 1),
             refresh_source: self.refresh_source,
-        };
-        lab_kernel::build(sh, &req, t)
+        }
     }
 }
 
@@ -66,6 +74,37 @@ impl Kernel {
                 if !t.stages().is_empty() {
                     eprint!("{}", t.table());
                 }
+                Ok(())
+            }
+            Kernel::Checkpatch(args) => {
+                let req = args.request();
+                let (_, patches, tree) = lab_kernel::verify::source_tree(sh, &req)?;
+                let results = lab_kernel::verify::checkpatch(sh, &tree, &patches)?;
+                let dirty: Vec<_> = results.iter().filter(|r| !r.clean).collect();
+                for r in &results {
+                    println!("{} {}", if r.clean { "clean" } else { "DIRTY" }, r.patch);
+                    if !r.clean {
+                        println!("{}", r.output.trim_end());
+                    }
+                }
+                println!("{} patches, {} clean, {} with findings", results.len(), results.len() - dirty.len(), dirty.len());
+                if !dirty.is_empty() {
+                    anyhow::bail!("checkpatch --strict is not clean");
+                }
+                Ok(())
+            }
+            Kernel::BisectBuild(args) => {
+                let mut t = Timings::default();
+                crate::host::ensure(sh, &[Need::Kernel], args.no_install)?;
+                let failed = lab_kernel::build::bisect_build(sh, &args.request(), &mut t)?;
+                eprint!("{}", t.table());
+                for (patch, err) in &failed {
+                    println!("FAILS TO BUILD: {patch}\n{err}");
+                }
+                if !failed.is_empty() {
+                    anyhow::bail!("{} patch(es) do not build on their own", failed.len());
+                }
+                println!("every prefix of the series builds");
                 Ok(())
             }
             Kernel::List => {

@@ -281,3 +281,31 @@ mod tests {
         assert!(got.contains("In function"), "{got}");
     }
 }
+
+/// Builds every prefix of the series in turn (each patch must build on
+/// its own), reusing the kernel's incremental build tree, and leaves the
+/// tree at the full series again. Returns the patches that failed.
+pub fn bisect_build(sh: &Shell, req: &BuildRequest, t: &mut Timings) -> Result<Vec<(String, String)>> {
+    let full = build(sh, req, t)?;
+    let spec = KernelSpec::load(&req.kernels_dir, &req.kernel)?;
+    let patches = series::read(&spec.patches_dir())?;
+    let work = req.cache_root.join("work").join(sanitize(&full.meta.label));
+    let src = work.join("src");
+    let build_dir = work.join("build");
+    let _lock = lab_host::lock::exclusive(&req.cache_root.join("kernel-build.lock"), "a kernel build")?;
+    let head = cmd!(sh, "git -C {src} rev-parse HEAD").read()?;
+    let n = patches.len();
+    let mut failed = Vec::new();
+    for (i, p) in patches.iter().enumerate().take(n.saturating_sub(1)) {
+        let rev = format!("{head}~{}", n - 1 - i);
+        let commit = cmd!(sh, "git -C {src} rev-parse {rev}").read()?;
+        cmd!(sh, "git -C {src} checkout -q {commit}").run()?;
+        let name = format!("kernel: build with patches 1..{} ({})", i + 1, p.name);
+        if let Err(e) = t.stage(&name, || make(&spec, &src, &build_dir, &work, req.jobs)) {
+            failed.push((p.name.clone(), format!("{e:#}")));
+        }
+    }
+    cmd!(sh, "git -C {src} checkout -q {head}").run()?;
+    t.stage("kernel: rebuild the full series", || make(&spec, &src, &build_dir, &work, req.jobs))?;
+    Ok(failed)
+}

@@ -9,6 +9,7 @@ pub mod config;
 pub mod series;
 pub mod source;
 pub mod spec;
+pub mod verify;
 
 pub use build::{build, BuildRequest, BuiltKernel};
 pub use spec::KernelSpec;

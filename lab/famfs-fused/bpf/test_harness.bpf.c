@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: GPL-2.0-only OR MIT
+/*
+ * Host test harness (not loaded by the server): famfs_logic.bpf.h, the parse and resolve code of
+ * the `famfs`, `famfs_maplookup` and `evil_oob` ops, compiled against global buffers instead of
+ * the kernel's kfuncs, as BPF_PROG_TYPE_SYSCALL programs. tests/bpf_harness.rs loads it into the
+ * host kernel with BPF_PROG_TEST_RUN and compares the results with famfs-fmap's Rust model: the
+ * verifier accepts the loops, and the C gives the Rust answers, before any famfs-bpf kernel runs.
+ */
+#include "fmap_abi.bpf.h"
+#include "famfs_meta.h"
+
+#define BLOB_CAP 65536
+
+__u8 blob_buf[BLOB_CAP];
+__u32 blob_size;
+__u8 meta_buf[FAMFS_META_MAX_SIZE];
+__u32 meta_size;
+
+/* parse results */
+__u32 dev_bitmap;
+__u64 parsed_size;
+
+/* resolve input and results */
+__u64 req_offset;
+__u64 out_dev_offset;
+__u64 out_length;
+__u32 out_dev_index;
+
+struct parse_env {
+	int unused;
+};
+
+struct resolve_env {
+	int unused;
+};
+
+static __always_inline const void *fmap_blob(struct parse_env *env, __u32 off, const __u32 size)
+{
+	__u32 bs = blob_size;
+
+	if (bs > BLOB_CAP || off > bs || size > bs - off || off > BLOB_CAP - size)
+		return NULL;
+	return &blob_buf[off];
+}
+
+static __always_inline void *fmap_meta(struct parse_env *env, __u32 off, const __u32 size)
+{
+	__u32 ms = meta_size;
+
+	if (ms > FAMFS_META_MAX_SIZE || off > ms || size > ms - off || off > FAMFS_META_MAX_SIZE - size)
+		return NULL;
+	return &meta_buf[off];
+}
+
+static __always_inline const void *fmap_rmeta(struct resolve_env *env, __u32 off, const __u32 size)
+{
+	return fmap_meta(NULL, off, size);
+}
+
+static __always_inline __u32 fmap_blob_size(struct parse_env *env)
+{
+	return blob_size;
+}
+
+static __always_inline int fmap_set_dev(struct parse_env *env, __u32 index)
+{
+	if (index >= FUSE_DAX_FMAP_MAX_DEVS)
+		return -EINVAL;
+	dev_bitmap |= 1U << index;
+	return 0;
+}
+
+static __always_inline int fmap_set_size(struct parse_env *env, __u64 size)
+{
+	parsed_size = size;
+	return 0;
+}
+
+#include "famfs_logic.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+SEC("syscall")
+int harness_parse(void *ctx)
+{
+	struct parse_env env = {};
+
+	return famfs_parse(&env);
+}
+
+SEC("syscall")
+int harness_resolve(void *ctx)
+{
+	struct resolve_env env = {};
+	struct famfs_mapping m = {};
+	int err = famfs_resolve(&env, req_offset, &m);
+
+	if (err)
+		return err;
+	out_dev_offset = m.dev_offset;
+	out_length = m.length;
+	out_dev_index = m.dev_index;
+	return 0;
+}
