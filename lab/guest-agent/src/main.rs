@@ -10,6 +10,7 @@ mod init;
 mod port;
 mod reaper;
 mod server;
+mod shell;
 
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
@@ -133,6 +134,9 @@ fn run(args: &Args, pid1: bool) -> anyhow::Result<()> {
     }
     // Start reaping right away (as PID 1 orphans may arrive any time).
     reaper::reaper();
+    if do_init && shell::wanted(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default()) {
+        shell::start();
+    }
 
     let ctx = Context {
         kmsg_path: args

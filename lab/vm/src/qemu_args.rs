@@ -13,7 +13,7 @@ pub const RESULTS_MOUNT_TAG: &str = "results";
 /// Kernel arguments the lab's exit detection relies on: `panic=-1` reboots at once on a panic and
 /// `-no-reboot` turns that reboot into a QEMU exit. Append the lab's own arguments to it.
 pub const BASE_KERNEL_CMDLINE: &str = "console=ttyS0 panic=-1 hardlockup_all_cpu_backtrace=1 \
-softlockup_all_cpu_backtrace=1 log_buf_len=16M";
+softlockup_all_cpu_backtrace=1 log_buf_len=16M printk.devkmsg=on";
 
 /// Where the guest's serial console goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
