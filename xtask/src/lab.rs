@@ -18,6 +18,9 @@ pub enum Lab {
     Shell(ShellArgs),
     /// Lists suites and cases.
     List,
+    /// Benchmarks: boot (QEMU start -> agent -> devices ready -> first case).
+    #[command(subcommand)]
+    Bench(crate::bench::Bench),
 }
 
 #[derive(Args, Debug)]
@@ -60,6 +63,7 @@ impl Lab {
                 Ok(())
             }
             Lab::Shell(args) => shell(sh, &args),
+            Lab::Bench(b) => b.run(sh),
             Lab::List => {
                 for s in famfs_lab_cases::catalog::SUITES {
                     let default = if s.default { "" } else { " (only with --suite)" };
@@ -112,6 +116,11 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 /// Runs the chain; returns whether any case failed.
 pub fn up(sh: &Shell, args: &UpArgs) -> Result<bool> {
+    Ok(up_report(sh, args)?.failed())
+}
+
+/// Runs the chain and returns the report (already printed and written).
+pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
     let mut t = Timings::default();
     crate::host::ensure(sh, &[Need::Kernel, Need::Image, Need::Vm], args.kernel.no_install)?;
     let topology = load_topology(&args.topology)?;
@@ -150,7 +159,7 @@ pub fn up(sh: &Shell, args: &UpArgs) -> Result<bool> {
     eprintln!("famfs-lab: results in {}", run_dir.display());
     // The summary's last line is the plain `N passed, N failed, N skipped`.
     println!("{}", lab_report::summary::render(&report).trim_end());
-    Ok(report.failed())
+    Ok(report)
 }
 
 fn shell(sh: &Shell, args: &ShellArgs) -> Result<()> {

@@ -2,6 +2,7 @@
 //! struct of its flags and a `run`.
 
 mod host;
+mod bench;
 mod image;
 mod kernel;
 mod lab;

@@ -167,8 +167,10 @@ wire!(Kstatfs {
     bsize: u32, namelen: u32, frsize: u32, padding: u32, spare: [u32; 6],
 } = 80);
 
-/// The fixed part of a directory entry; the name follows, padded to 8 bytes.
-wire!(Dirent { ino: u64, off: u64, namelen: u32, typ: u32 } = 24);
+wire!(
+    /// The fixed part of a directory entry; the name follows, padded to 8 bytes.
+    Dirent { ino: u64, off: u64, namelen: u32, typ: u32 } = 24
+);
 
 wire!(
     /// GET_FMAP reply head; the opaque blob follows.
