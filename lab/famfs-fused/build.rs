@@ -5,11 +5,24 @@ use libbpf_cargo::SkeletonBuilder;
 use std::path::PathBuf;
 
 /// bpf/NAME.bpf.c -> OUT_DIR/NAME.skel.rs. `test_harness` is only used by the host tests.
-const OBJECTS: [&str; 5] = ["famfs", "famfs_maplookup", "evil_oob", "reject_all", "test_harness"];
-const HEADERS: [&str; 4] = ["fmap_abi.bpf.h", "famfs_meta.h", "famfs_logic.bpf.h", "kernel_env.bpf.h"];
+const OBJECTS: [&str; 5] = [
+    "famfs",
+    "famfs_maplookup",
+    "evil_oob",
+    "reject_all",
+    "test_harness",
+];
+const HEADERS: [&str; 4] = [
+    "fmap_abi.bpf.h",
+    "famfs_meta.h",
+    "famfs_logic.bpf.h",
+    "kernel_env.bpf.h",
+];
 
 fn main() {
-    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    );
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let bpf = manifest.join("bpf");
     for h in HEADERS {
@@ -21,7 +34,11 @@ fn main() {
         let result = SkeletonBuilder::new()
             .source(&src)
             .obj(out.join(format!("{name}.bpf.o")))
-            .clang_args([std::ffi::OsString::from("-I"), bpf.clone().into_os_string(), "-Wall".into()])
+            .clang_args([
+                std::ffi::OsString::from("-I"),
+                bpf.clone().into_os_string(),
+                "-Wall".into(),
+            ])
             .build_and_generate(out.join(format!("{name}.skel.rs")));
         if let Err(e) = result {
             panic!("building {}: {e:#}", src.display());

@@ -50,8 +50,15 @@ fn boot(sh: &Shell, mut args: BootArgs) -> Result<()> {
             "failed": report.failed(),
         }));
     }
-    println!("{:>4} {:>6} {:>15} {:>14} {:>10} {:>14}", "rep", "accel", "agent ready s", "first case s", "run s", "lab up wall s");
-    let secs = |v: &serde_json::Value| v.as_u64().map(|m| format!("{:.2}", m as f64 / 1000.0)).unwrap_or_else(|| "-".into());
+    println!(
+        "{:>4} {:>6} {:>15} {:>14} {:>10} {:>14}",
+        "rep", "accel", "agent ready s", "first case s", "run s", "lab up wall s"
+    );
+    let secs = |v: &serde_json::Value| {
+        v.as_u64()
+            .map(|m| format!("{:.2}", m as f64 / 1000.0))
+            .unwrap_or_else(|| "-".into())
+    };
     for r in &rows {
         println!(
             "{:>4} {:>6} {:>15} {:>14} {:>10} {:>14}",
@@ -66,7 +73,11 @@ fn boot(sh: &Shell, mut args: BootArgs) -> Result<()> {
     let dir = lab_host::paths::repo_root().join("target/lab/bench");
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("boot.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&json!({ "runs": rows }))?).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&json!({ "runs": rows }))?,
+    )
+    .with_context(|| format!("writing {}", path.display()))?;
     eprintln!("famfs-lab: wrote {}", path.display());
     Ok(())
 }

@@ -20,7 +20,11 @@ impl Host {
     pub fn run(self, sh: &Shell) -> Result<()> {
         match self {
             Host::Setup { no_install } => {
-                ensure(sh, &[Need::Kernel, Need::Image, Need::Vm, Need::Bpf], no_install)?;
+                ensure(
+                    sh,
+                    &[Need::Kernel, Need::Image, Need::Vm, Need::Bpf],
+                    no_install,
+                )?;
                 eprintln!("famfs-lab: every host tool is present");
                 Ok(())
             }
@@ -35,7 +39,10 @@ pub fn ensure(sh: &Shell, needs: &[Need], no_install: bool) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    let list: Vec<String> = missing.iter().map(|t| format!("  {} ({}): {}", t.name(), t.package, t.why)).collect();
+    let list: Vec<String> = missing
+        .iter()
+        .map(|t| format!("  {} ({}): {}", t.name(), t.package, t.why))
+        .collect();
     if no_install || !lab_host::apt::can_install() {
         bail!(
             "missing host tools:\n{}\ninstall them with: {}\n(on Debian as root, run without --no-install and the lab installs them)",

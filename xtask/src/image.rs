@@ -43,8 +43,13 @@ pub fn build(
 ) -> Result<lab_image::BuiltImage> {
     crate::host::ensure(sh, &[Need::Image], no_install)?;
     t.stage("image: guest binaries", || {
-        let packages: Vec<String> = GUEST_BINARIES.iter().flat_map(|(p, _)| ["-p".to_string(), p.to_string()]).collect();
-        cmd!(sh, "cargo build --quiet --release {packages...}").run().context("building the guest binaries")
+        let packages: Vec<String> = GUEST_BINARIES
+            .iter()
+            .flat_map(|(p, _)| ["-p".to_string(), p.to_string()])
+            .collect();
+        cmd!(sh, "cargo build --quiet --release {packages...}")
+            .run()
+            .context("building the guest binaries")
     })?;
     t.stage("image: initramfs", || {
         let root = lab_host::paths::repo_root();
@@ -54,7 +59,11 @@ pub fn build(
             .iter()
             .map(|(bin, guest)| (target.join(bin), guest.to_string(), 0o755))
             .collect();
-        let modules = kernel.entry.modules_root().join("lib/modules").join(&kernel.meta.release);
+        let modules = kernel
+            .entry
+            .modules_root()
+            .join("lib/modules")
+            .join(&kernel.meta.release);
         let inputs = lab_image::ImageInputs {
             recipe,
             extra_files,
@@ -81,7 +90,9 @@ fn cargo_target_dir(sh: &Shell) -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         return Ok(PathBuf::from(dir));
     }
-    let meta = cmd!(sh, "cargo metadata --format-version 1 --no-deps").quiet().read()?;
+    let meta = cmd!(sh, "cargo metadata --format-version 1 --no-deps")
+        .quiet()
+        .read()?;
     let v: serde_json::Value = serde_json::from_str(&meta).context("parsing cargo metadata")?;
     v.get("target_directory")
         .and_then(|d| d.as_str())

@@ -51,7 +51,9 @@ impl BuildArgs {
 
     /// The build request these flags describe.
     pub fn request(&self) -> lab_kernel::BuildRequest {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         lab_kernel::BuildRequest {
             kernels_dir: lab_host::paths::repo_root().join("kernels"),
             kernel: self.kernel.clone(),
@@ -87,7 +89,12 @@ impl Kernel {
                         println!("{}", r.output.trim_end());
                     }
                 }
-                println!("{} patches, {} clean, {} with findings", results.len(), results.len() - dirty.len(), dirty.len());
+                println!(
+                    "{} patches, {} clean, {} with findings",
+                    results.len(),
+                    results.len() - dirty.len(),
+                    dirty.len()
+                );
                 if !dirty.is_empty() {
                     anyhow::bail!("checkpatch --strict is not clean");
                 }

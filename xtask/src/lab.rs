@@ -66,9 +66,16 @@ impl Lab {
             Lab::Bench(b) => b.run(sh),
             Lab::List => {
                 for s in famfs_lab_cases::catalog::SUITES {
-                    let default = if s.default { "" } else { " (only with --suite)" };
+                    let default = if s.default {
+                        ""
+                    } else {
+                        " (only with --suite)"
+                    };
                     println!("{}{default}: {}", s.name, s.about);
-                    for c in famfs_lab_cases::catalog::CASES.iter().filter(|c| c.suite == s.name) {
+                    for c in famfs_lab_cases::catalog::CASES
+                        .iter()
+                        .filter(|c| c.suite == s.name)
+                    {
                         println!("  {:36} {:>4}s  {}", c.id(), c.timeout_s, c.about);
                     }
                 }
@@ -90,15 +97,25 @@ fn load_topology(name: &str) -> Result<lab_vm::Topology> {
 
 /// A run id that sorts by time and never collides between parallel runs.
 fn run_id() -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     format!("{}-{}", now.as_secs(), std::process::id())
 }
 
 fn rfc3339_now() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
@@ -122,7 +139,11 @@ pub fn up(sh: &Shell, args: &UpArgs) -> Result<bool> {
 /// Runs the chain and returns the report (already printed and written).
 pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
     let mut t = Timings::default();
-    crate::host::ensure(sh, &[Need::Kernel, Need::Image, Need::Vm], args.kernel.no_install)?;
+    crate::host::ensure(
+        sh,
+        &[Need::Kernel, Need::Image, Need::Vm],
+        args.kernel.no_install,
+    )?;
     let topology = load_topology(&args.topology)?;
     let kernel = args.kernel.build(sh, &mut t)?;
     let image = crate::image::build(sh, &kernel, args.kernel.no_install, &mut t)?;
@@ -130,8 +151,12 @@ pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
     eprintln!("famfs-lab: {}", accel.reason);
     let run_id = run_id();
     let run_dir = lab_host::paths::runs_dir().join(&run_id);
-    let config = std::fs::read_to_string(kernel.entry.config()).context("reading the kernel's config")?;
-    let mut reproduce = format!("cargo xtask lab up --kernel {} --topology {}", args.kernel.kernel, args.topology);
+    let config =
+        std::fs::read_to_string(kernel.entry.config()).context("reading the kernel's config")?;
+    let mut reproduce = format!(
+        "cargo xtask lab up --kernel {} --topology {}",
+        args.kernel.kernel, args.topology
+    );
     if let Some(dir) = &args.kernel.source_dir {
         reproduce.push_str(&format!(" --source-dir {}", dir.display()));
     }
@@ -153,7 +178,9 @@ pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
         cmdline: args.cmdline.clone(),
         boot_timeout: Duration::from_secs(args.boot_timeout),
     };
-    let report = t.stage("lab: boot, setup, suites", || lab_runner::run::run(&req, rfc3339_now()))?;
+    let report = t.stage("lab: boot, setup, suites", || {
+        lab_runner::run::run(&req, rfc3339_now())
+    })?;
     println!("{}", lab_report::ktap::write(&report));
     eprint!("{}", t.table());
     eprintln!("famfs-lab: results in {}", run_dir.display());
@@ -164,17 +191,31 @@ pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
 
 fn shell(sh: &Shell, args: &ShellArgs) -> Result<()> {
     let mut t = Timings::default();
-    crate::host::ensure(sh, &[Need::Kernel, Need::Image, Need::Vm], args.kernel.no_install)?;
+    crate::host::ensure(
+        sh,
+        &[Need::Kernel, Need::Image, Need::Vm],
+        args.kernel.no_install,
+    )?;
     let topology = load_topology(&args.topology)?;
     let kernel = args.kernel.build(sh, &mut t)?;
     let image = crate::image::build(sh, &kernel, args.kernel.no_install, &mut t)?;
     let accel = lab_vm::choose_accel(std::path::Path::new(lab_vm::accel::DEFAULT_QEMU))?;
     let run_dir = lab_host::paths::runs_dir().join(format!("shell-{}", run_id()));
-    let cmdline = format!("{} famfs_lab.shell=1", lab_vm::qemu_args::BASE_KERNEL_CMDLINE);
-    let boot = lab_vm::KernelBoot { kernel: kernel.entry.bzimage(), initramfs: image.path, cmdline };
+    let cmdline = format!(
+        "{} famfs_lab.shell=1",
+        lab_vm::qemu_args::BASE_KERNEL_CMDLINE
+    );
+    let boot = lab_vm::KernelBoot {
+        kernel: kernel.entry.bzimage(),
+        initramfs: image.path,
+        cmdline,
+    };
     let mut spec = lab_vm::VmSpec::new(topology, Some(boot), &run_dir, accel.accel);
     spec.options.serial = lab_vm::SerialOutput::Stdio;
-    eprintln!("famfs-lab: {}; the guest's console follows (Ctrl-A x quits QEMU)", accel.reason);
+    eprintln!(
+        "famfs-lab: {}; the guest's console follows (Ctrl-A x quits QEMU)",
+        accel.reason
+    );
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let mut vm = lab_vm::Vm::launch(spec).await?;

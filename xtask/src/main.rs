@@ -1,8 +1,8 @@
 //! `cargo xtask`: the lab's command line. Each verb is a module with a
 //! struct of its flags and a `run`.
 
-mod host;
 mod bench;
+mod host;
 mod image;
 mod kernel;
 mod lab;

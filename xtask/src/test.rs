@@ -19,10 +19,22 @@ pub struct TestArgs {
 impl TestArgs {
     pub fn run(self, sh: &Shell) -> Result<()> {
         let mut t = Timings::default();
-        t.stage("host setup", || crate::host::ensure(sh, &[Need::Kernel, Need::Image, Need::Vm, Need::Bpf], self.lab.kernel.no_install))?;
-        let profile = if std::env::var_os("CI").is_some() { "ci" } else { "default" };
+        t.stage("host setup", || {
+            crate::host::ensure(
+                sh,
+                &[Need::Kernel, Need::Image, Need::Vm, Need::Bpf],
+                self.lab.kernel.no_install,
+            )
+        })?;
+        let profile = if std::env::var_os("CI").is_some() {
+            "ci"
+        } else {
+            "default"
+        };
         t.stage("unit tests (nextest)", || {
-            cmd!(sh, "cargo nextest run --workspace --profile {profile}").run().map_err(Into::into)
+            cmd!(sh, "cargo nextest run --workspace --profile {profile}")
+                .run()
+                .map_err(Into::into)
         })?;
         if self.unit_only {
             eprint!("{}", t.table());

@@ -57,6 +57,26 @@ pub mod op {
             READDIRPLUS => "READDIRPLUS",
             GET_FMAP => "GET_FMAP",
             GET_DAXDEV => "GET_DAXDEV",
+            // Not handled (ENOSYS), named for the stats file.
+            5 => "READLINK",
+            8 => "MKNOD",
+            9 => "MKDIR",
+            10 => "UNLINK",
+            11 => "RMDIR",
+            12 => "RENAME",
+            20 => "FSYNC",
+            21 => "SETXATTR",
+            22 => "GETXATTR",
+            23 => "LISTXATTR",
+            24 => "REMOVEXATTR",
+            30 => "FSYNCDIR",
+            35 => "CREATE",
+            39 => "IOCTL",
+            43 => "FALLOCATE",
+            45 => "RENAME2",
+            46 => "LSEEK",
+            50 => "SYNCFS",
+            52 => "STATX",
             _ => return None,
         })
     }
@@ -105,17 +125,39 @@ macro_rules! wire {
     };
 }
 
-wire!(InHeader {
-    len: u32, opcode: u32, unique: u64, nodeid: u64, uid: u32, gid: u32, pid: u32,
-    /// Length of extensions in 8-byte units, at the end of the message.
-    total_extlen: u16, padding: u16,
-} = 40);
+wire!(
+    InHeader {
+        len: u32,
+        opcode: u32,
+        unique: u64,
+        nodeid: u64,
+        uid: u32,
+        gid: u32,
+        pid: u32,
+        /// Length of extensions in 8-byte units, at the end of the message.
+        total_extlen: u16,
+        padding: u16,
+    } = 40
+);
 
-wire!(OutHeader { len: u32, error: i32, unique: u64 } = 16);
+wire!(
+    OutHeader {
+        len: u32,
+        error: i32,
+        unique: u64
+    } = 16
+);
 
-wire!(InitIn {
-    major: u32, minor: u32, max_readahead: u32, flags: u32, flags2: u32, unused: [u32; 11],
-} = 64);
+wire!(
+    InitIn {
+        major: u32,
+        minor: u32,
+        max_readahead: u32,
+        flags: u32,
+        flags2: u32,
+        unused: [u32; 11],
+    } = 64
+);
 
 wire!(
     /// 7.3's fuse_init_out with `dax_fmap_ops[16]` carved from `unused`: same size.
@@ -127,45 +169,153 @@ wire!(
     } = 64
 );
 
-wire!(Attr {
-    ino: u64, size: u64, blocks: u64, atime: u64, mtime: u64, ctime: u64,
-    atimensec: u32, mtimensec: u32, ctimensec: u32, mode: u32, nlink: u32, uid: u32, gid: u32,
-    rdev: u32, blksize: u32, flags: u32,
-} = 88);
+wire!(
+    Attr {
+        ino: u64,
+        size: u64,
+        blocks: u64,
+        atime: u64,
+        mtime: u64,
+        ctime: u64,
+        atimensec: u32,
+        mtimensec: u32,
+        ctimensec: u32,
+        mode: u32,
+        nlink: u32,
+        uid: u32,
+        gid: u32,
+        rdev: u32,
+        blksize: u32,
+        flags: u32,
+    } = 88
+);
 
-wire!(EntryOut {
-    nodeid: u64, generation: u64, entry_valid: u64, attr_valid: u64,
-    entry_valid_nsec: u32, attr_valid_nsec: u32, attr: Attr,
-} = 128);
+wire!(
+    EntryOut {
+        nodeid: u64,
+        generation: u64,
+        entry_valid: u64,
+        attr_valid: u64,
+        entry_valid_nsec: u32,
+        attr_valid_nsec: u32,
+        attr: Attr,
+    } = 128
+);
 
-wire!(AttrOut { attr_valid: u64, attr_valid_nsec: u32, dummy: u32, attr: Attr } = 104);
+wire!(
+    AttrOut {
+        attr_valid: u64,
+        attr_valid_nsec: u32,
+        dummy: u32,
+        attr: Attr
+    } = 104
+);
 wire!(ForgetIn { nlookup: u64 } = 8);
-wire!(ForgetOne { nodeid: u64, nlookup: u64 } = 16);
-wire!(BatchForgetIn { count: u32, dummy: u32 } = 8);
-wire!(GetattrIn { getattr_flags: u32, dummy: u32, fh: u64 } = 16);
+wire!(
+    ForgetOne {
+        nodeid: u64,
+        nlookup: u64
+    } = 16
+);
+wire!(
+    BatchForgetIn {
+        count: u32,
+        dummy: u32
+    } = 8
+);
+wire!(
+    GetattrIn {
+        getattr_flags: u32,
+        dummy: u32,
+        fh: u64
+    } = 16
+);
 
-wire!(SetattrIn {
-    valid: u32, padding: u32, fh: u64, size: u64, lock_owner: u64,
-    atime: u64, mtime: u64, ctime: u64, atimensec: u32, mtimensec: u32, ctimensec: u32,
-    mode: u32, unused4: u32, uid: u32, gid: u32, unused5: u32,
-} = 88);
+wire!(
+    SetattrIn {
+        valid: u32,
+        padding: u32,
+        fh: u64,
+        size: u64,
+        lock_owner: u64,
+        atime: u64,
+        mtime: u64,
+        ctime: u64,
+        atimensec: u32,
+        mtimensec: u32,
+        ctimensec: u32,
+        mode: u32,
+        unused4: u32,
+        uid: u32,
+        gid: u32,
+        unused5: u32,
+    } = 88
+);
 
-wire!(OpenIn { flags: u32, open_flags: u32 } = 8);
-wire!(OpenOut { fh: u64, open_flags: u32, backing_id: i32 } = 16);
-wire!(ReleaseIn { fh: u64, flags: u32, release_flags: u32, lock_owner: u64 } = 24);
-wire!(FlushIn { fh: u64, unused: u32, padding: u32, lock_owner: u64 } = 24);
+wire!(
+    OpenIn {
+        flags: u32,
+        open_flags: u32
+    } = 8
+);
+wire!(
+    OpenOut {
+        fh: u64,
+        open_flags: u32,
+        backing_id: i32
+    } = 16
+);
+wire!(
+    ReleaseIn {
+        fh: u64,
+        flags: u32,
+        release_flags: u32,
+        lock_owner: u64
+    } = 24
+);
+wire!(
+    FlushIn {
+        fh: u64,
+        unused: u32,
+        padding: u32,
+        lock_owner: u64
+    } = 24
+);
 
-wire!(ReadIn {
-    fh: u64, offset: u64, size: u32, read_flags: u32, lock_owner: u64, flags: u32, padding: u32,
-} = 40);
+wire!(
+    ReadIn {
+        fh: u64,
+        offset: u64,
+        size: u32,
+        read_flags: u32,
+        lock_owner: u64,
+        flags: u32,
+        padding: u32,
+    } = 40
+);
 
-wire!(AccessIn { mask: u32, padding: u32 } = 8);
+wire!(
+    AccessIn {
+        mask: u32,
+        padding: u32
+    } = 8
+);
 wire!(InterruptIn { unique: u64 } = 8);
 
-wire!(Kstatfs {
-    blocks: u64, bfree: u64, bavail: u64, files: u64, ffree: u64,
-    bsize: u32, namelen: u32, frsize: u32, padding: u32, spare: [u32; 6],
-} = 80);
+wire!(
+    Kstatfs {
+        blocks: u64,
+        bfree: u64,
+        bavail: u64,
+        files: u64,
+        ffree: u64,
+        bsize: u32,
+        namelen: u32,
+        frsize: u32,
+        padding: u32,
+        spare: [u32; 6],
+    } = 80
+);
 
 wire!(
     /// The fixed part of a directory entry; the name follows, padded to 8 bytes.
@@ -177,7 +327,12 @@ wire!(
     GetFmapOut { meta_size: u32, flags: u32, reserved: u64 } = 16
 );
 
-wire!(GetDaxdevIn { index: u32, reserved: u32 } = 8);
+wire!(
+    GetDaxdevIn {
+        index: u32,
+        reserved: u32
+    } = 8
+);
 
 /// GET_DAXDEV reply: a NUL-terminated device path.
 #[repr(C)]

@@ -114,7 +114,9 @@ fn print_cb(_level: PrintLevel, msg: String) {
     if ECHO.load(Ordering::Relaxed) {
         eprint!("libbpf: {msg}");
     }
-    LOG.lock().unwrap_or_else(PoisonError::into_inner).push_str(&msg);
+    LOG.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push_str(&msg);
 }
 
 /// Route libbpf's messages (all levels) into the capture buffer; returns what it held.
@@ -129,7 +131,12 @@ pub fn take_log() -> String {
 }
 
 fn fail(ops: &'static str, stage: &'static str) -> impl FnOnce(libbpf_rs::Error) -> BpfError {
-    move |source| BpfError { ops, stage, source, log: take_log() }
+    move |source| BpfError {
+        ops,
+        stage,
+        source,
+        log: take_log(),
+    }
 }
 
 /// Settings every variant's programs get before load.
@@ -151,7 +158,7 @@ macro_rules! attach {
         let mut $open = <$builder>::default().open(storage).map_err(fail(name, "opening"))?;
         prepare($open.open_object_mut(), $o);
         $adjust
-        let skel = $open.load().map_err(fail(name, "loading"))?;
+        let mut skel = $open.load().map_err(fail(name, "loading"))?;
         let link = skel.maps.$map.attach_struct_ops().map_err(fail(name, "attaching"))?;
         Attached { ops: name, _link: link, _skel: Box::new(skel) }
     }};
@@ -164,20 +171,36 @@ pub fn load(kind: OpsKind, o: &BpfOptions) -> Result<Option<Attached>, BpfError>
         OpsKind::FamfsNative => return Ok(None),
         OpsKind::Famfs => attach!(kind, o, skel::famfs::FamfsSkelBuilder, famfs_ops, |open| {}),
         OpsKind::FamfsMaplookup => attach!(
-            kind, o, skel::famfs_maplookup::FamfsMaplookupSkelBuilder, famfs_maplookup_ops, |open| {}
+            kind,
+            o,
+            skel::famfs_maplookup::FamfsMaplookupSkelBuilder,
+            famfs_maplookup_ops,
+            |open| {}
         ),
-        OpsKind::EvilOob => attach!(kind, o, skel::evil_oob::EvilOobSkelBuilder, evil_oob_ops, |open| {
-            if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
-                ro.evil_flavour = o.evil.code();
-                ro.evil_dev_size = o.evil_dev_size;
-                ro.evil_dev_index = o.evil_dev_index;
+        OpsKind::EvilOob => attach!(
+            kind,
+            o,
+            skel::evil_oob::EvilOobSkelBuilder,
+            evil_oob_ops,
+            |open| {
+                if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+                    ro.evil_flavour = o.evil.code();
+                    ro.evil_dev_size = o.evil_dev_size;
+                    ro.evil_dev_index = o.evil_dev_index;
+                }
             }
-        }),
-        OpsKind::RejectAll => attach!(kind, o, skel::reject_all::RejectAllSkelBuilder, reject_all_ops, |open| {
-            if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
-                ro.reject_errno = o.reject_errno;
+        ),
+        OpsKind::RejectAll => attach!(
+            kind,
+            o,
+            skel::reject_all::RejectAllSkelBuilder,
+            reject_all_ops,
+            |open| {
+                if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+                    ro.reject_errno = o.reject_errno;
+                }
             }
-        }),
+        ),
     };
     take_log();
     Ok(Some(attached))

@@ -45,7 +45,13 @@ type Answer = (Option<Vec<u8>>, Option<i32>);
 
 impl Server {
     pub fn new(fs: Fs, stats: Stats, cfg: Config) -> Server {
-        Server { fs, stats, cfg, negotiated: OnceLock::new(), destroyed: AtomicBool::new(false) }
+        Server {
+            fs,
+            stats,
+            cfg,
+            negotiated: OnceLock::new(),
+            destroyed: AtomicBool::new(false),
+        }
     }
 
     /// Handle one raw message; the reply to write, if any. Never panics on input.
@@ -86,7 +92,10 @@ impl Server {
                 self.destroyed.store(true, Ordering::SeqCst);
                 Ok(reply::ok(u, &[]))
             }
-            Op::Lookup { name } => self.fs.lookup(id, name).map(|n| reply::of(u, &self.fs.entry(n))),
+            Op::Lookup { name } => self
+                .fs
+                .lookup(id, name)
+                .map(|n| reply::of(u, &self.fs.entry(n))),
             Op::Getattr(_) => self.node(id).map(|n| reply::of(u, &self.attr_out(n))),
             Op::Setattr(s) => self.node(id).and_then(|n| {
                 self.fs.setattr(n, s, self.cfg.allow_resize)?;
@@ -122,7 +131,12 @@ impl Server {
 
     fn attr_out(&self, n: &Node) -> abi::AttrOut {
         let t = self.fs.attr_timeout;
-        abi::AttrOut { attr_valid: t.as_secs(), attr_valid_nsec: t.subsec_nanos(), dummy: 0, attr: self.fs.attr(n) }
+        abi::AttrOut {
+            attr_valid: t.as_secs(),
+            attr_valid_nsec: t.subsec_nanos(),
+            dummy: 0,
+            attr: self.fs.attr(n),
+        }
     }
 
     fn init(&self, u: u64, i: &InitIn) -> Answer {
@@ -132,7 +146,13 @@ impl Server {
             (Some(reply::error(u, errno)), Some(errno))
         };
         if i.major != abi::FUSE_KERNEL_VERSION {
-            return fail(format!("kernel speaks FUSE {}.{}, this server 7.x", i.major, i.minor), libc::EPROTO);
+            return fail(
+                format!(
+                    "kernel speaks FUSE {}.{}, this server 7.x",
+                    i.major, i.minor
+                ),
+                libc::EPROTO,
+            );
         }
         let mut offered = u64::from(i.flags);
         if offered & flag::INIT_EXT != 0 {
@@ -180,12 +200,20 @@ impl Server {
             flags: i.flags,
             flags2: i.flags2,
             fmap,
-            ops: if fmap { self.cfg.ops.name().to_string() } else { String::new() },
+            ops: if fmap {
+                self.cfg.ops.name().to_string()
+            } else {
+                String::new()
+            },
         };
         self.stats.init(info);
         let _ = self.negotiated.set(Ok(Negotiated { minor, fmap }));
         // 7.22 and older kernels expect a shorter reply; 7.23+ take the whole struct.
-        let len = if i.minor < 23 { 24 } else { size_of::<InitOut>() };
+        let len = if i.minor < 23 {
+            24
+        } else {
+            size_of::<InitOut>()
+        };
         (Some(reply::ok(u, &[&out.as_bytes()[..len]])), None)
     }
 
@@ -205,11 +233,19 @@ impl Server {
                 let entry = if e.name == b"." || e.name == b".." {
                     abi::EntryOut::default()
                 } else {
-                    self.fs.node(e.nodeid).map(|c| self.fs.entry(c)).unwrap_or_default()
+                    self.fs
+                        .node(e.nodeid)
+                        .map(|c| self.fs.entry(c))
+                        .unwrap_or_default()
                 };
                 buf.extend_from_slice(entry.as_bytes());
             }
-            let d = abi::Dirent { ino: e.nodeid, off: i as u64 + 1, namelen: e.name.len() as u32, typ: e.typ };
+            let d = abi::Dirent {
+                ino: e.nodeid,
+                off: i as u64 + 1,
+                namelen: e.name.len() as u32,
+                typ: e.typ,
+            };
             buf.extend_from_slice(d.as_bytes());
             buf.extend_from_slice(&e.name);
             buf.resize(start_len + rec, 0);
@@ -222,15 +258,24 @@ impl Server {
         self.stats.get_fmap(n.nodeid, &n.path);
         let mut blob = encode(&map);
         blob.resize(blob.len() + self.cfg.blob_extra, 0);
-        let meta_size = self.cfg.meta_size_override.unwrap_or_else(|| self.cfg.ops.meta_size(&map));
-        let head = abi::GetFmapOut { meta_size, flags: 0, reserved: 0 };
+        let meta_size = self
+            .cfg
+            .meta_size_override
+            .unwrap_or_else(|| self.cfg.ops.meta_size(&map));
+        let head = abi::GetFmapOut {
+            meta_size,
+            flags: 0,
+            reserved: 0,
+        };
         Ok(reply::ok(u, &[head.as_bytes(), &blob]))
     }
 
     fn get_daxdev(&self, u: u64, index: u32) -> Result<Vec<u8>, i32> {
         self.stats.get_daxdev(index);
         let dev = self.fs.daxdevs.get(index).ok_or(libc::ENODEV)?;
-        let mut out = abi::GetDaxdevOut { name: [0; abi::DAXDEV_NAME_LEN] };
+        let mut out = abi::GetDaxdevOut {
+            name: [0; abi::DAXDEV_NAME_LEN],
+        };
         let p = dev.path.as_bytes();
         if p.len() >= out.name.len() {
             return Err(libc::ENAMETOOLONG);

@@ -5,12 +5,21 @@ use famfs_shadow::DaxDevs;
 use std::fmt::Write;
 
 fn dev_name(devs: &DaxDevs, i: u32) -> String {
-    devs.get(i).map(|d| d.path.clone()).unwrap_or_else(|| "(not in daxdevs.yaml)".into())
+    devs.get(i)
+        .map(|d| d.path.clone())
+        .unwrap_or_else(|| "(not in daxdevs.yaml)".into())
 }
 
 pub fn render(path: &str, map: &FileMap, devs: &DaxDevs, meta_size: u32) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "file {path}: {:?}, size {} ({:#x}), {} bytes mapped", map.file_type, map.file_size, map.file_size, map.mapped_size());
+    let _ = writeln!(
+        s,
+        "file {path}: {:?}, size {} ({:#x}), {} bytes mapped",
+        map.file_type,
+        map.file_size,
+        map.file_size,
+        map.mapped_size()
+    );
     let blob = famfs_fmap::encode(map);
     let _ = writeln!(s, "blob {} bytes, meta_size {meta_size}", blob.len());
     match &map.extents {
@@ -63,7 +72,11 @@ pub fn render(path: &str, map: &FileMap, devs: &DaxDevs, meta_size: u32) -> Stri
             let _ = writeln!(s, "  ... (more runs)");
             break;
         }
-        let _ = writeln!(s, "  {off:#x}+{:#x} -> dev {} {:#x}", m.length, m.dev_index, m.dev_offset);
+        let _ = writeln!(
+            s,
+            "  {off:#x}+{:#x} -> dev {} {:#x}",
+            m.length, m.dev_index, m.dev_offset
+        );
         off = off.saturating_add(m.length);
         n += 1;
     }

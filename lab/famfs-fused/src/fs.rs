@@ -27,8 +27,13 @@ pub struct Attrs {
 
 #[derive(Debug)]
 pub enum Kind {
-    Dir { parent: u64, children: BTreeMap<Vec<u8>, u64> },
-    File { map: RwLock<FileMap> },
+    Dir {
+        parent: u64,
+        children: BTreeMap<Vec<u8>, u64>,
+    },
+    File {
+        map: RwLock<FileMap>,
+    },
 }
 
 #[derive(Debug)]
@@ -63,37 +68,68 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn now() -> (u64, u32) {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     (d.as_secs(), d.subsec_nanos())
 }
 
 impl Fs {
     pub fn from_tree(tree: &ShadowTree, attr_timeout: Duration) -> Fs {
         let t = now();
-        let attrs = |size, mode, uid, gid| Attrs { size, mode, uid, gid, atime: t, mtime: t, ctime: t };
+        let attrs = |size, mode, uid, gid| Attrs {
+            size,
+            mode,
+            uid,
+            gid,
+            atime: t,
+            mtime: t,
+            ctime: t,
+        };
         let mut b = Builder::default();
         let mut dirs: Vec<_> = tree.dirs.iter().filter(|d| !d.path.is_empty()).collect();
         dirs.sort_by_key(|d| (d.path.matches('/').count(), d.path.clone()));
         let root = tree.dirs.iter().find(|d| d.path.is_empty());
-        let (mode, uid, gid) = root.map(|r| (r.mode, r.uid, r.gid)).unwrap_or((0o755, 0, 0));
-        b.add("", Kind::Dir { parent: 1, children: BTreeMap::new() }, attrs(0, S_IFDIR | mode, uid, gid));
+        let (mode, uid, gid) = root
+            .map(|r| (r.mode, r.uid, r.gid))
+            .unwrap_or((0o755, 0, 0));
+        b.add(
+            "",
+            Kind::Dir {
+                parent: 1,
+                children: BTreeMap::new(),
+            },
+            attrs(0, S_IFDIR | mode, uid, gid),
+        );
         for d in dirs {
             let parent = b.parent_of(&d.path);
-            let kind = Kind::Dir { parent, children: BTreeMap::new() };
+            let kind = Kind::Dir {
+                parent,
+                children: BTreeMap::new(),
+            };
             b.add(&d.path, kind, attrs(0, S_IFDIR | d.mode, d.uid, d.gid));
         }
         let mut alloc = Allocator::new(tree.daxdevs.clone(), 0);
         for f in &tree.files {
             alloc.reserve(&f.map);
             let a = &f.attrs;
-            let kind = Kind::File { map: RwLock::new(f.map.clone()) };
+            let kind = Kind::File {
+                map: RwLock::new(f.map.clone()),
+            };
             b.add(&f.path, kind, attrs(a.size, S_IFREG | a.mode, a.uid, a.gid));
         }
-        Fs { nodes: b.nodes, daxdevs: tree.daxdevs.clone(), alloc: Mutex::new(alloc), attr_timeout }
+        Fs {
+            nodes: b.nodes,
+            daxdevs: tree.daxdevs.clone(),
+            alloc: Mutex::new(alloc),
+            attr_timeout,
+        }
     }
 
     pub fn node(&self, nodeid: u64) -> Option<&Node> {
-        nodeid.checked_sub(1).and_then(|i| self.nodes.get(usize::try_from(i).ok()?))
+        nodeid
+            .checked_sub(1)
+            .and_then(|i| self.nodes.get(usize::try_from(i).ok()?))
     }
 
     pub fn len(&self) -> usize {
@@ -106,7 +142,11 @@ impl Fs {
 
     pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<&Node, i32> {
         let p = self.node(parent).ok_or(libc::ENOENT)?;
-        let Kind::Dir { children, parent: pp } = &p.kind else {
+        let Kind::Dir {
+            children,
+            parent: pp,
+        } = &p.kind
+        else {
             return Err(libc::ENOTDIR);
         };
         let id = match name {
@@ -125,7 +165,10 @@ impl Fs {
         let a = self.attrs(n);
         let nlink = match &n.kind {
             Kind::Dir { children, .. } => {
-                2 + children.values().filter(|c| matches!(self.node(**c).map(|c| &c.kind), Some(Kind::Dir { .. }))).count() as u32
+                2 + children
+                    .values()
+                    .filter(|c| matches!(self.node(**c).map(|c| &c.kind), Some(Kind::Dir { .. })))
+                    .count() as u32
             }
             Kind::File { .. } => 1,
         };
@@ -166,7 +209,11 @@ impl Fs {
 
     pub fn forget(&self, nodeid: u64, n: u64) {
         if let Some(node) = self.node(nodeid) {
-            let _ = node.nlookup.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(n)));
+            let _ = node
+                .nlookup
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                    Some(v.saturating_sub(n))
+                });
         }
     }
 
@@ -176,15 +223,27 @@ impl Fs {
             return Err(libc::ENOTDIR);
         };
         let mut v = vec![
-            DirEntry { name: b".".to_vec(), nodeid: n.nodeid, typ: DT_DIR },
-            DirEntry { name: b"..".to_vec(), nodeid: *parent, typ: DT_DIR },
+            DirEntry {
+                name: b".".to_vec(),
+                nodeid: n.nodeid,
+                typ: DT_DIR,
+            },
+            DirEntry {
+                name: b"..".to_vec(),
+                nodeid: *parent,
+                typ: DT_DIR,
+            },
         ];
         for (name, id) in children {
             let typ = match self.node(*id).map(|c| &c.kind) {
                 Some(Kind::Dir { .. }) => DT_DIR,
                 _ => DT_REG,
             };
-            v.push(DirEntry { name: name.clone(), nodeid: *id, typ });
+            v.push(DirEntry {
+                name: name.clone(),
+                nodeid: *id,
+                typ,
+            });
         }
         Ok(v)
     }
@@ -240,7 +299,11 @@ impl Fs {
         } else if s.valid & fattr::MTIME != 0 {
             a.mtime = (s.mtime, s.mtimensec);
         }
-        a.ctime = if s.valid & fattr::CTIME != 0 { (s.ctime, s.ctimensec) } else { t };
+        a.ctime = if s.valid & fattr::CTIME != 0 {
+            (s.ctime, s.ctimensec)
+        } else {
+            t
+        };
         Ok(())
     }
 
@@ -252,7 +315,12 @@ impl Fs {
             .filter_map(|n| self.fmap(n).ok())
             .map(|m| m.mapped_size())
             .fold(0, u64::saturating_add);
-        let known: u64 = self.daxdevs.0.values().filter_map(|d| d.size).fold(0, u64::saturating_add);
+        let known: u64 = self
+            .daxdevs
+            .0
+            .values()
+            .filter_map(|d| d.size)
+            .fold(0, u64::saturating_add);
         let total = known.max(used);
         Kstatfs {
             blocks: total / BS,
@@ -284,7 +352,9 @@ struct Builder {
 
 impl Builder {
     fn parent_of(&self, path: &str) -> u64 {
-        split(path).and_then(|(p, _)| self.by_path.get(p).copied()).unwrap_or(1)
+        split(path)
+            .and_then(|(p, _)| self.by_path.get(p).copied())
+            .unwrap_or(1)
     }
 
     /// Append a node and link it into its parent directory (parents come first).
@@ -292,11 +362,21 @@ impl Builder {
         let nodeid = self.nodes.len() as u64 + 1;
         if let Some((_, name)) = split(path) {
             let parent = self.parent_of(path);
-            if let Some(Node { kind: Kind::Dir { children, .. }, .. }) = self.nodes.get_mut(parent as usize - 1) {
+            if let Some(Node {
+                kind: Kind::Dir { children, .. },
+                ..
+            }) = self.nodes.get_mut(parent as usize - 1)
+            {
                 children.insert(name.as_bytes().to_vec(), nodeid);
             }
         }
         self.by_path.insert(path.to_string(), nodeid);
-        self.nodes.push(Node { nodeid, path: path.to_string(), kind, attrs: Mutex::new(a), nlookup: AtomicU64::new(0) });
+        self.nodes.push(Node {
+            nodeid,
+            path: path.to_string(),
+            kind,
+            attrs: Mutex::new(a),
+            nlookup: AtomicU64::new(0),
+        });
     }
 }

@@ -8,7 +8,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 pub const MAGIC: u32 = 0x464d_4554;
 
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 pub struct MetaHdr {
     pub magic: u32,
     pub ext_type: u16,
@@ -20,7 +22,9 @@ pub struct MetaHdr {
 }
 
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 pub struct MetaExt {
     pub file_offset: u64,
     pub length: u64,
@@ -32,7 +36,9 @@ pub struct MetaExt {
 }
 
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 pub struct MetaStrip {
     pub dev_offset: u64,
     pub dev_index: u32,
@@ -61,7 +67,13 @@ pub fn build(map: &FileMap) -> Vec<u8> {
     let ext_type = match &map.extents {
         Extents::Simple(v) => {
             for e in v {
-                exts.push(MetaExt { file_offset: pos, length: e.len, dev_offset: e.offset, dev_index: e.dev_index, ..Default::default() });
+                exts.push(MetaExt {
+                    file_offset: pos,
+                    length: e.len,
+                    dev_offset: e.offset,
+                    dev_index: e.dev_index,
+                    ..Default::default()
+                });
                 pos = pos.saturating_add(e.len);
             }
             0
@@ -76,7 +88,11 @@ pub fn build(map: &FileMap) -> Vec<u8> {
                     first_strip: strips.len() as u16,
                     ..Default::default()
                 });
-                strips.extend(e.strips.iter().map(|s| MetaStrip { dev_offset: s.offset, dev_index: s.dev_index, reserved: 0 }));
+                strips.extend(e.strips.iter().map(|s| MetaStrip {
+                    dev_offset: s.offset,
+                    dev_index: s.dev_index,
+                    reserved: 0,
+                }));
                 pos = pos.saturating_add(e.nbytes);
             }
             1
@@ -92,8 +108,11 @@ pub fn build(map: &FileMap) -> Vec<u8> {
         mapped_size: pos,
     };
     let mut out = hdr.as_bytes().to_vec();
-    exts.iter().for_each(|e| out.extend_from_slice(e.as_bytes()));
-    strips.iter().for_each(|s| out.extend_from_slice(s.as_bytes()));
+    exts.iter()
+        .for_each(|e| out.extend_from_slice(e.as_bytes()));
+    strips
+        .iter()
+        .for_each(|s| out.extend_from_slice(s.as_bytes()));
     out
 }
 
@@ -126,7 +145,14 @@ mod tests {
             extents: Extents::Interleaved(vec![famfs_fmap::InterleavedExtent {
                 chunk_size: 2 << 20,
                 nbytes: 2 << 20,
-                strips: vec![famfs_fmap::SimpleExtent { dev_index: 0, offset: 0, len: 2 << 20 }; 3],
+                strips: vec![
+                    famfs_fmap::SimpleExtent {
+                        dev_index: 0,
+                        offset: 0,
+                        len: 2 << 20
+                    };
+                    3
+                ],
             }]),
         };
         assert_eq!(build(&map).len(), meta_size(&map) as usize);

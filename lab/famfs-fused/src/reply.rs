@@ -7,7 +7,11 @@ use zerocopy::IntoBytes;
 pub fn ok(unique: u64, parts: &[&[u8]]) -> Vec<u8> {
     let len: usize = size_of::<OutHeader>() + parts.iter().map(|p| p.len()).sum::<usize>();
     let mut out = Vec::with_capacity(len);
-    let h = OutHeader { len: u32::try_from(len).unwrap_or(u32::MAX), error: 0, unique };
+    let h = OutHeader {
+        len: u32::try_from(len).unwrap_or(u32::MAX),
+        error: 0,
+        unique,
+    };
     out.extend_from_slice(h.as_bytes());
     parts.iter().for_each(|p| out.extend_from_slice(p));
     out
@@ -15,7 +19,11 @@ pub fn ok(unique: u64, parts: &[&[u8]]) -> Vec<u8> {
 
 /// An error reply: `errno` positive, sent negated.
 pub fn error(unique: u64, errno: i32) -> Vec<u8> {
-    let h = OutHeader { len: size_of::<OutHeader>() as u32, error: -errno.abs(), unique };
+    let h = OutHeader {
+        len: size_of::<OutHeader>() as u32,
+        error: -errno.abs(),
+        unique,
+    };
     h.as_bytes().to_vec()
 }
 

@@ -8,7 +8,9 @@ use zerocopy::FromBytes;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op<'a> {
-    Lookup { name: &'a [u8] },
+    Lookup {
+        name: &'a [u8],
+    },
     Forget(abi::ForgetIn),
     BatchForget(Vec<abi::ForgetOne>),
     Getattr(abi::GetattrIn),
@@ -54,9 +56,17 @@ pub enum RequestError {
     #[error("{ext} bytes of extensions do not fit in the {body}-byte body")]
     BadExtensions { ext: usize, body: usize },
     #[error("{}: argument is {got} bytes, {want} expected", opname(*opcode))]
-    ShortArg { opcode: u32, want: usize, got: usize },
+    ShortArg {
+        opcode: u32,
+        want: usize,
+        got: usize,
+    },
     #[error("{}: argument is {got} bytes, only {want} expected", opname(*opcode))]
-    OversizedArg { opcode: u32, want: usize, got: usize },
+    OversizedArg {
+        opcode: u32,
+        want: usize,
+        got: usize,
+    },
     #[error("LOOKUP: name is not NUL-terminated")]
     NameNotTerminated,
     #[error("LOOKUP: name is empty or holds a NUL")]
@@ -66,7 +76,9 @@ pub enum RequestError {
 }
 
 fn opname(opcode: u32) -> String {
-    op::name(opcode).map(str::to_string).unwrap_or_else(|| format!("opcode {opcode}"))
+    op::name(opcode)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("opcode {opcode}"))
 }
 
 /// A message that could not be parsed; `header` is there when the header itself was fine (then
@@ -83,14 +95,28 @@ pub fn parse(msg: &[u8]) -> Result<Request<'_>, Malformed> {
         return Err(bad(None, RequestError::ShortHeader { got: msg.len() }));
     };
     if header.len as usize != msg.len() {
-        return Err(bad(None, RequestError::LengthMismatch { declared: header.len, got: msg.len() }));
+        return Err(bad(
+            None,
+            RequestError::LengthMismatch {
+                declared: header.len,
+                got: msg.len(),
+            },
+        ));
     }
     let body = &msg[size_of::<InHeader>()..];
     let ext = usize::from(header.total_extlen) * 8;
     let Some(body) = body.len().checked_sub(ext).map(|n| &body[..n]) else {
-        return Err(bad(Some(header), RequestError::BadExtensions { ext, body: body.len() }));
+        return Err(bad(
+            Some(header),
+            RequestError::BadExtensions {
+                ext,
+                body: body.len(),
+            },
+        ));
     };
-    parse_op(header.opcode, body).map(|op| Request { header, op }).map_err(|e| bad(Some(header), e))
+    parse_op(header.opcode, body)
+        .map(|op| Request { header, op })
+        .map_err(|e| bad(Some(header), e))
 }
 
 fn parse_op(opcode: u32, body: &[u8]) -> Result<Op<'_>, RequestError> {
@@ -122,16 +148,28 @@ fn parse_op(opcode: u32, body: &[u8]) -> Result<Op<'_>, RequestError> {
 fn fixed<T: FromBytes>(opcode: u32, body: &[u8]) -> Result<T, RequestError> {
     let want = size_of::<T>();
     if body.len() > want {
-        return Err(RequestError::OversizedArg { opcode, want, got: body.len() });
+        return Err(RequestError::OversizedArg {
+            opcode,
+            want,
+            got: body.len(),
+        });
     }
-    T::read_from_bytes(body).map_err(|_| RequestError::ShortArg { opcode, want, got: body.len() })
+    T::read_from_bytes(body).map_err(|_| RequestError::ShortArg {
+        opcode,
+        want,
+        got: body.len(),
+    })
 }
 
 fn empty<'a>(opcode: u32, body: &[u8], op: Op<'a>) -> Result<Op<'a>, RequestError> {
     if body.is_empty() {
         Ok(op)
     } else {
-        Err(RequestError::OversizedArg { opcode, want: 0, got: body.len() })
+        Err(RequestError::OversizedArg {
+            opcode,
+            want: 0,
+            got: body.len(),
+        })
     }
 }
 
@@ -149,25 +187,44 @@ fn name(body: &[u8]) -> Result<&[u8], RequestError> {
 fn init(body: &[u8]) -> Result<abi::InitIn, RequestError> {
     let (min, max) = (16, size_of::<abi::InitIn>());
     if body.len() < min {
-        return Err(RequestError::ShortArg { opcode: op::INIT, want: min, got: body.len() });
+        return Err(RequestError::ShortArg {
+            opcode: op::INIT,
+            want: min,
+            got: body.len(),
+        });
     }
     if body.len() > max {
-        return Err(RequestError::OversizedArg { opcode: op::INIT, want: max, got: body.len() });
+        return Err(RequestError::OversizedArg {
+            opcode: op::INIT,
+            want: max,
+            got: body.len(),
+        });
     }
     let mut full = [0u8; 64];
     full[..body.len()].copy_from_slice(body);
-    abi::InitIn::read_from_bytes(&full[..])
-        .map_err(|_| RequestError::ShortArg { opcode: op::INIT, want: max, got: body.len() })
+    abi::InitIn::read_from_bytes(&full[..]).map_err(|_| RequestError::ShortArg {
+        opcode: op::INIT,
+        want: max,
+        got: body.len(),
+    })
 }
 
 fn batch_forget(body: &[u8]) -> Result<Vec<abi::ForgetOne>, RequestError> {
     let Ok((head, rest)) = abi::BatchForgetIn::read_from_prefix(body) else {
-        return Err(RequestError::ShortArg { opcode: op::BATCH_FORGET, want: 8, got: body.len() });
+        return Err(RequestError::ShortArg {
+            opcode: op::BATCH_FORGET,
+            want: 8,
+            got: body.len(),
+        });
     };
     let one = size_of::<abi::ForgetOne>();
     let need = 8 + (head.count as usize).saturating_mul(one);
     if body.len() != need {
-        return Err(RequestError::BatchCount { count: head.count, need, got: body.len() });
+        return Err(RequestError::BatchCount {
+            count: head.count,
+            need,
+            got: body.len(),
+        });
     }
     Ok(rest
         .chunks_exact(one)

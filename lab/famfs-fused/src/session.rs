@@ -31,7 +31,9 @@ impl MountSpec {
     /// The mount(2) data string for `fd`.
     pub fn data(&self, fd: i32) -> String {
         let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
-        let mut d = format!("fd={fd},rootmode=40000,user_id={uid},group_id={gid},default_permissions,allow_other");
+        let mut d = format!(
+            "fd={fd},rootmode=40000,user_id={uid},group_id={gid},default_permissions,allow_other"
+        );
         if let Some(x) = self.extra.as_deref().filter(|x| !x.is_empty()) {
             d.push(',');
             d.push_str(x);
@@ -41,7 +43,11 @@ impl MountSpec {
 }
 
 pub fn open_dev() -> anyhow::Result<File> {
-    std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse").context("opening /dev/fuse")
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .context("opening /dev/fuse")
 }
 
 pub fn mount(dev: &File, spec: &MountSpec) -> anyhow::Result<()> {
@@ -53,7 +59,13 @@ pub fn mount(dev: &File, spec: &MountSpec) -> anyhow::Result<()> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some(data.as_str()),
     )
-    .with_context(|| format!("mount -t {} -o {data} {}", spec.fstype, spec.mountpoint.display()))
+    .with_context(|| {
+        format!(
+            "mount -t {} -o {data} {}",
+            spec.fstype,
+            spec.mountpoint.display()
+        )
+    })
 }
 
 nix::ioctl_read!(fuse_dev_ioc_clone, 229, 0, u32);
@@ -109,12 +121,18 @@ pub struct RunOptions {
 /// refused INIT.
 pub fn run(server: Arc<Server>, spec: &MountSpec, opts: &RunOptions) -> anyhow::Result<()> {
     let mut mask = SigSet::empty();
-    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGUSR1] {
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+    ] {
         mask.add(s);
     }
     // Blocked here, so every worker thread inherits it: only the signalfd sees them.
     mask.thread_block().context("blocking signals")?;
-    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).context("signalfd")?;
+    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .context("signalfd")?;
 
     let dev = open_dev()?;
     mount(&dev, spec)?;
@@ -130,10 +148,12 @@ pub fn run(server: Arc<Server>, spec: &MountSpec, opts: &RunOptions) -> anyhow::
     for (i, d) in devs.into_iter().enumerate() {
         let (server, alive) = (server.clone(), alive.clone());
         alive.fetch_add(1, Ordering::SeqCst);
-        let h = std::thread::Builder::new().name(format!("fuse-{i}")).spawn(move || {
-            worker(&server, d, bufsize);
-            alive.fetch_sub(1, Ordering::SeqCst);
-        })?;
+        let h = std::thread::Builder::new()
+            .name(format!("fuse-{i}"))
+            .spawn(move || {
+                worker(&server, d, bufsize);
+                alive.fetch_sub(1, Ordering::SeqCst);
+            })?;
         handles.push(h);
     }
 
@@ -155,7 +175,10 @@ pub fn run(server: Arc<Server>, spec: &MountSpec, opts: &RunOptions) -> anyhow::
             }
             break;
         }
-        let mut fds = [nix::poll::PollFd::new(sfd.as_fd(), nix::poll::PollFlags::POLLIN)];
+        let mut fds = [nix::poll::PollFd::new(
+            sfd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
         let _ = nix::poll::poll(&mut fds, 200u16);
         while let Ok(Some(si)) = sfd.read_signal() {
             match Signal::try_from(si.ssi_signo as i32) {
@@ -194,8 +217,17 @@ fn probe(server: &Server, spec: &MountSpec, opts: &RunOptions) -> anyhow::Result
             server.cfg.ops.name()
         )
     })?;
-    let what = if neg.fmap { format!("fmap ops {}", server.cfg.ops.name()) } else { "no fmap".to_string() };
-    let line = format!("mounted {} FUSE 7.{} {what} pid {}", spec.mountpoint.display(), neg.minor, std::process::id());
+    let what = if neg.fmap {
+        format!("fmap ops {}", server.cfg.ops.name())
+    } else {
+        "no fmap".to_string()
+    };
+    let line = format!(
+        "mounted {} FUSE 7.{} {what} pid {}",
+        spec.mountpoint.display(),
+        neg.minor,
+        std::process::id()
+    );
     eprintln!("famfs-fused: {line}");
     if let Some(p) = &opts.ready_file {
         std::fs::write(p, line + "\n").with_context(|| format!("writing {}", p.display()))?;

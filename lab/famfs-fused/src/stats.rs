@@ -64,13 +64,24 @@ pub struct Stats {
 }
 
 fn key(opcode: u32) -> String {
-    op::name(opcode).map(str::to_string).unwrap_or_else(|| format!("OPCODE_{opcode}"))
+    op::name(opcode)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("OPCODE_{opcode}"))
 }
 
 impl Stats {
     pub fn new(path: Option<PathBuf>, ops: &str, fmap: bool) -> Stats {
-        let s = Snapshot { version: 1, pid: std::process::id(), ops: ops.to_string(), fmap, ..Default::default() };
-        Stats { path, data: Mutex::new(s) }
+        let s = Snapshot {
+            version: 1,
+            pid: std::process::id(),
+            ops: ops.to_string(),
+            fmap,
+            ..Default::default()
+        };
+        Stats {
+            path,
+            data: Mutex::new(s),
+        }
     }
 
     fn update(&self, f: impl FnOnce(&mut Snapshot)) {
@@ -110,7 +121,10 @@ impl Stats {
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        self.data.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.data
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Rewrite the file now (SIGUSR1).

@@ -39,26 +39,43 @@ pub fn decode(blob: &[u8]) -> Result<FileMap, FmapError> {
             let w: InterleavedExtWire = cur.take("an interleaved extent")?;
             let ns = w.nstrips as usize;
             if ns == 0 || ns > MAX_STRIPS {
-                return Err(FmapError::StripCount { extent: i, nstrips: ns });
+                return Err(FmapError::StripCount {
+                    extent: i,
+                    nstrips: ns,
+                });
             }
             let mut strips = Vec::with_capacity(ns);
             for _ in 0..ns {
                 strips.push(simple(cur.take("a strip")?));
             }
-            v.push(InterleavedExtent { chunk_size: w.chunk_size, nbytes: w.nbytes, strips });
+            v.push(InterleavedExtent {
+                chunk_size: w.chunk_size,
+                nbytes: w.nbytes,
+                strips,
+            });
         }
         Extents::Interleaved(v)
     };
     if cur.pos != blob.len() {
-        return Err(FmapError::Trailing { extra: blob.len() - cur.pos });
+        return Err(FmapError::Trailing {
+            extra: blob.len() - cur.pos,
+        });
     }
-    let map = FileMap { file_type, file_size: hdr.file_size, extents };
+    let map = FileMap {
+        file_type,
+        file_size: hdr.file_size,
+        extents,
+    };
     validate(&map)?;
     Ok(map)
 }
 
 fn simple(w: SimpleExtWire) -> SimpleExtent {
-    SimpleExtent { dev_index: w.devindex, offset: w.offset, len: w.len }
+    SimpleExtent {
+        dev_index: w.devindex,
+        offset: w.offset,
+        len: w.len,
+    }
 }
 
 struct Cursor<'a> {
@@ -70,8 +87,11 @@ impl Cursor<'_> {
     fn take<T: FromBytes>(&mut self, what: &'static str) -> Result<T, FmapError> {
         let rest = self.blob.get(self.pos..).unwrap_or(&[]);
         let need = self.pos + size_of::<T>();
-        let (v, _) = T::read_from_prefix(rest)
-            .map_err(|_| FmapError::Short { what, need, got: self.blob.len() })?;
+        let (v, _) = T::read_from_prefix(rest).map_err(|_| FmapError::Short {
+            what,
+            need,
+            got: self.blob.len(),
+        })?;
         self.pos = need;
         Ok(v)
     }

@@ -3,8 +3,8 @@
 
 use crate::model::{Extents, FileMap, SimpleExtent};
 use crate::wire::{
-    FmapHeader, InterleavedExtWire, SimpleExtWire, EXT_SIZE, EXT_TYPE_INTERLEAVED,
-    EXT_TYPE_SIMPLE, FMAP_VERSION, HEADER_SIZE,
+    FmapHeader, InterleavedExtWire, SimpleExtWire, EXT_SIZE, EXT_TYPE_INTERLEAVED, EXT_TYPE_SIMPLE,
+    FMAP_VERSION, HEADER_SIZE,
 };
 use zerocopy::IntoBytes;
 
@@ -43,7 +43,12 @@ pub fn encode(map: &FileMap) -> Vec<u8> {
 }
 
 fn push_simple(out: &mut Vec<u8>, e: &SimpleExtent) {
-    let w = SimpleExtWire { devindex: e.dev_index, reserved: 0, offset: e.offset, len: e.len };
+    let w = SimpleExtWire {
+        devindex: e.dev_index,
+        reserved: 0,
+        offset: e.offset,
+        len: e.len,
+    };
     out.extend_from_slice(w.as_bytes());
 }
 

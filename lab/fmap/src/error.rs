@@ -15,11 +15,17 @@ pub struct Loc {
 
 impl Loc {
     pub fn ext(extent: usize) -> Loc {
-        Loc { extent, strip: None }
+        Loc {
+            extent,
+            strip: None,
+        }
     }
 
     pub fn strip(extent: usize, strip: usize) -> Loc {
-        Loc { extent, strip: Some(strip) }
+        Loc {
+            extent,
+            strip: Some(strip),
+        }
     }
 }
 
@@ -61,7 +67,11 @@ impl fmt::Display for Field {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FmapError {
     #[error("blob is {got} bytes, {need} needed for {what}")]
-    Short { what: &'static str, need: usize, got: usize },
+    Short {
+        what: &'static str,
+        need: usize,
+        got: usize,
+    },
     #[error("{extra} bytes after the last extent")]
     Trailing { extra: usize },
     #[error("fmap_version {0}, expected 1")]

@@ -104,7 +104,12 @@ impl FileMap {
             Extents::Interleaved(v) => v
                 .iter()
                 .enumerate()
-                .flat_map(|(i, e)| e.strips.iter().enumerate().map(move |(s, r)| (i, Some(s), *r)))
+                .flat_map(|(i, e)| {
+                    e.strips
+                        .iter()
+                        .enumerate()
+                        .map(move |(s, r)| (i, Some(s), *r))
+                })
                 .collect(),
         }
     }

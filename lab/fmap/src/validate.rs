@@ -22,7 +22,10 @@ pub fn validate(map: &FileMap) -> Result<(), FmapError> {
             for (i, e) in v.iter().enumerate() {
                 let ns = e.strips.len();
                 if ns == 0 || ns > MAX_STRIPS {
-                    return Err(FmapError::StripCount { extent: i, nstrips: ns });
+                    return Err(FmapError::StripCount {
+                        extent: i,
+                        nstrips: ns,
+                    });
                 }
                 let at = Loc::ext(i);
                 check_aligned(at, Field::ChunkSize, u64::from(e.chunk_size))?;
@@ -32,7 +35,11 @@ pub fn validate(map: &FileMap) -> Result<(), FmapError> {
                     check_range(at, strip)?;
                     let need = strip_need(e.nbytes, u64::from(e.chunk_size), ns, s);
                     if strip.len < need {
-                        return Err(FmapError::StripTooShort { at, len: strip.len, need });
+                        return Err(FmapError::StripTooShort {
+                            at,
+                            len: strip.len,
+                            need,
+                        });
                     }
                 }
                 covered = covered.saturating_add(e.nbytes);
@@ -40,7 +47,10 @@ pub fn validate(map: &FileMap) -> Result<(), FmapError> {
         }
     }
     if covered < map.file_size {
-        return Err(FmapError::Uncovered { covered, file_size: map.file_size });
+        return Err(FmapError::Uncovered {
+            covered,
+            file_size: map.file_size,
+        });
     }
     Ok(())
 }
@@ -61,10 +71,17 @@ pub fn strip_need(nbytes: u64, chunk: u64, nstrips: usize, s: usize) -> u64 {
 
 fn check_range(at: Loc, e: &SimpleExtent) -> Result<(), FmapError> {
     if e.dev_index >= MAX_DEVS {
-        return Err(FmapError::DevIndex { at, index: e.dev_index });
+        return Err(FmapError::DevIndex {
+            at,
+            index: e.dev_index,
+        });
     }
     if e.offset % FMAP_ALIGN != 0 {
-        return Err(FmapError::Misaligned { at, field: Field::Offset, value: e.offset });
+        return Err(FmapError::Misaligned {
+            at,
+            field: Field::Offset,
+            value: e.offset,
+        });
     }
     check_aligned(at, Field::Length, e.len)?;
     if e.offset.checked_add(e.len).is_none() {

@@ -11,7 +11,9 @@ pub const EXT_TYPE_INTERLEAVED: u32 = 1;
 
 /// The 32-byte blob header.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 pub struct FmapHeader {
     pub file_type: u8,
     pub reserved0: u8,
@@ -25,7 +27,9 @@ pub struct FmapHeader {
 
 /// A simple extent, also one strip of an interleaved extent (24 bytes).
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 pub struct SimpleExtWire {
     pub devindex: u32,
     pub reserved: u32,
@@ -35,7 +39,9 @@ pub struct SimpleExtWire {
 
 /// An interleaved extent header (24 bytes), followed by `nstrips` [`SimpleExtWire`]s.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 pub struct InterleavedExtWire {
     pub nstrips: u32,
     pub chunk_size: u32,

@@ -8,11 +8,22 @@ use zerocopy::IntoBytes;
 const M2: u64 = FMAP_ALIGN;
 
 fn hdr(ext_type: u32, nextents: u32, file_size: u64) -> FmapHeader {
-    FmapHeader { fmap_version: 1, ext_type, nextents, file_size, ..Default::default() }
+    FmapHeader {
+        fmap_version: 1,
+        ext_type,
+        nextents,
+        file_size,
+        ..Default::default()
+    }
 }
 
 fn ext(devindex: u32, offset: u64, len: u64) -> SimpleExtWire {
-    SimpleExtWire { devindex, reserved: 0, offset, len }
+    SimpleExtWire {
+        devindex,
+        reserved: 0,
+        offset,
+        len,
+    }
 }
 
 fn blob(parts: &[&[u8]]) -> Vec<u8> {
@@ -58,7 +69,10 @@ fn wrong_version_file_type_and_ext_type_are_einval() {
 fn extent_count_outside_1_to_32_is_erange() {
     for n in [0u32, 33, u32::MAX] {
         let e = err(hdr(0, n, 0).as_bytes());
-        assert_eq!((e.clone(), e.errno()), (FmapError::ExtentCount(n as usize), ERANGE));
+        assert_eq!(
+            (e.clone(), e.errno()),
+            (FmapError::ExtentCount(n as usize), ERANGE)
+        );
     }
     // 32 is fine
     let exts: Vec<_> = (0..32).map(|i| ext(0, i * M2, M2)).collect();
@@ -70,7 +84,17 @@ fn truncated_extent_is_einval() {
     let mut b = simple(M2, &[ext(0, 0, M2)]);
     b.truncate(b.len() - 1);
     let e = err(&b);
-    assert!(matches!(e, FmapError::Short { need: 56, got: 55, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            FmapError::Short {
+                need: 56,
+                got: 55,
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert_eq!(e.errno(), EINVAL);
 }
 
@@ -84,25 +108,51 @@ fn trailing_bytes_are_einval() {
 #[test]
 fn misaligned_offset_length_are_einval() {
     let e = err(&simple(M2, &[ext(0, 4096, M2)]));
-    assert_eq!(e, FmapError::Misaligned { at: Loc::ext(0), field: Field::Offset, value: 4096 });
+    assert_eq!(
+        e,
+        FmapError::Misaligned {
+            at: Loc::ext(0),
+            field: Field::Offset,
+            value: 4096
+        }
+    );
     assert_eq!(e.errno(), EINVAL);
     let e = err(&simple(M2, &[ext(0, 0, M2), ext(0, M2, M2 + 4096)]));
     assert_eq!(
         e,
-        FmapError::Misaligned { at: Loc::ext(1), field: Field::Length, value: M2 + 4096 }
+        FmapError::Misaligned {
+            at: Loc::ext(1),
+            field: Field::Length,
+            value: M2 + 4096
+        }
     );
 }
 
 #[test]
 fn zero_length_is_einval() {
     let e = err(&simple(0, &[ext(0, 0, 0)]));
-    assert_eq!(e, FmapError::Zero { at: Loc::ext(0), field: Field::Length });
+    assert_eq!(
+        e,
+        FmapError::Zero {
+            at: Loc::ext(0),
+            field: Field::Length
+        }
+    );
 }
 
 #[test]
 fn devindex_24_is_einval_23_is_fine() {
     let e = err(&simple(M2, &[ext(24, 0, M2)]));
-    assert_eq!((e.clone(), e.errno()), (FmapError::DevIndex { at: Loc::ext(0), index: 24 }, EINVAL));
+    assert_eq!(
+        (e.clone(), e.errno()),
+        (
+            FmapError::DevIndex {
+                at: Loc::ext(0),
+                index: 24
+            },
+            EINVAL
+        )
+    );
     assert!(decode(&simple(M2, &[ext(23, 0, M2)])).is_ok());
 }
 
@@ -116,11 +166,25 @@ fn overflowing_range_is_einval() {
 #[test]
 fn uncovered_file_size_is_einval() {
     let e = err(&simple(M2 + 1, &[ext(0, 0, M2)]));
-    assert_eq!((e.clone(), e.errno()), (FmapError::Uncovered { covered: M2, file_size: M2 + 1 }, EINVAL));
+    assert_eq!(
+        (e.clone(), e.errno()),
+        (
+            FmapError::Uncovered {
+                covered: M2,
+                file_size: M2 + 1
+            },
+            EINVAL
+        )
+    );
 }
 
 fn ilv(nstrips: u32, chunk_size: u32, nbytes: u64) -> InterleavedExtWire {
-    InterleavedExtWire { nstrips, chunk_size, nbytes, reserved: 0 }
+    InterleavedExtWire {
+        nstrips,
+        chunk_size,
+        nbytes,
+        reserved: 0,
+    }
 }
 
 #[test]
@@ -128,19 +192,59 @@ fn interleaved_strip_count_outside_1_to_32_is_einval() {
     for n in [0u32, 33] {
         let b = blob(&[hdr(1, 1, 0).as_bytes(), ilv(n, M2 as u32, M2).as_bytes()]);
         let e = err(&b);
-        assert_eq!((e.clone(), e.errno()), (FmapError::StripCount { extent: 0, nstrips: n as usize }, EINVAL));
+        assert_eq!(
+            (e.clone(), e.errno()),
+            (
+                FmapError::StripCount {
+                    extent: 0,
+                    nstrips: n as usize
+                },
+                EINVAL
+            )
+        );
     }
 }
 
 #[test]
 fn interleaved_chunk_and_nbytes_must_be_aligned_and_nonzero() {
     let s = ext(0, 0, M2);
-    let b = blob(&[hdr(1, 1, 0).as_bytes(), ilv(1, 4096, M2).as_bytes(), s.as_bytes()]);
-    assert_eq!(err(&b), FmapError::Misaligned { at: Loc::ext(0), field: Field::ChunkSize, value: 4096 });
-    let b = blob(&[hdr(1, 1, 0).as_bytes(), ilv(1, 0, M2).as_bytes(), s.as_bytes()]);
-    assert_eq!(err(&b), FmapError::Zero { at: Loc::ext(0), field: Field::ChunkSize });
-    let b = blob(&[hdr(1, 1, 0).as_bytes(), ilv(1, M2 as u32, 0).as_bytes(), s.as_bytes()]);
-    assert_eq!(err(&b), FmapError::Zero { at: Loc::ext(0), field: Field::Nbytes });
+    let b = blob(&[
+        hdr(1, 1, 0).as_bytes(),
+        ilv(1, 4096, M2).as_bytes(),
+        s.as_bytes(),
+    ]);
+    assert_eq!(
+        err(&b),
+        FmapError::Misaligned {
+            at: Loc::ext(0),
+            field: Field::ChunkSize,
+            value: 4096
+        }
+    );
+    let b = blob(&[
+        hdr(1, 1, 0).as_bytes(),
+        ilv(1, 0, M2).as_bytes(),
+        s.as_bytes(),
+    ]);
+    assert_eq!(
+        err(&b),
+        FmapError::Zero {
+            at: Loc::ext(0),
+            field: Field::ChunkSize
+        }
+    );
+    let b = blob(&[
+        hdr(1, 1, 0).as_bytes(),
+        ilv(1, M2 as u32, 0).as_bytes(),
+        s.as_bytes(),
+    ]);
+    assert_eq!(
+        err(&b),
+        FmapError::Zero {
+            at: Loc::ext(0),
+            field: Field::Nbytes
+        }
+    );
 }
 
 #[test]
@@ -153,22 +257,60 @@ fn interleaved_strip_too_short_is_einval() {
         ext(1, 0, M2).as_bytes(),
     ]);
     let e = err(&b);
-    assert_eq!(e, FmapError::StripTooShort { at: Loc::strip(0, 0), len: M2, need: 2 * M2 });
+    assert_eq!(
+        e,
+        FmapError::StripTooShort {
+            at: Loc::strip(0, 0),
+            len: M2,
+            need: 2 * M2
+        }
+    );
     assert_eq!(e.errno(), EINVAL);
 }
 
 #[test]
 fn interleaved_truncated_strip_list_is_einval() {
-    let b = blob(&[hdr(1, 1, M2).as_bytes(), ilv(2, M2 as u32, M2).as_bytes(), ext(0, 0, M2).as_bytes()]);
-    assert!(matches!(err(&b), FmapError::Short { what: "a strip", .. }));
+    let b = blob(&[
+        hdr(1, 1, M2).as_bytes(),
+        ilv(2, M2 as u32, M2).as_bytes(),
+        ext(0, 0, M2).as_bytes(),
+    ]);
+    assert!(matches!(
+        err(&b),
+        FmapError::Short {
+            what: "a strip",
+            ..
+        }
+    ));
 }
 
 #[test]
 fn strip_devindex_and_alignment_are_checked() {
-    let b = blob(&[hdr(1, 1, M2).as_bytes(), ilv(1, M2 as u32, M2).as_bytes(), ext(30, 0, M2).as_bytes()]);
-    assert_eq!(err(&b), FmapError::DevIndex { at: Loc::strip(0, 0), index: 30 });
-    let b = blob(&[hdr(1, 1, M2).as_bytes(), ilv(1, M2 as u32, M2).as_bytes(), ext(0, 512, M2).as_bytes()]);
-    assert_eq!(err(&b), FmapError::Misaligned { at: Loc::strip(0, 0), field: Field::Offset, value: 512 });
+    let b = blob(&[
+        hdr(1, 1, M2).as_bytes(),
+        ilv(1, M2 as u32, M2).as_bytes(),
+        ext(30, 0, M2).as_bytes(),
+    ]);
+    assert_eq!(
+        err(&b),
+        FmapError::DevIndex {
+            at: Loc::strip(0, 0),
+            index: 30
+        }
+    );
+    let b = blob(&[
+        hdr(1, 1, M2).as_bytes(),
+        ilv(1, M2 as u32, M2).as_bytes(),
+        ext(0, 512, M2).as_bytes(),
+    ]);
+    assert_eq!(
+        err(&b),
+        FmapError::Misaligned {
+            at: Loc::strip(0, 0),
+            field: Field::Offset,
+            value: 512
+        }
+    );
 }
 
 #[test]

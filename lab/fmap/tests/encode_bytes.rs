@@ -12,8 +12,16 @@ fn simple_map() -> FileMap {
         file_type: FileType::Regular,
         file_size: 0x30_0000,
         extents: Extents::Simple(vec![
-            SimpleExtent { dev_index: 0, offset: 0x20_0000, len: M2 },
-            SimpleExtent { dev_index: 1, offset: 0x40_0000, len: M2 },
+            SimpleExtent {
+                dev_index: 0,
+                offset: 0x20_0000,
+                len: M2,
+            },
+            SimpleExtent {
+                dev_index: 1,
+                offset: 0x40_0000,
+                len: M2,
+            },
         ]),
     }
 }
@@ -50,9 +58,17 @@ fn interleaved_map() -> FileMap {
             nbytes: 0x60_0000,
             strips: vec![
                 // chunks 0 and 2
-                SimpleExtent { dev_index: 0, offset: 0, len: 2 * M2 },
+                SimpleExtent {
+                    dev_index: 0,
+                    offset: 0,
+                    len: 2 * M2,
+                },
                 // chunk 1
-                SimpleExtent { dev_index: 2, offset: 0x20_0000, len: M2 },
+                SimpleExtent {
+                    dev_index: 2,
+                    offset: 0x20_0000,
+                    len: M2,
+                },
             ],
         }]),
     }

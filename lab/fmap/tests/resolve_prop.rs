@@ -24,7 +24,12 @@ fn runs(map: &FileMap) -> Vec<Run> {
     match &map.extents {
         Extents::Simple(v) => {
             for e in v {
-                out.push(Run { start: pos, end: pos + e.len, dev: e.dev_index, dev_offset: e.offset });
+                out.push(Run {
+                    start: pos,
+                    end: pos + e.len,
+                    dev: e.dev_index,
+                    dev_offset: e.offset,
+                });
                 pos += e.len;
             }
         }
@@ -36,7 +41,12 @@ fn runs(map: &FileMap) -> Vec<Run> {
                 while pos < end {
                     let chunk_end = (pos + u64::from(e.chunk_size)).min(end);
                     let s = &e.strips[strip];
-                    out.push(Run { start: pos, end: chunk_end, dev: s.dev_index, dev_offset: cursors[strip] });
+                    out.push(Run {
+                        start: pos,
+                        end: chunk_end,
+                        dev: s.dev_index,
+                        dev_offset: cursors[strip],
+                    });
                     cursors[strip] += u64::from(e.chunk_size);
                     pos = chunk_end;
                     strip += 1;
@@ -54,11 +64,14 @@ fn reference(map: &FileMap, off: u64) -> Option<Mapping> {
     if off >= map.file_size {
         return None;
     }
-    runs(map).iter().find(|r| r.start <= off && off < r.end).map(|r| Mapping {
-        dev_index: r.dev,
-        dev_offset: r.dev_offset + (off - r.start),
-        length: r.end - off,
-    })
+    runs(map)
+        .iter()
+        .find(|r| r.start <= off && off < r.end)
+        .map(|r| Mapping {
+            dev_index: r.dev,
+            dev_offset: r.dev_offset + (off - r.start),
+            length: r.end - off,
+        })
 }
 
 fn simple_ext() -> impl Strategy<Value = SimpleExtent> {
@@ -79,10 +92,18 @@ fn interleaved_ext() -> impl Strategy<Value = InterleavedExtent> {
                 .enumerate()
                 .map(|(s, (d, o, extra))| {
                     let need = strip_need(nbytes, u64::from(chunk), ns, s);
-                    SimpleExtent { dev_index: d, offset: o * M2, len: need.max(M2) + extra * M2 }
+                    SimpleExtent {
+                        dev_index: d,
+                        offset: o * M2,
+                        len: need.max(M2) + extra * M2,
+                    }
                 })
                 .collect();
-            InterleavedExtent { chunk_size: chunk, nbytes, strips }
+            InterleavedExtent {
+                chunk_size: chunk,
+                nbytes,
+                strips,
+            }
         })
     })
 }
@@ -93,7 +114,11 @@ fn valid_map() -> impl Strategy<Value = FileMap> {
         proptest::collection::vec(interleaved_ext(), 1..=6).prop_map(Extents::Interleaved),
     ];
     (ext, any::<u64>(), 0u8..3).prop_map(|(extents, size_pick, ft)| {
-        let mut m = FileMap { file_type: FileType::from_wire(ft).unwrap(), file_size: 0, extents };
+        let mut m = FileMap {
+            file_type: FileType::from_wire(ft).unwrap(),
+            file_size: 0,
+            extents,
+        };
         m.file_size = size_pick % (m.mapped_size() + 1);
         m
     })

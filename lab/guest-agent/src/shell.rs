@@ -15,7 +15,12 @@ pub fn wanted(cmdline: &str) -> bool {
 /// Starts `sh` as a session leader with the console as its controlling
 /// terminal (busybox `setsid -c`). The reaper collects it when it exits.
 pub fn start() {
-    let console = || std::fs::File::options().read(true).write(true).open("/dev/console");
+    let console = || {
+        std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open("/dev/console")
+    };
     let (Ok(i), Ok(o), Ok(e)) = (console(), console(), console()) else {
         crate::log("console shell: cannot open /dev/console");
         return;

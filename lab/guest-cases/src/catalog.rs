@@ -9,10 +9,20 @@ pub enum HostPart {
     None,
     /// Before boot, the host writes pattern `seed` into `memdev`'s backing
     /// file at `offset` (the guest then checks it).
-    WriteBeforeBoot { memdev: &'static str, offset: u64, len: u64, seed: &'static str },
+    WriteBeforeBoot {
+        memdev: &'static str,
+        offset: u64,
+        len: u64,
+        seed: &'static str,
+    },
     /// After the case, the host checks that `dax` bytes `offset..+len` hold
     /// pattern `seed` in the backing files.
-    VerifyAfter { dax: &'static str, offset: u64, len: u64, seed: &'static str },
+    VerifyAfter {
+        dax: &'static str,
+        offset: u64,
+        len: u64,
+        seed: &'static str,
+    },
 }
 
 /// What the outcome is expected to be.
@@ -57,41 +67,103 @@ pub struct Suite {
     pub about: &'static str,
 }
 
-pub const SMOKE_GUEST_WRITE: HostPart =
-    HostPart::VerifyAfter { dax: "dax0.0", offset: 4 << 20, len: 64 << 10, seed: "smoke-guest-write" };
-pub const SMOKE_HOST_WRITE: HostPart =
-    HostPart::WriteBeforeBoot { memdev: "mem0", offset: 6 << 20, len: 64 << 10, seed: "smoke-host-write" };
+pub const SMOKE_GUEST_WRITE: HostPart = HostPart::VerifyAfter {
+    dax: "dax0.0",
+    offset: 4 << 20,
+    len: 64 << 10,
+    seed: "smoke-guest-write",
+};
+pub const SMOKE_HOST_WRITE: HostPart = HostPart::WriteBeforeBoot {
+    memdev: "mem0",
+    offset: 6 << 20,
+    len: 64 << 10,
+    seed: "smoke-host-write",
+};
 
 pub const SUITES: &[Suite] = &[
-    Suite { name: "smoke", default: true, about: "CXL memdevs, regions, devdax data path, fsdev_dax binding" },
-    Suite { name: "selftest", default: false, about: "the lab's own failure handling: hang, panic, failure" },
+    Suite {
+        name: "smoke",
+        default: true,
+        about: "CXL memdevs, regions, devdax data path, fsdev_dax binding",
+    },
+    Suite {
+        name: "selftest",
+        default: false,
+        about: "the lab's own failure handling: hang, panic, failure",
+    },
 ];
 
 const fn case(suite: &'static str, name: &'static str, about: &'static str) -> Case {
-    Case { suite, name, about, timeout_s: 30, expect: Expect::Pass, needs: Needs::Nothing, host: HostPart::None }
+    Case {
+        suite,
+        name,
+        about,
+        timeout_s: 30,
+        expect: Expect::Pass,
+        needs: Needs::Nothing,
+        host: HostPart::None,
+    }
 }
 
 pub const CASES: &[Case] = &[
-    case("smoke", "memdevs", "every topology device is a CXL memdev of the planned size"),
-    case("smoke", "regions", "every planned region exists and has a dax device of its size"),
+    case(
+        "smoke",
+        "memdevs",
+        "every topology device is a CXL memdev of the planned size",
+    ),
+    case(
+        "smoke",
+        "regions",
+        "every planned region exists and has a dax device of its size",
+    ),
     Case {
         host: SMOKE_GUEST_WRITE,
-        ..case("smoke", "devdax_guest_write", "bytes written through a devdax mapping reach the host's backing file")
+        ..case(
+            "smoke",
+            "devdax_guest_write",
+            "bytes written through a devdax mapping reach the host's backing file",
+        )
     },
     Case {
         host: SMOKE_HOST_WRITE,
-        ..case("smoke", "devdax_host_write", "bytes the host wrote before boot are read through a devdax mapping")
+        ..case(
+            "smoke",
+            "devdax_host_write",
+            "bytes the host wrote before boot are read through a devdax mapping",
+        )
     },
-    case("smoke", "fsdev_bind", "each dax device rebinds from device_dax to fsdev_dax; fsdev refuses mmap"),
+    case(
+        "smoke",
+        "fsdev_bind",
+        "each dax device rebinds from device_dax to fsdev_dax; fsdev refuses mmap",
+    ),
     Case {
         timeout_s: 2,
         expect: Expect::Timeout,
-        ..case("smoke", "hang_times_out", "a case that hangs is stopped at its timeout and the run goes on")
+        ..case(
+            "smoke",
+            "hang_times_out",
+            "a case that hangs is stopped at its timeout and the run goes on",
+        )
     },
-    Case { timeout_s: 3, ..case("selftest", "hang", "hangs: must be reported TIMEOUT") },
-    Case { timeout_s: 20, ..case("selftest", "panic", "panics the guest through sysrq: must be reported") },
+    Case {
+        timeout_s: 3,
+        ..case("selftest", "hang", "hangs: must be reported TIMEOUT")
+    },
+    Case {
+        timeout_s: 20,
+        ..case(
+            "selftest",
+            "panic",
+            "panics the guest through sysrq: must be reported",
+        )
+    },
     case("selftest", "fail", "fails: must be reported as a failure"),
-    case("selftest", "warn", "triggers a kernel WARNING through lkdtm-like sysrq: the splat fails the case"),
+    case(
+        "selftest",
+        "warn",
+        "triggers a kernel WARNING through lkdtm-like sysrq: the splat fails the case",
+    ),
 ];
 
 /// The case with id `suite.name`.

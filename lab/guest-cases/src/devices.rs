@@ -74,7 +74,11 @@ impl DaxDevice {
         let target = self.targets.get(pos)?;
         let dpa = target.dpa + (h / (g * self.ways)) * g + h % g;
         let run = (g - h % g).min(self.size - offset);
-        Some(BackingByte { memdev: target.memdev.clone(), offset: dpa, run })
+        Some(BackingByte {
+            memdev: target.memdev.clone(),
+            offset: dpa,
+            run,
+        })
     }
 
     /// The dax offset that holds byte `file_offset` of `memdev`'s backing
@@ -113,7 +117,10 @@ mod tests {
             region_hpa: 0x10_0000_0000,
             ways: 1,
             granularity: 256,
-            targets: vec![Target { memdev: "mem0".into(), dpa: 0 }],
+            targets: vec![Target {
+                memdev: "mem0".into(),
+                dpa: 0,
+            }],
         }
     }
 
@@ -123,8 +130,14 @@ mod tests {
             granularity: 4096,
             size: 1 << 30,
             targets: vec![
-                Target { memdev: "mem0".into(), dpa: 512 << 20 },
-                Target { memdev: "mem1".into(), dpa: 512 << 20 },
+                Target {
+                    memdev: "mem0".into(),
+                    dpa: 512 << 20,
+                },
+                Target {
+                    memdev: "mem1".into(),
+                    dpa: 512 << 20,
+                },
             ],
             ..simple()
         }

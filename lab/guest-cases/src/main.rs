@@ -48,7 +48,12 @@ fn main() {
 }
 
 fn dispatch(args: &[String]) -> Result<Outcome> {
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["setup", plan] => {
             let plan: SetupPlan = serde_json::from_str(plan).context("parsing the setup plan")?;
             let map = setup::run(&plan)?;
@@ -60,7 +65,8 @@ fn dispatch(args: &[String]) -> Result<Outcome> {
             Ok(Outcome::Pass)
         }
         ["run", id] => {
-            let case = catalog::find(id).with_context(|| format!("no case {id:?}; `famfs-lab-cases list` shows them"))?;
+            let case = catalog::find(id)
+                .with_context(|| format!("no case {id:?}; `famfs-lab-cases list` shows them"))?;
             match case.suite {
                 "selftest" => selftest::run(case.name),
                 "smoke" => {
@@ -81,7 +87,10 @@ fn dispatch(args: &[String]) -> Result<Outcome> {
 }
 
 fn load() -> Result<(SetupPlan, DeviceMap)> {
-    let read = |p: &str| std::fs::read_to_string(Path::new(p)).with_context(|| format!("reading {p} (did setup run?)"));
+    let read = |p: &str| {
+        std::fs::read_to_string(Path::new(p))
+            .with_context(|| format!("reading {p} (did setup run?)"))
+    };
     let plan = serde_json::from_str(&read(PLAN_JSON)?).context("parsing the plan")?;
     let map = serde_json::from_str(&read(DEVICES_JSON)?).context("parsing the device map")?;
     Ok((plan, map))

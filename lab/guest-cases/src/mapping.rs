@@ -12,14 +12,31 @@ pub struct Mapping {
 
 impl Mapping {
     pub fn shared(file: &File, offset: u64, len: usize, write: bool) -> std::io::Result<Self> {
-        let prot = if write { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_READ };
-        let off = libc::off_t::try_from(offset).map_err(|_| std::io::Error::from_raw_os_error(libc::EOVERFLOW))?;
+        let prot = if write {
+            libc::PROT_READ | libc::PROT_WRITE
+        } else {
+            libc::PROT_READ
+        };
+        let off = libc::off_t::try_from(offset)
+            .map_err(|_| std::io::Error::from_raw_os_error(libc::EOVERFLOW))?;
         // SAFETY: a fresh mapping chosen by the kernel; checked for failure.
-        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, file.as_raw_fd(), off) };
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                prot,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                off,
+            )
+        };
         if ptr == libc::MAP_FAILED {
             return Err(std::io::Error::last_os_error());
         }
-        Ok(Mapping { ptr: ptr.cast(), len })
+        Ok(Mapping {
+            ptr: ptr.cast(),
+            len,
+        })
     }
 
     pub fn bytes(&self) -> &[u8] {
@@ -43,7 +60,11 @@ impl Drop for Mapping {
 /// Opens a dax char device for reading and writing.
 pub fn open_dax(name: &str) -> Result<File> {
     let path = format!("/dev/{name}");
-    File::options().read(true).write(true).open(&path).with_context(|| format!("opening {path}"))
+    File::options()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {path}"))
 }
 
 /// The 2 MiB-aligned window that holds `[offset, offset+len)`.
@@ -63,7 +84,10 @@ mod tests {
 
     #[test]
     fn window_is_aligned_and_covers_the_range() {
-        assert_eq!(aligned_window(4 << 20, 64 << 10).unwrap(), (4 << 20, 2 << 20));
+        assert_eq!(
+            aligned_window(4 << 20, 64 << 10).unwrap(),
+            (4 << 20, 2 << 20)
+        );
         assert_eq!(aligned_window((2 << 20) - 1, 2).unwrap(), (0, 4 << 20));
         assert!(aligned_window(0, 0).is_err());
     }

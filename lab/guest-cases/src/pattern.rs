@@ -36,7 +36,11 @@ mod tests {
     #[test]
     fn same_seed_same_bytes_other_seed_differs() {
         assert_eq!(fill("a", 100, 64), fill("a", 100, 64));
-        let same = fill("a", 0, 4096).iter().zip(fill("b", 0, 4096)).filter(|(x, y)| **x == *y).count();
+        let same = fill("a", 0, 4096)
+            .iter()
+            .zip(fill("b", 0, 4096))
+            .filter(|(x, y)| **x == *y)
+            .count();
         assert!(same < 64, "{same} equal bytes of 4096");
     }
 

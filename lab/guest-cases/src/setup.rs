@@ -18,9 +18,18 @@ pub fn run(plan: &SetupPlan) -> Result<DeviceMap> {
     let by_serial = wait_for_memdevs(plan)?;
     let mut memdevs = Vec::new();
     for pm in &plan.memdevs {
-        let name = by_serial.get(&pm.serial).cloned().context("memdev vanished")?;
+        let name = by_serial
+            .get(&pm.serial)
+            .cloned()
+            .context("memdev vanished")?;
         let ram_size = sysfs::read_u64(format!("{CXL}/{name}/ram/size"))?;
-        memdevs.push(Memdev { name, id: pm.id.clone(), serial: pm.serial, ram_size, backing: pm.backing.clone() });
+        memdevs.push(Memdev {
+            name,
+            id: pm.id.clone(),
+            serial: pm.serial,
+            ram_size,
+            backing: pm.backing.clone(),
+        });
     }
     let mut dax = Vec::new();
     for region in &plan.regions {
@@ -51,13 +60,20 @@ fn create_region(region: &PlannedRegion, memdevs: &[Memdev]) -> Result<String> {
         .devices
         .iter()
         .map(|id| {
-            memdevs.iter().find(|m| &m.id == id).map(|m| m.name.clone()).with_context(|| format!("region {}: no memdev {id}", region.name))
+            memdevs
+                .iter()
+                .find(|m| &m.id == id)
+                .map(|m| m.name.clone())
+                .with_context(|| format!("region {}: no memdev {id}", region.name))
         })
         .collect::<Result<_>>()?;
     let decoder = format!("decoder0.{}", region.window);
-    sysfs::wait_for(&decoder, Duration::from_secs(10), || Path::new(CXL).join(&decoder).exists().then_some(()))?;
+    sysfs::wait_for(&decoder, Duration::from_secs(10), || {
+        Path::new(CXL).join(&decoder).exists().then_some(())
+    })?;
     let mut cmd = Command::new("cxl");
-    cmd.args(["create-region", "-m", "-t", "ram", "-d", &decoder, "-w"]).arg(names.len().to_string());
+    cmd.args(["create-region", "-m", "-t", "ram", "-d", &decoder, "-w"])
+        .arg(names.len().to_string());
     if let Some(g) = region.granularity {
         cmd.arg("-g").arg(g.to_string());
     }
@@ -65,7 +81,9 @@ fn create_region(region: &PlannedRegion, memdevs: &[Memdev]) -> Result<String> {
         cmd.arg("-s").arg(s.to_string());
     }
     cmd.args(&names);
-    let out = cmd.output().context("running cxl create-region (is ndctl's cxl in the image?)")?;
+    let out = cmd
+        .output()
+        .context("running cxl create-region (is ndctl's cxl in the image?)")?;
     if !out.status.success() {
         bail!(
             "region {}: {:?} failed ({}):\n{}{}",
@@ -76,15 +94,23 @@ fn create_region(region: &PlannedRegion, memdevs: &[Memdev]) -> Result<String> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("cxl create-region printed no JSON: {}", String::from_utf8_lossy(&out.stdout)))?;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| {
+        format!(
+            "cxl create-region printed no JSON: {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })?;
     json.get("region")
         .and_then(|r| r.as_str())
         .map(String::from)
         .with_context(|| format!("cxl create-region output lacks \"region\": {json}"))
 }
 
-fn describe_region(region: &PlannedRegion, kernel_region: &str, memdevs: &[Memdev]) -> Result<Vec<DaxDevice>> {
+fn describe_region(
+    region: &PlannedRegion,
+    kernel_region: &str,
+    memdevs: &[Memdev],
+) -> Result<Vec<DaxDevice>> {
     let rdir = Path::new(CXL).join(kernel_region);
     let ways = sysfs::read_u64(rdir.join("interleave_ways"))?;
     let granularity = sysfs::read_u64(rdir.join("interleave_granularity"))?;
@@ -99,17 +125,29 @@ fn describe_region(region: &PlannedRegion, kernel_region: &str, memdevs: &[Memde
             .filter_map(|c| c.to_str())
             .find(|c| c.starts_with("mem") && c[3..].chars().all(|ch| ch.is_ascii_digit()))
             .with_context(|| format!("{}: no memdev in its path", ddir.display()))?;
-        let id = memdevs.iter().find(|m| m.name == memdev_name).map(|m| m.id.clone()).unwrap_or_else(|| memdev_name.to_string());
+        let id = memdevs
+            .iter()
+            .find(|m| m.name == memdev_name)
+            .map(|m| m.id.clone())
+            .unwrap_or_else(|| memdev_name.to_string());
         targets.push(Target { memdev: id, dpa });
     }
     let dax_region = format!("dax_{kernel_region}");
-    let names = sysfs::wait_for(&format!("a dax device in {kernel_region}"), Duration::from_secs(10), || {
-        let names: Vec<String> = sysfs::list(rdir.join(&dax_region), "dax")
-            .into_iter()
-            .filter(|n| sysfs::read_u64(format!("{DAX}/{n}/size")).map(|s| s > 0).unwrap_or(false))
-            .collect();
-        (!names.is_empty()).then_some(names)
-    })?;
+    let names = sysfs::wait_for(
+        &format!("a dax device in {kernel_region}"),
+        Duration::from_secs(10),
+        || {
+            let names: Vec<String> = sysfs::list(rdir.join(&dax_region), "dax")
+                .into_iter()
+                .filter(|n| {
+                    sysfs::read_u64(format!("{DAX}/{n}/size"))
+                        .map(|s| s > 0)
+                        .unwrap_or(false)
+                })
+                .collect();
+            (!names.is_empty()).then_some(names)
+        },
+    )?;
     names
         .into_iter()
         .map(|name| {
@@ -140,9 +178,11 @@ pub fn bind_fsdev(dax: &str) -> Result<()> {
     }
     // fsdev_dax binds through new_id; a plain `bind` silently does nothing.
     sysfs::write("/sys/bus/dax/drivers/fsdev_dax/new_id", dax)?;
-    sysfs::wait_for(&format!("{dax} bound to fsdev_dax"), Duration::from_secs(5), || {
-        (sysfs::driver_of(&dev).as_deref() == Some("fsdev_dax")).then_some(())
-    })
+    sysfs::wait_for(
+        &format!("{dax} bound to fsdev_dax"),
+        Duration::from_secs(5),
+        || (sysfs::driver_of(&dev).as_deref() == Some("fsdev_dax")).then_some(()),
+    )
 }
 
 /// Rebinds `dax` from fsdev_dax back to device_dax (raw mmap).
@@ -157,7 +197,9 @@ pub fn bind_devdax(dax: &str) -> Result<()> {
         None => {}
     }
     sysfs::write("/sys/bus/dax/drivers/device_dax/bind", dax)?;
-    sysfs::wait_for(&format!("{dax} bound to device_dax"), Duration::from_secs(5), || {
-        (sysfs::driver_of(&dev).as_deref() == Some("device_dax")).then_some(())
-    })
+    sysfs::wait_for(
+        &format!("{dax} bound to device_dax"),
+        Duration::from_secs(5),
+        || (sysfs::driver_of(&dev).as_deref() == Some("device_dax")).then_some(()),
+    )
 }

@@ -22,11 +22,24 @@ pub fn run(name: &str, plan: &SetupPlan, map: &DeviceMap) -> Result<Outcome> {
 
 fn memdevs(plan: &SetupPlan, map: &DeviceMap) -> Result<Outcome> {
     for pm in &plan.memdevs {
-        let m = map.memdev(&pm.id).with_context(|| format!("memdev {} (serial {:#x}) missing", pm.id, pm.serial))?;
+        let m = map
+            .memdev(&pm.id)
+            .with_context(|| format!("memdev {} (serial {:#x}) missing", pm.id, pm.serial))?;
         if m.ram_size != pm.size {
-            bail!("{} ({}): ram size {:#x}, planned {:#x}", pm.id, m.name, m.ram_size, pm.size);
+            bail!(
+                "{} ({}): ram size {:#x}, planned {:#x}",
+                pm.id,
+                m.name,
+                m.ram_size,
+                pm.size
+            );
         }
-        println!("{} is {} with {} MiB of volatile memory", pm.id, m.name, m.ram_size >> 20);
+        println!(
+            "{} is {} with {} MiB of volatile memory",
+            pm.id,
+            m.name,
+            m.ram_size >> 20
+        );
     }
     Ok(Outcome::Pass)
 }
@@ -34,25 +47,50 @@ fn memdevs(plan: &SetupPlan, map: &DeviceMap) -> Result<Outcome> {
 fn regions(plan: &SetupPlan, map: &DeviceMap) -> Result<Outcome> {
     for r in &plan.regions {
         let dax: Vec<_> = map.dax.iter().filter(|d| d.region == r.name).collect();
-        let Some(first) = dax.first() else { bail!("region {}: no dax device", r.name) };
+        let Some(first) = dax.first() else {
+            bail!("region {}: no dax device", r.name)
+        };
         if first.ways != r.devices.len() as u64 {
-            bail!("region {}: {} ways, planned {}", r.name, first.ways, r.devices.len());
+            bail!(
+                "region {}: {} ways, planned {}",
+                r.name,
+                first.ways,
+                r.devices.len()
+            );
         }
         if let Some(size) = r.size {
             let total: u64 = dax.iter().map(|d| d.size).sum();
             if total != size {
-                bail!("region {}: dax devices hold {total:#x} bytes, planned {size:#x}", r.name);
+                bail!(
+                    "region {}: dax devices hold {total:#x} bytes, planned {size:#x}",
+                    r.name
+                );
             }
         }
         for d in &dax {
-            println!("{} = {} ({} MiB, {}-way, granularity {})", r.name, d.name, d.size >> 20, d.ways, d.granularity);
+            println!(
+                "{} = {} ({} MiB, {}-way, granularity {})",
+                r.name,
+                d.name,
+                d.size >> 20,
+                d.ways,
+                d.granularity
+            );
         }
     }
     Ok(Outcome::Pass)
 }
 
 fn guest_write(map: &DeviceMap) -> Result<Outcome> {
-    let HostPart::VerifyAfter { dax, offset, len, seed } = SMOKE_GUEST_WRITE else { unreachable!() };
+    let HostPart::VerifyAfter {
+        dax,
+        offset,
+        len,
+        seed,
+    } = SMOKE_GUEST_WRITE
+    else {
+        unreachable!()
+    };
     if map.dax(dax).is_none() {
         return Ok(Outcome::Skip(format!("no {dax} in this topology")));
     }
@@ -61,8 +99,14 @@ fn guest_write(map: &DeviceMap) -> Result<Outcome> {
     let (start, wlen) = aligned_window(offset, len)?;
     let mut m = Mapping::shared(&file, start, wlen, true).with_context(|| format!("mmap {dax}"))?;
     let at = (offset - start) as usize;
-    m.bytes_mut()[at..at + len as usize].copy_from_slice(&pattern::fill(seed, offset, len as usize));
-    if let Some((pos, want, got)) = pattern::first_mismatch(seed, offset, &m.bytes()[at..at + len as usize]) {
+    m.bytes_mut()[at..at + len as usize].copy_from_slice(&pattern::fill(
+        seed,
+        offset,
+        len as usize,
+    ));
+    if let Some((pos, want, got)) =
+        pattern::first_mismatch(seed, offset, &m.bytes()[at..at + len as usize])
+    {
         bail!("{dax}: read back {got:#04x} at {pos:#x}, wrote {want:#04x}");
     }
     println!("wrote {len} bytes of pattern {seed:?} at {dax}+{offset:#x}; the host checks its backing file");
@@ -70,22 +114,45 @@ fn guest_write(map: &DeviceMap) -> Result<Outcome> {
 }
 
 fn host_write(map: &DeviceMap) -> Result<Outcome> {
-    let HostPart::WriteBeforeBoot { memdev, offset, len, seed } = SMOKE_HOST_WRITE else { unreachable!() };
-    let Some((dax, dax_off)) = map.dax.iter().find_map(|d| Some((d, d.offset_of(memdev, offset)?))) else {
-        return Ok(Outcome::Skip(format!("no dax device maps {memdev}+{offset:#x}")));
+    let HostPart::WriteBeforeBoot {
+        memdev,
+        offset,
+        len,
+        seed,
+    } = SMOKE_HOST_WRITE
+    else {
+        unreachable!()
+    };
+    let Some((dax, dax_off)) = map
+        .dax
+        .iter()
+        .find_map(|d| Some((d, d.offset_of(memdev, offset)?)))
+    else {
+        return Ok(Outcome::Skip(format!(
+            "no dax device maps {memdev}+{offset:#x}"
+        )));
     };
     if dax.ways != 1 {
-        return Ok(Outcome::Skip(format!("{} is interleaved; the host pattern is contiguous", dax.name)));
+        return Ok(Outcome::Skip(format!(
+            "{} is interleaved; the host pattern is contiguous",
+            dax.name
+        )));
     }
     setup::bind_devdax(&dax.name)?;
     let file = open_dax(&dax.name)?;
     let (start, wlen) = aligned_window(dax_off, len)?;
-    let m = Mapping::shared(&file, start, wlen, false).with_context(|| format!("mmap {}", dax.name))?;
+    let m =
+        Mapping::shared(&file, start, wlen, false).with_context(|| format!("mmap {}", dax.name))?;
     let at = (dax_off - start) as usize;
-    if let Some((pos, want, got)) = pattern::first_mismatch(seed, offset, &m.bytes()[at..at + len as usize]) {
+    if let Some((pos, want, got)) =
+        pattern::first_mismatch(seed, offset, &m.bytes()[at..at + len as usize])
+    {
         bail!("{}+{dax_off:#x}: backing byte {pos:#x} of {memdev} reads {got:#04x}, the host wrote {want:#04x}", dax.name);
     }
-    println!("{}+{dax_off:#x} holds the {len} bytes the host wrote at {memdev}+{offset:#x}", dax.name);
+    println!(
+        "{}+{dax_off:#x} holds the {len} bytes the host wrote at {memdev}+{offset:#x}",
+        dax.name
+    );
     Ok(Outcome::Pass)
 }
 
@@ -97,7 +164,10 @@ fn fsdev_bind(map: &DeviceMap) -> Result<Outcome> {
         setup::bind_fsdev(&d.name)?;
         let file = open_dax(&d.name)?;
         match Mapping::shared(&file, 0, 2 << 20, false) {
-            Ok(_) => bail!("{}: mmap succeeded while bound to fsdev_dax (it has no mmap)", d.name),
+            Ok(_) => bail!(
+                "{}: mmap succeeded while bound to fsdev_dax (it has no mmap)",
+                d.name
+            ),
             Err(e) => println!("{}: bound to fsdev_dax; mmap refused: {e}", d.name),
         }
         let driver = sysfs::driver_of(&std::path::Path::new("/sys/bus/dax/devices").join(&d.name));

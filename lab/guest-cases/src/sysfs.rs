@@ -68,7 +68,10 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
 /// The driver bound to a device (the name of its `driver` link target).
 pub fn driver_of(dev: &Path) -> Option<String> {
     let target = std::fs::read_link(dev.join("driver")).ok()?;
-    target.file_name().and_then(|n| n.to_str()).map(String::from)
+    target
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(String::from)
 }
 
 /// The canonical path of a sysfs device link.
@@ -101,6 +104,9 @@ mod tests {
     fn wait_for_times_out_with_the_thing_named() {
         let err = wait_for::<()>("mem0", Duration::from_millis(50), || None).unwrap_err();
         assert!(err.to_string().contains("mem0"));
-        assert_eq!(wait_for("x", Duration::from_secs(1), || Some(3)).unwrap(), 3);
+        assert_eq!(
+            wait_for("x", Duration::from_secs(1), || Some(3)).unwrap(),
+            3
+        );
     }
 }

@@ -58,7 +58,10 @@ pub fn pin_text() -> String {
 /// changed (then `apt-get update` is needed).
 pub fn ensure_sources(codename: &str) -> Result<bool> {
     let mut changed = false;
-    for (path, text) in [(SOURCES_FILE, sources_text(codename)), (PIN_FILE, pin_text())] {
+    for (path, text) in [
+        (SOURCES_FILE, sources_text(codename)),
+        (PIN_FILE, pin_text()),
+    ] {
         if std::fs::read_to_string(path).ok().as_deref() != Some(text.as_str()) {
             std::fs::write(path, text).with_context(|| format!("writing {path}"))?;
             changed = true;
@@ -89,7 +92,9 @@ pub fn prepare(sh: &Shell) -> Result<()> {
     let backports = format!("{codename}-backports");
     if changed || !has_lists_for(&backports) || !has_lists_for(KERNEL_SOURCE_SUITE) {
         eprintln!("famfs-lab: apt-get update (the lab's apt suites: {backports}, {KERNEL_SOURCE_SUITE} pinned to 1)");
-        cmd!(sh, "apt-get update -q").run().context("apt-get update failed")?;
+        cmd!(sh, "apt-get update -q")
+            .run()
+            .context("apt-get update failed")?;
     }
     Ok(())
 }
@@ -102,7 +107,12 @@ pub fn install(sh: &Shell, tools: &[Tool]) -> Result<()> {
     let codename = debian_codename().context("not a Debian host")?;
     prepare(sh)?;
     for t in tools {
-        eprintln!("famfs-lab: installing {} for {} ({})", t.package, t.name(), t.why);
+        eprintln!(
+            "famfs-lab: installing {} for {} ({})",
+            t.package,
+            t.name(),
+            t.why
+        );
     }
     let _env = sh.push_env("DEBIAN_FRONTEND", "noninteractive");
     let (plain, backports): (Vec<_>, Vec<_>) = tools.iter().partition(|t| t.suite.is_none());
@@ -113,9 +123,12 @@ pub fn install(sh: &Shell, tools: &[Tool]) -> Result<()> {
     };
     let plain = names(&plain);
     if !plain.is_empty() {
-        cmd!(sh, "apt-get install -y -q --no-install-recommends {plain...}")
-            .run()
-            .context("apt-get install failed")?;
+        cmd!(
+            sh,
+            "apt-get install -y -q --no-install-recommends {plain...}"
+        )
+        .run()
+        .context("apt-get install failed")?;
     }
     let backports = names(&backports);
     if !backports.is_empty() {
@@ -173,7 +186,10 @@ mod tests {
         let text = sources_text("bookworm");
         assert!(text.contains("Suites: bookworm-backports\n"));
         assert!(text.contains("Suites: trixie-backports\n"));
-        assert!(!text.contains("Suites: trixie\n"), "plain trixie must never be added");
+        assert!(
+            !text.contains("Suites: trixie\n"),
+            "plain trixie must never be added"
+        );
         assert!(pin_text().contains("Pin-Priority: 1\n"));
     }
 

@@ -25,10 +25,14 @@ pub fn exclusive(path: &Path, what: &str) -> Result<Lock> {
         .with_context(|| format!("opening lock {}", path.display()))?;
     // SAFETY: flock on a file descriptor we own.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        eprintln!("famfs-lab: waiting for {what} in another process ({})", path.display());
+        eprintln!(
+            "famfs-lab: waiting for {what} in another process ({})",
+            path.display()
+        );
         // SAFETY: as above, blocking this time.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(std::io::Error::last_os_error()).with_context(|| format!("locking {}", path.display()));
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("locking {}", path.display()));
         }
     }
     Ok(Lock { _file: file })
@@ -49,9 +53,14 @@ mod tests {
             let _second = exclusive(&p2, "test").unwrap();
             tx.send(()).unwrap();
         });
-        assert!(rx.recv_timeout(std::time::Duration::from_millis(200)).is_err(), "must wait");
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(200))
+                .is_err(),
+            "must wait"
+        );
         drop(first);
-        rx.recv_timeout(std::time::Duration::from_secs(5)).expect("gets the lock after release");
+        rx.recv_timeout(std::time::Duration::from_secs(5))
+            .expect("gets the lock after release");
         t.join().unwrap();
     }
 }

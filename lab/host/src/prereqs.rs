@@ -37,33 +37,85 @@ pub struct Tool {
 }
 
 const fn bin(name: &'static str, package: &'static str, need: Need, why: &'static str) -> Tool {
-    Tool { probe: Probe::Binary(name), package, suite: None, need, why }
+    Tool {
+        probe: Probe::Binary(name),
+        package,
+        suite: None,
+        need,
+        why,
+    }
 }
 
 const fn file(path: &'static str, package: &'static str, need: Need, why: &'static str) -> Tool {
-    Tool { probe: Probe::File(path), package, suite: None, need, why }
+    Tool {
+        probe: Probe::File(path),
+        package,
+        suite: None,
+        need,
+        why,
+    }
 }
 
 /// Every tool the lab uses, in install order.
 pub const TOOLS: &[Tool] = &[
-    bin("gcc", "build-essential", Need::Kernel, "compiles the kernel"),
+    bin(
+        "gcc",
+        "build-essential",
+        Need::Kernel,
+        "compiles the kernel",
+    ),
     bin("make", "make", Need::Kernel, "drives the kernel build"),
     bin("flex", "flex", Need::Kernel, "kconfig lexer"),
     bin("bison", "bison", Need::Kernel, "kconfig parser"),
     bin("bc", "bc", Need::Kernel, "kernel build arithmetic"),
-    bin("perl", "perl", Need::Kernel, "kernel build scripts and checkpatch"),
+    bin(
+        "perl",
+        "perl",
+        Need::Kernel,
+        "kernel build scripts and checkpatch",
+    ),
     bin("python3", "python3", Need::Kernel, "kernel build scripts"),
     bin("git", "git", Need::Kernel, "source trees and patch series"),
     bin("xz", "xz-utils", Need::Kernel, "unpacks the kernel source"),
-    bin("pahole", "dwarves", Need::Kernel, "generates BTF for vmlinux"),
-    file("/usr/include/libelf.h", "libelf-dev", Need::Kernel, "objtool and resolve_btfids"),
-    file("/usr/include/openssl/ssl.h", "libssl-dev", Need::Kernel, "module signing tools"),
+    bin(
+        "pahole",
+        "dwarves",
+        Need::Kernel,
+        "generates BTF for vmlinux",
+    ),
+    file(
+        "/usr/include/libelf.h",
+        "libelf-dev",
+        Need::Kernel,
+        "objtool and resolve_btfids",
+    ),
+    file(
+        "/usr/include/openssl/ssl.h",
+        "libssl-dev",
+        Need::Kernel,
+        "module signing tools",
+    ),
     bin("cpio", "cpio", Need::Image, "checks guest images"),
-    bin("busybox", "busybox-static", Need::Image, "the guest's shell and utilities"),
+    bin(
+        "busybox",
+        "busybox-static",
+        Need::Image,
+        "the guest's shell and utilities",
+    ),
     bin("kmod", "kmod", Need::Image, "module loading in the guest"),
     bin("cxl", "ndctl", Need::Image, "CXL region setup in the guest"),
-    bin("daxctl", "daxctl", Need::Image, "dax device modes in the guest"),
-    bin("bpftool", "bpftool", Need::Image, "BTF dumps and struct_ops listing"),
+    bin(
+        "daxctl",
+        "daxctl",
+        Need::Image,
+        "dax device modes in the guest",
+    ),
+    bin(
+        "bpftool",
+        "bpftool",
+        Need::Image,
+        "BTF dumps and struct_ops listing",
+    ),
     Tool {
         probe: Probe::Binary("qemu-system-x86_64"),
         package: "qemu-system-x86",
@@ -73,7 +125,12 @@ pub const TOOLS: &[Tool] = &[
     },
     bin("clang", "clang", Need::Bpf, "compiles BPF programs"),
     bin("pkg-config", "pkg-config", Need::Bpf, "libbpf-sys build"),
-    file("/usr/include/zlib.h", "zlib1g-dev", Need::Bpf, "libbpf-sys build"),
+    file(
+        "/usr/include/zlib.h",
+        "zlib1g-dev",
+        Need::Bpf,
+        "libbpf-sys build",
+    ),
 ];
 
 impl Tool {

@@ -28,7 +28,9 @@ pub fn run_logged(
     let mut line = Vec::new();
     loop {
         line.clear();
-        let n = reader.read_until(b'\n', &mut line).context("reading command output")?;
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .context("reading command output")?;
         if n == 0 {
             break;
         }

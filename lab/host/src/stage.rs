@@ -12,7 +12,11 @@ pub struct Timings {
 
 impl Timings {
     /// Runs `f` as stage `name`, printing its start and its time.
-    pub fn stage<T>(&mut self, name: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    pub fn stage<T>(
+        &mut self,
+        name: &str,
+        f: impl FnOnce() -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
         eprintln!("==> {name}");
         let start = Instant::now();
         let out = f();
@@ -35,14 +39,24 @@ impl Timings {
 
     /// A table of stage times, for the end of a run.
     pub fn table(&self) -> String {
-        let width = self.stages.iter().map(|(n, _)| n.len()).max().unwrap_or(5).max(5);
+        let width = self
+            .stages
+            .iter()
+            .map(|(n, _)| n.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
         let mut out = format!("{:width$}  seconds\n", "stage");
         let mut total = Duration::ZERO;
         for (name, took) in &self.stages {
             out.push_str(&format!("{name:width$}  {:7.1}\n", took.as_secs_f64()));
             total += *took;
         }
-        out.push_str(&format!("{:width$}  {:7.1}\n", "total", total.as_secs_f64()));
+        out.push_str(&format!(
+            "{:width$}  {:7.1}\n",
+            "total",
+            total.as_secs_f64()
+        ));
         out
     }
 }

@@ -36,8 +36,35 @@ pub struct BuiltKernel {
     pub cache_hit: bool,
 }
 
-/// Builds (or finds in the cache) the requested kernel.
-pub fn build(sh: &Shell, req: &BuildRequest, t: &mut Timings) -> Result<BuiltKernel> {
+/// What a build settles before it touches a build tree: the spec with the
+/// request's fragments and source, its label, the series, the merged
+/// config, the resolved source, and the cache key over all of them.
+struct Planned {
+    spec: KernelSpec,
+    label: String,
+    patches: Vec<series::Patch>,
+    merged: Merged,
+    resolved: source::Resolved,
+    inputs: KeyInputs,
+    key: String,
+}
+
+/// The cache key [`build`] uses for `req` (the same computation): resolves
+/// the source (fetching Debian's source on first use, as a build does) and
+/// reads the toolchain's versions, but builds nothing. Fails for a source
+/// that is never cached (a user tree that is not a git checkout).
+pub fn cache_key(sh: &Shell, req: &BuildRequest) -> Result<String> {
+    let planned = plan(sh, req, &mut Timings::default())?;
+    if planned.resolved.id.is_none() {
+        bail!(
+            "{}: never cached, so it has no cache key",
+            planned.resolved.version
+        );
+    }
+    Ok(planned.key)
+}
+
+fn plan(sh: &Shell, req: &BuildRequest, t: &mut Timings) -> Result<Planned> {
     let mut spec = KernelSpec::load(&req.kernels_dir, &req.kernel)?;
     let mut label = spec.name.clone();
     for f in &req.extra_fragments {
@@ -64,26 +91,65 @@ pub fn build(sh: &Shell, req: &BuildRequest, t: &mut Timings) -> Result<BuiltKer
             .iter()
             .map(|f| Ok((stem(f), std::fs::read(f)?)))
             .collect::<Result<_>>()?,
-        patches: patches.iter().map(|p| (p.name.clone(), p.bytes.clone())).collect(),
+        patches: patches
+            .iter()
+            .map(|p| (p.name.clone(), p.bytes.clone()))
+            .collect(),
         targets: spec.targets.clone(),
         toolchain: toolchain(sh)?,
     };
     let key = inputs.key();
+    Ok(Planned {
+        spec,
+        label,
+        patches,
+        merged,
+        resolved,
+        inputs,
+        key,
+    })
+}
+
+/// Builds (or finds in the cache) the requested kernel.
+pub fn build(sh: &Shell, req: &BuildRequest, t: &mut Timings) -> Result<BuiltKernel> {
+    let Planned {
+        spec,
+        label,
+        patches,
+        merged,
+        resolved,
+        inputs,
+        key,
+    } = plan(sh, req, t)?;
     if resolved.id.is_some() {
         if let Some(entry) = cache::lookup(&req.cache_root, &key) {
             let meta = entry.meta()?;
-            eprintln!("famfs-lab: kernel {label} is cached: {}", entry.dir.display());
-            return Ok(BuiltKernel { entry, meta, cache_hit: true });
+            eprintln!(
+                "famfs-lab: kernel {label} is cached: {}",
+                entry.dir.display()
+            );
+            return Ok(BuiltKernel {
+                entry,
+                meta,
+                cache_hit: true,
+            });
         }
     }
-    let _lock = lab_host::lock::exclusive(&req.cache_root.join("kernel-build.lock"), "a kernel build")?;
+    let _lock =
+        lab_host::lock::exclusive(&req.cache_root.join("kernel-build.lock"), "a kernel build")?;
     let work = req.cache_root.join("work").join(sanitize(&label));
-    let src = t.stage("kernel: patch series", || source::prepare_tree(sh, &resolved, &work, &patches))?;
+    let src = t.stage("kernel: patch series", || {
+        source::prepare_tree(sh, &resolved, &work, &patches)
+    })?;
     let build_dir = work.join("build");
     std::fs::create_dir_all(&build_dir)?;
-    t.stage("kernel: config", || configure(sh, &spec, &merged, &src, &build_dir))?;
+    t.stage("kernel: config", || {
+        configure(sh, &spec, &merged, &src, &build_dir)
+    })?;
     let started = Instant::now();
-    t.stage("kernel: make", || make(&spec, &src, &build_dir, &work, req.jobs))?;
+    t.stage("kernel: make", || {
+        make(&spec, &src, &build_dir, &work, req.jobs)
+    })?;
     let build_seconds = started.elapsed().as_secs();
     t.stage("kernel: install", || {
         let release = cmd!(sh, "make -s -C {src} O={build_dir} kernelrelease").read()?;
@@ -103,29 +169,61 @@ pub fn build(sh: &Shell, req: &BuildRequest, t: &mut Timings) -> Result<BuiltKer
             build_seconds,
         };
         let entry = staging.commit(&meta)?;
-        eprintln!("famfs-lab: kernel {label} ({}) built into {}", meta.release, entry.dir.display());
-        Ok(BuiltKernel { entry, meta, cache_hit: false })
+        eprintln!(
+            "famfs-lab: kernel {label} ({}) built into {}",
+            meta.release,
+            entry.dir.display()
+        );
+        Ok(BuiltKernel {
+            entry,
+            meta,
+            cache_hit: false,
+        })
     })
 }
 
 fn stem(p: &Path) -> String {
-    p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn sanitize(label: &str) -> String {
-    label.chars().map(|c| if c.is_ascii_alphanumeric() || "+-_.@".contains(c) { c } else { '_' }).collect()
+    label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "+-_.@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// The compiler and pahole versions, part of the cache key.
 fn toolchain(sh: &Shell) -> Result<String> {
-    let gcc = cmd!(sh, "gcc --version").read().context("gcc --version (install build-essential)")?;
-    let pahole = cmd!(sh, "pahole --version").read().context("pahole --version (install dwarves)")?;
-    Ok(format!("{}; pahole {pahole}", gcc.lines().next().unwrap_or("")))
+    let gcc = cmd!(sh, "gcc --version")
+        .read()
+        .context("gcc --version (install build-essential)")?;
+    let pahole = cmd!(sh, "pahole --version")
+        .read()
+        .context("pahole --version (install dwarves)")?;
+    Ok(format!(
+        "{}; pahole {pahole}",
+        gcc.lines().next().unwrap_or("")
+    ))
 }
 
 /// Writes the merged fragment, runs the base target with it, and fails
 /// naming every requested option the final config lacks.
-fn configure(sh: &Shell, spec: &KernelSpec, merged: &Merged, src: &Path, build: &Path) -> Result<()> {
+fn configure(
+    sh: &Shell,
+    spec: &KernelSpec,
+    merged: &Merged,
+    src: &Path,
+    build: &Path,
+) -> Result<()> {
     for (name, old, new) in &merged.overrides {
         eprintln!(
             "famfs-lab: {name}: {} ({}) overrides {} ({})",
@@ -160,7 +258,9 @@ fn configure(sh: &Shell, spec: &KernelSpec, merged: &Merged, src: &Path, build: 
         std::fs::write(&stamp, base)?;
     }
     let final_config = std::fs::read_to_string(build.join(".config"))?;
-    let dropped = merged.check(&final_config).map_err(|e| anyhow::anyhow!("{}/.config: {e}", build.display()))?;
+    let dropped = merged
+        .check(&final_config)
+        .map_err(|e| anyhow::anyhow!("{}/.config: {e}", build.display()))?;
     if !dropped.is_empty() {
         let _ = std::fs::remove_file(&stamp);
         let list: Vec<String> = dropped.iter().map(|d| format!("  {d}")).collect();
@@ -179,10 +279,16 @@ fn configure(sh: &Shell, spec: &KernelSpec, merged: &Merged, src: &Path, build: 
 /// Runs make with a progress bar over compiled objects.
 fn make(spec: &KernelSpec, src: &Path, build: &Path, work: &Path, jobs: usize) -> Result<()> {
     let count_file = work.join("objects");
-    let estimate = std::fs::read_to_string(&count_file).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(3000);
+    let estimate = std::fs::read_to_string(&count_file)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(3000);
     let bar = lab_host::stage::bar(estimate, "kernel objects");
     let mut cmd = Command::new("make");
-    cmd.arg("-C").arg(src).arg(format!("O={}", build.display())).arg(format!("-j{jobs}"));
+    cmd.arg("-C")
+        .arg(src)
+        .arg(format!("O={}", build.display()))
+        .arg(format!("-j{jobs}"));
     if let Some(ccache) = lab_host::prereqs::find_binary("ccache") {
         let root = work.parent().and_then(Path::parent).unwrap_or(work);
         cmd.arg(format!("CC={} gcc", ccache.display()))
@@ -219,18 +325,22 @@ fn make(spec: &KernelSpec, src: &Path, build: &Path, work: &Path, jobs: usize) -
 
 /// A kbuild progress line: two spaces, an upper-case verb, spaces, a path.
 pub fn is_object_line(line: &str) -> bool {
-    let Some(rest) = line.strip_prefix("  ") else { return false };
+    let Some(rest) = line.strip_prefix("  ") else {
+        return false;
+    };
     let verb: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
-    matches!(verb.as_str(), "CC" | "AS" | "HOSTCC" | "LD" | "AR" | "BTF" | "CC [M]")
-        || rest.starts_with("CC [M]")
+    matches!(
+        verb.as_str(),
+        "CC" | "AS" | "HOSTCC" | "LD" | "AR" | "BTF" | "CC [M]"
+    ) || rest.starts_with("CC [M]")
 }
 
 /// The first compiler error with context, for the failure message.
 pub fn first_error(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
-    let hit = lines
-        .iter()
-        .position(|l| l.contains(": error:") || l.contains(": fatal error:") || l.contains("undefined reference"));
+    let hit = lines.iter().position(|l| {
+        l.contains(": error:") || l.contains(": fatal error:") || l.contains("undefined reference")
+    });
     match hit {
         Some(i) => lines[i.saturating_sub(3)..(i + 8).min(lines.len())].join("\n"),
         None => lab_host::run::tail(log, 15),
@@ -251,12 +361,50 @@ fn install(sh: &Shell, spec: &KernelSpec, src: &Path, build: &Path, dest: &Path)
     if spec.targets.iter().any(|t| t == "modules") {
         let modroot = dest.join("modroot");
         let path = format!("INSTALL_MOD_PATH={}", modroot.display());
-        cmd!(sh, "make -s -C {src} O={build} {path} INSTALL_MOD_STRIP=1 modules_install")
-            .quiet()
-            .run()
-            .context("make modules_install")?;
+        cmd!(
+            sh,
+            "make -s -C {src} O={build} {path} INSTALL_MOD_STRIP=1 modules_install"
+        )
+        .quiet()
+        .run()
+        .context("make modules_install")?;
     }
     Ok(())
+}
+
+/// Builds every prefix of the series in turn (each patch must build on
+/// its own), reusing the kernel's incremental build tree, and leaves the
+/// tree at the full series again. Returns the patches that failed.
+pub fn bisect_build(
+    sh: &Shell,
+    req: &BuildRequest,
+    t: &mut Timings,
+) -> Result<Vec<(String, String)>> {
+    let full = build(sh, req, t)?;
+    let spec = KernelSpec::load(&req.kernels_dir, &req.kernel)?;
+    let patches = series::read(&spec.patches_dir())?;
+    let work = req.cache_root.join("work").join(sanitize(&full.meta.label));
+    let src = work.join("src");
+    let build_dir = work.join("build");
+    let _lock =
+        lab_host::lock::exclusive(&req.cache_root.join("kernel-build.lock"), "a kernel build")?;
+    let head = cmd!(sh, "git -C {src} rev-parse HEAD").read()?;
+    let n = patches.len();
+    let mut failed = Vec::new();
+    for (i, p) in patches.iter().enumerate().take(n.saturating_sub(1)) {
+        let rev = format!("{head}~{}", n - 1 - i);
+        let commit = cmd!(sh, "git -C {src} rev-parse {rev}").read()?;
+        cmd!(sh, "git -C {src} checkout -q {commit}").run()?;
+        let name = format!("kernel: build with patches 1..{} ({})", i + 1, p.name);
+        if let Err(e) = t.stage(&name, || make(&spec, &src, &build_dir, &work, req.jobs)) {
+            failed.push((p.name.clone(), format!("{e:#}")));
+        }
+    }
+    cmd!(sh, "git -C {src} checkout -q {head}").run()?;
+    t.stage("kernel: rebuild the full series", || {
+        make(&spec, &src, &build_dir, &work, req.jobs)
+    })?;
+    Ok(failed)
 }
 
 #[cfg(test)]
@@ -280,32 +428,4 @@ mod tests {
         assert!(got.contains("file.c:12:3: error"), "{got}");
         assert!(got.contains("In function"), "{got}");
     }
-}
-
-/// Builds every prefix of the series in turn (each patch must build on
-/// its own), reusing the kernel's incremental build tree, and leaves the
-/// tree at the full series again. Returns the patches that failed.
-pub fn bisect_build(sh: &Shell, req: &BuildRequest, t: &mut Timings) -> Result<Vec<(String, String)>> {
-    let full = build(sh, req, t)?;
-    let spec = KernelSpec::load(&req.kernels_dir, &req.kernel)?;
-    let patches = series::read(&spec.patches_dir())?;
-    let work = req.cache_root.join("work").join(sanitize(&full.meta.label));
-    let src = work.join("src");
-    let build_dir = work.join("build");
-    let _lock = lab_host::lock::exclusive(&req.cache_root.join("kernel-build.lock"), "a kernel build")?;
-    let head = cmd!(sh, "git -C {src} rev-parse HEAD").read()?;
-    let n = patches.len();
-    let mut failed = Vec::new();
-    for (i, p) in patches.iter().enumerate().take(n.saturating_sub(1)) {
-        let rev = format!("{head}~{}", n - 1 - i);
-        let commit = cmd!(sh, "git -C {src} rev-parse {rev}").read()?;
-        cmd!(sh, "git -C {src} checkout -q {commit}").run()?;
-        let name = format!("kernel: build with patches 1..{} ({})", i + 1, p.name);
-        if let Err(e) = t.stage(&name, || make(&spec, &src, &build_dir, &work, req.jobs)) {
-            failed.push((p.name.clone(), format!("{e:#}")));
-        }
-    }
-    cmd!(sh, "git -C {src} checkout -q {head}").run()?;
-    t.stage("kernel: rebuild the full series", || make(&spec, &src, &build_dir, &work, req.jobs))?;
-    Ok(failed)
 }

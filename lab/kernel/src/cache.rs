@@ -96,7 +96,8 @@ impl Entry {
     }
     pub fn meta(&self) -> Result<Meta> {
         let path = self.meta_path();
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 }
@@ -108,7 +109,9 @@ pub fn kernels_dir(cache_root: &Path) -> PathBuf {
 
 /// The complete entry for `key`, if there is one.
 pub fn lookup(cache_root: &Path, key: &str) -> Option<Entry> {
-    let entry = Entry { dir: kernels_dir(cache_root).join(key) };
+    let entry = Entry {
+        dir: kernels_dir(cache_root).join(key),
+    };
     entry.meta_path().is_file().then_some(entry)
 }
 
@@ -124,10 +127,15 @@ pub fn stage(cache_root: &Path, key: &str) -> Result<Staging> {
     let root = kernels_dir(cache_root);
     let dir = root.join(format!(".{key}.tmp-{}", std::process::id()));
     if dir.exists() {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("removing stale {}", dir.display()))?;
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("removing stale {}", dir.display()))?;
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(Staging { dir, final_dir: root.join(key), committed: false })
+    Ok(Staging {
+        dir,
+        final_dir: root.join(key),
+        committed: false,
+    })
 }
 
 impl Staging {
@@ -142,7 +150,9 @@ impl Staging {
         std::fs::rename(&self.dir, &self.final_dir)
             .with_context(|| format!("moving {} into place", self.final_dir.display()))?;
         self.committed = true;
-        Ok(Entry { dir: self.final_dir.clone() })
+        Ok(Entry {
+            dir: self.final_dir.clone(),
+        })
     }
 }
 
@@ -225,7 +235,11 @@ mod tests {
         assert!(lookup(d.path(), "k1").is_none());
         drop(s);
         assert!(lookup(d.path(), "k1").is_none());
-        assert_eq!(std::fs::read_dir(kernels_dir(d.path())).unwrap().count(), 0, "no half-written entry");
+        assert_eq!(
+            std::fs::read_dir(kernels_dir(d.path())).unwrap().count(),
+            0,
+            "no half-written entry"
+        );
         let s = stage(d.path(), "k1").unwrap();
         std::fs::write(s.dir.join("bzImage"), b"x").unwrap();
         let meta = Meta {

@@ -65,7 +65,9 @@ pub fn parse(text: &str) -> Result<Vec<(String, Value, usize)>, String> {
             Some((name, value)) if name.starts_with("CONFIG_") && !value.is_empty() => {
                 out.push((name.to_string(), Value::Set(value.to_string()), no));
             }
-            _ => return Err(format!("line {no}: expected CONFIG_NAME=value or `# CONFIG_NAME is not set`, got {raw:?}")),
+            _ => return Err(format!(
+                "line {no}: expected CONFIG_NAME=value or `# CONFIG_NAME is not set`, got {raw:?}"
+            )),
         }
     }
     Ok(out)
@@ -96,7 +98,13 @@ impl Merged {
     /// Adds one fragment's text.
     pub fn add(&mut self, text: &str, file: &Path) -> Result<(), String> {
         for (name, value, line) in parse(text)? {
-            let req = Request { value, origin: Origin { file: file.to_path_buf(), line } };
+            let req = Request {
+                value,
+                origin: Origin {
+                    file: file.to_path_buf(),
+                    line,
+                },
+            };
             if let Some(old) = self.options.insert(name.clone(), req.clone()) {
                 if old.value != req.value {
                     self.overrides.push((name, old, req));
@@ -119,14 +127,20 @@ impl Merged {
 
     /// Compares the requests with the final `.config` text.
     pub fn check(&self, final_config: &str) -> Result<Vec<Dropped>, String> {
-        let fin: BTreeMap<String, Value> =
-            parse(final_config)?.into_iter().map(|(n, v, _)| (n, v)).collect();
+        let fin: BTreeMap<String, Value> = parse(final_config)?
+            .into_iter()
+            .map(|(n, v, _)| (n, v))
+            .collect();
         Ok(self
             .options
             .iter()
             .filter_map(|(name, req)| {
                 let got = fin.get(name).cloned().unwrap_or(Value::NotSet);
-                (got != req.value).then(|| Dropped { name: name.clone(), wanted: req.clone(), got })
+                (got != req.value).then(|| Dropped {
+                    name: name.clone(),
+                    wanted: req.clone(),
+                    got,
+                })
             })
             .collect())
     }
@@ -143,7 +157,12 @@ pub struct Dropped {
 impl fmt::Display for Dropped {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let Dropped { name, wanted, got } = self;
-        let file = wanted.origin.file.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        let file = wanted
+            .origin
+            .file
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
         match &wanted.value {
             Value::NotSet => write!(f, "# {name} is not set"),
             Value::Set(v) => write!(f, "{name}={v}"),
@@ -152,7 +171,11 @@ impl fmt::Display for Dropped {
             Value::NotSet => "not set".to_string(),
             Value::Set(v) => format!("{name}={v}"),
         };
-        write!(f, " (asked by {file}:{}) ended up {got}", wanted.origin.line)
+        write!(
+            f,
+            " (asked by {file}:{}) ended up {got}",
+            wanted.origin.line
+        )
     }
 }
 
@@ -170,7 +193,10 @@ mod tests {
 
     #[test]
     fn parses_values_not_set_and_skips_comments() {
-        let got = parse("# a comment\nCONFIG_A=y\n\n# CONFIG_B is not set\nCONFIG_C=\"x y\"\nCONFIG_D=16\n").unwrap();
+        let got = parse(
+            "# a comment\nCONFIG_A=y\n\n# CONFIG_B is not set\nCONFIG_C=\"x y\"\nCONFIG_D=16\n",
+        )
+        .unwrap();
         assert_eq!(got.len(), 4);
         assert_eq!(got[1], ("CONFIG_B".into(), Value::NotSet, 4));
         assert_eq!(got[2].1, Value::Set("\"x y\"".into()));
@@ -184,7 +210,10 @@ mod tests {
 
     #[test]
     fn later_fragment_wins_and_override_is_recorded() {
-        let m = merged(&[("a.config", "CONFIG_X=y\nCONFIG_Y=y\n"), ("b.config", "# CONFIG_X is not set\nCONFIG_Y=y\n")]);
+        let m = merged(&[
+            ("a.config", "CONFIG_X=y\nCONFIG_Y=y\n"),
+            ("b.config", "# CONFIG_X is not set\nCONFIG_Y=y\n"),
+        ]);
         assert_eq!(m.options["CONFIG_X"].value, Value::NotSet);
         assert_eq!(m.overrides.len(), 1, "same value twice is not an override");
         assert_eq!(m.render(), "# CONFIG_X is not set\nCONFIG_Y=y\n");
@@ -196,9 +225,15 @@ mod tests {
         let final_cfg = "CONFIG_FS_DAX=y\n# CONFIG_DEV_DAX is not set\nCONFIG_DEV_DAX_KMEM=y\nCONFIG_NR_CPUS=64\n";
         let dropped = m.check(final_cfg).unwrap();
         let names: Vec<_> = dropped.iter().map(|d| d.name.as_str()).collect();
-        assert_eq!(names, ["CONFIG_DEV_DAX", "CONFIG_DEV_DAX_KMEM", "CONFIG_NR_CPUS"]);
+        assert_eq!(
+            names,
+            ["CONFIG_DEV_DAX", "CONFIG_DEV_DAX_KMEM", "CONFIG_NR_CPUS"]
+        );
         let text = dropped[0].to_string();
-        assert!(text.contains("cxl.config:1") && text.contains("not set"), "{text}");
+        assert!(
+            text.contains("cxl.config:1") && text.contains("not set"),
+            "{text}"
+        );
     }
 
     #[test]

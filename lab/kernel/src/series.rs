@@ -29,10 +29,19 @@ pub fn read(patches_dir: &Path) -> Result<Vec<Patch>> {
         }
         let path = patches_dir.join(name);
         if !path.is_file() {
-            bail!("{}:{}: patch {name} does not exist ({})", series.display(), i + 1, path.display());
+            bail!(
+                "{}:{}: patch {name} does not exist ({})",
+                series.display(),
+                i + 1,
+                path.display()
+            );
         }
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        out.push(Patch { name: name.to_string(), path, bytes });
+        out.push(Patch {
+            name: name.to_string(),
+            path,
+            bytes,
+        });
     }
     Ok(out)
 }
@@ -53,10 +62,18 @@ mod tests {
     #[test]
     fn reads_in_order_skipping_comments() {
         let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("series"), "# ours\n0002-b.patch\n\n0001-a.patch # first\n").unwrap();
+        std::fs::write(
+            d.path().join("series"),
+            "# ours\n0002-b.patch\n\n0001-a.patch # first\n",
+        )
+        .unwrap();
         std::fs::write(d.path().join("0001-a.patch"), "A").unwrap();
         std::fs::write(d.path().join("0002-b.patch"), "B").unwrap();
-        let names: Vec<_> = read(d.path()).unwrap().into_iter().map(|p| p.name).collect();
+        let names: Vec<_> = read(d.path())
+            .unwrap()
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
         assert_eq!(names, ["0002-b.patch", "0001-a.patch"]);
     }
 
@@ -66,7 +83,10 @@ mod tests {
         assert!(read(d.path()).unwrap().is_empty());
         std::fs::write(d.path().join("series"), "0001-gone.patch\n").unwrap();
         let msg = format!("{:#}", read(d.path()).unwrap_err());
-        assert!(msg.contains("series:1") && msg.contains("0001-gone.patch"), "{msg}");
+        assert!(
+            msg.contains("series:1") && msg.contains("0001-gone.patch"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -10,7 +10,12 @@ use std::path::{Path, PathBuf};
 use xshell::{cmd, Shell};
 
 /// Identity used for commits the lab makes in its own trees.
-const GIT_ID: [&str; 4] = ["-c", "user.name=famfs-lab", "-c", "user.email=famfs-lab@localhost"];
+const GIT_ID: [&str; 4] = [
+    "-c",
+    "user.name=famfs-lab",
+    "-c",
+    "user.email=famfs-lab@localhost",
+];
 
 /// A source, resolved to something exact.
 #[derive(Debug, Clone)]
@@ -54,7 +59,8 @@ fn debian(sh: &Shell, pkg: &str, cache_root: &Path, refresh: bool) -> Result<Res
     if refresh || !marker.is_file() {
         fetch_debian(sh, pkg, cache_root, &dir)?;
     }
-    let text = std::fs::read_to_string(&marker).with_context(|| format!("reading {}", marker.display()))?;
+    let text = std::fs::read_to_string(&marker)
+        .with_context(|| format!("reading {}", marker.display()))?;
     let src: DebianSource =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", marker.display()))?;
     let repo = dir.join("linux");
@@ -71,7 +77,9 @@ fn debian(sh: &Shell, pkg: &str, cache_root: &Path, refresh: bool) -> Result<Res
 fn fetch_debian(sh: &Shell, pkg: &str, cache_root: &Path, dir: &Path) -> Result<()> {
     let downloads = cache_root.join("downloads");
     let deb = lab_host::apt::download(sh, pkg, lab_host::apt::KERNEL_SOURCE_SUITE, &downloads)?;
-    let version = cmd!(sh, "dpkg-deb -f {deb} Version").read().context("reading the .deb's version")?;
+    let version = cmd!(sh, "dpkg-deb -f {deb} Version")
+        .read()
+        .context("reading the .deb's version")?;
     eprintln!("famfs-lab: unpacking {pkg} {version} (once; about a minute)");
     let tmp = dir.with_extension("tmp");
     if tmp.exists() {
@@ -81,9 +89,12 @@ fn fetch_debian(sh: &Shell, pkg: &str, cache_root: &Path, dir: &Path) -> Result<
     {
         let _cd = sh.push_dir(&tmp);
         let tarball = format!("./usr/src/{pkg}.tar.xz");
-        cmd!(sh, "sh -c 'dpkg-deb --fsys-tarfile \"$0\" | tar -x \"$1\"' {deb} {tarball}")
-            .run()
-            .with_context(|| format!("extracting {tarball} from {}", deb.display()))?;
+        cmd!(
+            sh,
+            "sh -c 'dpkg-deb --fsys-tarfile \"$0\" | tar -x \"$1\"' {deb} {tarball}"
+        )
+        .run()
+        .with_context(|| format!("extracting {tarball} from {}", deb.display()))?;
         cmd!(sh, "tar -C linux --strip-components=1 -xf {tarball}").run()?;
         std::fs::remove_dir_all(tmp.join("usr"))?;
     }
@@ -95,9 +106,19 @@ fn fetch_debian(sh: &Shell, pkg: &str, cache_root: &Path, dir: &Path) -> Result<
     cmd!(sh, "git -C {linux} add -A -f").run()?;
     cmd!(sh, "git {GIT_ID...} -C {linux} commit -q -m {msg}").run()?;
     cmd!(sh, "git -C {linux} tag base").run()?;
-    let deb_name = deb.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let meta = DebianSource { package: pkg.to_string(), version, deb: deb_name };
-    std::fs::write(tmp.join("source.json"), serde_json::to_string(&meta)? + "\n")?;
+    let deb_name = deb
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let meta = DebianSource {
+        package: pkg.to_string(),
+        version,
+        deb: deb_name,
+    };
+    std::fs::write(
+        tmp.join("source.json"),
+        serde_json::to_string(&meta)? + "\n",
+    )?;
     if dir.exists() {
         std::fs::remove_dir_all(dir)?;
     }
@@ -110,11 +131,19 @@ fn git_ref(sh: &Shell, g: &GitSource) -> Result<Resolved> {
     let spec = format!("{reference}^{{commit}}");
     let commit = cmd!(sh, "git -C {dir} rev-parse --verify {spec}")
         .read()
-        .with_context(|| format!("git source: {reference:?} is not a commit in {}", dir.display()))?;
+        .with_context(|| {
+            format!(
+                "git source: {reference:?} is not a commit in {}",
+                dir.display()
+            )
+        })?;
     Ok(Resolved {
         id: Some(format!("git:{commit}")),
         version: format!("{} {reference} ({commit})", dir.display()),
-        kind: Kind::Repo { repo: dir.clone(), commit },
+        kind: Kind::Repo {
+            repo: dir.clone(),
+            commit,
+        },
     })
 }
 
@@ -123,19 +152,39 @@ fn tree(sh: &Shell, path: &Path) -> Result<Resolved> {
         .canonicalize()
         .with_context(|| format!("kernel source {} does not exist", path.display()))?;
     if !path.join("Makefile").is_file() || !path.join("Kconfig").is_file() {
-        bail!("{} is not a kernel tree (no Makefile and Kconfig)", path.display());
+        bail!(
+            "{} is not a kernel tree (no Makefile and Kconfig)",
+            path.display()
+        );
     }
-    let head = cmd!(sh, "git -C {path} rev-parse HEAD").quiet().ignore_stderr().read().ok();
+    let head = cmd!(sh, "git -C {path} rev-parse HEAD")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .ok();
     let id = match head {
         Some(head) => {
-            let diff = cmd!(sh, "git -C {path} diff HEAD").quiet().read().unwrap_or_default();
-            let digest = crate::cache::KeyInputs { source_id: diff, ..Default::default() }.key();
+            let diff = cmd!(sh, "git -C {path} diff HEAD")
+                .quiet()
+                .read()
+                .unwrap_or_default();
+            let digest = crate::cache::KeyInputs {
+                source_id: diff,
+                ..Default::default()
+            }
+            .key();
             Some(format!("path:{}@{head}+{digest}", path.display()))
         }
         None => None,
     };
-    let version = id.clone().unwrap_or_else(|| format!("{} (not a git tree: never cached)", path.display()));
-    Ok(Resolved { id, version, kind: Kind::Tree(path) })
+    let version = id
+        .clone()
+        .unwrap_or_else(|| format!("{} (not a git tree: never cached)", path.display()));
+    Ok(Resolved {
+        id,
+        version,
+        kind: Kind::Tree(path),
+    })
 }
 
 /// What a worktree holds, so an unchanged series is not re-applied.
@@ -148,7 +197,12 @@ struct TreeState {
 /// Makes `work/src` the source's commit plus `patches`, touching only the
 /// files that change (so the build tree stays incremental). Returns the
 /// source directory to build.
-pub fn prepare_tree(sh: &Shell, resolved: &Resolved, work: &Path, patches: &[Patch]) -> Result<PathBuf> {
+pub fn prepare_tree(
+    sh: &Shell,
+    resolved: &Resolved,
+    work: &Path,
+    patches: &[Patch],
+) -> Result<PathBuf> {
     let (repo, commit) = match &resolved.kind {
         Kind::Tree(path) if patches.is_empty() => return Ok(path.clone()),
         Kind::Tree(path) => bail!(
@@ -162,7 +216,10 @@ pub fn prepare_tree(sh: &Shell, resolved: &Resolved, work: &Path, patches: &[Pat
     let state_file = work.join("tree.json");
     let want = TreeState {
         commit: commit.clone(),
-        patches: patches.iter().map(|p| format!("{} {}", p.name, digest(&p.bytes))).collect(),
+        patches: patches
+            .iter()
+            .map(|p| format!("{} {}", p.name, digest(&p.bytes)))
+            .collect(),
     };
     if src.join(".git").exists() {
         let have: Option<TreeState> = std::fs::read_to_string(&state_file)
@@ -177,7 +234,10 @@ pub fn prepare_tree(sh: &Shell, resolved: &Resolved, work: &Path, patches: &[Pat
         cmd!(sh, "git -C {repo} worktree add -q --detach {src} {commit}").run()?;
     }
     let _ = std::fs::remove_file(&state_file);
-    let _ = cmd!(sh, "git -C {src} am --abort").quiet().ignore_stderr().run();
+    let _ = cmd!(sh, "git -C {src} am --abort")
+        .quiet()
+        .ignore_stderr()
+        .run();
     cmd!(sh, "git -C {src} reset -q --hard {commit}").run()?;
     cmd!(sh, "git -C {src} clean -fdq").run()?;
     for p in patches {
@@ -190,7 +250,10 @@ pub fn prepare_tree(sh: &Shell, resolved: &Resolved, work: &Path, patches: &[Pat
 /// Checks then applies one patch as a commit.
 fn apply(sh: &Shell, src: &Path, patch: &Patch, base: &str) -> Result<()> {
     let path = &patch.path;
-    let check = cmd!(sh, "git -C {src} apply --check {path}").quiet().ignore_status().output()?;
+    let check = cmd!(sh, "git -C {src} apply --check {path}")
+        .quiet()
+        .ignore_status()
+        .output()?;
     if !check.status.success() {
         bail!(
             "patch {} does not apply to {base}:\n{}",
@@ -198,9 +261,15 @@ fn apply(sh: &Shell, src: &Path, patch: &Patch, base: &str) -> Result<()> {
             String::from_utf8_lossy(&check.stderr).trim_end()
         );
     }
-    let am = cmd!(sh, "git {GIT_ID...} -C {src} am -q --keep-cr {path}").quiet().ignore_status().output()?;
+    let am = cmd!(sh, "git {GIT_ID...} -C {src} am -q --keep-cr {path}")
+        .quiet()
+        .ignore_status()
+        .output()?;
     if !am.status.success() {
-        let _ = cmd!(sh, "git -C {src} am --abort").quiet().ignore_stderr().run();
+        let _ = cmd!(sh, "git -C {src} am --abort")
+            .quiet()
+            .ignore_stderr()
+            .run();
         bail!(
             "patch {} applies but `git am` refused it (is it `git format-patch` output?):\n{}",
             patch.name,
@@ -211,7 +280,11 @@ fn apply(sh: &Shell, src: &Path, patch: &Patch, base: &str) -> Result<()> {
 }
 
 fn digest(bytes: &[u8]) -> String {
-    crate::cache::KeyInputs { patches: vec![(String::new(), bytes.to_vec())], ..Default::default() }.key()
+    crate::cache::KeyInputs {
+        patches: vec![(String::new(), bytes.to_vec())],
+        ..Default::default()
+    }
+    .key()
 }
 
 #[cfg(test)]
@@ -224,7 +297,9 @@ mod tests {
         std::fs::write(dir.join("b.c"), "int b;\n").unwrap();
         cmd!(sh, "git -C {dir} init -q").run().unwrap();
         cmd!(sh, "git -C {dir} add -A").run().unwrap();
-        cmd!(sh, "git {GIT_ID...} -C {dir} commit -q -m base").run().unwrap();
+        cmd!(sh, "git {GIT_ID...} -C {dir} commit -q -m base")
+            .run()
+            .unwrap();
         cmd!(sh, "git -C {dir} rev-parse HEAD").read().unwrap()
     }
 
@@ -235,7 +310,11 @@ mod tests {
              body\n---\n diff --git a/{file} b/{file}\n--- a/{file}\n+++ b/{file}\n@@ -1 +1 @@\n-{from}\n+{to}\n"
         )
         .replace("\n diff", "\ndiff");
-        Patch { name: name.into(), path: PathBuf::new(), bytes: text.into_bytes() }
+        Patch {
+            name: name.into(),
+            path: PathBuf::new(),
+            bytes: text.into_bytes(),
+        }
     }
 
     fn write(dir: &Path, p: &mut Patch) {
@@ -247,7 +326,11 @@ mod tests {
     fn applies_series_and_reapplies_only_on_change() {
         let sh = Shell::new().unwrap();
         let d = tempfile::tempdir().unwrap();
-        let (up, work, pdir) = (d.path().join("up"), d.path().join("work"), d.path().join("p"));
+        let (up, work, pdir) = (
+            d.path().join("up"),
+            d.path().join("work"),
+            d.path().join("p"),
+        );
         for p in [&up, &pdir] {
             std::fs::create_dir_all(p).unwrap();
         }
@@ -255,20 +338,38 @@ mod tests {
         let resolved = Resolved {
             id: Some("t".into()),
             version: "test tree".into(),
-            kind: Kind::Repo { repo: up.clone(), commit },
+            kind: Kind::Repo {
+                repo: up.clone(),
+                commit,
+            },
         };
         let mut p1 = patch("0001-a.patch", "a.c", "int a;", "int a2;");
         write(&pdir, &mut p1);
         let src = prepare_tree(&sh, &resolved, &work, std::slice::from_ref(&p1)).unwrap();
-        assert_eq!(std::fs::read_to_string(src.join("a.c")).unwrap(), "int a2;\n");
-        let b_mtime = std::fs::metadata(src.join("b.c")).unwrap().modified().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(src.join("a.c")).unwrap(),
+            "int a2;\n"
+        );
+        let b_mtime = std::fs::metadata(src.join("b.c"))
+            .unwrap()
+            .modified()
+            .unwrap();
         // Same series: nothing touched. New series: only changed files.
         prepare_tree(&sh, &resolved, &work, std::slice::from_ref(&p1)).unwrap();
         let mut p2 = patch("0001-a.patch", "a.c", "int a;", "int a3;");
         write(&pdir, &mut p2);
         prepare_tree(&sh, &resolved, &work, &[p2]).unwrap();
-        assert_eq!(std::fs::read_to_string(src.join("a.c")).unwrap(), "int a3;\n");
-        assert_eq!(std::fs::metadata(src.join("b.c")).unwrap().modified().unwrap(), b_mtime);
+        assert_eq!(
+            std::fs::read_to_string(src.join("a.c")).unwrap(),
+            "int a3;\n"
+        );
+        assert_eq!(
+            std::fs::metadata(src.join("b.c"))
+                .unwrap()
+                .modified()
+                .unwrap(),
+            b_mtime
+        );
         // Upstream untouched.
         assert_eq!(std::fs::read_to_string(up.join("a.c")).unwrap(), "int a;\n");
     }
@@ -280,22 +381,45 @@ mod tests {
         let (up, work) = (d.path().join("up"), d.path().join("work"));
         std::fs::create_dir_all(&up).unwrap();
         let commit = repo(&sh, &up);
-        let resolved = Resolved { id: None, version: "test tree".into(), kind: Kind::Repo { repo: up, commit } };
+        let resolved = Resolved {
+            id: None,
+            version: "test tree".into(),
+            kind: Kind::Repo { repo: up, commit },
+        };
         let mut bad = patch("0002-bad.patch", "b.c", "int nope;", "int x;");
         write(d.path(), &mut bad);
-        let msg = format!("{:#}", prepare_tree(&sh, &resolved, &work, &[bad]).unwrap_err());
-        assert!(msg.contains("0002-bad.patch") && msg.contains("b.c"), "{msg}");
-        assert!(!work.join("tree.json").exists(), "a failed series must not be recorded as applied");
+        let msg = format!(
+            "{:#}",
+            prepare_tree(&sh, &resolved, &work, &[bad]).unwrap_err()
+        );
+        assert!(
+            msg.contains("0002-bad.patch") && msg.contains("b.c"),
+            "{msg}"
+        );
+        assert!(
+            !work.join("tree.json").exists(),
+            "a failed series must not be recorded as applied"
+        );
     }
 
     #[test]
     fn user_tree_is_never_patched() {
         let sh = Shell::new().unwrap();
         let d = tempfile::tempdir().unwrap();
-        let resolved = Resolved { id: None, version: "x".into(), kind: Kind::Tree(d.path().into()) };
+        let resolved = Resolved {
+            id: None,
+            version: "x".into(),
+            kind: Kind::Tree(d.path().into()),
+        };
         let p = patch("0001-a.patch", "a.c", "a", "b");
-        let msg = format!("{:#}", prepare_tree(&sh, &resolved, d.path(), &[p]).unwrap_err());
+        let msg = format!(
+            "{:#}",
+            prepare_tree(&sh, &resolved, d.path(), &[p]).unwrap_err()
+        );
         assert!(msg.contains("never modified"), "{msg}");
-        assert_eq!(prepare_tree(&sh, &resolved, d.path(), &[]).unwrap(), d.path());
+        assert_eq!(
+            prepare_tree(&sh, &resolved, d.path(), &[]).unwrap(),
+            d.path()
+        );
     }
 }

@@ -91,7 +91,10 @@ impl KernelSpec {
         let file = dir.join("kernel.yaml");
         if !file.exists() {
             let known = list(kernels_dir).unwrap_or_default().join(", ");
-            bail!("no kernel named {name:?}: {} does not exist (known: {known})", file.display());
+            bail!(
+                "no kernel named {name:?}: {} does not exist (known: {known})",
+                file.display()
+            );
         }
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("reading {}", file.display()))?;
@@ -141,10 +144,15 @@ pub fn resolve_fragment(reference: &str, kernel_dir: &Path, kernels_dir: &Path) 
     let path = if reference.ends_with(".config") {
         kernel_dir.join(reference)
     } else {
-        kernels_dir.join("config").join(format!("{reference}.config"))
+        kernels_dir
+            .join("config")
+            .join(format!("{reference}.config"))
     };
     if !path.is_file() {
-        bail!("fragments: {reference:?} not found (looked for {})", path.display());
+        bail!(
+            "fragments: {reference:?} not found (looked for {})",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -181,7 +189,11 @@ mod tests {
     #[test]
     fn parses_a_debian_kernel_with_defaults() {
         let d = tree();
-        let spec = parse("source: { debian: linux-source-7.3 }\nfragments: [base, own.config]\n", d.path()).unwrap();
+        let spec = parse(
+            "source: { debian: linux-source-7.3 }\nfragments: [base, own.config]\n",
+            d.path(),
+        )
+        .unwrap();
         assert_eq!(spec.source, Source::Debian("linux-source-7.3".into()));
         assert_eq!(spec.base, BaseConfig::Allnoconfig);
         assert_eq!(spec.targets, ["bzImage", "vmlinux", "modules"]);
@@ -192,8 +204,18 @@ mod tests {
     #[test]
     fn parses_git_and_path_sources() {
         let d = tree();
-        let git = parse("source: { git: { dir: /src/linux, ref: v7.3 } }\n", d.path()).unwrap();
-        assert_eq!(git.source, Source::Git(GitSource { dir: "/src/linux".into(), reference: "v7.3".into() }));
+        let git = parse(
+            "source: { git: { dir: /src/linux, ref: v7.3 } }\n",
+            d.path(),
+        )
+        .unwrap();
+        assert_eq!(
+            git.source,
+            Source::Git(GitSource {
+                dir: "/src/linux".into(),
+                reference: "v7.3".into()
+            })
+        );
         let path = parse("source: { path: /src/linux }\nbase: defconfig\n", d.path()).unwrap();
         assert_eq!(path.source, Source::Path("/src/linux".into()));
         assert_eq!(path.base, BaseConfig::Defconfig);
@@ -223,15 +245,25 @@ mod tests {
         let d = tree();
         let err = parse("source: { debian: x }\nfragments: [nope]\n", d.path()).unwrap_err();
         let msg = format!("{err:#}");
-        assert!(msg.contains("\"nope\"") && msg.contains("nope.config"), "{msg}");
+        assert!(
+            msg.contains("\"nope\"") && msg.contains("nope.config"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn load_names_the_file_and_known_kernels() {
         let d = tree();
-        std::fs::write(d.path().join("k/kernel.yaml"), "source: { debian: x }\nbogus: 1\n").unwrap();
+        std::fs::write(
+            d.path().join("k/kernel.yaml"),
+            "source: { debian: x }\nbogus: 1\n",
+        )
+        .unwrap();
         let msg = format!("{:#}", KernelSpec::load(d.path(), "k").unwrap_err());
-        assert!(msg.contains("k/kernel.yaml") && msg.contains("bogus"), "{msg}");
+        assert!(
+            msg.contains("k/kernel.yaml") && msg.contains("bogus"),
+            "{msg}"
+        );
         let msg = format!("{:#}", KernelSpec::load(d.path(), "zz").unwrap_err());
         assert!(msg.contains("known: k"), "{msg}");
     }

@@ -20,7 +20,10 @@ pub struct CheckResult {
 pub fn checkpatch(sh: &Shell, tree: &Path, patches: &[Patch]) -> Result<Vec<CheckResult>> {
     let script = tree.join("scripts/checkpatch.pl");
     if !script.is_file() {
-        bail!("{} not found: build the kernel once so its source is unpacked", script.display());
+        bail!(
+            "{} not found: build the kernel once so its source is unpacked",
+            script.display()
+        );
     }
     let _cd = sh.push_dir(tree);
     patches
@@ -32,14 +35,25 @@ pub fn checkpatch(sh: &Shell, tree: &Path, patches: &[Patch]) -> Result<Vec<Chec
                 .ignore_status()
                 .output()
                 .with_context(|| format!("running checkpatch on {}", p.name))?;
-            let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-            Ok(CheckResult { patch: p.name.clone(), clean: out.status.success() && text.trim().is_empty(), output: text })
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Ok(CheckResult {
+                patch: p.name.clone(),
+                clean: out.status.success() && text.trim().is_empty(),
+                output: text,
+            })
         })
         .collect()
 }
 
 /// The source tree checkpatch runs from: the kernel's own source.
-pub fn source_tree(sh: &Shell, req: &BuildRequest) -> Result<(KernelSpec, Vec<Patch>, std::path::PathBuf)> {
+pub fn source_tree(
+    sh: &Shell,
+    req: &BuildRequest,
+) -> Result<(KernelSpec, Vec<Patch>, std::path::PathBuf)> {
     let spec = KernelSpec::load(&req.kernels_dir, &req.kernel)?;
     let patches = series::read(&spec.patches_dir())?;
     let resolved = source::resolve(sh, &spec.source, &req.cache_root, false)?;
@@ -77,10 +91,23 @@ mod tests {
         let mk = |name: &str, body: &str| {
             let path = d.path().join(name);
             std::fs::write(&path, body).unwrap();
-            Patch { name: name.into(), path, bytes: body.as_bytes().to_vec() }
+            Patch {
+                name: name.into(),
+                path,
+                bytes: body.as_bytes().to_vec(),
+            }
         };
-        let got = checkpatch(&sh, d.path(), &[mk("1.patch", "good"), mk("2.patch", "bad")]).unwrap();
+        let got = checkpatch(
+            &sh,
+            d.path(),
+            &[mk("1.patch", "good"), mk("2.patch", "bad")],
+        )
+        .unwrap();
         assert!(got[0].clean, "{:?}", got[0]);
-        assert!(!got[1].clean && got[1].output.contains("ERROR"), "{:?}", got[1]);
+        assert!(
+            !got[1].clean && got[1].output.contains("ERROR"),
+            "{:?}",
+            got[1]
+        );
     }
 }

@@ -14,28 +14,58 @@ use std::path::PathBuf;
 pub type Backings = BTreeMap<String, PathBuf>;
 
 fn open(backings: &Backings, memdev: &str, write: bool) -> Result<std::fs::File> {
-    let path = backings.get(memdev).with_context(|| format!("no backing file for device {memdev}"))?;
-    std::fs::File::options().read(true).write(write).open(path).with_context(|| format!("opening {}", path.display()))
+    let path = backings
+        .get(memdev)
+        .with_context(|| format!("no backing file for device {memdev}"))?;
+    std::fs::File::options()
+        .read(true)
+        .write(write)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))
 }
 
 /// Does the before-boot part of `host`, if it has one.
 pub fn before_boot(host: &HostPart, backings: &Backings) -> Result<()> {
-    if let HostPart::WriteBeforeBoot { memdev, offset, len, seed } = *host {
+    if let HostPart::WriteBeforeBoot {
+        memdev,
+        offset,
+        len,
+        seed,
+    } = *host
+    {
         let f = open(backings, memdev, true)?;
         f.write_all_at(&pattern::fill(seed, offset, len as usize), offset)
-            .with_context(|| format!("writing the {seed:?} pattern into {memdev}'s backing file"))?;
+            .with_context(|| {
+                format!("writing the {seed:?} pattern into {memdev}'s backing file")
+            })?;
     }
     Ok(())
 }
 
 /// Does the after-case part of `host`: reads every byte of the dax range
 /// from the backing files (following the interleave) and compares.
-pub fn verify_after(host: &HostPart, map: &DeviceMap, backings: &Backings) -> Result<Option<String>> {
-    let HostPart::VerifyAfter { dax, offset, len, seed } = *host else { return Ok(None) };
-    let dev = map.dax(dax).with_context(|| format!("the guest reported no {dax}"))?;
+pub fn verify_after(
+    host: &HostPart,
+    map: &DeviceMap,
+    backings: &Backings,
+) -> Result<Option<String>> {
+    let HostPart::VerifyAfter {
+        dax,
+        offset,
+        len,
+        seed,
+    } = *host
+    else {
+        return Ok(None);
+    };
+    let dev = map
+        .dax(dax)
+        .with_context(|| format!("the guest reported no {dax}"))?;
     let mut pos = offset;
     while pos < offset + len {
-        let b = dev.backing_of(pos).with_context(|| format!("{dax}+{pos:#x} is outside the device"))?;
+        let b = dev
+            .backing_of(pos)
+            .with_context(|| format!("{dax}+{pos:#x} is outside the device"))?;
         let run = b.run.min(offset + len - pos);
         let mut buf = vec![0u8; run as usize];
         open(backings, &b.memdev, false)?.read_exact_at(&mut buf, b.offset)?;
@@ -48,7 +78,9 @@ pub fn verify_after(host: &HostPart, map: &DeviceMap, backings: &Backings) -> Re
         }
         pos += run;
     }
-    Ok(Some(format!("host check: {len} bytes of {dax}+{offset:#x} match in the backing files")))
+    Ok(Some(format!(
+        "host check: {len} bytes of {dax}+{offset:#x} match in the backing files"
+    )))
 }
 
 #[cfg(test)]
@@ -68,7 +100,16 @@ mod tests {
                 region_hpa: 0,
                 ways: 2,
                 granularity: 4096,
-                targets: vec![Target { memdev: "a".into(), dpa: 0 }, Target { memdev: "b".into(), dpa: 0 }],
+                targets: vec![
+                    Target {
+                        memdev: "a".into(),
+                        dpa: 0,
+                    },
+                    Target {
+                        memdev: "b".into(),
+                        dpa: 0,
+                    },
+                ],
             }],
         }
     }
@@ -87,12 +128,23 @@ mod tests {
         // Write like the guest would: through the interleave.
         for pos in offset..offset + len {
             let b = m.dax[0].backing_of(pos).unwrap();
-            open(&backings, &b.memdev, true).unwrap().write_all_at(&[pattern::byte(seed, pos)], b.offset).unwrap();
+            open(&backings, &b.memdev, true)
+                .unwrap()
+                .write_all_at(&[pattern::byte(seed, pos)], b.offset)
+                .unwrap();
         }
-        let host = HostPart::VerifyAfter { dax: "dax0.0", offset, len, seed };
+        let host = HostPart::VerifyAfter {
+            dax: "dax0.0",
+            offset,
+            len,
+            seed,
+        };
         assert!(verify_after(&host, &m, &backings).unwrap().is_some());
         let b = m.dax[0].backing_of(offset + 5000).unwrap();
-        open(&backings, &b.memdev, true).unwrap().write_all_at(&[!pattern::byte(seed, offset + 5000)], b.offset).unwrap();
+        open(&backings, &b.memdev, true)
+            .unwrap()
+            .write_all_at(&[!pattern::byte(seed, offset + 5000)], b.offset)
+            .unwrap();
         let msg = verify_after(&host, &m, &backings).unwrap_err().to_string();
         assert!(msg.contains(&format!("{:#x}", offset + 5000)), "{msg}");
     }
@@ -103,9 +155,21 @@ mod tests {
         let p = d.path().join("m");
         std::fs::File::create(&p).unwrap().set_len(1 << 20).unwrap();
         let backings = Backings::from([("m".to_string(), p.clone())]);
-        before_boot(&HostPart::WriteBeforeBoot { memdev: "m", offset: 4096, len: 16, seed: "q" }, &backings).unwrap();
+        before_boot(
+            &HostPart::WriteBeforeBoot {
+                memdev: "m",
+                offset: 4096,
+                len: 16,
+                seed: "q",
+            },
+            &backings,
+        )
+        .unwrap();
         let mut buf = [0u8; 16];
-        std::fs::File::open(&p).unwrap().read_exact_at(&mut buf, 4096).unwrap();
+        std::fs::File::open(&p)
+            .unwrap()
+            .read_exact_at(&mut buf, 4096)
+            .unwrap();
         assert_eq!(buf.to_vec(), pattern::fill("q", 4096, 16));
     }
 }

@@ -28,7 +28,10 @@ mod tests {
         let e = marker("end", "smoke.x", 7);
         let log = format!("boot\n[ 1.0] {b}\n[ 1.1] WARNING: CPU: 0\n[ 1.2] {e}\nafter\n");
         let w = window(&log, &b, &e);
-        assert!(w.contains("WARNING") && !w.contains("boot") && !w.contains("after"), "{w:?}");
+        assert!(
+            w.contains("WARNING") && !w.contains("boot") && !w.contains("after"),
+            "{w:?}"
+        );
     }
 
     #[test]

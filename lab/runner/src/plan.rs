@@ -25,13 +25,20 @@ pub struct KernelFeatures {
 
 impl KernelFeatures {
     pub fn from_config(name: &str, config: &str) -> Self {
-        KernelFeatures { name: name.to_string(), fmap: config.lines().any(|l| l.trim() == "CONFIG_FUSE_DAX_FMAP=y") }
+        KernelFeatures {
+            name: name.to_string(),
+            fmap: config.lines().any(|l| l.trim() == "CONFIG_FUSE_DAX_FMAP=y"),
+        }
     }
 }
 
 /// Selects cases: `cases` (ids) if given, else every case of `suites`,
 /// else every case of the default suites; in catalog order.
-pub fn select(suites: &[String], cases: &[String], kernel: &KernelFeatures) -> Result<Vec<Planned>> {
+pub fn select(
+    suites: &[String],
+    cases: &[String],
+    kernel: &KernelFeatures,
+) -> Result<Vec<Planned>> {
     for s in suites {
         if catalog::suite(s).is_none() {
             let known: Vec<_> = catalog::SUITES.iter().map(|s| s.name).collect();
@@ -52,7 +59,12 @@ pub fn select(suites: &[String], cases: &[String], kernel: &KernelFeatures) -> R
             catalog::suite(c.suite).is_some_and(|s| s.default)
         }
     });
-    Ok(chosen.map(|case| Planned { case, skip: skip_reason(case, kernel) }).collect())
+    Ok(chosen
+        .map(|case| Planned {
+            case,
+            skip: skip_reason(case, kernel),
+        })
+        .collect())
 }
 
 fn skip_reason(case: &Case, kernel: &KernelFeatures) -> Option<String> {
@@ -107,7 +119,9 @@ mod tests {
     fn default_is_the_default_suites() {
         let got = select(&[], &[], &stock()).unwrap();
         assert!(!got.is_empty());
-        assert!(got.iter().all(|p| catalog::suite(p.case.suite).unwrap().default));
+        assert!(got
+            .iter()
+            .all(|p| catalog::suite(p.case.suite).unwrap().default));
         assert!(got.iter().any(|p| p.case.suite == "smoke"));
         assert!(!got.iter().any(|p| p.case.suite == "selftest"));
     }
@@ -116,9 +130,13 @@ mod tests {
     fn one_case_by_id_and_unknown_names_fail_clearly() {
         let got = select(&[], &["selftest.fail".into()], &stock()).unwrap();
         assert_eq!(got.len(), 1);
-        let msg = select(&[], &["smoke.zzz".into()], &stock()).unwrap_err().to_string();
+        let msg = select(&[], &["smoke.zzz".into()], &stock())
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("smoke.zzz"), "{msg}");
-        let msg = select(&["zzz".into()], &[], &stock()).unwrap_err().to_string();
+        let msg = select(&["zzz".into()], &[], &stock())
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("known: smoke"), "{msg}");
     }
 

@@ -46,7 +46,10 @@ const LAST_LINES: usize = 40;
 pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
     let planned = plan::select(&req.suites, &req.cases, &req.kernel)?;
     std::fs::create_dir_all(req.run_dir.join("results"))?;
-    std::fs::write(req.run_dir.join("topology.yaml"), serde_norway::to_string(&req.topology)?)?;
+    std::fs::write(
+        req.run_dir.join("topology.yaml"),
+        serde_norway::to_string(&req.topology)?,
+    )?;
     let backings: Backings = req
         .topology
         .devices
@@ -57,10 +60,14 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
     for p in planned.iter().filter(|p| p.skip.is_none()) {
         host_bytes::before_boot(&p.case.host, &backings)?;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let start = Instant::now();
     let mut session = rt.block_on(async {
-        lab_vm::process_cleanup::install_signal_cleanup().context("installing the Ctrl-C handler")?;
+        lab_vm::process_cleanup::install_signal_cleanup()
+            .context("installing the Ctrl-C handler")?;
         boot(req).await
     })?;
     let mut meta = BTreeMap::new();
@@ -69,8 +76,21 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
     let cases = match attach(&mut session, req, &rt) {
         Ok((agent, ready)) => {
             meta.insert("boot_ms".into(), ready.as_millis().to_string());
-            eprintln!("famfs-lab: guest agent ready {:.2}s after QEMU start ({})", ready.as_secs_f64(), req.accel.accel.as_str());
-            let cases = drive(&mut session, &agent, req, &planned, &backings, &rt, start, &mut meta);
+            eprintln!(
+                "famfs-lab: guest agent ready {:.2}s after QEMU start ({})",
+                ready.as_secs_f64(),
+                req.accel.accel.as_str()
+            );
+            let cases = drive(
+                &mut session,
+                &agent,
+                req,
+                &planned,
+                &backings,
+                &rt,
+                start,
+                &mut meta,
+            );
             let _ = agent.poweroff(Duration::from_secs(5));
             cases
         }
@@ -102,33 +122,62 @@ impl Session {
 }
 
 async fn boot(req: &RunRequest) -> Result<Session> {
-    let cmdline = format!("{BASE_KERNEL_CMDLINE} kasan_multi_shot {}", req.cmdline).trim().to_string();
-    let boot = KernelBoot { kernel: req.bzimage.clone(), initramfs: req.initramfs.clone(), cmdline };
-    let mut spec = VmSpec::new(req.topology.clone(), Some(boot), &req.run_dir, req.accel.accel);
+    let cmdline = format!("{BASE_KERNEL_CMDLINE} kasan_multi_shot {}", req.cmdline)
+        .trim()
+        .to_string();
+    let boot = KernelBoot {
+        kernel: req.bzimage.clone(),
+        initramfs: req.initramfs.clone(),
+        cmdline,
+    };
+    let mut spec = VmSpec::new(
+        req.topology.clone(),
+        Some(boot),
+        &req.run_dir,
+        req.accel.accel,
+    );
     spec.options.results_dir = Some(req.run_dir.join("results"));
     let vm = Vm::launch(spec).await.context("starting QEMU")?;
-    let serial = vm.serial_log().cloned().context("the serial console must go to a file")?;
+    let serial = vm
+        .serial_log()
+        .cloned()
+        .context("the serial console must go to a file")?;
     Ok(Session { vm, serial })
 }
 
 /// Connects to the agent and waits for it to be ready; returns the time
 /// from QEMU start to ready.
-fn attach(s: &mut Session, req: &RunRequest, rt: &tokio::runtime::Runtime) -> Result<(AgentClient, Duration)> {
+fn attach(
+    s: &mut Session,
+    req: &RunRequest,
+    rt: &tokio::runtime::Runtime,
+) -> Result<(AgentClient, Duration)> {
     let started = Instant::now();
     let socket = req.run_dir.join("agent.sock");
-    let agent = AgentClient::connect(&socket, Instant::now() + req.boot_timeout).context("connecting to the agent socket")?;
+    let agent = AgentClient::connect(&socket, Instant::now() + req.boot_timeout)
+        .context("connecting to the agent socket")?;
     match agent.wait_ready(req.boot_timeout) {
         Ok(_) => {}
         Err(e) => {
             let exited = rt.block_on(async { s.vm.exit_report() });
             let why = match exited {
-                Some(x) => format!("QEMU exited ({}){}", x.status, x.guest_panic.map(|p| format!(": {p}")).unwrap_or_default()),
+                Some(x) => format!(
+                    "QEMU exited ({}){}",
+                    x.status,
+                    x.guest_panic.map(|p| format!(": {p}")).unwrap_or_default()
+                ),
                 None => format!("{e}"),
             };
-            anyhow::bail!("waiting for the agent ({:?} boot timeout): {why}\nlast serial lines:\n{}", req.boot_timeout, s.tail());
+            anyhow::bail!(
+                "waiting for the agent ({:?} boot timeout): {why}\nlast serial lines:\n{}",
+                req.boot_timeout,
+                s.tail()
+            );
         }
     }
-    agent.hello(Duration::from_secs(10)).context("agent hello")?;
+    agent
+        .hello(Duration::from_secs(10))
+        .context("agent hello")?;
     Ok((agent, started.elapsed()))
 }
 
@@ -152,13 +201,28 @@ fn drive(
             return not_run(planned, &why, &s.tail());
         }
     };
-    meta.insert("setup_ms".into(), setup_started.elapsed().as_millis().to_string());
-    meta.insert("first_case_ms".into(), start.elapsed().as_millis().to_string());
-    eprintln!("famfs-lab: devices ready; first case {:.2}s after QEMU start", start.elapsed().as_secs_f64());
+    meta.insert(
+        "setup_ms".into(),
+        setup_started.elapsed().as_millis().to_string(),
+    );
+    meta.insert(
+        "first_case_ms".into(),
+        start.elapsed().as_millis().to_string(),
+    );
+    eprintln!(
+        "famfs-lab: devices ready; first case {:.2}s after QEMU start",
+        start.elapsed().as_secs_f64()
+    );
     let mut out = Vec::new();
     for (i, p) in planned.iter().enumerate() {
         if let Some(why) = &p.skip {
-            out.push(case_report(p.case, Outcome::Skip, Some(why.clone()), 0, vec![]));
+            out.push(case_report(
+                p.case,
+                Outcome::Skip,
+                Some(why.clone()),
+                0,
+                vec![],
+            ));
             continue;
         }
         let r = run_case(s, agent, req, p.case, i as u64, &map, backings, rt);
@@ -167,7 +231,11 @@ fn drive(
         out.push(r);
         if dead {
             let why = format!("not run: the guest died during {}", p.case.id());
-            out.extend(planned[i + 1..].iter().map(|p| case_report(p.case, Outcome::Error, Some(why.clone()), 0, vec![])));
+            out.extend(
+                planned[i + 1..]
+                    .iter()
+                    .map(|p| case_report(p.case, Outcome::Error, Some(why.clone()), 0, vec![])),
+            );
             break;
         }
     }
@@ -175,8 +243,17 @@ fn drive(
 }
 
 fn print_case(r: &CaseReport, case: &Case) {
-    let reason = r.reason.as_deref().map(|w| format!(": {w}")).unwrap_or_default();
-    eprintln!("famfs-lab: {} {} ({} ms){reason}", case.id(), r.outcome, r.duration_ms);
+    let reason = r
+        .reason
+        .as_deref()
+        .map(|w| format!(": {w}"))
+        .unwrap_or_default();
+    eprintln!(
+        "famfs-lab: {} {} ({} ms){reason}",
+        case.id(),
+        r.outcome,
+        r.duration_ms
+    );
 }
 
 fn setup(agent: &AgentClient, req: &RunRequest) -> Result<DeviceMap> {
@@ -184,12 +261,16 @@ fn setup(agent: &AgentClient, req: &RunRequest) -> Result<DeviceMap> {
     let json = serde_json::to_string(&plan)?;
     let timeout = Duration::from_secs(90);
     let r = agent
-        .exec(ExecRequest::new(["famfs-lab-cases", "setup", json.as_str()]).timeout(timeout), timeout + Duration::from_secs(10))
+        .exec(
+            ExecRequest::new(["famfs-lab-cases", "setup", json.as_str()]).timeout(timeout),
+            timeout + Duration::from_secs(10),
+        )
         .context("running famfs-lab-cases setup")?;
     if !r.success() {
         anyhow::bail!("{:?}\n{}{}", r.status, r.stdout, r.stderr);
     }
-    let map: DeviceMap = serde_json::from_str(&r.stdout).with_context(|| format!("parsing the device map: {}", r.stdout))?;
+    let map: DeviceMap = serde_json::from_str(&r.stdout)
+        .with_context(|| format!("parsing the device map: {}", r.stdout))?;
     std::fs::write(req.run_dir.join("devices.json"), &r.stdout)?;
     Ok(map)
 }
@@ -206,16 +287,24 @@ fn run_case(
     rt: &tokio::runtime::Runtime,
 ) -> CaseReport {
     let id = case.id();
-    let (begin, end) = (markers::marker("begin", &id, nonce), markers::marker("end", &id, nonce));
+    let (begin, end) = (
+        markers::marker("begin", &id, nonce),
+        markers::marker("end", &id, nonce),
+    );
     let from = s.serial.len();
     let started = Instant::now();
     let timeout = Duration::from_secs(case.timeout_s);
     let exec = agent.kmsg(&begin, Duration::from_secs(5)).and_then(|_| {
-        agent.exec(ExecRequest::new(["famfs-lab-cases", "run", id.as_str()]).timeout(timeout), timeout + Duration::from_secs(15))
+        agent.exec(
+            ExecRequest::new(["famfs-lab-cases", "run", id.as_str()]).timeout(timeout),
+            timeout + Duration::from_secs(15),
+        )
     });
     let took = started.elapsed().as_millis() as u64;
     let ended = agent.kmsg(&end, Duration::from_secs(5)).is_ok()
-        && rt.block_on(s.vm.wait_for_serial(&end, from, Duration::from_secs(5))).is_ok();
+        && rt
+            .block_on(s.vm.wait_for_serial(&end, from, Duration::from_secs(5)))
+            .is_ok();
     let log = String::from_utf8_lossy(&s.serial.read_from(from).unwrap_or_default()).into_owned();
     let splats = lab_report::splat::scan(markers::window(&log, &begin, &end));
     let (mut outcome, mut reason, mut diag) = match exec {
@@ -226,11 +315,19 @@ fn run_case(
                 s.vm.exit_report()
             });
             let why = match (exit, e) {
-                (Some(x), _) => format!("QEMU exited ({}){}", x.status, x.guest_panic.map(|p| format!(": {p}")).unwrap_or_default()),
+                (Some(x), _) => format!(
+                    "QEMU exited ({}){}",
+                    x.status,
+                    x.guest_panic.map(|p| format!(": {p}")).unwrap_or_default()
+                ),
                 (None, AgentError::Timeout { .. }) => "the agent stopped answering".to_string(),
                 (None, e) => e.to_string(),
             };
-            (Outcome::Error, Some(why), s.tail().lines().map(String::from).collect())
+            (
+                Outcome::Error,
+                Some(why),
+                s.tail().lines().map(String::from).collect(),
+            )
         }
     };
     if outcome == Outcome::Pass {
@@ -241,12 +338,17 @@ fn run_case(
         }
     }
     if !ended && outcome != Outcome::Error {
-        diag.push("the end marker never reached the serial log; splat window runs to its end".into());
+        diag.push(
+            "the end marker never reached the serial log; splat window runs to its end".into(),
+        );
     }
     if let Some(first) = splats.first() {
         if matches!(outcome, Outcome::Pass | Outcome::Xfail | Outcome::Skip) {
             outcome = Outcome::Fail;
-            reason = Some(format!("kernel {} during the case (serial.log line {})", first.kind, first.line));
+            reason = Some(format!(
+                "kernel {} during the case (serial.log line {})",
+                first.kind, first.line
+            ));
         }
     }
     let mut r = case_report(case, outcome, reason, took, diag);
@@ -258,16 +360,46 @@ fn run_case(
 }
 
 /// Maps a finished command to an outcome, a reason and its output lines.
-pub fn judge(case: &Case, status: &ExitStatus, stdout: &str, stderr: &str) -> (Outcome, Option<String>, Vec<String>) {
-    let diag: Vec<String> = stdout.lines().chain(stderr.lines()).map(String::from).collect();
-    let tagged = |tag: &str| stdout.lines().rev().find_map(|l| l.strip_prefix(tag)).map(|s| s.trim().to_string());
+pub fn judge(
+    case: &Case,
+    status: &ExitStatus,
+    stdout: &str,
+    stderr: &str,
+) -> (Outcome, Option<String>, Vec<String>) {
+    let diag: Vec<String> = stdout
+        .lines()
+        .chain(stderr.lines())
+        .map(String::from)
+        .collect();
+    let tagged = |tag: &str| {
+        stdout
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix(tag))
+            .map(|s| s.trim().to_string())
+    };
     let (outcome, reason) = match (status, case.expect) {
-        (ExitStatus::TimedOut, Expect::Timeout) => (Outcome::Xfail, Some(format!("TIMEOUT after {}s, as expected", case.timeout_s))),
-        (ExitStatus::TimedOut, Expect::Pass) => (Outcome::Timeout, Some(format!("no result after {}s", case.timeout_s))),
-        (_, Expect::Timeout) => (Outcome::Fail, Some(format!("expected to hang until its {}s timeout; ended {status:?}", case.timeout_s))),
+        (ExitStatus::TimedOut, Expect::Timeout) => (
+            Outcome::Xfail,
+            Some(format!("TIMEOUT after {}s, as expected", case.timeout_s)),
+        ),
+        (ExitStatus::TimedOut, Expect::Pass) => (
+            Outcome::Timeout,
+            Some(format!("no result after {}s", case.timeout_s)),
+        ),
+        (_, Expect::Timeout) => (
+            Outcome::Fail,
+            Some(format!(
+                "expected to hang until its {}s timeout; ended {status:?}",
+                case.timeout_s
+            )),
+        ),
         (ExitStatus::Exited(0), _) => (Outcome::Pass, None),
         (ExitStatus::Exited(EXIT_SKIP), _) => (Outcome::Skip, tagged("SKIP:")),
-        (ExitStatus::Exited(EXIT_FAIL), _) => (Outcome::Fail, tagged("FAIL:").or(Some("exit status 1".into()))),
+        (ExitStatus::Exited(EXIT_FAIL), _) => (
+            Outcome::Fail,
+            tagged("FAIL:").or(Some("exit status 1".into())),
+        ),
         (ExitStatus::Exited(code), _) => (Outcome::Error, Some(format!("exit status {code}"))),
         (ExitStatus::Signaled(sig), _) => (Outcome::Fail, Some(format!("killed by signal {sig}"))),
         (ExitStatus::SpawnFailed(e), _) => (Outcome::Error, Some(format!("could not start: {e}"))),
@@ -275,7 +407,13 @@ pub fn judge(case: &Case, status: &ExitStatus, stdout: &str, stderr: &str) -> (O
     (outcome, reason, diag)
 }
 
-fn case_report(case: &Case, outcome: Outcome, reason: Option<String>, ms: u64, diagnostics: Vec<String>) -> CaseReport {
+fn case_report(
+    case: &Case,
+    outcome: Outcome,
+    reason: Option<String>,
+    ms: u64,
+    diagnostics: Vec<String>,
+) -> CaseReport {
     let mut r = CaseReport::new(case.name, outcome, ms);
     r.reason = reason;
     r.diagnostics = diagnostics;
@@ -287,12 +425,28 @@ fn not_run(planned: &[Planned], why: &str, tail: &str) -> Vec<CaseReport> {
         .iter()
         .map(|p| {
             let diag = tail.lines().map(String::from).collect();
-            case_report(p.case, if p.skip.is_some() { Outcome::Skip } else { Outcome::Error }, Some(p.skip.clone().unwrap_or_else(|| why.to_string())), 0, diag)
+            case_report(
+                p.case,
+                if p.skip.is_some() {
+                    Outcome::Skip
+                } else {
+                    Outcome::Error
+                },
+                Some(p.skip.clone().unwrap_or_else(|| why.to_string())),
+                0,
+                diag,
+            )
         })
         .collect()
 }
 
-fn assemble(req: &RunRequest, started_at: String, took: Duration, cases: Vec<CaseReport>, meta: BTreeMap<String, String>) -> RunReport {
+fn assemble(
+    req: &RunRequest,
+    started_at: String,
+    took: Duration,
+    cases: Vec<CaseReport>,
+    meta: BTreeMap<String, String>,
+) -> RunReport {
     let planned = plan::select(&req.suites, &req.cases, &req.kernel).unwrap_or_default();
     let mut suites: Vec<SuiteReport> = Vec::new();
     for (p, mut c) in planned.iter().zip(cases) {
@@ -301,7 +455,10 @@ fn assemble(req: &RunRequest, started_at: String, took: Duration, cases: Vec<Cas
         }
         match suites.iter_mut().find(|s| s.name == p.case.suite) {
             Some(s) => s.cases.push(c),
-            None => suites.push(SuiteReport { name: p.case.suite.to_string(), cases: vec![c] }),
+            None => suites.push(SuiteReport {
+                name: p.case.suite.to_string(),
+                cases: vec![c],
+            }),
         }
     }
     RunReport {
@@ -333,7 +490,10 @@ mod tests {
         assert_eq!(diag, ["out", "FAIL: bad bytes", "err"]);
         assert_eq!(judge(c, &ExitStatus::TimedOut, "", "").0, Outcome::Timeout);
         assert_eq!(judge(c, &ExitStatus::Signaled(11), "", "").0, Outcome::Fail);
-        assert_eq!(judge(c, &ExitStatus::SpawnFailed("x".into()), "", "").0, Outcome::Error);
+        assert_eq!(
+            judge(c, &ExitStatus::SpawnFailed("x".into()), "", "").0,
+            Outcome::Error
+        );
         let hang = find("smoke.hang_times_out").unwrap();
         assert_eq!(judge(hang, &ExitStatus::TimedOut, "", "").0, Outcome::Xfail);
         assert_eq!(judge(hang, &ExitStatus::Exited(0), "", "").0, Outcome::Fail);

@@ -39,7 +39,9 @@ impl Allocator {
     pub fn alloc(&mut self, dev: u32, len: u64) -> Result<u64, ShadowError> {
         let len = align_up(len.max(1));
         let Some(d) = self.devs.get(dev) else {
-            return Err(ShadowError::Generate(format!("device {dev} is not in the daxdevs table")));
+            return Err(ShadowError::Generate(format!(
+                "device {dev} is not in the daxdevs table"
+            )));
         };
         let at = self.next.get(&dev).copied().unwrap_or(0);
         let end = at
@@ -47,7 +49,10 @@ impl Allocator {
             .ok_or_else(|| ShadowError::Generate(format!("device {dev}: offset overflow")))?;
         if let Some(size) = d.size {
             if end > size {
-                let msg = format!("device {dev} ({}) is full: {len:#x} bytes at {at:#x} pass its size {size:#x}", d.path);
+                let msg = format!(
+                    "device {dev} ({}) is full: {len:#x} bytes at {at:#x} pass its size {size:#x}",
+                    d.path
+                );
                 return Err(ShadowError::Generate(msg));
             }
         }

@@ -48,14 +48,16 @@ impl DaxDevs {
     }
 
     pub fn parse(file: &Path, src: &str) -> Result<DaxDevs, ShadowError> {
-        let raw: BTreeMap<u32, Entry> = serde_norway::from_str(src).map_err(|e| {
-            ShadowError::yaml(file, e.location().map(|l| l.line()), e.to_string())
-        })?;
+        let raw: BTreeMap<u32, Entry> = serde_norway::from_str(src)
+            .map_err(|e| ShadowError::yaml(file, e.location().map(|l| l.line()), e.to_string()))?;
         let mut out = BTreeMap::new();
         for (index, e) in raw {
             let dev = match e {
                 Entry::Path(path) => DaxDev { path, size: None },
-                Entry::Full(f) => DaxDev { path: f.path, size: f.size },
+                Entry::Full(f) => DaxDev {
+                    path: f.path,
+                    size: f.size,
+                },
             };
             if index >= MAX_DEVS || dev.path.is_empty() || dev.path.len() >= 256 {
                 let line = key_line(src, index);
@@ -74,7 +76,10 @@ impl DaxDevs {
             .map(|(i, d)| {
                 let e = match d.size {
                     None => Entry::Path(d.path.clone()),
-                    Some(size) => Entry::Full(Full { path: d.path.clone(), size: Some(size) }),
+                    Some(size) => Entry::Full(Full {
+                        path: d.path.clone(),
+                        size: Some(size),
+                    }),
                 };
                 (*i, e)
             })
@@ -86,5 +91,7 @@ impl DaxDevs {
 /// Line of the top-level key `index:` (the table is a flat mapping).
 fn key_line(src: &str, index: u32) -> Option<usize> {
     let key = format!("{index}:");
-    src.lines().position(|l| l.trim_start().starts_with(&key)).map(|p| p + 1)
+    src.lines()
+        .position(|l| l.trim_start().starts_with(&key))
+        .map(|p| p + 1)
 }

@@ -7,10 +7,17 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum ShadowError {
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// A problem inside one YAML file (syntax, schema or a semantic rule).
     #[error("{}: {msg}", At(file, *line))]
-    Yaml { file: PathBuf, line: Option<usize>, msg: String },
+    Yaml {
+        file: PathBuf,
+        line: Option<usize>,
+        msg: String,
+    },
     /// Two files use the same device bytes and are not both marked shared.
     #[error("{}: overlaps {} on device {dev} at {start:#x}..{end:#x}", At(a, *a_line), At(b, *b_line))]
     Overlap {
@@ -29,12 +36,23 @@ pub enum ShadowError {
 }
 
 impl ShadowError {
-    pub(crate) fn yaml(file: impl Into<PathBuf>, line: Option<usize>, msg: impl Into<String>) -> Self {
-        ShadowError::Yaml { file: file.into(), line, msg: msg.into() }
+    pub(crate) fn yaml(
+        file: impl Into<PathBuf>,
+        line: Option<usize>,
+        msg: impl Into<String>,
+    ) -> Self {
+        ShadowError::Yaml {
+            file: file.into(),
+            line,
+            msg: msg.into(),
+        }
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        ShadowError::Io { path: path.into(), source }
+        ShadowError::Io {
+            path: path.into(),
+            source,
+        }
     }
 }
 

@@ -68,41 +68,76 @@ pub fn generate(p: &GenerateParams) -> Result<ShadowTree, ShadowError> {
         Layout::Simple { extents } if extents == 0 || extents as usize > MAX_EXTENTS => {
             return bad(format!("{extents} extents per file, must be 1..=32"))
         }
-        Layout::Interleaved { nstrips, chunk_size } => {
+        Layout::Interleaved {
+            nstrips,
+            chunk_size,
+        } => {
             if nstrips == 0 || nstrips as usize > MAX_STRIPS {
                 return bad(format!("{nstrips} strips, must be 1..=32"));
             }
             if chunk_size == 0 || u64::from(chunk_size) % FMAP_ALIGN != 0 {
-                return bad(format!("chunk size {chunk_size:#x} is not a positive multiple of 2 MiB"));
+                return bad(format!(
+                    "chunk size {chunk_size:#x} is not a positive multiple of 2 MiB"
+                ));
             }
         }
         _ => {}
     }
-    let mut tree = ShadowTree { daxdevs: p.devices.clone(), ..Default::default() };
-    let dir = |path: String| ShadowDir { path, mode: 0o755, uid: p.uid, gid: p.gid };
+    let mut tree = ShadowTree {
+        daxdevs: p.devices.clone(),
+        ..Default::default()
+    };
+    let dir = |path: String| ShadowDir {
+        path,
+        mode: 0o755,
+        uid: p.uid,
+        gid: p.gid,
+    };
     tree.dirs.push(dir(String::new()));
     tree.dirs.extend((0..p.dirs).map(|d| dir(format!("d{d}"))));
     for i in 0..p.files {
         let size = p.sizes[i % p.sizes.len()];
         let extents = match p.layout {
             Layout::Simple { extents } => simple(&mut alloc, &devs, i, size, extents as usize)?,
-            Layout::Interleaved { nstrips, chunk_size } => {
-                interleaved(&mut alloc, &devs, i, size, nstrips as usize, chunk_size)?
-            }
+            Layout::Interleaved {
+                nstrips,
+                chunk_size,
+            } => interleaved(&mut alloc, &devs, i, size, nstrips as usize, chunk_size)?,
         };
         // Zero-padded so that name order is creation order.
         let w = p.files.saturating_sub(1).to_string().len();
-        let path = if p.dirs == 0 { format!("f{i:0w$}") } else { format!("d{}/f{i:0w$}", i % p.dirs) };
-        let map = FileMap { file_type: file_type_for(&path), file_size: size, extents };
-        validate(&map).map_err(|e| ShadowError::Generate(format!("{path}: generated an invalid map: {e}")))?;
+        let path = if p.dirs == 0 {
+            format!("f{i:0w$}")
+        } else {
+            format!("d{}/f{i:0w$}", i % p.dirs)
+        };
+        let map = FileMap {
+            file_type: file_type_for(&path),
+            file_size: size,
+            extents,
+        };
+        validate(&map)
+            .map_err(|e| ShadowError::Generate(format!("{path}: generated an invalid map: {e}")))?;
         let flags = if p.shared { FLAG_SHARED } else { 0 };
-        let attrs = FileAttrs { size, flags, mode: p.mode & 0o7777, uid: p.uid, gid: p.gid };
+        let attrs = FileAttrs {
+            size,
+            flags,
+            mode: p.mode & 0o7777,
+            uid: p.uid,
+            gid: p.gid,
+        };
         tree.files.push(ShadowFile { path, attrs, map });
     }
     Ok(tree)
 }
 
-fn simple(alloc: &mut Allocator, devs: &[u32], file: usize, size: u64, extents: usize) -> Result<Extents, ShadowError> {
+fn simple(
+    alloc: &mut Allocator,
+    devs: &[u32],
+    file: usize,
+    size: u64,
+    extents: usize,
+) -> Result<Extents, ShadowError> {
     let chunks = (align_up(size.max(1)) / FMAP_ALIGN) as usize;
     let n = extents.min(chunks).max(1);
     let mut v = Vec::with_capacity(n);
@@ -110,7 +145,11 @@ fn simple(alloc: &mut Allocator, devs: &[u32], file: usize, size: u64, extents: 
         let my_chunks = chunks / n + usize::from(e < chunks % n);
         let len = my_chunks as u64 * FMAP_ALIGN;
         let dev = devs[(file + e) % devs.len()];
-        v.push(SimpleExtent { dev_index: dev, offset: alloc.alloc(dev, len)?, len });
+        v.push(SimpleExtent {
+            dev_index: dev,
+            offset: alloc.alloc(dev, len)?,
+            len,
+        });
     }
     Ok(Extents::Simple(v))
 }
@@ -129,7 +168,15 @@ fn interleaved(
     for s in 0..nstrips {
         let len = strip_need(nbytes, c, nstrips, s).max(c);
         let dev = devs[(file + s) % devs.len()];
-        strips.push(SimpleExtent { dev_index: dev, offset: alloc.alloc(dev, len)?, len });
+        strips.push(SimpleExtent {
+            dev_index: dev,
+            offset: alloc.alloc(dev, len)?,
+            len,
+        });
     }
-    Ok(Extents::Interleaved(vec![InterleavedExtent { chunk_size: chunk, nbytes, strips }]))
+    Ok(Extents::Interleaved(vec![InterleavedExtent {
+        chunk_size: chunk,
+        nbytes,
+        strips,
+    }]))
 }

@@ -49,7 +49,9 @@ impl fmt::Display for KeyPath {
 
 /// 1-based line of the node at `path`; if it does not exist, of its nearest existing ancestor.
 pub fn line_of(src: &str, path: &KeyPath) -> Option<usize> {
-    (1..=path.0.len()).rev().find_map(|n| exact(src, &path.0[..n]))
+    (1..=path.0.len())
+        .rev()
+        .find_map(|n| exact(src, &path.0[..n]))
 }
 
 fn exact(src: &str, steps: &[Step]) -> Option<usize> {
@@ -145,6 +147,9 @@ mod tests {
         // no `length` key: the item's line
         assert_eq!(line_of(DOC, &p.clone().index(1).key("length")), Some(6));
         assert_eq!(line_of(DOC, &KeyPath::root("file").key("path")), Some(2));
-        assert_eq!(p.index(1).key("offset").to_string(), "file.simple_ext_list[1].offset");
+        assert_eq!(
+            p.index(1).key("offset").to_string(),
+            "file.simple_ext_list[1].offset"
+        );
     }
 }

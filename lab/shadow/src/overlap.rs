@@ -23,14 +23,17 @@ pub(crate) fn check(tree: &ShadowTree, sources: &[(PathBuf, String)], errs: &mut
         .iter()
         .enumerate()
         .flat_map(|(file, f)| {
-            f.map.device_ranges().into_iter().map(move |(extent, strip, r)| Use {
-                dev: r.dev_index,
-                start: r.offset,
-                end: r.offset.saturating_add(r.len),
-                file,
-                extent,
-                strip,
-            })
+            f.map
+                .device_ranges()
+                .into_iter()
+                .map(move |(extent, strip, r)| Use {
+                    dev: r.dev_index,
+                    start: r.offset,
+                    end: r.offset.saturating_add(r.len),
+                    file,
+                    extent,
+                    strip,
+                })
         })
         .collect();
     uses.sort_by_key(|u| (u.dev, u.start, u.end));
@@ -49,7 +52,12 @@ pub(crate) fn check(tree: &ShadowTree, sources: &[(PathBuf, String)], errs: &mut
     }
 }
 
-fn overlap_error(tree: &ShadowTree, sources: &[(PathBuf, String)], a: &Use, b: &Use) -> ShadowError {
+fn overlap_error(
+    tree: &ShadowTree,
+    sources: &[(PathBuf, String)],
+    a: &Use,
+    b: &Use,
+) -> ShadowError {
     let line = |u: &Use| {
         let (_, src) = &sources[u.file];
         line_of(src, &range_path(&tree.files[u.file].map, u.extent, u.strip))

@@ -53,18 +53,26 @@ fn truncate(map: &FileMap, size: u64) -> FileMap {
 /// Append an extent holding `more` bytes on the devices of the last extent.
 fn grow(map: &FileMap, more: u64, alloc: &mut Allocator) -> Result<FileMap, ShadowError> {
     if map.extents.len() >= MAX_EXTENTS {
-        return Err(ShadowError::Resize(format!("the file already has {MAX_EXTENTS} extents")));
+        return Err(ShadowError::Resize(format!(
+            "the file already has {MAX_EXTENTS} extents"
+        )));
     }
     let mut out = map.clone();
     match &mut out.extents {
         Extents::Simple(v) => {
             let dev = v.last().map(|e| e.dev_index).unwrap_or(0);
             let len = align_up(more);
-            v.push(SimpleExtent { dev_index: dev, offset: alloc.alloc(dev, len)?, len });
+            v.push(SimpleExtent {
+                dev_index: dev,
+                offset: alloc.alloc(dev, len)?,
+                len,
+            });
         }
         Extents::Interleaved(v) => {
             let Some(last) = v.last() else {
-                return Err(ShadowError::Resize("no extent to copy the layout from".into()));
+                return Err(ShadowError::Resize(
+                    "no extent to copy the layout from".into(),
+                ));
             };
             let c = u64::from(last.chunk_size);
             let nbytes = align_up(more).div_ceil(c).saturating_mul(c);
@@ -73,9 +81,17 @@ fn grow(map: &FileMap, more: u64, alloc: &mut Allocator) -> Result<FileMap, Shad
             let mut strips = Vec::with_capacity(n);
             for (s, dev) in devs.into_iter().enumerate() {
                 let len = strip_need(nbytes, c, n, s).max(c);
-                strips.push(SimpleExtent { dev_index: dev, offset: alloc.alloc(dev, len)?, len });
+                strips.push(SimpleExtent {
+                    dev_index: dev,
+                    offset: alloc.alloc(dev, len)?,
+                    len,
+                });
             }
-            v.push(InterleavedExtent { chunk_size: last.chunk_size, nbytes, strips });
+            v.push(InterleavedExtent {
+                chunk_size: last.chunk_size,
+                nbytes,
+                strips,
+            });
         }
     }
     Ok(out)

@@ -43,7 +43,10 @@ pub struct ShadowTree {
 
 /// `a//b/./c/` -> `a/b/c`.
 pub fn normalize(p: &str) -> String {
-    p.split('/').filter(|s| !s.is_empty() && *s != ".").collect::<Vec<_>>().join("/")
+    p.split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Load and validate a whole tree. Every problem found is returned, not just the first.
@@ -60,9 +63,18 @@ pub fn load(shadow: &Path) -> Result<ShadowTree, ShadowErrors> {
             DaxDevs::default()
         }
     };
-    let mut tree = ShadowTree { daxdevs, ..Default::default() };
+    let mut tree = ShadowTree {
+        daxdevs,
+        ..Default::default()
+    };
     let mut sources: Vec<(PathBuf, String)> = Vec::new();
-    walk(&shadow.join(ROOT_DIR), "", &mut tree, &mut sources, &mut errs);
+    walk(
+        &shadow.join(ROOT_DIR),
+        "",
+        &mut tree,
+        &mut sources,
+        &mut errs,
+    );
     check_devices(&tree, &sources, &mut errs);
     if errs.is_empty() {
         crate::overlap::check(&tree, &sources, &mut errs);
@@ -85,9 +97,16 @@ fn walk(
         Ok(m) => m,
         Err(e) => return errs.push(ShadowError::io(dir, e)),
     };
-    tree.dirs.push(ShadowDir { path: rel.to_string(), mode: md.mode() & 0o7777, uid: md.uid(), gid: md.gid() });
+    tree.dirs.push(ShadowDir {
+        path: rel.to_string(),
+        mode: md.mode() & 0o7777,
+        uid: md.uid(),
+        gid: md.gid(),
+    });
     let mut entries: Vec<_> = match std::fs::read_dir(dir) {
-        Ok(rd) => rd.filter_map(|e| e.map_err(|e| errs.push(ShadowError::io(dir, e))).ok()).collect(),
+        Ok(rd) => rd
+            .filter_map(|e| e.map_err(|e| errs.push(ShadowError::io(dir, e))).ok())
+            .collect(),
         Err(e) => return errs.push(ShadowError::io(dir, e)),
     };
     entries.sort_by_key(|e| e.file_name());
@@ -97,7 +116,11 @@ fn walk(
             errs.push(ShadowError::yaml(&host, None, "file name is not UTF-8"));
             continue;
         };
-        let child = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+        let child = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
         match e.file_type() {
             Ok(t) if t.is_dir() => walk(&host, &child, tree, sources, errs),
             Ok(t) if t.is_file() => match load_file(&host, &child) {
@@ -107,7 +130,11 @@ fn walk(
                 }
                 Err(e) => errs.push(e),
             },
-            Ok(_) => errs.push(ShadowError::yaml(&host, None, "not a directory or a regular file")),
+            Ok(_) => errs.push(ShadowError::yaml(
+                &host,
+                None,
+                "not a directory or a regular file",
+            )),
             Err(err) => errs.push(ShadowError::io(&host, err)),
         }
     }
@@ -118,11 +145,21 @@ fn load_file(host: &Path, rel: &str) -> Result<(ShadowFile, String), ShadowError
     let doc = parse(host, &src)?;
     if normalize(&doc.file.path) != rel {
         let line = line_of(&src, &KeyPath::root("file").key("path"));
-        let msg = format!("path {:?} does not match the YAML's place in the tree ({rel:?})", doc.file.path);
+        let msg = format!(
+            "path {:?} does not match the YAML's place in the tree ({rel:?})",
+            doc.file.path
+        );
         return Err(ShadowError::yaml(host, line, msg));
     }
     let (attrs, map) = to_filemap(host, &src, &doc)?;
-    Ok((ShadowFile { path: rel.to_string(), attrs, map }, src))
+    Ok((
+        ShadowFile {
+            path: rel.to_string(),
+            attrs,
+            map,
+        },
+        src,
+    ))
 }
 
 /// The YAML node of device range `(extent, strip)`: its `offset` key.
@@ -154,7 +191,10 @@ fn check_devices(tree: &ShadowTree, sources: &[(PathBuf, String)], errs: &mut Ve
             if let Some(size) = dev.size {
                 let end = r.offset.saturating_add(r.len);
                 if end > size {
-                    let msg = format!("range {:#x}..{end:#x} ends past {} ({size:#x} bytes)", r.offset, dev.path);
+                    let msg = format!(
+                        "range {:#x}..{end:#x} ends past {} ({size:#x} bytes)",
+                        r.offset, dev.path
+                    );
                     errs.push(ShadowError::yaml(host, line_of(src, &path), msg));
                 }
             }

@@ -10,7 +10,11 @@ use std::path::Path;
 
 /// The YAML text of one file.
 pub fn file_yaml(f: &ShadowFile) -> String {
-    let ext = |e: &SimpleExtent| YamlExtent { devindex: e.dev_index, offset: e.offset, length: e.len };
+    let ext = |e: &SimpleExtent| YamlExtent {
+        devindex: e.dev_index,
+        offset: e.offset,
+        length: e.len,
+    };
     let (simple, striped) = match &f.map.extents {
         Extents::Simple(v) => (Some(v.iter().map(ext).collect()), None),
         Extents::Interleaved(v) => (
@@ -48,7 +52,10 @@ pub fn file_yaml(f: &ShadowFile) -> String {
 pub fn write(tree: &ShadowTree, dir: &Path) -> Result<(), ShadowError> {
     let root = dir.join(ROOT_DIR);
     if root.exists() || dir.join(DAXDEVS_FILE).exists() {
-        return Err(ShadowError::Generate(format!("{} already holds a shadow tree", dir.display())));
+        return Err(ShadowError::Generate(format!(
+            "{} already holds a shadow tree",
+            dir.display()
+        )));
     }
     let io = |p: &Path| {
         let p = p.to_path_buf();

@@ -114,7 +114,11 @@ fn strip_location(msg: &str) -> String {
 }
 
 /// Check a parsed document's own rules and build its map. `src` finds lines for errors.
-pub fn to_filemap(file: &Path, src: &str, doc: &ShadowDoc) -> Result<(FileAttrs, FileMap), ShadowError> {
+pub fn to_filemap(
+    file: &Path,
+    src: &str,
+    doc: &ShadowDoc,
+) -> Result<(FileAttrs, FileMap), ShadowError> {
     let f = &doc.file;
     let at = |p: KeyPath, msg: String| ShadowError::yaml(file, line_of(src, &p), msg);
     let root = || KeyPath::root("file");
@@ -134,17 +138,42 @@ pub fn to_filemap(file: &Path, src: &str, doc: &ShadowDoc) -> Result<(FileAttrs,
             (v.len(), Extents::Interleaved(out))
         }
         (Some(_), Some(_)) => {
-            return Err(at(root().key("striped_ext_list"), "both simple_ext_list and striped_ext_list".into()))
+            return Err(at(
+                root().key("striped_ext_list"),
+                "both simple_ext_list and striped_ext_list".into(),
+            ))
         }
-        (None, None) => return Err(at(root(), "neither simple_ext_list nor striped_ext_list".into())),
+        (None, None) => {
+            return Err(at(
+                root(),
+                "neither simple_ext_list nor striped_ext_list".into(),
+            ))
+        }
     };
     if f.nextents as usize != nlist {
-        return Err(at(root().key("nextents"), format!("nextents is {} but the list has {nlist}", f.nextents)));
+        return Err(at(
+            root().key("nextents"),
+            format!("nextents is {} but the list has {nlist}", f.nextents),
+        ));
     }
-    let mode = f.mode.value().and_then(check_mode).map_err(|m| at(root().key("mode"), m))?;
-    let map = FileMap { file_type: file_type_for(&f.path), file_size: f.size, extents };
+    let mode = f
+        .mode
+        .value()
+        .and_then(check_mode)
+        .map_err(|m| at(root().key("mode"), m))?;
+    let map = FileMap {
+        file_type: file_type_for(&f.path),
+        file_size: f.size,
+        extents,
+    };
     validate(&map).map_err(|e| at(fmap_error_path(&map, &e), e.to_string()))?;
-    let attrs = FileAttrs { size: f.size, flags: f.flags, mode, uid: f.uid, gid: f.gid };
+    let attrs = FileAttrs {
+        size: f.size,
+        flags: f.flags,
+        mode,
+        uid: f.uid,
+        gid: f.gid,
+    };
     Ok((attrs, map))
 }
 
@@ -153,7 +182,10 @@ fn check_count(n: usize, list: &KeyPath) -> Result<(), (KeyPath, String)> {
         return Err((list.clone(), "no extents (need 1..=32)".into()));
     }
     if n > MAX_EXTENTS {
-        return Err((list.clone().index(MAX_EXTENTS), format!("{n} extents, at most {MAX_EXTENTS}")));
+        return Err((
+            list.clone().index(MAX_EXTENTS),
+            format!("{n} extents, at most {MAX_EXTENTS}"),
+        ));
     }
     Ok(())
 }
@@ -163,24 +195,43 @@ fn check_mode(mode: u32) -> Result<u32, String> {
     const S_IFREG: u32 = 0o100000;
     match mode & S_IFMT {
         0 | S_IFREG => Ok(mode & 0o7777),
-        t => Err(format!("mode {mode:#o} has file type bits {t:#o}, only regular files are allowed")),
+        t => Err(format!(
+            "mode {mode:#o} has file type bits {t:#o}, only regular files are allowed"
+        )),
     }
 }
 
 fn simple(e: &YamlExtent) -> SimpleExtent {
-    SimpleExtent { dev_index: e.devindex, offset: e.offset, len: e.length }
+    SimpleExtent {
+        dev_index: e.devindex,
+        offset: e.offset,
+        len: e.length,
+    }
 }
 
 fn striped(s: &YamlStriped) -> Result<InterleavedExtent, (&'static str, String)> {
     if s.nstrips as usize != s.simple_ext_list.len() {
         let n = s.simple_ext_list.len();
-        return Err(("nstrips", format!("nstrips is {} but simple_ext_list has {n}", s.nstrips)));
+        return Err((
+            "nstrips",
+            format!("nstrips is {} but simple_ext_list has {n}", s.nstrips),
+        ));
     }
-    let chunk_size = u32::try_from(s.chunk_size)
-        .map_err(|_| ("chunk_size", format!("chunk_size {:#x} does not fit in 32 bits", s.chunk_size)))?;
+    let chunk_size = u32::try_from(s.chunk_size).map_err(|_| {
+        (
+            "chunk_size",
+            format!("chunk_size {:#x} does not fit in 32 bits", s.chunk_size),
+        )
+    })?;
     let strips: Vec<SimpleExtent> = s.simple_ext_list.iter().map(simple).collect();
-    let nbytes = s.nbytes.unwrap_or_else(|| default_nbytes(&strips, u64::from(chunk_size)));
-    Ok(InterleavedExtent { chunk_size, nbytes, strips })
+    let nbytes = s
+        .nbytes
+        .unwrap_or_else(|| default_nbytes(&strips, u64::from(chunk_size)));
+    Ok(InterleavedExtent {
+        chunk_size,
+        nbytes,
+        strips,
+    })
 }
 
 /// `nstrips` x the shortest strip, rounded down to whole chunks.
@@ -204,7 +255,11 @@ fn fmap_error_path(map: &FileMap, e: &FmapError) -> KeyPath {
         (_, Some(loc)) => {
             let item = match loc.strip {
                 None => file.key(list).index(loc.extent),
-                Some(s) => file.key(list).index(loc.extent).key("simple_ext_list").index(s),
+                Some(s) => file
+                    .key(list)
+                    .index(loc.extent)
+                    .key("simple_ext_list")
+                    .index(s),
             };
             match (e, e.field()) {
                 (FmapError::DevIndex { .. }, _) => item.key("devindex"),
@@ -237,7 +292,9 @@ impl Mode {
     pub fn value(&self) -> Result<u32, String> {
         match self {
             Mode::Int(v) => Ok(*v),
-            Mode::Text(s) => parse_mode(s).ok_or_else(|| format!("mode {s:?} is not an octal number")),
+            Mode::Text(s) => {
+                parse_mode(s).ok_or_else(|| format!("mode {s:?} is not an octal number"))
+            }
         }
     }
 }
