@@ -13,6 +13,7 @@ use crate::kernel::BuildArgs;
 const GUEST_BINARIES: &[(&str, &str)] = &[
     ("famfs-lab-agent", "/usr/bin/famfs-lab-agent"),
     ("famfs-lab-cases", "/usr/bin/famfs-lab-cases"),
+    ("famfs-fused", "/usr/bin/famfs-fused"),
 ];
 /// The guest's PID 1.
 const INIT: &str = "/usr/bin/famfs-lab-agent";

@@ -2,6 +2,7 @@
 //! struct of its flags and a `run`.
 
 mod bench;
+mod ci;
 mod host;
 mod image;
 mod kernel;
@@ -33,6 +34,9 @@ enum Verb {
     Lab(lab::Lab),
     /// The tests: unit tests (nextest), then `lab up` (what CI runs).
     Test(test::TestArgs),
+    /// CI: the matrix of ci/matrix.yaml, and any cell run as CI runs it.
+    #[command(subcommand)]
+    Ci(ci::Ci),
     /// Guest image: build it (and the kernel it carries modules of).
     #[command(subcommand)]
     Image(ImageVerb),
@@ -62,6 +66,7 @@ fn main() {
             Verb::Image(ImageVerb::Build(v)) => v.run(&sh),
             Verb::Lab(v) => v.run(&sh),
             Verb::Test(v) => v.run(&sh),
+            Verb::Ci(v) => v.run(&sh),
         }
     })();
     if let Err(err) = result {

@@ -14,6 +14,12 @@
  *   int fmap_set_size(struct parse_env *, __u64 size)
  *   const void *fmap_rmeta(struct resolve_env *, __u32 off, const __u32 size)
  * all static __always_inline, so sizes reach the kfuncs as constants.
+ *
+ * Loops: parse uses open-coded iterators (bpf_for), which the verifier checks to convergence
+ * instead of walking every iteration: 32 extents x 32 strips as plain bounded loops cost ~242k
+ * verified instructions (and >1M when offsets are precise), bpf_for ~2.3k. Resolve, on the
+ * fault path, keeps a plain bounded loop (no iterator kfunc calls; ~2k to verify).
+ * tests/bpf_harness.rs measures both.
  */
 #ifndef FAMFS_LOGIC_BPF_H
 #define FAMFS_LOGIC_BPF_H
@@ -101,12 +107,9 @@ static __always_inline int famfs_parse(struct parse_env *env)
 	ext_type = h->ext_type;
 	file_size = h->file_size;
 
-#pragma clang loop unroll(disable)
-	for (i = 0; i < FAMFS_MAX_EXTENTS; i++) {
+	bpf_for(i, 0, n) {
 		struct famfs_meta_ext *me;
 
-		if (i >= n)
-			break;
 		me = fmap_meta(env, FAMFS_META_EXT_OFF(i), sizeof(*me));
 		if (!me)
 			return -EINVAL;
@@ -146,10 +149,7 @@ static __always_inline int famfs_parse(struct parse_env *env)
 			me->chunk_size = c;
 			me->nstrips = ns;
 			me->first_strip = nstrips_total;
-#pragma clang loop unroll(disable)
-			for (s = 0; s < FAMFS_MAX_STRIPS; s++) {
-				if (s >= ns)
-					break;
+			bpf_for(s, 0, ns) {
 				err = famfs_parse_strip(env, &cur, n, nstrips_total, nbytes, c, ns, s);
 				if (err)
 					return err;
@@ -235,7 +235,6 @@ static __always_inline void fmap_fill_io(struct fuse_iomap_io *io, const struct 
 	io->addr = m->dev_offset;
 	io->length = m->length < want ? m->length : want;
 	io->type = FUSE_IOMAP_TYPE_MAPPED;
-	io->flags = 0;
 	io->dev_index = m->dev_index;
 }
 #endif

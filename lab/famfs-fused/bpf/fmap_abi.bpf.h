@@ -27,6 +27,16 @@ typedef __u32 __be32;
 typedef __u64 __be64;
 typedef __u32 __wsum;
 
+/* From include/uapi/linux/bpf.h, for the helpers' prototypes. */
+struct bpf_dynptr {
+	__u64 __opaque[2];
+} __attribute__((aligned(8)));
+
+/* Open-coded numeric iterator state (bpf_for()), from include/uapi/linux/bpf.h. */
+struct bpf_iter_num {
+	__u64 __opaque[1];
+} __attribute__((aligned(8)));
+
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 

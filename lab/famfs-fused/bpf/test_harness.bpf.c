@@ -26,35 +26,31 @@ __u64 out_dev_offset;
 __u64 out_length;
 __u32 out_dev_index;
 
+/* The blob and the meta are reached through dynptrs over the global buffers: like the kernel's
+ * kfuncs, bpf_dynptr_data() takes a plain scalar offset and a constant size and returns NULL
+ * when out of range, so the verifier sees the same kind of program as in the real ops. */
 struct parse_env {
-	int unused;
+	struct bpf_dynptr *blob;
+	struct bpf_dynptr *meta;
 };
 
 struct resolve_env {
-	int unused;
+	struct bpf_dynptr *meta;
 };
 
 static __always_inline const void *fmap_blob(struct parse_env *env, __u32 off, const __u32 size)
 {
-	__u32 bs = blob_size;
-
-	if (bs > BLOB_CAP || off > bs || size > bs - off || off > BLOB_CAP - size)
-		return NULL;
-	return &blob_buf[off];
+	return bpf_dynptr_data(env->blob, off, size);
 }
 
 static __always_inline void *fmap_meta(struct parse_env *env, __u32 off, const __u32 size)
 {
-	__u32 ms = meta_size;
-
-	if (ms > FAMFS_META_MAX_SIZE || off > ms || size > ms - off || off > FAMFS_META_MAX_SIZE - size)
-		return NULL;
-	return &meta_buf[off];
+	return bpf_dynptr_data(env->meta, off, size);
 }
 
 static __always_inline const void *fmap_rmeta(struct resolve_env *env, __u32 off, const __u32 size)
 {
-	return fmap_meta(NULL, off, size);
+	return bpf_dynptr_data(env->meta, off, size);
 }
 
 static __always_inline __u32 fmap_blob_size(struct parse_env *env)
@@ -80,21 +76,41 @@ static __always_inline int fmap_set_size(struct parse_env *env, __u64 size)
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* Dynptrs over [0, blob_size) and [0, meta_size) of the global buffers. */
+static __always_inline int harness_dynptrs(struct bpf_dynptr *blob, struct bpf_dynptr *meta)
+{
+	__u32 bs = blob_size, ms = meta_size;
+
+	if (bs > BLOB_CAP || ms > FAMFS_META_MAX_SIZE)
+		return -E2BIG;
+	if (bpf_dynptr_from_mem(blob_buf, bs, 0, blob) || bpf_dynptr_from_mem(meta_buf, ms, 0, meta))
+		return -EINVAL;
+	return 0;
+}
+
 SEC("syscall")
 int harness_parse(void *ctx)
 {
-	struct parse_env env = {};
+	struct bpf_dynptr blob, meta;
+	struct parse_env env = { .blob = &blob, .meta = &meta };
+	int err = harness_dynptrs(&blob, &meta);
 
+	if (err)
+		return err;
 	return famfs_parse(&env);
 }
 
 SEC("syscall")
 int harness_resolve(void *ctx)
 {
-	struct resolve_env env = {};
+	struct bpf_dynptr blob, meta;
+	struct resolve_env env = { .meta = &meta };
 	struct famfs_mapping m = {};
-	int err = famfs_resolve(&env, req_offset, &m);
+	int err = harness_dynptrs(&blob, &meta);
 
+	if (err)
+		return err;
+	err = famfs_resolve(&env, req_offset, &m);
 	if (err)
 		return err;
 	out_dev_offset = m.dev_offset;

@@ -85,11 +85,12 @@ impl Default for BpfOptions {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("{stage} the {ops:?} BPF ops: {source}\n--- libbpf messages ---\n{log}--- end of libbpf messages ---")]
+#[error("{stage} the {ops:?} BPF ops: {error}\n--- libbpf messages ---\n{log}--- end of libbpf messages ---")]
 pub struct BpfError {
     pub ops: &'static str,
     pub stage: &'static str,
-    pub source: libbpf_rs::Error,
+    /// libbpf's error (not a `source`: the message already shows it, with the log).
+    pub error: libbpf_rs::Error,
     /// Everything libbpf printed, the verifier log included.
     pub log: String,
 }
@@ -131,10 +132,10 @@ pub fn take_log() -> String {
 }
 
 fn fail(ops: &'static str, stage: &'static str) -> impl FnOnce(libbpf_rs::Error) -> BpfError {
-    move |source| BpfError {
+    move |error| BpfError {
         ops,
         stage,
-        source,
+        error,
         log: take_log(),
     }
 }

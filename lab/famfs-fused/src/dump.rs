@@ -10,18 +10,32 @@ fn dev_name(devs: &DaxDevs, i: u32) -> String {
         .unwrap_or_else(|| "(not in daxdevs.yaml)".into())
 }
 
+/// What GET_FMAP would send for `map`, decoded back from the blob bytes (so the dump shows the
+/// wire, not just the model), its device ranges and its first runs.
 pub fn render(path: &str, map: &FileMap, devs: &DaxDevs, meta_size: u32) -> String {
     let mut s = String::new();
+    let blob = famfs_fmap::encode(map);
     let _ = writeln!(
         s,
-        "file {path}: {:?}, size {} ({:#x}), {} bytes mapped",
+        "file {path}: blob {} bytes, meta_size {meta_size}",
+        blob.len()
+    );
+    let map = match famfs_fmap::decode(&blob) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = writeln!(s, "blob does not decode: {e} (errno {})", e.errno());
+            map.clone()
+        }
+    };
+    let map = &map;
+    let _ = writeln!(
+        s,
+        "{:?}, size {} ({:#x}), {} bytes mapped",
         map.file_type,
         map.file_size,
         map.file_size,
         map.mapped_size()
     );
-    let blob = famfs_fmap::encode(map);
-    let _ = writeln!(s, "blob {} bytes, meta_size {meta_size}", blob.len());
     match &map.extents {
         Extents::Simple(v) => {
             let _ = writeln!(s, "{} simple extent(s):", v.len());

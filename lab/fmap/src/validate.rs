@@ -76,7 +76,7 @@ fn check_range(at: Loc, e: &SimpleExtent) -> Result<(), FmapError> {
             index: e.dev_index,
         });
     }
-    if e.offset % FMAP_ALIGN != 0 {
+    if !e.offset.is_multiple_of(FMAP_ALIGN) {
         return Err(FmapError::Misaligned {
             at,
             field: Field::Offset,
@@ -94,7 +94,7 @@ fn check_aligned(at: Loc, field: Field, value: u64) -> Result<(), FmapError> {
     if value == 0 {
         return Err(FmapError::Zero { at, field });
     }
-    if value % FMAP_ALIGN != 0 {
+    if !value.is_multiple_of(FMAP_ALIGN) {
         return Err(FmapError::Misaligned { at, field, value });
     }
     Ok(())

@@ -75,7 +75,7 @@ pub fn generate(p: &GenerateParams) -> Result<ShadowTree, ShadowError> {
             if nstrips == 0 || nstrips as usize > MAX_STRIPS {
                 return bad(format!("{nstrips} strips, must be 1..=32"));
             }
-            if chunk_size == 0 || u64::from(chunk_size) % FMAP_ALIGN != 0 {
+            if chunk_size == 0 || !u64::from(chunk_size).is_multiple_of(FMAP_ALIGN) {
                 return bad(format!(
                     "chunk size {chunk_size:#x} is not a positive multiple of 2 MiB"
                 ));

@@ -237,7 +237,7 @@ fn striped(s: &YamlStriped) -> Result<InterleavedExtent, (&'static str, String)>
 /// `nstrips` x the shortest strip, rounded down to whole chunks.
 pub fn default_nbytes(strips: &[SimpleExtent], chunk: u64) -> u64 {
     let min = strips.iter().map(|s| s.len).min().unwrap_or(0);
-    let per = if chunk == 0 { 0 } else { min / chunk * chunk };
+    let per = min.checked_div(chunk).map_or(0, |n| n * chunk);
     per.saturating_mul(strips.len() as u64)
 }
 

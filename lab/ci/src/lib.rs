@@ -1,0 +1,25 @@
+//! The lab's CI, as data and pure functions:
+//!
+//! - [`matrix`] expands `ci/matrix.yaml` (axes, per-kernel settings,
+//!   exclusions) to [`Cell`]s with stable ids, renders the GitHub
+//!   `strategy.matrix` JSON, and gives each cell's exact `cargo xtask lab up`
+//!   arguments;
+//! - [`expected`] reads the known failures per kernel
+//!   (`ci/expected/<kernel>.yaml`) and looks them up by kernel, ops and case,
+//!   so the runner can report XFAIL and XPASS;
+//! - [`action`] checks the structure of the composite action `ci/action.yml`;
+//! - [`summary`] renders a run's `results.json` as the Markdown job summary.
+//!
+//! Bad input names the file, the line and the key; see [`Error`].
+
+pub mod action;
+pub mod error;
+pub mod expected;
+pub mod locate;
+pub mod matrix;
+pub mod summary;
+mod unique_map;
+
+pub use error::{Error, Problem, Result};
+pub use expected::{ExpectedFailure, ExpectedFailures};
+pub use matrix::{Accel, Cell, Known, Matrix};

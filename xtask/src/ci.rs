@@ -1,0 +1,244 @@
+//! `cargo xtask ci ...`: the CI matrix (`ci/matrix.yaml`) and what the
+//! workflow runs, so any cell runs locally exactly as in CI.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use lab_ci::{ExpectedFailures, Known, Matrix};
+use lab_host::prereqs::Need;
+use std::path::{Path, PathBuf};
+use xshell::Shell;
+
+use crate::kernel::BuildArgs;
+use crate::lab::UpArgs;
+
+#[derive(Subcommand)]
+pub enum Ci {
+    /// Prints the GitHub Actions `strategy.matrix` of ci/matrix.yaml (one
+    /// line of JSON), after checking it and ci/expected/.
+    Matrix {
+        /// The distinct kernels of the cells instead (built once, first).
+        #[arg(long)]
+        kernels: bool,
+    },
+    /// Lists the cells: id, then the command each runs.
+    List,
+    /// Runs one cell exactly as CI does (same `lab up`, same environment).
+    Run {
+        /// The cell's id, e.g. famfs-bpf.famfs.default.tcg (`ci list`).
+        #[arg(long)]
+        entry: String,
+        /// Only check host tools; never install.
+        #[arg(long)]
+        no_install: bool,
+    },
+    /// Prints the kernel's cache key (what `kernel build` caches it under
+    /// and CI's actions/cache is keyed on). The key is stdout's last line:
+    /// a first fetch of Debian's source also prints apt-get's progress.
+    KernelKey(KernelKeyArgs),
+    /// Prints a run's results.json as Markdown (for $GITHUB_STEP_SUMMARY).
+    Summary {
+        /// A run directory (default: the newest in target/lab/runs).
+        run_dir: Option<PathBuf>,
+        /// The cell the run was, for the title and the rerun command.
+        #[arg(long)]
+        entry: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct KernelKeyArgs {
+    /// The kernel of this cell (instead of --kernel/--fragment).
+    #[arg(long, conflicts_with_all = ["kernel", "fragments", "source_dir"])]
+    pub entry: Option<String>,
+    #[command(flatten)]
+    pub kernel: BuildArgs,
+}
+
+impl Ci {
+    pub fn run(self, sh: &Shell) -> Result<()> {
+        match self {
+            Ci::Matrix { kernels } => {
+                let (matrix, _) = load()?;
+                println!(
+                    "{}",
+                    if kernels {
+                        matrix.kernels_json()
+                    } else {
+                        matrix.github_json()
+                    }
+                );
+                Ok(())
+            }
+            Ci::List => {
+                let (matrix, _) = load()?;
+                for c in matrix.cells() {
+                    println!(
+                        "{:48} {:>3} min  {}",
+                        c.id,
+                        c.timeout_minutes,
+                        c.shell_command()
+                    );
+                }
+                Ok(())
+            }
+            Ci::Run { entry, no_install } => {
+                let (matrix, _) = load()?;
+                let cell = matrix.cell(&entry)?;
+                let args = up_args(cell, no_install)?;
+                eprintln!("famfs-lab: cell {}: {}", cell.id, cell.shell_command());
+                // The accelerator and (until `lab up --ops` exists) the ops
+                // reach the lab through the environment, as in CI.
+                for (key, value) in cell.env() {
+                    if std::env::var(key).is_ok_and(|v| v != value) {
+                        eprintln!(
+                            "famfs-lab: {key}={value} for this cell (was {})",
+                            std::env::var(key)?
+                        );
+                    }
+                    std::env::set_var(key, value);
+                }
+                if crate::lab::up(sh, &args)? {
+                    std::process::exit(1);
+                }
+                Ok(())
+            }
+            Ci::KernelKey(args) => {
+                let build = match &args.entry {
+                    Some(id) => {
+                        let (matrix, _) = load()?;
+                        up_args(matrix.cell(id)?, args.kernel.no_install)?.kernel
+                    }
+                    None => args.kernel,
+                };
+                crate::host::ensure(sh, &[Need::Kernel], build.no_install)?;
+                println!("{}", lab_kernel::build::cache_key(sh, &build.request())?);
+                Ok(())
+            }
+            Ci::Summary { run_dir, entry } => {
+                print!("{}", summary(run_dir, entry.as_deref())?);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// What `lab up` gets for `cell`: its argument list parsed by `lab up`'s
+/// own flag definitions, so `ci run` and a typed `cargo xtask lab up ...`
+/// cannot differ.
+fn up_args(cell: &lab_ci::Cell, no_install: bool) -> Result<UpArgs> {
+    #[derive(Parser)]
+    #[command(name = "cargo xtask lab up")]
+    struct LabUp {
+        #[command(flatten)]
+        up: UpArgs,
+    }
+    let mut argv = cell.lab_up_args();
+    if argv.get(..2) != Some(&["lab".to_string(), "up".to_string()][..]) {
+        bail!("cell {}: {argv:?} is not a `lab up` command", cell.id);
+    }
+    if no_install {
+        argv.push("--no-install".into());
+    }
+    let parsed = LabUp::try_parse_from(
+        std::iter::once("cargo xtask lab up".to_string()).chain(argv.drain(2..)),
+    )
+    .with_context(|| format!("cell {}: `lab up` refuses its arguments", cell.id))?;
+    Ok(parsed.up)
+}
+
+/// ci/matrix.yaml and ci/expected/, checked against the repository and the
+/// case catalog.
+fn load() -> Result<(Matrix, ExpectedFailures)> {
+    let root = lab_host::paths::repo_root();
+    let mut known = Known::from_repo(&root)?;
+    known.suites = famfs_lab_cases::catalog::SUITES
+        .iter()
+        .map(|s| s.name.to_string())
+        .collect();
+    known.cases = famfs_lab_cases::catalog::CASES
+        .iter()
+        .map(|c| c.id())
+        .collect();
+    let path = root.join(lab_ci::matrix::MATRIX_FILE);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let matrix = Matrix::parse(&text, lab_ci::matrix::MATRIX_FILE, &known)?;
+    known.ops = matrix.ops().to_vec();
+    let expected = ExpectedFailures::load_dir(&root.join(lab_ci::expected::EXPECTED_DIR), &known)?;
+    Ok((matrix, expected))
+}
+
+fn summary(run_dir: Option<PathBuf>, entry: Option<&str>) -> Result<String> {
+    let dir = match run_dir {
+        Some(d) => Some(d),
+        None => newest_run(&lab_host::paths::runs_dir()),
+    };
+    let Some(dir) = dir else {
+        return Ok(lab_ci::summary::no_results("", entry));
+    };
+    let json = dir.join(lab_report::run_dir::RESULTS_JSON);
+    let Ok(text) = std::fs::read_to_string(&json) else {
+        return Ok(lab_ci::summary::no_results(
+            &dir.display().to_string(),
+            entry,
+        ));
+    };
+    let report = lab_report::RunReport::from_json(&text)
+        .with_context(|| format!("parsing {}", json.display()))?;
+    Ok(lab_ci::summary::markdown(&report, entry))
+}
+
+/// The most recently modified run directory.
+fn newest_run(runs: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(runs)
+        .ok()?
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .max()
+        .map(|(_, p)| p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_cell_is_a_valid_lab_up_with_its_values() {
+        let (matrix, _) = load().unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(!matrix.cells().is_empty());
+        for cell in matrix.cells() {
+            let up = up_args(cell, false).unwrap_or_else(|e| panic!("{e:#}"));
+            assert_eq!(up.kernel.kernel, cell.kernel, "{}", cell.id);
+            assert_eq!(up.kernel.fragments, cell.fragments, "{}", cell.id);
+            assert_eq!(up.topology, cell.topology, "{}", cell.id);
+            assert_eq!(up.suites, cell.suites, "{}", cell.id);
+            assert!(up.cases.is_empty() && up.kernel.source_dir.is_none() && !up.kernel.no_install);
+        }
+        let cell = &matrix.cells()[0];
+        assert!(up_args(cell, true).unwrap().kernel.no_install);
+    }
+
+    #[test]
+    fn the_cells_environment_is_what_the_lab_reads() {
+        assert_eq!(lab_ci::matrix::ACCEL_ENV, lab_vm::accel::ACCEL_ENV);
+    }
+
+    #[test]
+    fn a_bad_entry_lists_the_valid_ids() {
+        let (matrix, _) = load().unwrap();
+        let msg = format!("{:#}", anyhow::Error::from(matrix.cell("BAD").unwrap_err()));
+        assert!(msg.contains("no cell \"BAD\""), "{msg}");
+        for c in matrix.cells() {
+            assert!(msg.contains(&c.id), "{msg}");
+        }
+    }
+
+    #[test]
+    fn summary_without_a_run_says_so() {
+        let missing = std::env::temp_dir().join("famfs-lab-no-such-run");
+        assert!(newest_run(&missing).is_none());
+        let got = summary(Some(missing), Some("stock.default.tcg")).unwrap();
+        assert!(got.contains("stock.default.tcg: no results"), "{got}");
+    }
+}
