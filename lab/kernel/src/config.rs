@@ -65,9 +65,11 @@ pub fn parse(text: &str) -> Result<Vec<(String, Value, usize)>, String> {
             Some((name, value)) if name.starts_with("CONFIG_") && !value.is_empty() => {
                 out.push((name.to_string(), Value::Set(value.to_string()), no));
             }
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "line {no}: expected CONFIG_NAME=value or `# CONFIG_NAME is not set`, got {raw:?}"
-            )),
+            ))
+            }
         }
     }
     Ok(out)
