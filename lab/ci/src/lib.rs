@@ -15,7 +15,7 @@
 pub mod action;
 pub mod error;
 pub mod expected;
-pub mod locate;
+pub use lab_yaml_lines as locate;
 pub mod matrix;
 pub mod summary;
 mod unique_map;

@@ -23,7 +23,7 @@ pub mod topology;
 pub mod topology_checks;
 pub mod vm;
 pub mod vm_spec;
-pub mod yaml_locate;
+pub use lab_yaml_lines as yaml_locate;
 
 pub use accel::{choose_accel, Accel, AccelChoice};
 pub use error::{Error, Result, TopologyProblem};

@@ -1,9 +1,11 @@
-//! Finding the line of an item in a YAML document by its key path.
+//! The line of a node in a YAML document, by key path, for semantic errors.
 //!
-//! serde_norway values carry no spans, but its deserializer stamps every error raised inside a
-//! `deserialize_*` call with the position of the node being read. [`line_of`] walks the document
-//! along a key path with a `DeserializeSeed` and fails on purpose at the target node: the error's
-//! location is the node's line. Used to put line numbers on semantic validation errors.
+//! serde_norway values carry no positions, but an error raised inside one
+//! of its `deserialize_*` calls is stamped with the position of the node
+//! being read. [`line_of`] walks the document along a key path with a
+//! `DeserializeSeed` and fails on purpose at the target node: the error's
+//! position is the node's line. Used by every YAML file the lab reads
+//! (topologies, the CI matrix and expectations, action metadata).
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::fmt;
@@ -15,11 +17,22 @@ pub enum Seg {
     Index(usize),
 }
 
-/// A key path such as `devices[1].root_port`.
+/// A key path such as `exclude[1].accel`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct KeyPath(pub Vec<Seg>);
 
+/// The path of a top-level key: `path("axes").key("ops").index(2)`.
+pub fn path(top: &str) -> KeyPath {
+    KeyPath::default().key(top)
+}
+
 impl KeyPath {
+    /// The path of the document itself (a top-level sequence's items
+    /// hang off it).
+    pub fn root() -> KeyPath {
+        KeyPath::default()
+    }
+
     pub fn key(&self, k: &str) -> KeyPath {
         let mut v = self.0.clone();
         v.push(Seg::Key(k.to_string()));
@@ -31,11 +44,6 @@ impl KeyPath {
         v.push(Seg::Index(i));
         KeyPath(v)
     }
-}
-
-/// Shorthand: `path("devices").index(1).key("size")`.
-pub fn path(top: &str) -> KeyPath {
-    KeyPath::default().key(top)
 }
 
 impl fmt::Display for KeyPath {
@@ -51,10 +59,11 @@ impl fmt::Display for KeyPath {
     }
 }
 
-/// 1-based line of the node at `path` in `src`; if that node does not exist (an optional key left
-/// out), the line of its nearest existing parent.
+/// 1-based line of the node at `path` in `src`; when that node does not
+/// exist (an optional key left out), the line of its nearest existing
+/// ancestor.
 pub fn line_of(src: &str, path: &KeyPath) -> Option<usize> {
-    (1..=path.0.len())
+    (0..=path.0.len())
         .rev()
         .find_map(|n| exact_line(src, &path.0[..n]))
 }
@@ -74,17 +83,18 @@ impl<'de> DeserializeSeed<'de> for Nav<'_> {
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         match self.0.split_first() {
-            // Fail inside the node's own deserialize call so the error carries its mark.
-            None => d.deserialize_any(Fail),
+            // Fail inside the node's own deserialize call: the error gets its position.
+            None => d.deserialize_any(Here),
             Some((Seg::Key(k), rest)) => d.deserialize_map(FindKey { key: k, rest }),
             Some((Seg::Index(i), rest)) => d.deserialize_seq(FindIndex { index: *i, rest }),
         }
     }
 }
 
-struct Fail;
+/// Rejects whatever node it is given.
+struct Here;
 
-impl Visitor<'_> for Fail {
+impl Visitor<'_> for Here {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("nothing (locating a node)")
@@ -142,6 +152,57 @@ mod tests {
     use super::*;
 
     const DOC: &str = "\
+axes:
+  ops: [a, b]
+  topology:
+    - default
+    - two
+exclude:
+  - { kernel: x, accel: kvm }
+  - kernel: y
+    accel: tcg
+";
+
+    #[test]
+    fn finds_block_and_flow_nodes() {
+        assert_eq!(line_of(DOC, &path("axes")), Some(2));
+        assert_eq!(line_of(DOC, &path("axes").key("ops").index(1)), Some(2));
+        assert_eq!(
+            line_of(DOC, &path("axes").key("topology").index(1)),
+            Some(5)
+        );
+        assert_eq!(
+            line_of(DOC, &path("exclude").index(0).key("accel")),
+            Some(7)
+        );
+        assert_eq!(
+            line_of(DOC, &path("exclude").index(1).key("accel")),
+            Some(9)
+        );
+    }
+
+    #[test]
+    fn a_missing_node_falls_back_to_its_parent() {
+        assert_eq!(line_of(DOC, &path("exclude").index(1).key("ops")), Some(8));
+        assert_eq!(line_of(DOC, &path("exclude").index(9)), Some(7));
+        assert_eq!(line_of("- a\n- b\n", &KeyPath::root().index(1)), Some(2));
+    }
+
+    #[test]
+    fn renders_paths() {
+        assert_eq!(
+            path("exclude").index(2).key("ops").to_string(),
+            "exclude[2].ops"
+        );
+        assert_eq!(KeyPath::root().index(3).key("case").to_string(), "[3].case");
+    }
+}
+
+#[cfg(test)]
+mod vm_tests {
+    use super::*;
+
+    const DOC: &str = "\
 name: x
 devices:
   - id: mem0
@@ -173,7 +234,8 @@ windows:
         );
         // The block sequence itself starts at its first `-`.
         assert_eq!(line_of(DOC, &path("devices").index(7)), Some(3));
-        assert_eq!(line_of(DOC, &path("regions")), None);
+        // A missing top-level key falls back to the document itself.
+        assert_eq!(line_of(DOC, &path("regions")), Some(1));
     }
 
     #[test]
