@@ -148,7 +148,7 @@ fn up_args(cell: &lab_ci::Cell, no_install: bool) -> Result<UpArgs> {
 
 /// ci/matrix.yaml and ci/expected/, checked against the repository and the
 /// case catalog.
-fn load() -> Result<(Matrix, ExpectedFailures)> {
+pub(crate) fn load() -> Result<(Matrix, ExpectedFailures)> {
     let root = lab_host::paths::repo_root();
     let mut known = Known::from_repo(&root)?;
     known.suites = famfs_lab_cases::catalog::SUITES

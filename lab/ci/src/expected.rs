@@ -131,6 +131,49 @@ impl ExpectedFailures {
             .find(|e| e.case == case_id && e.applies(ops))
     }
 
+    /// Applies the list to a finished run: a known failure that failed is
+    /// XFAIL (with the entry's reason and where it is written), one that
+    /// passed is XPASS (a failure: the entry is stale). Returns how many
+    /// cases changed.
+    pub fn apply(&self, report: &mut lab_report::RunReport, ops: Option<&str>) -> usize {
+        use lab_report::Outcome;
+        let kernel = report.kernel.clone();
+        let mut changed = 0;
+        for suite in &mut report.suites {
+            for case in &mut suite.cases {
+                let id = format!("{}.{}", suite.name, case.name);
+                let Some(entry) = self.lookup(&kernel, ops, &id) else {
+                    continue;
+                };
+                let was = case
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default();
+                match case.outcome {
+                    Outcome::Fail | Outcome::Timeout | Outcome::Error => {
+                        case.reason = Some(format!(
+                            "known failure, {}: {}; was {}{was}",
+                            entry.origin, entry.reason, case.outcome
+                        ));
+                        case.outcome = Outcome::Xfail;
+                        case.reproduce = None;
+                    }
+                    Outcome::Pass => {
+                        case.reason = Some(format!(
+                            "unexpected pass: {} lists it as failing ({})",
+                            entry.origin, entry.reason
+                        ));
+                        case.outcome = Outcome::Xpass;
+                    }
+                    Outcome::Skip | Outcome::Xfail | Outcome::Xpass => continue,
+                }
+                changed += 1;
+            }
+        }
+        changed
+    }
+
     /// One kernel's list (empty when it has no file).
     pub fn for_kernel(&self, kernel: &str) -> &[ExpectedFailure] {
         self.by_kernel
@@ -510,5 +553,47 @@ mod tests {
             );
             assert!(repo.by_kernel.contains_key(kernel));
         }
+    }
+
+    #[test]
+    fn apply_turns_known_failures_into_xfail_and_stale_entries_into_xpass() {
+        use lab_report::{CaseReport, Outcome, RunReport, SuiteReport};
+        let mut x = ExpectedFailures::default();
+        x.add(
+            "famfs-bpf",
+            "- case: smoke.fsdev_bind\n  reason: bug 1\n- case: smoke.memdevs\n  reason: bug 2\n",
+            "ci/expected/famfs-bpf.yaml",
+            &known(),
+        )
+        .unwrap();
+        let mut report = RunReport {
+            kernel: "famfs-bpf+debug".into(),
+            suites: vec![SuiteReport {
+                name: "smoke".into(),
+                cases: vec![
+                    CaseReport::new("fsdev_bind", Outcome::Fail, 1),
+                    CaseReport::new("memdevs", Outcome::Pass, 1),
+                    CaseReport::new("devdax_guest_write", Outcome::Fail, 1),
+                ],
+            }],
+            ..RunReport::default()
+        };
+        assert_eq!(x.apply(&mut report, Some("famfs")), 2);
+        let c = &report.suites[0].cases;
+        assert_eq!(c[0].outcome, Outcome::Xfail);
+        assert!(
+            c[0].reason
+                .as_deref()
+                .unwrap()
+                .contains("ci/expected/famfs-bpf.yaml:1"),
+            "{:?}",
+            c[0].reason
+        );
+        assert_eq!(c[1].outcome, Outcome::Xpass);
+        assert_eq!(c[2].outcome, Outcome::Fail, "not listed: unchanged");
+        assert!(
+            report.failed(),
+            "an unexpected pass and a real failure still fail the run"
+        );
     }
 }

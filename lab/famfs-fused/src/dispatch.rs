@@ -7,6 +7,7 @@ use crate::reply;
 use crate::request::{self, Op, Request};
 use crate::stats::{InitInfo, Stats};
 use famfs_fmap::encode;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use zerocopy::IntoBytes;
@@ -21,6 +22,9 @@ pub struct Config {
     pub meta_size_override: Option<u32>,
     /// Negative tests: append this many zero bytes to every GET_FMAP blob.
     pub blob_extra: usize,
+    /// Negative tests and fuzzing: GET_FMAP of file P serves the bytes of `DIR/P`, read at
+    /// every request, when that file exists (see [`Server::blob_override`]).
+    pub blob_dir: Option<PathBuf>,
     pub max_write: u32,
 }
 
@@ -253,15 +257,27 @@ impl Server {
         Ok(reply::ok(u, &[&buf]))
     }
 
+    /// `--blob-dir`: the blob stored for `n` and the meta size to send with it. The meta size
+    /// is `--meta-size` if given, else the ops' size for the blob's map when it decodes, else
+    /// the largest any famfs blob needs (so that only the blob's own defect fails the parse).
+    pub fn blob_override(&self, n: &Node) -> Option<(Vec<u8>, u32)> {
+        let dir = self.cfg.blob_dir.as_ref()?;
+        let blob = std::fs::read(dir.join(&n.path)).ok()?;
+        let meta_size = match famfs_fmap::decode(&blob) {
+            Ok(map) => self.cfg.ops.meta_size(&map),
+            Err(_) => self.cfg.ops.max_meta_size(),
+        };
+        Some((blob, meta_size))
+    }
+
     fn get_fmap(&self, u: u64, n: &Node) -> Result<Vec<u8>, i32> {
         let map = self.fs.fmap(n).map_err(|_| libc::EINVAL)?;
         self.stats.get_fmap(n.nodeid, &n.path);
-        let mut blob = encode(&map);
+        let (mut blob, ops_meta) = self
+            .blob_override(n)
+            .unwrap_or_else(|| (encode(&map), self.cfg.ops.meta_size(&map)));
         blob.resize(blob.len() + self.cfg.blob_extra, 0);
-        let meta_size = self
-            .cfg
-            .meta_size_override
-            .unwrap_or_else(|| self.cfg.ops.meta_size(&map));
+        let meta_size = self.cfg.meta_size_override.unwrap_or(ops_meta);
         let head = abi::GetFmapOut {
             meta_size,
             flags: 0,

@@ -64,6 +64,10 @@ struct Cli {
     /// Negative tests: append this many zero bytes to every GET_FMAP blob.
     #[arg(long, default_value_t = 0, value_name = "BYTES")]
     blob_extra: usize,
+    /// Negative tests and fuzzing: serve DIR/PATH (read at every GET_FMAP) as the blob of file
+    /// PATH when it exists, instead of the shadow tree's map.
+    #[arg(long, value_name = "DIR")]
+    blob_dir: Option<PathBuf>,
     /// evil_oob: what iomap_begin gets wrong.
     #[arg(long, value_enum, default_value = "past-end")]
     evil: EvilFlavour,
@@ -162,6 +166,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         allow_resize: cli.allow_resize,
         meta_size_override: cli.meta_size,
         blob_extra: cli.blob_extra,
+        blob_dir: cli.blob_dir.clone(),
         max_write: 128 << 10,
     };
     let server = Arc::new(Server::new(fs, stats, cfg));

@@ -46,6 +46,15 @@ impl OpsKind {
         }
     }
 
+    /// The largest `meta_size` any valid famfs blob needs with these ops (32 extents of 32
+    /// strips for the meta layouts; [`MIN_META`] for ops that keep nothing in the buffer).
+    pub fn max_meta_size(self) -> u32 {
+        match self {
+            OpsKind::Famfs | OpsKind::EvilOob | OpsKind::FamfsNative => meta::MAX_SIZE as u32,
+            OpsKind::FamfsMaplookup | OpsKind::RejectAll => MIN_META,
+        }
+    }
+
     pub fn loads_bpf(self) -> bool {
         self != OpsKind::FamfsNative
     }

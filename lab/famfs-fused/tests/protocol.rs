@@ -455,6 +455,45 @@ fn get_fmap_fault_injection() {
 }
 
 #[test]
+fn blob_dir_serves_stored_blobs_read_at_every_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("d")).expect("mkdir");
+    let mut cfg = config(OpsKind::Famfs);
+    cfg.blob_dir = Some(dir.path().to_path_buf());
+    let s = server_with(cfg);
+    // No stored blob: the shadow map, as without --blob-dir.
+    let p = ok(&s, &msg(op::GET_FMAP, 3, 1, &[]));
+    let (_, blob) = abi::GetFmapOut::read_from_prefix(&p).expect("head");
+    assert_eq!(decode(blob).expect("valid"), common::tree().files[0].map);
+    // A malformed blob is served as is, with the largest meta any famfs blob needs.
+    std::fs::write(dir.path().join("a"), [1u8, 2, 3]).expect("write");
+    let p = ok(&s, &msg(op::GET_FMAP, 3, 2, &[]));
+    let (head, blob) = abi::GetFmapOut::read_from_prefix(&p).expect("head");
+    assert_eq!(
+        (blob, head.meta_size),
+        (&[1u8, 2, 3][..], meta::MAX_SIZE as u32)
+    );
+    // A valid one gets its own meta size; the file is read again at every request.
+    let other = famfs_fmap::encode(&common::tree().files[1].map);
+    std::fs::write(dir.path().join("a"), &other).expect("write");
+    let p = ok(&s, &msg(op::GET_FMAP, 3, 3, &[]));
+    let (head, blob) = abi::GetFmapOut::read_from_prefix(&p).expect("head");
+    assert_eq!(blob, &other[..]);
+    assert_eq!(
+        head.meta_size,
+        meta::meta_size(&common::tree().files[1].map)
+    );
+    assert_eq!(s.stats.snapshot().get_fmap.by_nodeid.get(&3), Some(&3));
+    // Ops that keep no meta in the buffer get the minimum for malformed blobs too.
+    let mut cfg = config(OpsKind::FamfsMaplookup);
+    cfg.blob_dir = Some(dir.path().to_path_buf());
+    std::fs::write(dir.path().join("d/s"), [0u8; 7]).expect("write");
+    let p = ok(&server_with(cfg), &msg(op::GET_FMAP, 4, 1, &[]));
+    let (head, _) = abi::GetFmapOut::read_from_prefix(&p).expect("head");
+    assert_eq!(head.meta_size, famfs_fused::ops::MIN_META);
+}
+
+#[test]
 fn get_daxdev_answers_the_table_and_counts_per_index() {
     let s = server();
     let p = ok(

@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::splat::Splat;
 
 /// One lab run: every suite run against one kernel on one topology.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunReport {
     pub run_id: String,
     pub kernel: String,

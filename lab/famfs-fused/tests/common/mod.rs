@@ -104,6 +104,7 @@ pub fn config(ops: OpsKind) -> Config {
         allow_resize: false,
         meta_size_override: None,
         blob_extra: 0,
+        blob_dir: None,
         max_write: 128 << 10,
     }
 }
