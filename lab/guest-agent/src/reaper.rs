@@ -242,6 +242,9 @@ mod tests {
     // The reaper thread reaps it; waiting on the Child would race with it.
     #[allow(clippy::zombie_processes)]
     fn exit_before_registration_is_kept() {
+        // The reaper thread must run (nextest runs each test in a fresh
+        // process, where nothing else has started it).
+        reaper();
         // Spawned outside the reaper: it may be reaped before we register.
         let child = sh("exit 5").spawn().unwrap();
         let pid = i32::try_from(child.id()).unwrap();

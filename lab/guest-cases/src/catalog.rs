@@ -23,6 +23,10 @@ pub enum HostPart {
         len: u64,
         seed: &'static str,
     },
+    /// The fmap suites: before boot the host fills every backing file's share of each region
+    /// (see [`crate::expect`]) with the fill pattern, before any case's own writes; after the
+    /// case it checks the ranges the case listed in `<case-id>.verify.json` ([`crate::verify`]).
+    FmapPattern,
 }
 
 /// What the outcome is expected to be.
@@ -90,6 +94,42 @@ pub const SUITES: &[Suite] = &[
         name: "selftest",
         default: false,
         about: "the lab's own failure handling: hang, panic, failure",
+    },
+    Suite {
+        name: "open",
+        default: true,
+        about: "fmap open: GET_FMAP/GET_DAXDEV counts, races, malformed blobs, limits, INIT",
+    },
+    Suite {
+        name: "fault",
+        default: true,
+        about:
+            "fmap data path: PTE/PMD faults, read/write, EOF, private/shared, fork, differential",
+    },
+    Suite {
+        name: "truncate",
+        default: true,
+        about: "size changes refused and accepted, re-fetch, size mismatch, O_TRUNC",
+    },
+    Suite {
+        name: "security",
+        default: true,
+        about: "hostile BPF ops never map outside the devices; fmap needs CAP_SYS_RAWIO",
+    },
+    Suite {
+        name: "device_missing",
+        default: true,
+        about: "absent, wrong, wrongly bound, unbound and failing dax devices",
+    },
+    Suite {
+        name: "stress",
+        default: false,
+        about: "threads of random faults, reads and writes over 64 files (FAMFS_LAB_STRESS_SECS)",
+    },
+    Suite {
+        name: "fuzz",
+        default: false,
+        about: "10,000 generated blobs through the kernel's parse (FAMFS_LAB_FUZZ_N)",
     },
 ];
 
@@ -164,11 +204,105 @@ pub const CASES: &[Case] = &[
         "warn",
         "triggers a kernel WARNING through lkdtm-like sysrq: the splat fails the case",
     ),
+    // The fmap suites (guest side: src/{open,fault,truncate,security,devmissing,stress,fuzz}.rs).
+    fmap("open", "first_open_counts", 90,
+        "first open: one GET_FMAP, one GET_DAXDEV per new slot; reopen, a second file and a second slot naming the same device send no more than they must"),
+    fmap("open", "concurrent_first_open", 180,
+        "16 threads open one file at once, repeatedly: all succeed, same bytes, no meta leaked"),
+    fmap("open", "malformed_blobs", 120,
+        "every malformed blob class fails the open with the spec's errno (EINVAL/ERANGE), no GET_DAXDEV"),
+    fmap("open", "reject_all", 90,
+        "the reject_all ops fail every open with their errno; directories are unaffected"),
+    fmap("open", "size_limits", 150,
+        "meta_size/blob above 64 KiB: E2BIG, at 64 KiB: accepted by the limit; meta_size 0: EINVAL"),
+    fmap("open", "init_unregistered_ops", 60,
+        "INIT naming unregistered ops fails the mount and the kernel log names the ops"),
+    fmap("open", "directory_unaffected", 60,
+        "directories open, list and stat normally; they never cause GET_FMAP"),
+    fmap("fault", "read_pte", 120,
+        "PTE faults read every extent/chunk edge and random bytes as the model predicts"),
+    fmap("fault", "read_pmd", 120,
+        "2 MiB-aligned extents and chunks fault as PMDs (fs_dax tracepoint) with the right bytes"),
+    fmap("fault", "chunk_straddle", 120,
+        "faults, copies and reads across chunk and extent boundaries"),
+    fmap("fault", "rw_syscalls", 150,
+        "read/pread/write/pwrite through dax_iomap_rw; EOF: short read, short write, ENOSPC"),
+    fmap("fault", "mmap_write", 150,
+        "writes through PTE and PMD mappings reach the right backing bytes; msync/fsync succeed"),
+    fmap("fault", "past_eof_sigbus", 90,
+        "the EOF page maps whole; the next page and beyond get SIGBUS, for reads and writes"),
+    fmap("fault", "private_mapping", 90,
+        "MAP_PRIVATE reads the file; its writes stay private (file and device unchanged)"),
+    fmap("fault", "fork_after_mmap", 90,
+        "a child forked after mmap sees the bytes; shared writes are seen, private ones not"),
+    fmap("fault", "differential_maplookup", 180,
+        "famfs and famfs_maplookup ops give identical bytes, errors and message counts"),
+    fmap("fault", "differential_native", 180,
+        "famfs and the native famfs_native ops give identical bytes, errors and message counts"),
+    fmap("truncate", "refused_default", 90,
+        "the default server refuses every size change (EINVAL): size, mappings, bytes unchanged"),
+    fmap("truncate", "shrink", 90,
+        "--allow-resize shrink: SIGBUS past the new EOF, bytes below intact, one re-fetch"),
+    fmap("truncate", "grow", 90,
+        "--allow-resize grow within and past the mapped size: the new fmap's bytes, one re-fetch each"),
+    fmap("truncate", "o_trunc", 90,
+        "open(O_TRUNC) behaves as truncate to 0: EINVAL by default, size 0 with --allow-resize"),
+    fmap("truncate", "size_mismatch", 90,
+        "an fmap whose size differs from i_size makes the open and every later access EIO"),
+    fmap("security", "evil_past_end", 120,
+        "evil_oob past-end: reads/writes EIO, faults SIGBUS, log line, canaries unchanged"),
+    fmap("security", "evil_other_device", 120,
+        "evil_oob into a slot the file did not declare: EIO/SIGBUS, other device's bytes unchanged"),
+    fmap("security", "evil_overflow", 90,
+        "evil_oob addr + length overflowing: EIO/SIGBUS, canaries unchanged"),
+    fmap("security", "evil_bad_extents", 150,
+        "evil_oob long, zero-length and unmapped-type extents: EIO/SIGBUS each, canaries unchanged"),
+    fmap("security", "unprivileged_no_fmap", 60,
+        "without CAP_SYS_RAWIO the kernel does not offer FUSE_DAX_FMAP; a plain mount still works"),
+    fmap("device_missing", "path_absent", 60,
+        "a slot naming a missing path: ENODEV for its files, the others work"),
+    fmap("device_missing", "not_a_dax_device", 90,
+        "a slot naming /dev/null, a regular file, a directory or a node on a nodev mount: ENODEV, no oops"),
+    fmap("device_missing", "device_dax_mode", 60,
+        "a dax device left bound to device_dax: ENODEV and an EOPNOTSUPP log line"),
+    fmap("device_missing", "second_device_absent", 60,
+        "an interleaved file whose second device was never created: ENODEV; first-device files work"),
+    fmap("device_missing", "unbind_while_mapped", 120,
+        "fsdev_dax unbound under a mapped file: SIGBUS, EIO, ENODEV, clean unmount, rebind works"),
+    fmap("device_missing", "memory_failure", 90,
+        "memory failure on a mapped page (MADV_HWPOISON) fails the slot through the holder"),
+    fmap("stress", "random_faults", 300,
+        "N threads of random faults, reads and writes over 64 files; checksums vs the model and host"),
+    fmap("fuzz", "parse_blobs", 1200,
+        "generated malformed and random blobs: no splat; each open fails as the model says or maps only inside the devices"),
 ];
+
+/// A case of the fmap suites: needs the famfs-bpf kernel, the host's fill and verify files.
+const fn fmap(
+    suite: &'static str,
+    name: &'static str,
+    timeout_s: u64,
+    about: &'static str,
+) -> Case {
+    Case {
+        suite,
+        name,
+        about,
+        timeout_s,
+        expect: Expect::Pass,
+        needs: Needs::FmapKernel,
+        host: HostPart::FmapPattern,
+    }
+}
+
+/// Every case, in catalog order.
+pub fn all() -> impl Iterator<Item = &'static Case> {
+    CASES.iter()
+}
 
 /// The case with id `suite.name`.
 pub fn find(id: &str) -> Option<&'static Case> {
-    CASES.iter().find(|c| c.id() == id)
+    all().find(|c| c.id() == id)
 }
 
 /// The suite named `name`.
@@ -182,15 +316,39 @@ mod tests {
 
     #[test]
     fn ids_are_unique_and_suites_known() {
-        let mut ids: Vec<String> = CASES.iter().map(Case::id).collect();
+        let mut ids: Vec<String> = all().map(Case::id).collect();
         ids.sort();
         let n = ids.len();
         ids.dedup();
         assert_eq!(n, ids.len());
-        for c in CASES {
+        for c in all() {
             assert!(suite(c.suite).is_some(), "{} has an unknown suite", c.id());
             assert!(c.timeout_s > 0);
         }
+        for s in SUITES {
+            assert!(
+                all().any(|c| c.suite == s.name),
+                "suite {} has no case",
+                s.name
+            );
+        }
+    }
+
+    #[test]
+    fn fmap_cases_need_the_fmap_kernel_and_the_fill() {
+        for c in CASES.iter().filter(|c| c.host == HostPart::FmapPattern) {
+            assert_eq!(c.needs, Needs::FmapKernel, "{}", c.id());
+            assert_eq!(c.host, HostPart::FmapPattern, "{}", c.id());
+        }
+        for s in ["open", "fault", "truncate", "security", "device_missing"] {
+            assert!(suite(s).unwrap().default, "{s}");
+        }
+        assert!(!suite("stress").unwrap().default);
+        assert!(!suite("fuzz").unwrap().default);
+        assert_eq!(
+            find("fault.read_pmd").map(|c| c.needs),
+            Some(Needs::FmapKernel)
+        );
     }
 
     #[test]

@@ -1,12 +1,17 @@
 //! Shared by the guest binary and the host runner: the case catalog, the
 //! setup plan the host hands the guest, the device map the guest reports
 //! back (and the translation from a dax offset to a byte of a CXL device's
-//! backing file), and the deterministic test patterns.
+//! backing file), the deterministic test patterns, the expected bytes of fmap
+//! files ([`expect`]), the files guest and host exchange ([`verify`]) and the
+//! blobs of the negative and fuzz cases ([`blobs`]).
 
+pub mod blobs;
 pub mod catalog;
 pub mod devices;
+pub mod expect;
 pub mod pattern;
 pub mod plan;
+pub mod verify;
 
 /// Exit code of a case that was skipped (automake's convention); the last
 /// stdout line then reads `SKIP: <reason>`.

@@ -6,11 +6,21 @@
 //! famfs-lab-cases list                print the catalog
 //! ```
 
+mod check;
+mod devmissing;
+mod famfs;
+mod fault;
+mod fuzz;
 mod mapping;
+mod open;
+mod security;
 mod selftest;
 mod setup;
 mod smoke;
+mod stress;
+mod sys;
 mod sysfs;
+mod truncate;
 
 use anyhow::{bail, Context, Result};
 use famfs_lab_cases::devices::DeviceMap;
@@ -73,6 +83,13 @@ fn dispatch(args: &[String]) -> Result<Outcome> {
                     let (plan, map) = load()?;
                     smoke::run(case.name, &plan, &map)
                 }
+                "open" => fmap_case(id, |ctx| open::run(case.name, ctx)),
+                "fault" => fmap_case(id, |ctx| fault::run(case.name, ctx)),
+                "truncate" => fmap_case(id, |ctx| truncate::run(case.name, ctx)),
+                "security" => fmap_case(id, |ctx| security::run(case.name, ctx)),
+                "device_missing" => fmap_case(id, |ctx| devmissing::run(case.name, ctx)),
+                "stress" => fmap_case(id, |ctx| stress::run(case.name, ctx)),
+                "fuzz" => fmap_case(id, |ctx| fuzz::run(case.name, ctx)),
                 other => bail!("suite {other} has no guest implementation"),
             }
         }
@@ -84,6 +101,15 @@ fn dispatch(args: &[String]) -> Result<Outcome> {
         }
         _ => bail!("usage: famfs-lab-cases setup PLAN_JSON | run SUITE.CASE | list"),
     }
+}
+
+/// Runs an fmap case with its context; the verify file is written whatever the outcome.
+fn fmap_case(id: &str, f: impl FnOnce(&mut famfs::Ctx<'_>) -> Result<Outcome>) -> Result<Outcome> {
+    let (_, map) = load()?;
+    let mut ctx = famfs::Ctx::new(id, &map);
+    let out = f(&mut ctx);
+    ctx.finish()?;
+    out
 }
 
 fn load() -> Result<(SetupPlan, DeviceMap)> {

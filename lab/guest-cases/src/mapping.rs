@@ -12,6 +12,15 @@ pub struct Mapping {
 
 impl Mapping {
     pub fn shared(file: &File, offset: u64, len: usize, write: bool) -> std::io::Result<Self> {
+        Self::new(file, offset, len, write, libc::MAP_SHARED)
+    }
+
+    /// A private (copy-on-write) mapping.
+    pub fn private(file: &File, offset: u64, len: usize, write: bool) -> std::io::Result<Self> {
+        Self::new(file, offset, len, write, libc::MAP_PRIVATE)
+    }
+
+    fn new(file: &File, offset: u64, len: usize, write: bool, flags: i32) -> std::io::Result<Self> {
         let prot = if write {
             libc::PROT_READ | libc::PROT_WRITE
         } else {
@@ -25,7 +34,7 @@ impl Mapping {
                 std::ptr::null_mut(),
                 len,
                 prot,
-                libc::MAP_SHARED,
+                flags,
                 file.as_raw_fd(),
                 off,
             )
@@ -47,6 +56,38 @@ impl Mapping {
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         // SAFETY: as above; mapped writable by the caller's choice.
         unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+
+    /// The first mapped byte (for probes that may fault).
+    pub fn ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
+    /// madvise(2) over the whole mapping.
+    pub fn advise(&self, advice: i32) -> std::io::Result<()> {
+        // SAFETY: the range is exactly this live mapping.
+        let r = unsafe { libc::madvise(self.ptr.cast(), self.len, advice) };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+
+    /// msync(2) over the whole mapping.
+    pub fn sync(&self, flags: i32) -> std::io::Result<()> {
+        // SAFETY: the range is exactly this live mapping.
+        let r = unsafe { libc::msync(self.ptr.cast(), self.len, flags) };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+
+    /// Copies `len` bytes from `off` (each touched page faults in).
+    pub fn read_at(&self, off: usize, len: usize) -> Vec<u8> {
+        self.bytes()[off..off + len].to_vec()
     }
 }
 

@@ -4,10 +4,18 @@
 
 /// The byte at absolute position `pos` of the pattern named `seed`.
 pub fn byte(seed: &str, pos: u64) -> u8 {
+    mix(seed_hash(seed), pos)
+}
+
+fn seed_hash(seed: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in seed.bytes() {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
+    h
+}
+
+fn mix(h: u64, pos: u64) -> u8 {
     let mut x = h ^ pos.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     x ^= x >> 33;
     x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
@@ -17,16 +25,27 @@ pub fn byte(seed: &str, pos: u64) -> u8 {
 
 /// `len` bytes of pattern `seed` starting at position `start`.
 pub fn fill(seed: &str, start: u64, len: usize) -> Vec<u8> {
-    (0..len as u64).map(|i| byte(seed, start + i)).collect()
+    let mut v = vec![0u8; len];
+    fill_into(seed, start, &mut v);
+    v
+}
+
+/// Overwrites `out` with pattern `seed` from position `start` (the seed is hashed once).
+pub fn fill_into(seed: &str, start: u64, out: &mut [u8]) {
+    let h = seed_hash(seed);
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = mix(h, start + i as u64);
+    }
 }
 
 /// The first position where `got` differs from the pattern, if any.
 pub fn first_mismatch(seed: &str, start: u64, got: &[u8]) -> Option<(u64, u8, u8)> {
+    let h = seed_hash(seed);
     got.iter()
         .enumerate()
         .map(|(i, &b)| (start + i as u64, b))
-        .find(|&(pos, b)| byte(seed, pos) != b)
-        .map(|(pos, b)| (pos, byte(seed, pos), b))
+        .find(|&(pos, b)| mix(h, pos) != b)
+        .map(|(pos, b)| (pos, mix(h, pos), b))
 }
 
 #[cfg(test)]
@@ -52,6 +71,14 @@ mod tests {
         let (pos, want, got) = first_mismatch("s", 10, &v).unwrap();
         assert_eq!(pos, 15);
         assert_eq!(want ^ 0xff, got);
+    }
+
+    #[test]
+    fn fill_is_byte_by_byte() {
+        let v = fill("mem0", 1 << 20, 100);
+        for (i, b) in v.iter().enumerate() {
+            assert_eq!(*b, byte("mem0", (1 << 20) + i as u64));
+        }
     }
 
     #[test]

@@ -4,8 +4,9 @@ use crate::host_bytes::{self, Backings};
 use crate::markers;
 use crate::plan::{self, KernelFeatures, Planned};
 use anyhow::{Context, Result};
-use famfs_lab_cases::catalog::{Case, Expect};
+use famfs_lab_cases::catalog::{Case, Expect, HostPart};
 use famfs_lab_cases::devices::DeviceMap;
+use famfs_lab_cases::verify;
 use famfs_lab_cases::{EXIT_FAIL, EXIT_SKIP};
 use lab_agent_proto::client::{AgentClient, AgentError};
 use lab_agent_proto::messages::{ExecRequest, ExitStatus};
@@ -57,6 +58,18 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
         .map(|d| (d.id.clone(), req.topology.backing_path(d, &req.run_dir)))
         .collect();
     lab_vm::backing::create_backing_files(&req.topology, &req.run_dir)?;
+    // The fmap suites' fill first: the other cases' own bytes go on top of it.
+    let fill_plan = host_bytes::fill_plan(&req.topology);
+    if planned
+        .iter()
+        .any(|p| p.skip.is_none() && p.case.host == HostPart::FmapPattern)
+    {
+        host_bytes::fill(&fill_plan, &backings).context("filling the backing files")?;
+        std::fs::write(
+            req.run_dir.join("results").join(verify::FILL_PLAN),
+            serde_json::to_string_pretty(&fill_plan)?,
+        )?;
+    }
     for p in planned.iter().filter(|p| p.skip.is_none()) {
         host_bytes::before_boot(&p.case.host, &backings)?;
     }
@@ -294,11 +307,13 @@ fn run_case(
     let from = s.serial.len();
     let started = Instant::now();
     let timeout = Duration::from_secs(case.timeout_s);
+    let env = case_env();
     let exec = agent.kmsg(&begin, Duration::from_secs(5)).and_then(|_| {
-        agent.exec(
-            ExecRequest::new(["famfs-lab-cases", "run", id.as_str()]).timeout(timeout),
-            timeout + Duration::from_secs(15),
-        )
+        let mut r = ExecRequest::new(["famfs-lab-cases", "run", id.as_str()]).timeout(timeout);
+        for (k, v) in &env {
+            r = r.env(k, v);
+        }
+        agent.exec(r, timeout + Duration::from_secs(15))
     });
     let took = started.elapsed().as_millis() as u64;
     let ended = agent.kmsg(&end, Duration::from_secs(5)).is_ok()
@@ -337,6 +352,16 @@ fn run_case(
             Err(e) => (outcome, reason) = (Outcome::Fail, Some(format!("{e:#}"))),
         }
     }
+    if outcome == Outcome::Pass {
+        match host_bytes::verify_file(&req.run_dir.join("results"), &id, backings) {
+            Ok(Some(note)) => diag.push(note),
+            Ok(None) => {}
+            Err(e) => (outcome, reason) = (Outcome::Fail, Some(format!("{e:#}"))),
+        }
+    }
+    if !env.is_empty() {
+        diag.push(format!("guest environment: {}", env_prefix(&env)));
+    }
     if !ended && outcome != Outcome::Error {
         diag.push(
             "the end marker never reached the serial log; splat window runs to its end".into(),
@@ -354,9 +379,24 @@ fn run_case(
     let mut r = case_report(case, outcome, reason, took, diag);
     r.splats = splats;
     if r.outcome.is_failure() {
-        r.reproduce = Some(format!("{} --case {id}", req.reproduce));
+        r.reproduce = Some(format!("{}{} --case {id}", env_prefix(&env), req.reproduce));
     }
     r
+}
+
+/// `FAMFS_LAB_*` variables of the host's environment (e.g. `FAMFS_LAB_OPS=famfs_native`),
+/// passed on to every case: the guest's knobs for the fmap suites.
+fn case_env() -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("FAMFS_LAB_"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// `K=V K=V ` for a command line.
+fn env_prefix(env: &[(String, String)]) -> String {
+    env.iter().map(|(k, v)| format!("{k}={v} ")).collect()
 }
 
 /// Maps a finished command to an outcome, a reason and its output lines.

@@ -1,0 +1,441 @@
+//! The device_missing suite: slots naming something that is not a usable dax device, and dax
+//! devices that go away (unbind, memory failure) under a mount.
+
+use crate::check::Checks;
+use crate::famfs::{Ctx, Famfs, Spec, Target};
+use crate::mapping::Mapping;
+use crate::setup;
+use crate::sys::{self, Access, Kmsg};
+use crate::Outcome;
+use anyhow::{bail, Context, Result};
+use famfs_lab_cases::expect::{
+    interleaved_map, simple_map, AreaAlloc, Stripe, MIB, READ_AREA, WRITE_AREA,
+};
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    match name {
+        "path_absent" => path_absent(ctx),
+        "not_a_dax_device" => not_a_dax_device(ctx),
+        "device_dax_mode" => device_dax_mode(ctx),
+        "second_device_absent" => second_device_absent(ctx),
+        "unbind_while_mapped" => unbind_while_mapped(ctx),
+        "memory_failure" => memory_failure(ctx),
+        _ => bail!("no device_missing case {name:?}"),
+    }
+}
+
+fn first_dax(ctx: &Ctx<'_>) -> Result<String> {
+    Ok(ctx.dax().first().context("no dax device")?.name.clone())
+}
+
+/// Slot 0 is the first dax device (file `ok`), slot 1 is `target` (file `gone`): `gone` must
+/// fail to open with `want` (and the kernel log say `log`), `ok` must work.
+fn one_bad_slot(
+    ctx: &Ctx<'_>,
+    c: &mut Checks,
+    label: &str,
+    target: Target,
+    want: i32,
+    log: Option<&str>,
+) -> Result<()> {
+    let mut slots = BTreeMap::new();
+    slots.insert(0, Target::Dax(first_dax(ctx)?));
+    slots.insert(1, target);
+    let mut a = AreaAlloc::new(READ_AREA);
+    let ok = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB - 7).context("read area full")?;
+    let gone = simple_map(&mut a, &[(1, 2 * MIB)], 2 * MIB).context("read area full")?;
+    let fs = Famfs::start(
+        ctx,
+        Spec::new(&ctx.ops()?, slots)
+            .file("ok", ok)
+            .file("gone", gone),
+    )?;
+    let mut kmsg = Kmsg::open()?;
+    c.errno(
+        format!("{label}: open gone"),
+        &sys::open(&fs.path("gone"), false),
+        want,
+    );
+    c.check(
+        fs.stats()?.daxdev(1) >= 1,
+        format!("{label}: GET_DAXDEV was sent for slot 1"),
+    );
+    if let Some(log) = log {
+        match kmsg.wait_for("device slot 1", Duration::from_secs(3)) {
+            Some(l) => c.check(
+                l.contains(log),
+                format!("{label}: kernel log {l:?} contains {log:?}"),
+            ),
+            None => c.check(
+                false,
+                format!("{label}: a kernel log line about device slot 1"),
+            ),
+        };
+    }
+    match sys::open(&fs.path("ok"), false) {
+        Ok(f) => {
+            let got = sys::pread(&f, 0, 8192).map_err(|e| anyhow::anyhow!("pread: errno {e}"))?;
+            c.bytes(
+                format!("{label}: ok on slot 0 still reads"),
+                0,
+                &got,
+                &fs.expected("ok", 0, 8192)?,
+            );
+        }
+        Err(e) => c.fail(format!("{label}: open ok: {}", sys::errno_name(e))),
+    }
+    c.errno(
+        format!("{label}: open gone again"),
+        &sys::open(&fs.path("gone"), false),
+        want,
+    );
+    fs.stop()?;
+    Ok(())
+}
+
+fn path_absent(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    one_bad_slot(
+        ctx,
+        &mut c,
+        "missing path",
+        Target::Path("/dev/dax-famfs-lab-absent".into()),
+        libc::ENODEV,
+        Some("not usable: -2"),
+    )?;
+    Ok(c.outcome())
+}
+
+fn not_a_dax_device(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    let dir = Path::new("/run/famfs-lab/not-dax");
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir)?;
+    let plain = dir.join("plain");
+    std::fs::write(&plain, b"not a device")?;
+    // A node of the real dax device, but on /run (tmpfs, mounted nodev).
+    let first = first_dax(ctx)?;
+    let rdev = std::fs::metadata(format!("/dev/{first}"))?.rdev();
+    let node = dir.join("dax-node");
+    let cpath = std::ffi::CString::new(node.as_os_str().as_encoded_bytes())?;
+    // SAFETY: a valid path; mknod of a char device as root.
+    if unsafe { libc::mknod(cpath.as_ptr(), libc::S_IFCHR | 0o600, rdev) } != 0 {
+        bail!(
+            "mknod {}: {}",
+            node.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+    let link = dir.join("dax-link");
+    std::os::unix::fs::symlink(format!("/dev/{first}"), &link)?;
+    one_bad_slot(
+        ctx,
+        &mut c,
+        "/dev/null",
+        Target::Path("/dev/null".into()),
+        libc::ENODEV,
+        Some("not usable: -19"),
+    )?;
+    one_bad_slot(
+        ctx,
+        &mut c,
+        "a regular file",
+        Target::Path(plain.display().to_string()),
+        libc::ENODEV,
+        Some("not usable: -19"),
+    )?;
+    one_bad_slot(
+        ctx,
+        &mut c,
+        "a directory",
+        Target::Path("/run".into()),
+        libc::ENODEV,
+        Some("not usable: -19"),
+    )?;
+    one_bad_slot(
+        ctx,
+        &mut c,
+        "a dax node on a nodev mount",
+        Target::Path(node.display().to_string()),
+        libc::ENODEV,
+        Some("not usable: -13"),
+    )?;
+    one_bad_slot(
+        ctx,
+        &mut c,
+        "a symlink to the dax device (works)",
+        Target::Path(link.display().to_string()),
+        0,
+        None,
+    )?;
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(c.outcome())
+}
+
+fn device_dax_mode(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    let first = first_dax(ctx)?;
+    setup::bind_devdax(&first)?;
+    let mut a = AreaAlloc::new(READ_AREA);
+    let f = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB).context("read area full")?;
+    let mut spec = Spec::new(&ctx.ops()?, ctx.slots(1)?).file("f", f);
+    spec.bind_fsdev = false;
+    let r = (|| -> Result<()> {
+        let fs = Famfs::start(ctx, spec)?;
+        let mut kmsg = Kmsg::open()?;
+        c.errno(
+            format!("{first} bound to device_dax: open f"),
+            &sys::open(&fs.path("f"), false),
+            libc::ENODEV,
+        );
+        match kmsg.wait_for("device slot 0", Duration::from_secs(3)) {
+            Some(l) => c.check(
+                l.contains("-95"),
+                format!("kernel log {l:?} says EOPNOTSUPP (-95)"),
+            ),
+            None => c.check(false, "a kernel log line about device slot 0"),
+        };
+        c.eq(
+            "stat f still works",
+            sys::size_of(&fs.path("f")),
+            Ok(2 * MIB),
+        );
+        fs.stop()
+    })();
+    setup::bind_fsdev(&first)?;
+    r?;
+    Ok(c.outcome())
+}
+
+fn second_device_absent(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    let n = ctx.dax().len();
+    let absent = (n..n + 16)
+        .map(|i| format!("dax{i}.0"))
+        .find(|d| ctx.map.dax(d).is_none() && !Path::new("/dev").join(d).exists())
+        .context("no free dax name")?;
+    let mut slots = BTreeMap::new();
+    slots.insert(0, Target::Dax(first_dax(ctx)?));
+    slots.insert(1, Target::Path(format!("/dev/{absent}")));
+    let mut a = AreaAlloc::new(READ_AREA);
+    let il = interleaved_map(
+        &mut a,
+        &[Stripe {
+            chunk: 2 * MIB,
+            nbytes: 4 * MIB,
+            slots: &[0, 1],
+        }],
+        4 * MIB,
+    )
+    .context("read area full")?;
+    let s = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB).context("read area full")?;
+    let fs = Famfs::start(
+        ctx,
+        Spec::new(&ctx.ops()?, slots).file("il", il).file("s", s),
+    )?;
+    c.errno(
+        format!(
+            "interleaved over {} and the never created /dev/{absent}: open",
+            first_dax(ctx)?
+        ),
+        &sys::open(&fs.path("il"), false),
+        libc::ENODEV,
+    );
+    match sys::open(&fs.path("s"), false) {
+        Ok(f) => {
+            let got = sys::pread(&f, 0, 8192).map_err(|e| anyhow::anyhow!("pread: errno {e}"))?;
+            c.bytes(
+                "a file on the first device still reads",
+                0,
+                &got,
+                &fs.expected("s", 0, 8192)?,
+            );
+        }
+        Err(e) => c.fail(format!("open s: {}", sys::errno_name(e))),
+    }
+    c.eq("GET_DAXDEV for slot 0", fs.stats()?.daxdev(0), 1);
+    c.check(fs.stats()?.daxdev(1) >= 1, "GET_DAXDEV was sent for slot 1");
+    fs.stop()?;
+    Ok(c.outcome())
+}
+
+/// Writes `name` to a sysfs file in a thread; false if it did not return within `timeout`.
+fn sysfs_write_timeout(
+    path: &str,
+    name: &str,
+    timeout: Duration,
+) -> std::result::Result<Result<()>, ()> {
+    let (tx, rx) = mpsc::channel();
+    let (p, n) = (path.to_string(), name.to_string());
+    std::thread::spawn(move || {
+        let _ = tx.send(std::fs::write(&p, &n).with_context(|| format!("writing {n} to {p}")));
+    });
+    rx.recv_timeout(timeout).map_err(|_| ())
+}
+
+fn unbind_while_mapped(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    let first = first_dax(ctx)?;
+    let mut a = AreaAlloc::new(READ_AREA);
+    let fa =
+        simple_map(&mut a, &[(0, 2 * MIB), (0, 2 * MIB)], 4 * MIB).context("read area full")?;
+    let fb = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB).context("read area full")?;
+    let spec = Spec::new(&ctx.ops()?, ctx.slots(1)?)
+        .file("a", fa)
+        .file("b", fb);
+    let fs = Famfs::start(ctx, spec.clone())?;
+    let f = sys::open(&fs.path("a"), true).map_err(|e| anyhow::anyhow!("open a: errno {e}"))?;
+    let m = Mapping::shared(&f, 0, (4 * MIB) as usize, false).context("mmap")?;
+    m.advise(libc::MADV_NOHUGEPAGE)?;
+    let b0 = fs.expected("a", 0, 1)?[0];
+    c.access(
+        "a: fault before the unbind",
+        sys::probe_read(m.ptr())?,
+        Access::Ok(b0),
+    );
+    let _ = m.bytes()[0];
+    let _ = m.bytes()[(2 * MIB) as usize];
+    let mut kmsg = Kmsg::open()?;
+    println!("unbinding {first} from fsdev_dax with a file mapped");
+    match sysfs_write_timeout("/sys/bus/dax/drivers/fsdev_dax/unbind", &first, Duration::from_secs(30)) {
+        Ok(r) => r?,
+        Err(()) => {
+            return Ok(Outcome::Fail(format!(
+                "unbinding {first} did not return within 30 s with the file mapped (its pages stay pinned: the holder's pre-remove notification did not unmap them)"
+            )))
+        }
+    }
+    match kmsg.wait_for("device slot 0 failed", Duration::from_secs(5)) {
+        Some(l) => c.pass(format!("kernel log: {l}")),
+        None => c.fail("no \"device slot 0 failed\" in the kernel log after the unbind"),
+    }
+    c.access(
+        "a: fault on a page mapped before",
+        sys::probe_read(m.ptr())?,
+        Access::Signal(libc::SIGBUS),
+    );
+    c.access(
+        "a: fault on a page never mapped",
+        sys::probe_read(m.ptr().wrapping_add((3 * MIB) as usize))?,
+        Access::Signal(libc::SIGBUS),
+    );
+    c.errno("a: pread", &sys::pread(&f, 0, 10), libc::EIO);
+    c.errno("a: pwrite", &sys::pwrite_once(&f, 0, &[b0]), libc::EIO);
+    c.errno(
+        "b: open (never opened before)",
+        &sys::open(&fs.path("b"), false),
+        libc::ENODEV,
+    );
+    c.errno(
+        "a: open again",
+        &sys::open(&fs.path("a"), false),
+        libc::ENODEV,
+    );
+    drop(m);
+    drop(f);
+    match fs.stop() {
+        Ok(()) => c.pass("unmount and server exit are clean"),
+        Err(e) => c.fail(format!("unmount: {e:#}")),
+    }
+    match setup::bind_fsdev(&first) {
+        Ok(()) => c.pass(format!("{first} binds to fsdev_dax again")),
+        Err(e) => {
+            c.fail(format!("rebinding {first}: {e:#}"));
+            return Ok(c.outcome());
+        }
+    }
+    let fs = Famfs::start(ctx, spec)?;
+    match sys::open(&fs.path("a"), false) {
+        Ok(f) => {
+            let got = sys::pread(&f, 0, 8192).map_err(|e| anyhow::anyhow!("pread: errno {e}"))?;
+            c.bytes(
+                "a new mount reads the rebound device",
+                0,
+                &got,
+                &fs.expected("a", 0, 8192)?,
+            );
+        }
+        Err(e) => c.fail(format!(
+            "open a on the rebound device: {}",
+            sys::errno_name(e)
+        )),
+    }
+    fs.stop()?;
+    Ok(c.outcome())
+}
+
+fn memory_failure(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    // The last 2 MiB of the write area: no other case's file goes there.
+    let mut w = AreaAlloc::new((WRITE_AREA.end - 2 * MIB)..WRITE_AREA.end);
+    let h = simple_map(&mut w, &[(0, 2 * MIB)], 2 * MIB).context("write area full")?;
+    let mut r = AreaAlloc::new(READ_AREA);
+    let o = simple_map(&mut r, &[(0, 2 * MIB)], 2 * MIB).context("read area full")?;
+    let fs = Famfs::start(
+        ctx,
+        Spec::new(&ctx.ops()?, ctx.slots(1)?)
+            .file("h", h)
+            .file("o", o),
+    )?;
+    let f = sys::open(&fs.path("h"), true).map_err(|e| anyhow::anyhow!("open h: errno {e}"))?;
+    let m = Mapping::shared(&f, 0, (2 * MIB) as usize, true).context("mmap")?;
+    m.advise(libc::MADV_NOHUGEPAGE)?;
+    let mut kmsg = Kmsg::open()?;
+    // In a child: poisoning a page the caller maps may kill the caller.
+    let ptr = m.ptr() as usize;
+    // SAFETY: single-threaded; the child touches the page, calls madvise and _exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        bail!("fork: {}", std::io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: the inherited mapping; madvise on one page of it.
+        unsafe {
+            std::ptr::write_volatile(ptr as *mut u8, 0x42);
+            let r = libc::madvise(ptr as *mut libc::c_void, 4096, libc::MADV_HWPOISON);
+            let code = if r == 0 { 0 } else { *libc::__errno_location() };
+            libc::_exit(code);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == libc::EINVAL {
+        return Ok(Outcome::Skip(
+            "madvise(MADV_HWPOISON) is EINVAL: this kernel has no CONFIG_MEMORY_FAILURE (and so no debugfs hwpoison injection either); memory failure cannot be injected through the holder path".into(),
+        ));
+    }
+    if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == libc::EPERM {
+        return Ok(Outcome::Skip(
+            "madvise(MADV_HWPOISON) is EPERM (needs CAP_SYS_ADMIN)".into(),
+        ));
+    }
+    println!("madvise(MADV_HWPOISON) child: status {status:#x}");
+    match kmsg.wait_for("device slot 0 failed", Duration::from_secs(5)) {
+        Some(l) => c.pass(format!("the holder was told: {l}")),
+        None => c.fail("no \"device slot 0 failed\" in the kernel log after the memory failure"),
+    }
+    c.access(
+        "h: fault on another page",
+        sys::probe_read(m.ptr().wrapping_add(8192))?,
+        Access::Signal(libc::SIGBUS),
+    );
+    c.errno("h: pread", &sys::pread(&f, 8192, 10), libc::EIO);
+    c.errno(
+        "o: open (same device)",
+        &sys::open(&fs.path("o"), false),
+        libc::ENODEV,
+    );
+    drop(m);
+    drop(f);
+    match fs.stop() {
+        Ok(()) => c.pass("unmount and server exit are clean"),
+        Err(e) => c.fail(format!("unmount: {e:#}")),
+    }
+    Ok(c.outcome())
+}

@@ -1,0 +1,310 @@
+//! The security suite: hostile BPF ops (`evil_oob`) never get a mapping outside the devices
+//! the server resolved for the file, and FUSE_DAX_FMAP needs CAP_SYS_RAWIO.
+
+use crate::check::Checks;
+use crate::famfs::{drop_rawio, Ctx, Famfs, Spec, Target};
+use crate::mapping::Mapping;
+use crate::sys::{self, Access, Kmsg};
+use crate::Outcome;
+use anyhow::{bail, Context, Result};
+use famfs_lab_cases::expect::{
+    self, simple_map, AreaAlloc, CANARY_AREA, FILL_TAIL, MIB, READ_AREA,
+};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// `fuse_init_out.flags2` bit of FUSE_DAX_FMAP (1 << 44).
+const DAX_FMAP_FLAGS2: u64 = 1 << 12;
+const CAP_SYS_RAWIO: u32 = 17;
+const CAP_SYS_ADMIN: u32 = 21;
+
+pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let outside = "range outside the device";
+    let undeclared = "device slot not declared by the parser";
+    let length = "length outside the requested range";
+    match name {
+        "evil_past_end" => {
+            let size = ctx.dax().first().map(|d| d.size).context("no dax device")?;
+            evil(
+                ctx,
+                &[
+                    (
+                        "past-end at the device's end",
+                        vec![
+                            "--evil".into(),
+                            "past-end".into(),
+                            "--evil-dev-size".into(),
+                            size.to_string(),
+                        ],
+                        outside,
+                    ),
+                    (
+                        "past-end 1 TiB past the right address",
+                        vec!["--evil".into(), "past-end".into()],
+                        outside,
+                    ),
+                ],
+            )
+        }
+        "evil_other_device" => evil(
+            ctx,
+            &[
+                (
+                    "other-device: slot 1, which another file declared",
+                    vec![
+                        "--evil".into(),
+                        "other-device".into(),
+                        "--evil-dev-index".into(),
+                        "1".into(),
+                    ],
+                    undeclared,
+                ),
+                (
+                    "other-device: slot 23, never resolved",
+                    vec![
+                        "--evil".into(),
+                        "other-device".into(),
+                        "--evil-dev-index".into(),
+                        "23".into(),
+                    ],
+                    undeclared,
+                ),
+            ],
+        ),
+        "evil_overflow" => evil(
+            ctx,
+            &[(
+                "overflow",
+                vec!["--evil".into(), "overflow".into()],
+                outside,
+            )],
+        ),
+        "evil_bad_extents" => evil(
+            ctx,
+            &[
+                (
+                    "long-length",
+                    vec!["--evil".into(), "long-length".into()],
+                    length,
+                ),
+                (
+                    "zero-length",
+                    vec!["--evil".into(), "zero-length".into()],
+                    length,
+                ),
+                (
+                    "bad-type",
+                    vec!["--evil".into(), "bad-type".into()],
+                    "not a plain mapped extent",
+                ),
+            ],
+        ),
+        "unprivileged_no_fmap" => unprivileged(ctx),
+        _ => bail!("no security case {name:?}"),
+    }
+}
+
+fn evil(ctx: &mut Ctx<'_>, flavours: &[(&str, Vec<String>, &str)]) -> Result<Outcome> {
+    let mut c = Checks::new();
+    let mut slots = ctx.slots(2)?;
+    if slots.len() == 1 {
+        // one device: slot 1 names it again (another slot, which the evil file never declares)
+        let first = slots.get(&0).cloned().context("no slot 0")?;
+        slots.insert(1, first);
+    }
+    let mut a = AreaAlloc::new(READ_AREA);
+    let evil_map = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB).context("read area full")?;
+    let other_map = simple_map(&mut a, &[(1, 2 * MIB)], 2 * MIB).context("read area full")?;
+    let mut checked = None;
+    for (what, args, log) in flavours {
+        let mut spec = Spec::new("evil_oob", slots.clone())
+            .file("evil", evil_map.clone())
+            .file("other", other_map.clone());
+        spec.args = args.clone();
+        let fs = Famfs::start(ctx, spec)?;
+        let mut kmsg = Kmsg::open()?;
+        let fo = sys::open(&fs.path("other"), false);
+        c.errno(
+            format!("{what}: open other (parse as famfs; declares slot 1)"),
+            &fo,
+            0,
+        );
+        let fe = match sys::open(&fs.path("evil"), true) {
+            Ok(f) => f,
+            Err(e) => {
+                c.fail(format!("{what}: open evil: {}", sys::errno_name(e)));
+                continue;
+            }
+        };
+        c.pass(format!("{what}: open evil"));
+        // what the device holds there: a write that wrongly goes through changes nothing
+        let b0 = fs.expected("evil", 0, 1)?[0];
+        let b1 = fs.expected("evil", 4096, 1)?[0];
+        c.errno(
+            format!("{what}: pread 1 byte"),
+            &sys::pread(&fe, 0, 1),
+            libc::EIO,
+        );
+        c.errno(
+            format!("{what}: pread 4 KiB"),
+            &sys::pread(&fe, 4096, 4096),
+            libc::EIO,
+        );
+        c.errno(
+            format!("{what}: pwrite"),
+            &sys::pwrite_once(&fe, 0, &[b0]),
+            libc::EIO,
+        );
+        let m = Mapping::shared(&fe, 0, (2 * MIB) as usize, true).context("mmap")?;
+        m.advise(libc::MADV_NOHUGEPAGE)?;
+        c.access(
+            format!("{what}: PTE read fault"),
+            sys::probe_read(m.ptr())?,
+            Access::Signal(libc::SIGBUS),
+        );
+        c.access(
+            format!("{what}: PTE write fault"),
+            sys::probe_write(m.ptr().wrapping_add(4096), b1)?,
+            Access::Signal(libc::SIGBUS),
+        );
+        drop(m);
+        let m = Mapping::shared(&fe, 0, (2 * MIB) as usize, false).context("mmap")?;
+        c.access(
+            format!("{what}: read fault (PMD allowed)"),
+            sys::probe_read(m.ptr())?,
+            Access::Signal(libc::SIGBUS),
+        );
+        drop(m);
+        match kmsg.wait_for(log, Duration::from_secs(3)) {
+            Some(l) => c.check(
+                l.contains("evil_oob"),
+                format!("{what}: kernel log names the ops: {l}"),
+            ),
+            None => c.check(false, format!("{what}: kernel log line containing {log:?}")),
+        };
+        drop((fe, fo));
+        fs.stop()?;
+        checked.get_or_insert(fs_ranges(ctx, &slots, &evil_map, &other_map)?);
+    }
+    if let Some(r) = checked {
+        ctx.verify(r);
+    }
+    Ok(c.outcome())
+}
+
+/// The fill the host must still find: both files' bytes, the canary area and the last bytes
+/// of every device involved.
+fn fs_ranges(
+    ctx: &Ctx<'_>,
+    slots: &std::collections::BTreeMap<u32, Target>,
+    evil: &famfs_fmap::FileMap,
+    other: &famfs_fmap::FileMap,
+) -> Result<Vec<famfs_lab_cases::verify::VerifyRange>> {
+    let mut s = expect::Slots::default();
+    let mut names = BTreeSet::new();
+    for (i, t) in slots {
+        if let Target::Dax(n) = t {
+            s.0.insert(*i, ctx.map.dax(n).context("no such dax device")?.clone());
+            names.insert(n.clone());
+        }
+    }
+    let mut v = expect::verify_ranges(evil, &s, 0, evil.file_size, None)?;
+    v.extend(expect::verify_ranges(other, &s, 0, other.file_size, None)?);
+    for n in names {
+        let d = ctx.map.dax(&n).context("no such dax device")?;
+        v.extend(expect::dax_fill_ranges(
+            d,
+            CANARY_AREA.start,
+            CANARY_AREA.end - CANARY_AREA.start,
+        )?);
+        v.extend(expect::dax_fill_ranges(
+            d,
+            d.size - FILL_TAIL / 2,
+            FILL_TAIL / 2,
+        )?);
+    }
+    Ok(v)
+}
+
+/// CapEff of a process started the way the unprivileged server is.
+fn caps_without_rawio() -> Result<u64> {
+    let mut cmd = std::process::Command::new("cat");
+    cmd.arg("/proc/self/status");
+    drop_rawio(&mut cmd);
+    let out = cmd.output().context("running cat /proc/self/status")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let hex = text
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .context("no CapEff in /proc/self/status")?;
+    u64::from_str_radix(hex.trim(), 16).context("CapEff is not hex")
+}
+
+fn unprivileged(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    let caps = caps_without_rawio()?;
+    c.check(
+        caps & (1 << CAP_SYS_RAWIO) == 0 && caps & (1 << CAP_SYS_ADMIN) != 0,
+        format!("a process started without CAP_SYS_RAWIO keeps CAP_SYS_ADMIN (CapEff {caps:#x})"),
+    );
+    let mut a = AreaAlloc::new(READ_AREA);
+    let map = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB).context("read area full")?;
+    let flags2 = |fs: &Famfs| -> Result<u64> {
+        fs.stats()?
+            .0
+            .pointer("/init/flags2")
+            .and_then(serde_json::Value::as_u64)
+            .context("no init.flags2 in the stats")
+    };
+    // With CAP_SYS_RAWIO (the control): offered.
+    let fs = Famfs::start(
+        ctx,
+        Spec::new(&ctx.ops()?, ctx.slots(1)?).file("f", map.clone()),
+    )?;
+    let f2 = flags2(&fs)?;
+    c.check(
+        f2 & DAX_FMAP_FLAGS2 != 0,
+        format!("with CAP_SYS_RAWIO the kernel offers FUSE_DAX_FMAP (flags2 {f2:#x})"),
+    );
+    fs.stop()?;
+    // Without: an fmap server cannot negotiate it ...
+    let mut spec = Spec::new(&ctx.ops()?, ctx.slots(1)?).file("f", map.clone());
+    spec.drop_rawio = true;
+    match Famfs::try_start(ctx, spec)? {
+        Ok(fs) => {
+            c.fail("an fmap server without CAP_SYS_RAWIO mounted");
+            fs.stop()?;
+        }
+        Err(fail) => {
+            c.eq(
+                "without CAP_SYS_RAWIO: server exit status",
+                fail.status.and_then(|s| s.code()),
+                Some(1),
+            );
+            c.check(
+                fail.log.contains("does not offer FUSE_DAX_FMAP"),
+                format!(
+                    "without CAP_SYS_RAWIO: INIT refused for lack of the offer: {}",
+                    fail.log.trim()
+                ),
+            );
+        }
+    }
+    // ... while a plain FUSE mount by the same process works and shows what was offered.
+    let mut spec = Spec::new(&ctx.ops()?, ctx.slots(1)?).file("f", map);
+    spec.drop_rawio = true;
+    spec.args.push("--no-fmap".into());
+    let fs = Famfs::start(ctx, spec)?;
+    let f2 = flags2(&fs)?;
+    c.check(
+        f2 & DAX_FMAP_FLAGS2 == 0,
+        format!("without CAP_SYS_RAWIO the kernel does not offer FUSE_DAX_FMAP (flags2 {f2:#x})"),
+    );
+    c.eq(
+        "the plain mount works: stat f",
+        sys::size_of(&fs.path("f")),
+        Ok(2 * MIB),
+    );
+    fs.stop()?;
+    Ok(c.outcome())
+}

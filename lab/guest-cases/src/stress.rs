@@ -1,0 +1,288 @@
+//! The stress suite: threads of random faults, reads and writes over 64 read files and one
+//! write file per thread, for a fixed time (`FAMFS_LAB_STRESS_SECS`, default 30; threads
+//! `FAMFS_LAB_STRESS_THREADS`, default 4). Every byte read is compared with the model at once;
+//! at the end each write file is read whole and compared, and the host checks its backing
+//! bytes (verify file). Run it on a debug kernel too (KASAN, lockdep: kernels/config/debug.config).
+
+use crate::check::Checks;
+use crate::famfs::{Ctx, Famfs, FileSpec, Spec};
+use crate::mapping::Mapping;
+use crate::sys;
+use crate::Outcome;
+use anyhow::{bail, Context, Result};
+use famfs_fmap::{Extents, FileMap, FileType, InterleavedExtent, SimpleExtent};
+use famfs_lab_cases::blobs::Rng;
+use famfs_lab_cases::expect::{self, simple_map, AreaAlloc, Slots, MIB, READ_AREA, WRITE_AREA};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const FILES: usize = 64;
+const M2: u64 = 2 * MIB;
+
+pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    match name {
+        "random_faults" => random_faults(ctx),
+        _ => bail!("no stress case {name:?}"),
+    }
+}
+
+fn env_u64(k: &str, default: u64) -> u64 {
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// 64 shared files over the first 16 MiB of the read area, of four shapes.
+fn read_maps(nslots: u32) -> Vec<FileMap> {
+    let at = |i: usize, k: u64| READ_AREA.start + ((i as u64 + k) % 8) * M2;
+    let slot = |i: usize, k: usize| ((i + k) as u32) % nslots;
+    (0..FILES)
+        .map(|i| {
+            let ext = |k: u64, s: usize| SimpleExtent {
+                dev_index: slot(i, s),
+                offset: at(i, k),
+                len: M2,
+            };
+            let (size, extents) = match i % 4 {
+                0 => (M2, Extents::Simple(vec![ext(0, 0)])),
+                1 => (2 * M2 - 777, Extents::Simple(vec![ext(3, 0), ext(1, 1)])),
+                2 => (
+                    2 * M2,
+                    Extents::Interleaved(vec![InterleavedExtent {
+                        chunk_size: M2 as u32,
+                        nbytes: 2 * M2,
+                        strips: vec![ext(5, 0), ext(2, 1)],
+                    }]),
+                ),
+                _ => (
+                    M2 - 4096 * (i as u64 % 7) - 1,
+                    Extents::Simple(vec![ext(6, 1)]),
+                ),
+            };
+            FileMap {
+                file_type: FileType::Regular,
+                file_size: size,
+                extents,
+            }
+        })
+        .collect()
+}
+
+struct Shared {
+    maps: BTreeMap<String, FileMap>,
+    slots: Slots,
+    stop: AtomicBool,
+    ops: AtomicU64,
+    errors: Mutex<Vec<String>>,
+}
+
+impl Shared {
+    fn error(&self, e: String) {
+        let mut v = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        if v.len() < 20 {
+            v.push(e);
+        }
+    }
+}
+
+fn random_faults(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    let secs = env_u64("FAMFS_LAB_STRESS_SECS", 30);
+    let threads = env_u64("FAMFS_LAB_STRESS_THREADS", 4).clamp(1, 64) as usize;
+    let slots = ctx.slots(3)?;
+    let nslots = slots.len() as u32;
+    let mut spec = Spec::new(&ctx.ops()?, slots);
+    for (i, m) in read_maps(nslots).into_iter().enumerate() {
+        let mut f = FileSpec::new(&format!("r/f{i:02}"), m);
+        f.shared = true;
+        spec.files.push(f);
+    }
+    let mut w = AreaAlloc::new(WRITE_AREA);
+    for t in 0..threads {
+        let m = simple_map(&mut w, &[(t as u32 % nslots, M2)], M2 - 100 * t as u64)
+            .context("write area full")?;
+        spec.files.push(FileSpec::new(&format!("w/t{t}"), m));
+    }
+    let fs = Famfs::start(ctx, spec)?;
+    let shared = Arc::new(Shared {
+        maps: fs
+            .spec
+            .files
+            .iter()
+            .map(|f| (f.path.clone(), f.map.clone()))
+            .collect(),
+        slots: fs.slots.clone(),
+        stop: AtomicBool::new(false),
+        ops: AtomicU64::new(0),
+        errors: Mutex::new(Vec::new()),
+    });
+    // Every read file open and mapped (half of them without PMDs), shared by all threads.
+    let mut reads = Vec::new();
+    for i in 0..FILES {
+        let rel = format!("r/f{i:02}");
+        let f = File::open(fs.path(&rel)).with_context(|| format!("open {rel}"))?;
+        let size = shared.maps[&rel].file_size;
+        let m =
+            Mapping::shared(&f, 0, size.div_ceil(4096) as usize * 4096, false).context("mmap")?;
+        if i % 2 == 0 {
+            m.advise(libc::MADV_NOHUGEPAGE)?;
+        }
+        reads.push((rel, f, MapPtr(m)));
+    }
+    let reads = Arc::new(reads);
+    let seeds: Vec<String> = (0..threads).map(|t| format!("{}:t{t}", ctx.id)).collect();
+    // Each write file starts with its thread's pattern; threads only ever rewrite it.
+    for (t, seed) in seeds.iter().enumerate() {
+        let rel = format!("w/t{t}");
+        let size = shared.maps[&rel].file_size;
+        let f = File::options().read(true).write(true).open(fs.path(&rel))?;
+        sys::pwrite_all(&f, 0, &fs.seeded(&rel, 0, size, seed)?)?;
+    }
+    println!("{threads} threads for {secs} s over {FILES} read files and {threads} write files");
+    let started = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (shared, reads, seed) = (shared.clone(), reads.clone(), seeds[t].clone());
+            let path = fs.path(&format!("w/t{t}"));
+            std::thread::spawn(move || worker(t, &shared, &reads, &path, &seed))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(secs));
+    shared.stop.store(true, Ordering::SeqCst);
+    for h in handles {
+        if let Err(e) = h
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("a worker panicked")))
+        {
+            shared.error(format!("{e:#}"));
+        }
+    }
+    let ops = shared.ops.load(Ordering::SeqCst);
+    println!(
+        "{ops} operations in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let errors = shared
+        .errors
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    c.check(
+        errors.is_empty(),
+        format!(
+            "{ops} random operations, every byte as the model says{}",
+            if errors.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", errors.join("; "))
+            }
+        ),
+    );
+    c.check(ops > threads as u64, "the threads made progress");
+    for (t, seed) in seeds.iter().enumerate() {
+        let rel = format!("w/t{t}");
+        let size = shared.maps[&rel].file_size;
+        let f = File::open(fs.path(&rel))?;
+        let got =
+            sys::pread(&f, 0, size as usize).map_err(|e| anyhow::anyhow!("pread: errno {e}"))?;
+        let want = fs.seeded(&rel, 0, size, seed)?;
+        println!(
+            "{rel}: fnv {:#018x} (expected {:#018x})",
+            fnv(&got),
+            fnv(&want)
+        );
+        c.bytes(format!("{rel}: whole file at the end"), 0, &got, &want);
+        ctx.verify(fs.ranges(&rel, 0, size, Some(seed))?);
+    }
+    drop(reads);
+    fs.stop()?;
+    Ok(c.outcome())
+}
+
+fn fnv(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
+        (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// A mapping shared between threads (read only; the pointer stays valid until it is dropped).
+struct MapPtr(Mapping);
+// SAFETY: the mapping is only read through shared references while it lives.
+unsafe impl Sync for MapPtr {}
+// SAFETY: as above; dropped by the thread that created it after the workers are joined.
+unsafe impl Send for MapPtr {}
+
+fn worker(
+    t: usize,
+    s: &Shared,
+    reads: &[(String, File, MapPtr)],
+    wpath: &std::path::Path,
+    seed: &str,
+) -> Result<()> {
+    let mut r = Rng::new(0x5eed ^ t as u64);
+    let wrel = format!("w/t{t}");
+    let wmap = &s.maps[&wrel];
+    let wsize = wmap.file_size;
+    let wf = File::options().read(true).write(true).open(wpath)?;
+    let mut wm =
+        Mapping::shared(&wf, 0, wsize.div_ceil(4096) as usize * 4096, true).context("mmap")?;
+    while !s.stop.load(Ordering::Relaxed) {
+        let op = r.below(5);
+        let res: Result<()> = (|| {
+            match op {
+                0 | 1 => {
+                    let (rel, f, m) = &reads[r.below(reads.len() as u64) as usize];
+                    let map = &s.maps[rel];
+                    let off = r.below(map.file_size);
+                    let len = (1 + r.below(16384)).min(map.file_size - off);
+                    let want = expect::expected_fill(map, &s.slots, off, len)?;
+                    let got = if op == 0 {
+                        m.0.read_at(off as usize, len as usize)
+                    } else {
+                        sys::pread(f, off, len as usize)
+                            .map_err(|e| anyhow::anyhow!("pread {rel}: errno {e}"))?
+                    };
+                    if got != want {
+                        let i = got.iter().zip(&want).position(|(a, b)| a != b).unwrap_or(0);
+                        bail!(
+                            "{rel}: {} at {:#x} differs",
+                            if op == 0 { "fault" } else { "pread" },
+                            off + i as u64
+                        );
+                    }
+                }
+                2 | 3 => {
+                    let off = r.below(wsize);
+                    let len = (1 + r.below(16384)).min(wsize - off);
+                    let data = expect::expected_seed(wmap, &s.slots, off, len, seed)?;
+                    if op == 2 {
+                        wm.bytes_mut()[off as usize..(off + len) as usize].copy_from_slice(&data);
+                    } else {
+                        sys::pwrite_all(&wf, off, &data)?;
+                    }
+                }
+                _ => {
+                    let off = r.below(wsize);
+                    let len = (1 + r.below(16384)).min(wsize - off);
+                    let want = expect::expected_seed(wmap, &s.slots, off, len, seed)?;
+                    let got = sys::pread(&wf, off, len as usize)
+                        .map_err(|e| anyhow::anyhow!("pread {wrel}: errno {e}"))?;
+                    if got != want {
+                        bail!("{wrel}: read back at {off:#x} differs");
+                    }
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = res {
+            s.error(format!("thread {t}: {e:#}"));
+        }
+        s.ops.fetch_add(1, Ordering::Relaxed);
+    }
+    wm.sync(libc::MS_SYNC)?;
+    Ok(())
+}

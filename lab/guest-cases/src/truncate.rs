@@ -1,0 +1,401 @@
+//! The truncate suite: size changes, refused (the default server) and accepted
+//! (`--allow-resize`), and a fmap whose size disagrees with i_size.
+
+use crate::check::Checks;
+use crate::famfs::{Ctx, Famfs, Spec};
+use crate::fault::{page_up, PAGE};
+use crate::mapping::Mapping;
+use crate::sys::{self, Access, Kmsg};
+use crate::Outcome;
+use anyhow::{bail, Context, Result};
+use famfs_fmap::{encode, FileMap};
+use famfs_lab_cases::expect::{boundaries, simple_map, AreaAlloc, MIB, READ_AREA};
+use famfs_shadow::{Allocator, DaxDev, DaxDevs};
+use std::fs::File;
+use std::time::Duration;
+
+pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    match name {
+        "refused_default" => refused_default(ctx),
+        "shrink" => shrink(ctx),
+        "grow" => grow(ctx),
+        "o_trunc" => o_trunc(ctx),
+        "size_mismatch" => size_mismatch(ctx),
+        _ => bail!("no truncate case {name:?}"),
+    }
+}
+
+/// A 3-extent file of 6 MiB - 5000 bytes in the read area.
+fn file_t(a: &mut AreaAlloc) -> Result<FileMap> {
+    simple_map(
+        a,
+        &[(0, 2 * MIB), (0, 2 * MIB), (0, 2 * MIB)],
+        6 * MIB - 5000,
+    )
+    .context("read area full")
+}
+
+fn open_rw(fs: &Famfs, rel: &str) -> Result<File> {
+    File::options()
+        .read(true)
+        .write(true)
+        .open(fs.path(rel))
+        .with_context(|| format!("open {rel}"))
+}
+
+/// The map the server serves after a size change of `rel` to `size` (famfs-fused does
+/// `famfs_shadow::resize` with an allocator that reserved every file of the tree).
+fn resized(fs: &Famfs, rel: &str, size: u64) -> Result<FileMap> {
+    let mut devs = DaxDevs::default();
+    for (slot, d) in &fs.slots.0 {
+        devs.0.insert(
+            *slot,
+            DaxDev {
+                path: format!("/dev/{}", d.name),
+                size: Some(d.size),
+            },
+        );
+    }
+    let mut alloc = Allocator::new(devs, 0);
+    for f in &fs.spec.files {
+        alloc.reserve(fs.map(&f.path)?);
+    }
+    famfs_shadow::resize(fs.map(rel)?, size, &mut alloc).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Everything observable about `rel` that a refused size change must leave alone.
+fn snapshot(fs: &Famfs, rel: &str, f: &File, m: &Mapping) -> Result<Vec<String>> {
+    let map = fs.map(rel)?;
+    let mut v = vec![format!("size {:?}", sys::size_of(&fs.path(rel)))];
+    v.push(format!(
+        "fstat {:?}",
+        f.metadata().map(|m| m.len()).map_err(|e| sys::errno(&e))
+    ));
+    for &o in &boundaries(map) {
+        v.push(format!("map {o:#x}: {:#04x}", m.bytes()[o as usize]));
+        v.push(format!("pread {o:#x}: {:02x?}", sys::pread(f, o, 16)));
+    }
+    Ok(v)
+}
+
+fn refused_default(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    let mut a = AreaAlloc::new(READ_AREA);
+    let fs = Famfs::start(
+        ctx,
+        Spec::new(&ctx.ops()?, ctx.slots(1)?).file("t", file_t(&mut a)?),
+    )?;
+    let size = fs.map("t")?.file_size;
+    let f = open_rw(&fs, "t")?;
+    let m = Mapping::shared(&f, 0, page_up(size) as usize, false).context("mmap")?;
+    let before = snapshot(&fs, "t", &f, &m)?;
+    let want_first = fs.expected("t", 0, 4096)?;
+    c.bytes("t: bytes before", 0, &m.read_at(0, 4096), &want_first);
+    let fmaps = fs.stats()?.fmap("t");
+    for (what, new) in [
+        ("smaller", size - PAGE),
+        ("larger", size + PAGE),
+        ("equal", size),
+        ("zero", 0),
+    ] {
+        c.eq(
+            format!("ftruncate {what} ({new:#x})"),
+            sys::ftruncate(&f, new),
+            libc::EINVAL,
+        );
+        c.eq(
+            format!("truncate(path) {what} ({new:#x})"),
+            sys::truncate(&fs.path("t"), new),
+            libc::EINVAL,
+        );
+        c.eq(
+            format!("after the {what} ones: size, mapping, bytes"),
+            snapshot(&fs, "t", &f, &m)?,
+            before.clone(),
+        );
+    }
+    c.errno(
+        "open(O_WRONLY|O_TRUNC)",
+        &sys::open_flags(&fs.path("t"), true, libc::O_TRUNC),
+        libc::EINVAL,
+    );
+    c.eq(
+        "after O_TRUNC: size, mapping, bytes",
+        snapshot(&fs, "t", &f, &m)?,
+        before.clone(),
+    );
+    c.eq(
+        "GET_FMAP: none since the first open (nothing was dropped)",
+        fs.stats()?.fmap("t"),
+        fmaps,
+    );
+    c.bytes("t: bytes after", 0, &m.read_at(0, 4096), &want_first);
+    drop(m);
+    fs.stop()?;
+    Ok(c.outcome())
+}
+
+fn shrink(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    let mut a = AreaAlloc::new(READ_AREA);
+    let mut spec = Spec::new(&ctx.ops()?, ctx.slots(1)?).file("t", file_t(&mut a)?);
+    spec.allow_resize = true;
+    let mut fs = Famfs::start(ctx, spec)?;
+    let old = fs.map("t")?.file_size;
+    let f = open_rw(&fs, "t")?;
+    let m = Mapping::shared(&f, 0, page_up(old) as usize, false).context("mmap")?;
+    m.advise(libc::MADV_NOHUGEPAGE)?;
+    let touch = [0, 2 * MIB + 5, 3 * MIB + 8192, 5 * MIB];
+    for &o in &touch {
+        let _ = m.bytes()[o as usize];
+    }
+    let new = 3 * MIB + 100;
+    let fmaps = fs.stats()?.fmap("t");
+    c.eq(format!("ftruncate to {new:#x}"), sys::ftruncate(&f, new), 0);
+    let map = resized(&fs, "t", new)?;
+    fs.set_map("t", map);
+    c.eq("stat size", sys::size_of(&fs.path("t")), Ok(new));
+    c.eq(
+        "GET_FMAP right after the size change (the meta is dropped, not re-fetched yet)",
+        fs.stats()?.fmap("t") - fmaps,
+        0,
+    );
+    let got = sys::pread(&f, 0, 4096).map_err(|e| anyhow::anyhow!("pread: errno {e}"))?;
+    c.bytes(
+        "pread below the new EOF",
+        0,
+        &got,
+        &fs.expected("t", 0, 4096)?,
+    );
+    c.eq(
+        "GET_FMAP after the next access: one re-fetch",
+        fs.stats()?.fmap("t") - fmaps,
+        1,
+    );
+    for o in [0, 2 * MIB + 5, new - 1, new + 50] {
+        c.access(
+            format!("fault at {o:#x} (below the new EOF page)"),
+            sys::probe_read(m.ptr().wrapping_add(o as usize))?,
+            Access::Ok(fs.expected("t", o, 1)?[0]),
+        );
+    }
+    for o in [page_up(new), 3 * MIB + 8192, 5 * MIB] {
+        c.access(
+            format!("fault at {o:#x} (past the new EOF; was mapped before)"),
+            sys::probe_read(m.ptr().wrapping_add(o as usize))?,
+            Access::Signal(libc::SIGBUS),
+        );
+    }
+    c.eq(
+        "pread at the new EOF",
+        sys::pread(&f, new, 10).map(|v| v.len()),
+        Ok(0),
+    );
+    c.eq(
+        "GET_FMAP in all: one re-fetch",
+        fs.stats()?.fmap("t") - fmaps,
+        1,
+    );
+    drop(m);
+    fs.stop()?;
+    Ok(c.outcome())
+}
+
+fn grow(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    let mut a = AreaAlloc::new(READ_AREA);
+    let g = simple_map(&mut a, &[(0, 4 * MIB)], 3 * MIB).context("read area full")?;
+    let mut spec = Spec::new(&ctx.ops()?, ctx.slots(1)?).file("g", g);
+    spec.allow_resize = true;
+    let mut fs = Famfs::start(ctx, spec)?;
+    let f = open_rw(&fs, "g")?;
+    let m = Mapping::shared(&f, 0, (8 * MIB) as usize, false).context("mmap")?;
+    m.advise(libc::MADV_NOHUGEPAGE)?;
+    c.access(
+        "fault at 3 MiB (EOF) before growing",
+        sys::probe_read(m.ptr().wrapping_add(3 * MIB as usize + PAGE as usize))?,
+        Access::Signal(libc::SIGBUS),
+    );
+    for new in [4 * MIB, 7 * MIB] {
+        let fmaps = fs.stats()?.fmap("g");
+        c.eq(format!("ftruncate to {new:#x}"), sys::ftruncate(&f, new), 0);
+        let map = resized(&fs, "g", new)?;
+        println!("the server now serves {map:?}");
+        fs.set_map("g", map);
+        c.eq(
+            format!("{new:#x}: stat size"),
+            sys::size_of(&fs.path("g")),
+            Ok(new),
+        );
+        let got =
+            sys::pread(&f, 0, new as usize).map_err(|e| anyhow::anyhow!("pread: errno {e}"))?;
+        c.bytes(
+            format!("{new:#x}: pread of the whole file"),
+            0,
+            &got,
+            &fs.expected("g", 0, new)?,
+        );
+        c.eq(
+            format!("{new:#x}: GET_FMAP: one re-fetch"),
+            fs.stats()?.fmap("g") - fmaps,
+            1,
+        );
+        for o in [3 * MIB, new - 1] {
+            c.access(
+                format!("{new:#x}: fault at {o:#x}"),
+                sys::probe_read(m.ptr().wrapping_add(o as usize))?,
+                Access::Ok(fs.expected("g", o, 1)?[0]),
+            );
+        }
+        c.access(
+            format!("{new:#x}: fault past the new EOF"),
+            sys::probe_read(m.ptr().wrapping_add(new as usize + PAGE as usize))?,
+            Access::Signal(libc::SIGBUS),
+        );
+    }
+    drop(m);
+    fs.stop()?;
+    Ok(c.outcome())
+}
+
+fn o_trunc(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    for allow in [false, true] {
+        let mut a = AreaAlloc::new(READ_AREA);
+        let mut spec = Spec::new(&ctx.ops()?, ctx.slots(1)?).file("t", file_t(&mut a)?);
+        spec.allow_resize = allow;
+        let mut fs = Famfs::start(ctx, spec)?;
+        let tag = if allow { "--allow-resize" } else { "default" };
+        let size = fs.map("t")?.file_size;
+        let f = open_rw(&fs, "t")?;
+        let m = Mapping::shared(&f, 0, page_up(size) as usize, false).context("mmap")?;
+        m.advise(libc::MADV_NOHUGEPAGE)?;
+        let _ = m.bytes()[0];
+        let fmaps = fs.stats()?.fmap("t");
+        let r = sys::open_flags(&fs.path("t"), true, libc::O_TRUNC);
+        if !allow {
+            c.errno(format!("{tag}: open(O_TRUNC)"), &r, libc::EINVAL);
+            c.eq(
+                format!("{tag}: size unchanged"),
+                sys::size_of(&fs.path("t")),
+                Ok(size),
+            );
+            c.access(
+                format!("{tag}: the mapping still reads"),
+                sys::probe_read(m.ptr())?,
+                Access::Ok(fs.expected("t", 0, 1)?[0]),
+            );
+            c.eq(
+                format!("{tag}: no re-fetch"),
+                fs.stats()?.fmap("t") - fmaps,
+                0,
+            );
+        } else {
+            c.errno(format!("{tag}: open(O_TRUNC)"), &r, 0);
+            fs.set_map("t", resized(&fs, "t", 0)?);
+            c.eq(format!("{tag}: size 0"), sys::size_of(&fs.path("t")), Ok(0));
+            c.eq(
+                format!("{tag}: read at 0"),
+                sys::pread(&f, 0, 10).map(|v| v.len()),
+                Ok(0),
+            );
+            c.access(
+                format!("{tag}: fault at 0"),
+                sys::probe_read(m.ptr())?,
+                Access::Signal(libc::SIGBUS),
+            );
+            c.eq(
+                format!("{tag}: ftruncate back to 2 MiB"),
+                sys::ftruncate(&f, 2 * MIB),
+                0,
+            );
+            fs.set_map("t", resized(&fs, "t", 2 * MIB)?);
+            let got = sys::pread(&f, 0, 4096).map_err(|e| anyhow::anyhow!("pread: errno {e}"))?;
+            c.bytes(
+                format!("{tag}: bytes after growing back"),
+                0,
+                &got,
+                &fs.expected("t", 0, 4096)?,
+            );
+            c.check(
+                fs.stats()?.fmap("t") - fmaps >= 1,
+                format!("{tag}: the fmap was fetched again"),
+            );
+        }
+        drop(m);
+        fs.stop()?;
+    }
+    Ok(c.outcome())
+}
+
+fn size_mismatch(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    let mut a = AreaAlloc::new(READ_AREA);
+    let bad = simple_map(&mut a, &[(0, 4 * MIB)], 3 * MIB).context("read area full")?;
+    let mm = simple_map(&mut a, &[(0, 4 * MIB)], 3 * MIB).context("read area full")?;
+    let mut spec = Spec::new(&ctx.ops()?, ctx.slots(1)?)
+        .file("bad", bad.clone())
+        .file("m", mm.clone());
+    spec.blob_dir = true;
+    spec.allow_resize = true;
+    let fs = Famfs::start(ctx, spec)?;
+    // 1. the fmap says 3 MiB + 4 KiB, the attributes 3 MiB
+    fs.write_blob(
+        "bad",
+        &encode(&FileMap {
+            file_size: 3 * MIB + PAGE,
+            ..bad
+        }),
+    )?;
+    let mut kmsg = Kmsg::open()?;
+    c.errno("bad: open", &sys::open(&fs.path("bad"), false), libc::EIO);
+    match kmsg.wait_for("does not match i_size", Duration::from_secs(3)) {
+        Some(l) => c.pass(format!("kernel log: {l}")),
+        None => c.fail("no kernel log line about the size mismatch"),
+    }
+    c.errno(
+        "bad: open again (the inode is bad)",
+        &sys::open(&fs.path("bad"), false),
+        libc::EIO,
+    );
+    c.eq("bad: stat", sys::size_of(&fs.path("bad")), Err(libc::EIO));
+    // 2. an open, mapped file whose re-fetched fmap disagrees with the new size
+    let f = open_rw(&fs, "m")?;
+    let m = Mapping::shared(&f, 0, 4 * MIB as usize, false).context("mmap")?;
+    m.advise(libc::MADV_NOHUGEPAGE)?;
+    let first = fs.expected("m", 0, 1)?[0];
+    c.access(
+        "m: fault before",
+        sys::probe_read(m.ptr())?,
+        Access::Ok(first),
+    );
+    fs.write_blob(
+        "m",
+        &encode(&FileMap {
+            file_size: 3 * MIB,
+            ..mm
+        }),
+    )?;
+    c.eq(
+        "m: ftruncate to 2 MiB (the server serves a 3 MiB fmap from now on)",
+        sys::ftruncate(&f, 2 * MIB),
+        0,
+    );
+    c.errno(
+        "m: pread after the re-fetch",
+        &sys::pread(&f, 0, 10),
+        libc::EIO,
+    );
+    c.access(
+        "m: fault after",
+        sys::probe_read(m.ptr())?,
+        Access::Signal(libc::SIGBUS),
+    );
+    // the byte the device already holds: a write that wrongly goes through changes nothing
+    c.errno("m: pwrite", &sys::pwrite_once(&f, 0, &[first]), libc::EIO);
+    c.errno("m: open", &sys::open(&fs.path("m"), false), libc::EIO);
+    drop(m);
+    drop(f);
+    fs.stop()?;
+    Ok(c.outcome())
+}
