@@ -687,6 +687,39 @@ mod tests {
         assert_eq!(s.errors("OPEN"), 2);
     }
 
+    /// The harness against the host's own FUSE (no fmap): start, stats, stop. Needs root,
+    /// /dev/fuse and famfs-fused on PATH: `PATH=$PWD/target/release:$PATH cargo test -p
+    /// famfs-lab-cases -- --ignored harness_on_host`.
+    #[test]
+    #[ignore]
+    fn harness_on_host_plain_fuse() {
+        let mut a = AreaAlloc::new(READ_AREA);
+        let m = simple_map(&mut a, &[(0, 2 << 20)], 5000).unwrap();
+        let mut slots = BTreeMap::new();
+        slots.insert(0, Target::Path("/dev/null".into()));
+        let mut spec = Spec::new("famfs", slots).file("d/f", m);
+        spec.args.push("--no-fmap".into());
+        spec.bind_fsdev = false;
+        let map = DeviceMap::default();
+        let ctx = Ctx::new("host.harness", &map);
+        let fs = Famfs::start(&ctx, spec).unwrap();
+        assert_eq!(std::fs::metadata(fs.path("d/f")).unwrap().len(), 5000);
+        let st = fs.stats().unwrap();
+        assert!(st.opcode("LOOKUP") >= 2, "{:?}", st.0);
+        assert_eq!(st.fmap_total(), 0);
+        fs.stop().unwrap();
+        let mut slots = BTreeMap::new();
+        slots.insert(0, Target::Path("/dev/null".into()));
+        let mut spec = Spec::new("famfs", slots);
+        spec.bind_fsdev = false;
+        spec.args.push("--bogus".into());
+        let fail = Famfs::try_start(&ctx, spec)
+            .unwrap()
+            .err()
+            .expect("must fail");
+        assert_eq!(fail.status.and_then(|s| s.code()), Some(2), "{}", fail.log);
+    }
+
     #[test]
     fn shadow_tree_has_every_parent_directory_and_loads() {
         let mut a = AreaAlloc::new(READ_AREA);

@@ -735,7 +735,12 @@ fn battery(ctx: &Ctx<'_>, ops: &str, c: &mut Checks) -> Result<Vec<(String, Stri
         let map = fs.map(rel)?.clone();
         let f = sys::open(&fs.path(rel), false)
             .map_err(|e| anyhow::anyhow!("{ops}: open {rel}: errno {e}"))?;
-        let m = map_file(&f, map.mapped_size().max(page_up(map.file_size)), false, i % 2 == 1)?;
+        let m = map_file(
+            &f,
+            map.mapped_size().max(page_up(map.file_size)),
+            false,
+            i % 2 == 1,
+        )?;
         let offs = sample_offsets(&map, 32, 100 + i as u64);
         let bytes: Vec<u8> = offs.iter().map(|&o| m.bytes()[o as usize]).collect();
         let want: Vec<u8> = offs

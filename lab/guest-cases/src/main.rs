@@ -13,6 +13,7 @@ mod fault;
 mod fuzz;
 mod mapping;
 mod open;
+mod region;
 mod security;
 mod selftest;
 mod setup;

@@ -2,12 +2,11 @@
 //! planned RAM regions, and record where every dax device's bytes live.
 
 use crate::sysfs;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use famfs_lab_cases::devices::{DaxDevice, DeviceMap, Memdev, Target};
 use famfs_lab_cases::plan::{PlannedRegion, SetupPlan};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 const CXL: &str = "/sys/bus/cxl/devices";
@@ -71,39 +70,22 @@ fn create_region(region: &PlannedRegion, memdevs: &[Memdev]) -> Result<String> {
     sysfs::wait_for(&decoder, Duration::from_secs(10), || {
         Path::new(CXL).join(&decoder).exists().then_some(())
     })?;
-    let mut cmd = Command::new("cxl");
-    cmd.args(["create-region", "-m", "-t", "ram", "-d", &decoder, "-w"])
-        .arg(names.len().to_string());
-    if let Some(g) = region.granularity {
-        cmd.arg("-g").arg(g.to_string());
-    }
-    if let Some(s) = region.size {
-        cmd.arg("-s").arg(s.to_string());
-    }
-    cmd.args(&names);
-    let out = cmd
-        .output()
-        .context("running cxl create-region (is ndctl's cxl in the image?)")?;
-    if !out.status.success() {
-        bail!(
-            "region {}: {:?} failed ({}):\n{}{}",
-            region.name,
-            cmd,
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| {
-        format!(
-            "cxl create-region printed no JSON: {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })?;
-    json.get("region")
-        .and_then(|r| r.as_str())
-        .map(String::from)
-        .with_context(|| format!("cxl create-region output lacks \"region\": {json}"))
+    let per_device = match region.size {
+        Some(size) => size / names.len() as u64,
+        None => memdevs
+            .iter()
+            .filter(|m| region.devices.contains(&m.id))
+            .map(|m| m.ram_size)
+            .min()
+            .unwrap_or(0),
+    };
+    crate::region::create(&crate::region::RegionRequest {
+        root: &decoder,
+        memdevs: &names,
+        per_device,
+        granularity: region.granularity,
+    })
+    .with_context(|| format!("region {}", region.name))
 }
 
 fn describe_region(
@@ -120,11 +102,7 @@ fn describe_region(
         let decoder = sysfs::read(rdir.join(format!("target{pos}")))?;
         let ddir = sysfs::real(Path::new(CXL).join(&decoder))?;
         let dpa = sysfs::read_u64(ddir.join("dpa_resource"))?;
-        let memdev_name = ddir
-            .iter()
-            .filter_map(|c| c.to_str())
-            .find(|c| c.starts_with("mem") && c[3..].chars().all(|ch| ch.is_ascii_digit()))
-            .with_context(|| format!("{}: no memdev in its path", ddir.display()))?;
+        let memdev_name = crate::region::memdev_of_decoder(&decoder)?;
         let id = memdevs
             .iter()
             .find(|m| m.name == memdev_name)

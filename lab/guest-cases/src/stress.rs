@@ -2,7 +2,8 @@
 //! write file per thread, for a fixed time (`FAMFS_LAB_STRESS_SECS`, default 30; threads
 //! `FAMFS_LAB_STRESS_THREADS`, default 4). Every byte read is compared with the model at once;
 //! at the end each write file is read whole and compared, and the host checks its backing
-//! bytes (verify file). Run it on a debug kernel too (KASAN, lockdep: kernels/config/debug.config).
+//! bytes (verify file). Run it on the debug kernel too, in its own run:
+//! `cargo xtask lab up --kernel famfs-bpf --fragment debug --suite stress`.
 
 use crate::check::Checks;
 use crate::famfs::{Ctx, Famfs, FileSpec, Spec};

@@ -461,21 +461,19 @@ fn case_report(
 }
 
 fn not_run(planned: &[Planned], why: &str, tail: &str) -> Vec<CaseReport> {
+    let mut tail = Some(tail);
     planned
         .iter()
-        .map(|p| {
-            let diag = tail.lines().map(String::from).collect();
-            case_report(
-                p.case,
-                if p.skip.is_some() {
-                    Outcome::Skip
-                } else {
-                    Outcome::Error
-                },
-                Some(p.skip.clone().unwrap_or_else(|| why.to_string())),
-                0,
-                diag,
-            )
+        .map(|p| match &p.skip {
+            Some(skip) => case_report(p.case, Outcome::Skip, Some(skip.clone()), 0, vec![]),
+            None => {
+                // The serial tail once, on the first case: the rest share its cause.
+                let diag = tail
+                    .take()
+                    .map(|t| t.lines().map(String::from).collect())
+                    .unwrap_or_default();
+                case_report(p.case, Outcome::Error, Some(why.to_string()), 0, diag)
+            }
         })
         .collect()
 }
