@@ -62,6 +62,16 @@ pub struct Splat {
 /// Longest excerpt kept per splat.
 pub const MAX_EXCERPT_LINES: usize = 40;
 
+/// The WARN() header of Linux 7.x: `WARNING: <file>:<line> at <func>+0x../0x.., CPU#N: comm/pid`.
+fn is_new_style_warning(body: &str) -> bool {
+    let Some(rest) = body.strip_prefix("WARNING: ") else { return false };
+    let Some((location, tail)) = rest.split_once(" at ") else { return false };
+    let has_line = location
+        .rsplit_once(':')
+        .is_some_and(|(file, line)| !file.is_empty() && !line.is_empty() && line.chars().all(|c| c.is_ascii_digit()));
+    has_line && tail.contains(", CPU#")
+}
+
 /// Lockdep report titles, after `WARNING: `, `INFO: ` or `BUG: `.
 const LOCKDEP_TITLES: &[&str] = &[
     "possible circular locking dependency detected",
@@ -125,7 +135,10 @@ pub fn classify(body: &str) -> Option<SplatKind> {
         SplatKind::Kasan
     } else if body.starts_with("BUG: ") || body.starts_with("kernel BUG at ") {
         SplatKind::Bug
-    } else if body.starts_with("WARNING: CPU: ") || body.starts_with("WARNING: at ") {
+    } else if body.starts_with("WARNING: CPU: ")
+        || body.starts_with("WARNING: at ")
+        || is_new_style_warning(body)
+    {
         SplatKind::Warning
     } else if body.starts_with("general protection fault")
         || body.starts_with("Oops: general protection fault")

@@ -218,3 +218,17 @@ fn prefix_parsing() {
     assert_eq!(strip_kernel_prefix("[ x] y"), (false, "[ x] y"));
     assert_eq!(strip_kernel_prefix("[2.x] y"), (false, "[2.x] y"));
 }
+
+#[test]
+fn linux_7_warning_header_is_a_warning() {
+    // As printed by Linux 7.3's WARN() (lkdtm WARNING in the lab's guest).
+    let log = "[    4.164797] lkdtm: Performing direct entry WARNING\n\
+               [    4.166698] WARNING: ../src/drivers/misc/lkdtm/bugs.c:164 at lkdtm_WARNING+0xf/0x20, CPU#1: famfs-lab-cases/61\n\
+               [    4.170805] RIP: 0010:lkdtm_WARNING+0xf/0x20\n";
+    let found = scan(log);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].kind, SplatKind::Warning);
+    assert_eq!(found[0].line, 2);
+    // A user's echo of similar words is not one.
+    assert!(scan("[ 1.0] WARNING: the disk at 90%, CPU#1 hot\n").is_empty());
+}
