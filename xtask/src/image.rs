@@ -35,7 +35,7 @@ impl ImageArgs {
     }
 }
 
-/// Builds the guest binaries (release) and the image for `kernel`.
+/// Builds the guest binaries (profile `guest`) and the image for `kernel`.
 pub fn build(
     sh: &Shell,
     kernel: &lab_kernel::BuiltKernel,
@@ -48,14 +48,14 @@ pub fn build(
             .iter()
             .flat_map(|(p, _)| ["-p".to_string(), p.to_string()])
             .collect();
-        cmd!(sh, "cargo build --quiet --release {packages...}")
+        cmd!(sh, "cargo build --quiet --profile guest {packages...}")
             .run()
             .context("building the guest binaries")
     })?;
     t.stage("image: initramfs", || {
         let root = lab_host::paths::repo_root();
         let recipe = lab_image::Recipe::load(&root.join("images/guest.yaml"))?;
-        let target = cargo_target_dir(sh)?.join("release");
+        let target = cargo_target_dir(sh)?.join("guest");
         let extra_files = GUEST_BINARIES
             .iter()
             .map(|(bin, guest)| (target.join(bin), guest.to_string(), 0o755))
