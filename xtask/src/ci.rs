@@ -86,8 +86,8 @@ impl Ci {
                 let cell = matrix.cell(&entry)?;
                 let args = up_args(cell, no_install)?;
                 eprintln!("famfs-lab: cell {}: {}", cell.id, cell.shell_command());
-                // The accelerator and (until `lab up --ops` exists) the ops
-                // reach the lab through the environment, as in CI.
+                // The accelerator reaches the lab through the environment,
+                // as in CI; the ops are a `lab up --ops` argument.
                 for (key, value) in cell.env() {
                     if std::env::var(key).is_ok_and(|v| v != value) {
                         eprintln!(

@@ -39,6 +39,10 @@ pub struct UpArgs {
     /// Extra kernel command line.
     #[arg(long, default_value = "")]
     pub cmdline: String,
+    /// The fmap ops the cases mount with: famfs (BPF, the design under
+    /// test), famfs_maplookup (BPF hash map) or famfs_native (C module).
+    #[arg(long, env = "FAMFS_LAB_OPS", default_value = "famfs")]
+    pub ops: String,
     /// Seconds QEMU may take to boot the guest to its agent.
     #[arg(long, default_value_t = 120)]
     pub boot_timeout: u64,
@@ -154,8 +158,8 @@ pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
     let config =
         std::fs::read_to_string(kernel.entry.config()).context("reading the kernel's config")?;
     let mut reproduce = format!(
-        "cargo xtask lab up --kernel {} --topology {}",
-        args.kernel.kernel, args.topology
+        "cargo xtask lab up --kernel {} --topology {} --ops {}",
+        args.kernel.kernel, args.topology, args.ops
     );
     if let Some(dir) = &args.kernel.source_dir {
         reproduce.push_str(&format!(" --source-dir {}", dir.display()));
@@ -176,6 +180,7 @@ pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
         accel,
         reproduce,
         cmdline: args.cmdline.clone(),
+        ops: args.ops.clone(),
         boot_timeout: Duration::from_secs(args.boot_timeout),
     };
     let report = t.stage("lab: boot, setup, suites", || {

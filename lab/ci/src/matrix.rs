@@ -210,6 +210,9 @@ impl Cell {
             v.extend(["--fragment".into(), f.clone()]);
         }
         v.extend(["--topology".into(), self.topology.clone()]);
+        if let Some(ops) = &self.ops {
+            v.extend(["--ops".into(), ops.clone()]);
+        }
         for s in &self.suites {
             v.extend(["--suite".into(), s.clone()]);
         }
@@ -219,11 +222,7 @@ impl Cell {
     /// The environment the cell runs with: the accelerator, and the ops
     /// (until `lab up` takes `--ops`).
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        let mut v = vec![(ACCEL_ENV, self.accel.as_str().to_string())];
-        if let Some(ops) = &self.ops {
-            v.push((OPS_ENV, ops.clone()));
-        }
-        v
+        vec![(ACCEL_ENV, self.accel.as_str().to_string())]
     }
 
     /// The cell as one shell command line, for people.

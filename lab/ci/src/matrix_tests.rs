@@ -309,23 +309,19 @@ fn a_cell_becomes_the_exact_lab_up_command() {
             "debug",
             "--topology",
             "two-devices",
+            "--ops",
+            "famfs",
             "--suite",
             "smoke",
             "--suite",
             "selftest"
         ]
     );
-    assert_eq!(
-        c.env(),
-        [
-            (ACCEL_ENV, "tcg".to_string()),
-            (OPS_ENV, "famfs".to_string())
-        ]
-    );
+    assert_eq!(c.env(), [(ACCEL_ENV, "tcg".to_string())]);
     assert_eq!(
         c.shell_command(),
-        "FAMFS_LAB_ACCEL=tcg FAMFS_LAB_OPS=famfs cargo xtask lab up --kernel famfs-bpf --fragment debug \
-         --topology two-devices --suite smoke --suite selftest"
+        "FAMFS_LAB_ACCEL=tcg cargo xtask lab up --kernel famfs-bpf --fragment debug \
+         --topology two-devices --ops famfs --suite smoke --suite selftest"
     );
     let s = m.cell("stock.default.kvm").unwrap();
     assert_eq!(

@@ -7,12 +7,21 @@
 #include "kernel_env.bpf.h"
 #include "famfs_meta.h"
 
+#ifndef BPF_F_NO_PREALLOC
+#define BPF_F_NO_PREALLOC (1U << 0)	/* uapi/linux/bpf.h */
+#endif
+
 struct famfs_meta_buf {
 	__u8 bytes[FAMFS_META_MAX_SIZE];
 };
 
+/*
+ * Not preallocated: 65536 preallocated values of ~17 KiB are ~1.1 GiB, which fails the map
+ * creation with ENOMEM on the lab's 1 GiB guests. Only the sleepable parse adds entries.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
 	__type(value, struct famfs_meta_buf);

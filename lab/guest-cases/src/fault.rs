@@ -422,7 +422,7 @@ fn rw_syscalls(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         &want,
     );
     ctx.verify(fs.ranges("w", 0, wsize, Some(&seed))?);
-    drop(m);
+    drop((m, f, wf));
     fs.stop()?;
     Ok(c.outcome())
 }
@@ -553,7 +553,7 @@ fn past_eof_sigbus(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         sys::pwrite_once(&fw, size, b"x"),
         Err(libc::ENOSPC),
     );
-    drop(mw);
+    drop((mw, fw, f));
     fs.stop()?;
     Ok(c.outcome())
 }
@@ -604,7 +604,7 @@ fn private_mapping(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         );
     }
     ctx.verify(fs.ranges("p", 0, size, Some(&k))?);
-    drop((mp, ms));
+    drop((mp, ms, f));
     fs.stop()?;
     Ok(c.outcome())
 }
@@ -722,7 +722,7 @@ fn fork_after_mmap(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     ctx.verify(fs.ranges("k", 0, 5 * PAGE, Some(&sk))?);
     ctx.verify(fs.ranges("k", 5 * PAGE, PAGE, Some(&sc))?);
     ctx.verify(fs.ranges("k", 6 * PAGE, size - 6 * PAGE, Some(&sk))?);
-    drop((ms, mp));
+    drop((ms, mp, f));
     fs.stop()?;
     Ok(c.outcome())
 }

@@ -382,6 +382,13 @@ pub fn dax_faults(lines: &[String], ino: u64) -> DaxFaults {
     c
 }
 
+/// The kernel's `pr_warn_ratelimited()` lines (the fmap code's "not usable", "ops ...: <why>",
+/// "does not match i_size") allow 10 lines per 5 s per call site: before an event whose line a
+/// case checks, wait until any earlier burst (an earlier case's included) is over.
+pub fn ratelimit_quiet() {
+    std::thread::sleep(Duration::from_millis(5500));
+}
+
 /// Drops unused dentries and inodes (an fmap file's inode then goes, meta and all).
 pub fn drop_caches() -> Result<()> {
     std::fs::write("/proc/sys/vm/drop_caches", "2").context("writing /proc/sys/vm/drop_caches")

@@ -130,7 +130,7 @@ fn refused_default(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         fmaps,
     );
     c.bytes("t: bytes after", 0, &m.read_at(0, 4096), &want_first);
-    drop(m);
+    drop((m, f));
     fs.stop()?;
     Ok(c.outcome())
 }
@@ -196,7 +196,7 @@ fn shrink(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         fs.stats()?.fmap("t") - fmaps,
         1,
     );
-    drop(m);
+    drop((m, f));
     fs.stop()?;
     Ok(c.outcome())
 }
@@ -253,7 +253,7 @@ fn grow(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             Access::Signal(libc::SIGBUS),
         );
     }
-    drop(m);
+    drop((m, f));
     fs.stop()?;
     Ok(c.outcome())
 }
@@ -322,7 +322,7 @@ fn o_trunc(ctx: &mut Ctx<'_>) -> Result<Outcome> {
                 format!("{tag}: the fmap was fetched again"),
             );
         }
-        drop(m);
+        drop((m, f));
         fs.stop()?;
     }
     Ok(c.outcome())

@@ -64,11 +64,15 @@ pub const MAX_EXCERPT_LINES: usize = 40;
 
 /// The WARN() header of Linux 7.x: `WARNING: <file>:<line> at <func>+0x../0x.., CPU#N: comm/pid`.
 fn is_new_style_warning(body: &str) -> bool {
-    let Some(rest) = body.strip_prefix("WARNING: ") else { return false };
-    let Some((location, tail)) = rest.split_once(" at ") else { return false };
-    let has_line = location
-        .rsplit_once(':')
-        .is_some_and(|(file, line)| !file.is_empty() && !line.is_empty() && line.chars().all(|c| c.is_ascii_digit()));
+    let Some(rest) = body.strip_prefix("WARNING: ") else {
+        return false;
+    };
+    let Some((location, tail)) = rest.split_once(" at ") else {
+        return false;
+    };
+    let has_line = location.rsplit_once(':').is_some_and(|(file, line)| {
+        !file.is_empty() && !line.is_empty() && line.chars().all(|c| c.is_ascii_digit())
+    });
     has_line && tail.contains(", CPU#")
 }
 

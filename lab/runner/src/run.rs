@@ -35,6 +35,9 @@ pub struct RunRequest {
     pub reproduce: String,
     /// Extra kernel command line.
     pub cmdline: String,
+    /// The fmap ops variant the cases mount with (`FAMFS_LAB_OPS` in the
+    /// guest): famfs, famfs_maplookup or famfs_native.
+    pub ops: String,
     pub boot_timeout: Duration,
 }
 
@@ -309,7 +312,9 @@ fn run_case(
     let timeout = Duration::from_secs(case.timeout_s);
     let env = case_env();
     let exec = agent.kmsg(&begin, Duration::from_secs(5)).and_then(|_| {
-        let mut r = ExecRequest::new(["famfs-lab-cases", "run", id.as_str()]).timeout(timeout);
+        let mut r = ExecRequest::new(["famfs-lab-cases", "run", id.as_str()])
+            .env("FAMFS_LAB_OPS", req.ops.as_str())
+            .timeout(timeout);
         for (k, v) in &env {
             r = r.env(k, v);
         }
