@@ -23,10 +23,14 @@ pub enum HostPart {
         len: u64,
         seed: &'static str,
     },
-    /// The fmap suites: before boot the host fills every backing file's share of each region
-    /// (see [`crate::expect`]) with the fill pattern, before any case's own writes; after the
-    /// case it checks the ranges the case listed in `<case-id>.verify.json` ([`crate::verify`]).
-    FmapPattern,
+    /// The fmap suites: before boot the host fills the first `fill_head` bytes (and the tail) of
+    /// every backing file's share of each region with the fill pattern (see [`crate::expect`]),
+    /// before any case's own writes; after the case it checks the ranges the case listed in
+    /// `<case-id>.verify.json` ([`crate::verify`]). A run fills the largest `fill_head` of its
+    /// cases.
+    FmapPattern {
+        fill_head: u64,
+    },
 }
 
 /// What the outcome is expected to be.
@@ -271,8 +275,11 @@ pub const CASES: &[Case] = &[
         "fsdev_dax unbound under a mapped file: SIGBUS, EIO, ENODEV, clean unmount, rebind works"),
     fmap("device_missing", "memory_failure", 90,
         "memory failure on a mapped page (MADV_HWPOISON) fails the slot through the holder"),
-    fmap("stress", "random_faults", 300,
-        "N threads of random faults, reads and writes over 64 files; checksums vs the model and host"),
+    Case {
+        host: HostPart::FmapPattern { fill_head: crate::expect::STRESS_FILL_HEAD },
+        ..fmap("stress", "random_faults", 300,
+            "N threads of random faults, reads and writes over 64 files; checksums vs the model and host")
+    },
     fmap("fuzz", "parse_blobs", 1200,
         "generated malformed and random blobs: no splat; each open fails as the model says or maps only inside the devices"),
 ];
@@ -291,7 +298,9 @@ const fn fmap(
         timeout_s,
         expect: Expect::Pass,
         needs: Needs::FmapKernel,
-        host: HostPart::FmapPattern,
+        host: HostPart::FmapPattern {
+            fill_head: crate::expect::FILL_HEAD,
+        },
     }
 }
 
@@ -336,10 +345,23 @@ mod tests {
 
     #[test]
     fn fmap_cases_need_the_fmap_kernel_and_the_fill() {
-        for c in CASES.iter().filter(|c| c.host == HostPart::FmapPattern) {
+        let fmap: Vec<_> = CASES
+            .iter()
+            .filter(|c| matches!(c.host, HostPart::FmapPattern { .. }))
+            .collect();
+        assert!(fmap.len() >= 30);
+        for c in fmap {
             assert_eq!(c.needs, Needs::FmapKernel, "{}", c.id());
-            assert_eq!(c.host, HostPart::FmapPattern, "{}", c.id());
         }
+        for c in CASES.iter().filter(|c| c.needs == Needs::FmapKernel) {
+            assert!(matches!(c.host, HostPart::FmapPattern { .. }), "{}", c.id());
+        }
+        assert_eq!(
+            find("stress.random_faults").map(|c| c.host),
+            Some(HostPart::FmapPattern {
+                fill_head: crate::expect::STRESS_FILL_HEAD
+            })
+        );
         for s in ["open", "fault", "truncate", "security", "device_missing"] {
             assert!(suite(s).unwrap().default, "{s}");
         }

@@ -56,6 +56,9 @@ fn one_bad_slot(
             .file("gone", gone),
     )?;
     let mut kmsg = Kmsg::open()?;
+    if log.is_some() {
+        sys::ratelimit_quiet();
+    }
     c.errno(
         format!("{label}: open gone"),
         &sys::open(&fs.path("gone"), false),
@@ -188,6 +191,7 @@ fn device_dax_mode(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let r = (|| -> Result<()> {
         let fs = Famfs::start(ctx, spec)?;
         let mut kmsg = Kmsg::open()?;
+        sys::ratelimit_quiet();
         c.errno(
             format!("{first} bound to device_dax: open f"),
             &sys::open(&fs.path("f"), false),

@@ -11,7 +11,8 @@
 //! - [`WRITE_AREA`]: files the cases write; a case writes its own seed before it reads back;
 //! - [`CANARY_AREA`]: never in a file; the security suite checks that it still holds the fill
 //!   pattern after hostile ops tried to reach it;
-//! - the device's last [`FILL_TAIL`] bytes: filled as well, for the same check at the end.
+//! - the device's last [`FILL_TAIL`] bytes: filled as well, for the same check at the end;
+//! - [`STRESS_AREA`]: the stress suite's read files (filled only for runs with stress).
 
 use crate::devices::DaxDevice;
 use crate::pattern;
@@ -31,6 +32,10 @@ pub const WRITE_AREA: Range<u64> = (48 * MIB)..(72 * MIB);
 pub const CANARY_AREA: Range<u64> = (72 * MIB)..(80 * MIB);
 /// The host fills dax offsets `[0, FILL_HEAD)` of every dax device ...
 pub const FILL_HEAD: u64 = 80 * MIB;
+/// The stress suite's read files: a device page must never belong to two files (fs-dax keeps
+/// one owner per page), so its 64 files get their own 160 MiB, filled only when stress runs.
+pub const STRESS_AREA: Range<u64> = FILL_HEAD..(240 * MIB);
+pub const STRESS_FILL_HEAD: u64 = STRESS_AREA.end;
 /// ... and the last `FILL_TAIL` bytes of every device's share of a region.
 pub const FILL_TAIL: u64 = 2 * MIB;
 
@@ -39,6 +44,7 @@ const _: () = assert!(READ_AREA.start >= 16 * MIB);
 const _: () = assert!(READ_AREA.end <= WRITE_AREA.start);
 const _: () = assert!(WRITE_AREA.end <= CANARY_AREA.start);
 const _: () = assert!(CANARY_AREA.end <= FILL_HEAD);
+const _: () = assert!(STRESS_AREA.start >= FILL_HEAD);
 
 /// The seed of the fill pattern in `memdev`'s backing file.
 pub fn fill_seed(memdev: &str) -> &str {

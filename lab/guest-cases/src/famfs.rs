@@ -431,6 +431,29 @@ impl Famfs {
         ))
     }
 
+    /// Waits until the server answered a RELEASE for every OPEN (the kernel sends RELEASE in
+    /// the background after the last close, and holds the inode until the reply), then drops
+    /// unused dentries and inodes: the files' inodes, and their cached fmaps, are gone after.
+    pub fn settle_and_drop_caches(&self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = self.stats()?;
+            if s.opcode("RELEASE") >= s.opcode("OPEN") {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} OPEN but {} RELEASE after 10 s: a file is still open",
+                    s.opcode("OPEN"),
+                    s.opcode("RELEASE")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        sys::drop_caches()
+    }
+
     /// The server's output so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()

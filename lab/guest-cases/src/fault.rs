@@ -368,7 +368,7 @@ fn rw_syscalls(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     );
     c.eq(
         "simple: pread across EOF is short",
-        sys::pread(&f, size - 10, 100).map(|v| v.len()),
+        sys::pread_once(&f, size - 10, 100).map(|v| v.len()),
         Ok(10),
     );
 
@@ -756,7 +756,7 @@ fn battery(ctx: &Ctx<'_>, ops: &str, c: &mut Checks) -> Result<Vec<(String, Stri
             let r = sys::pread(&f, o.saturating_sub(64), 128);
             out.push((format!("{rel}: pread {o:#x}"), format!("{r:02x?}")));
         }
-        let r = sys::pread(&f, map.file_size - 10, 100).map(|v| v.len());
+        let r = sys::pread_once(&f, map.file_size - 10, 100).map(|v| v.len());
         out.push((format!("{rel}: pread across EOF"), format!("{r:?}")));
         let eof = page_up(map.file_size);
         if eof < map.mapped_size() {

@@ -181,7 +181,7 @@ fn concurrent_first_open(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let mut discarded = 0u64;
     let mut mem_start = 0u64;
     for round in 0..=ROUNDS {
-        sys::drop_caches()?;
+        fs.settle_and_drop_caches()?;
         if round == 1 {
             mem_start = sys::meminfo_kib("MemAvailable")?;
         }
@@ -227,7 +227,7 @@ fn concurrent_first_open(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             discarded += fetched.saturating_sub(1);
         }
     }
-    sys::drop_caches()?;
+    fs.settle_and_drop_caches()?;
     std::thread::sleep(Duration::from_millis(200));
     let mem_end = sys::meminfo_kib("MemAvailable")?;
     let lost = mem_start.saturating_sub(mem_end);

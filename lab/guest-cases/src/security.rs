@@ -123,6 +123,7 @@ fn evil(ctx: &mut Ctx<'_>, flavours: &[(&str, Vec<String>, &str)]) -> Result<Out
         spec.args = args.clone();
         let fs = Famfs::start(ctx, spec)?;
         let mut kmsg = Kmsg::open()?;
+        sys::ratelimit_quiet();
         let fo = sys::open(&fs.path("other"), false);
         c.errno(
             format!("{what}: open other (parse as famfs; declares slot 1)"),

@@ -1,5 +1,5 @@
-//! The stress suite: threads of random faults, reads and writes over 64 read files and one
-//! write file per thread, for a fixed time (`FAMFS_LAB_STRESS_SECS`, default 30; threads
+//! The stress suite: threads of random faults, reads and writes over 64 read files (in the
+//! stress area, which the host fills only for runs with this suite) and one write file per thread, for a fixed time (`FAMFS_LAB_STRESS_SECS`, default 30; threads
 //! `FAMFS_LAB_STRESS_THREADS`, default 4). Every byte read is compared with the model at once;
 //! at the end each write file is read whole and compared, and the host checks its backing
 //! bytes (verify file). Run it on the debug kernel too, in its own run:
@@ -11,9 +11,11 @@ use crate::mapping::Mapping;
 use crate::sys;
 use crate::Outcome;
 use anyhow::{bail, Context, Result};
-use famfs_fmap::{Extents, FileMap, FileType, InterleavedExtent, SimpleExtent};
+use famfs_fmap::FileMap;
 use famfs_lab_cases::blobs::Rng;
-use famfs_lab_cases::expect::{self, simple_map, AreaAlloc, Slots, MIB, READ_AREA, WRITE_AREA};
+use famfs_lab_cases::expect::{
+    self, interleaved_map, simple_map, AreaAlloc, Slots, Stripe, MIB, STRESS_AREA, WRITE_AREA,
+};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,38 +39,28 @@ fn env_u64(k: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// 64 shared files over the first 16 MiB of the read area, of four shapes.
-fn read_maps(nslots: u32) -> Vec<FileMap> {
-    let at = |i: usize, k: u64| READ_AREA.start + ((i as u64 + k) % 8) * M2;
-    let slot = |i: usize, k: usize| ((i + k) as u32) % nslots;
+/// 64 files in the stress area, of four shapes, never sharing a device page (fs-dax gives a
+/// device page one owner: two files mapping it is a kernel WARN, see the README).
+fn read_maps(nslots: u32) -> Result<Vec<FileMap>> {
+    let mut a = AreaAlloc::new(STRESS_AREA);
+    let slot = |i: usize| (i as u32) % nslots;
     (0..FILES)
         .map(|i| {
-            let ext = |k: u64, s: usize| SimpleExtent {
-                dev_index: slot(i, s),
-                offset: at(i, k),
-                len: M2,
-            };
-            let (size, extents) = match i % 4 {
-                0 => (M2, Extents::Simple(vec![ext(0, 0)])),
-                1 => (2 * M2 - 777, Extents::Simple(vec![ext(3, 0), ext(1, 1)])),
-                2 => (
-                    2 * M2,
-                    Extents::Interleaved(vec![InterleavedExtent {
-                        chunk_size: M2 as u32,
+            let m = match i % 4 {
+                0 => simple_map(&mut a, &[(slot(i), M2)], M2),
+                1 => simple_map(&mut a, &[(slot(i), M2)], M2 - 777),
+                2 => simple_map(&mut a, &[(slot(i), M2)], M2 - 4096 * (i as u64 % 7) - 1),
+                _ => interleaved_map(
+                    &mut a,
+                    &[Stripe {
+                        chunk: M2,
                         nbytes: 2 * M2,
-                        strips: vec![ext(5, 0), ext(2, 1)],
-                    }]),
-                ),
-                _ => (
-                    M2 - 4096 * (i as u64 % 7) - 1,
-                    Extents::Simple(vec![ext(6, 1)]),
+                        slots: &[slot(i), slot(i + 1)],
+                    }],
+                    2 * M2 - 123,
                 ),
             };
-            FileMap {
-                file_type: FileType::Regular,
-                file_size: size,
-                extents,
-            }
+            m.context("the stress area is full")
         })
         .collect()
 }
@@ -97,10 +89,8 @@ fn random_faults(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let slots = ctx.slots(3)?;
     let nslots = slots.len() as u32;
     let mut spec = Spec::new(&ctx.ops()?, slots);
-    for (i, m) in read_maps(nslots).into_iter().enumerate() {
-        let mut f = FileSpec::new(&format!("r/f{i:02}"), m);
-        f.shared = true;
-        spec.files.push(f);
+    for (i, m) in read_maps(nslots)?.into_iter().enumerate() {
+        spec.files.push(FileSpec::new(&format!("r/f{i:02}"), m));
     }
     let mut w = AreaAlloc::new(WRITE_AREA);
     for t in 0..threads {

@@ -78,6 +78,14 @@ pub fn pread(f: &File, off: u64, len: usize) -> std::result::Result<Vec<u8>, i32
     Ok(buf)
 }
 
+/// One pread(2) of up to `len` bytes: the bytes it returned, or the errno.
+pub fn pread_once(f: &File, off: u64, len: usize) -> std::result::Result<Vec<u8>, i32> {
+    let mut buf = vec![0u8; len];
+    let n = f.read_at(&mut buf, off).map_err(|e| errno(&e))?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
 /// One pwrite(2): the count written or the errno.
 pub fn pwrite_once(f: &File, off: u64, data: &[u8]) -> std::result::Result<usize, i32> {
     f.write_at(data, off).map_err(|e| errno(&e))

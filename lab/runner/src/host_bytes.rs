@@ -7,7 +7,7 @@
 use anyhow::{bail, Context, Result};
 use famfs_lab_cases::catalog::HostPart;
 use famfs_lab_cases::devices::DeviceMap;
-use famfs_lab_cases::expect::{fill_seed, FILL_HEAD, FILL_TAIL};
+use famfs_lab_cases::expect::{fill_seed, FILL_TAIL};
 use famfs_lab_cases::pattern;
 use famfs_lab_cases::verify::{self, FillPlan, FillRange, VerifyRange};
 use lab_vm::topology::Topology;
@@ -89,10 +89,10 @@ pub fn verify_after(
 }
 
 /// The backing ranges of the fmap suites' fill: for every region, on each of its devices, the
-/// first [`FILL_HEAD`] and the last [`FILL_TAIL`] bytes of the device's share. Shares are
-/// allocated in region order from device physical address 0, as `cxl create-region` does; a
-/// region without a size takes what its devices have left.
-pub fn fill_plan(topology: &Topology) -> FillPlan {
+/// first `head` ([`famfs_lab_cases::expect::FILL_HEAD`], or more for the stress suite) and the last [`FILL_TAIL`] bytes
+/// of the device's share. Shares are allocated in region order from device physical address 0,
+/// as the kernel allocates DPA; a region without a size takes what its devices have left.
+pub fn fill_plan(topology: &Topology, head: u64) -> FillPlan {
     let mut next: BTreeMap<&str, u64> = BTreeMap::new();
     let mut ranges = Vec::new();
     for r in &topology.regions {
@@ -111,7 +111,7 @@ pub fn fill_plan(topology: &Topology) -> FillPlan {
         };
         for d in &r.devices {
             let base = *next.get(d.as_str()).unwrap_or(&0);
-            let head = share.min(FILL_HEAD);
+            let head = share.min(head);
             ranges.push(FillRange {
                 memdev: d.clone(),
                 offset: base,
@@ -201,6 +201,7 @@ pub fn verify_file(results: &Path, case_id: &str, backings: &Backings) -> Result
 mod tests {
     use super::*;
     use famfs_lab_cases::devices::{DaxDevice, Target};
+    use famfs_lab_cases::expect::FILL_HEAD;
 
     fn map() -> DeviceMap {
         DeviceMap {
@@ -290,7 +291,7 @@ mod tests {
     #[test]
     fn fill_plan_follows_region_order_and_interleave() {
         let topo = Topology::load_named("two-devices").unwrap();
-        let plan = fill_plan(&topo);
+        let plan = fill_plan(&topo, FILL_HEAD);
         let m = 1u64 << 20;
         let of = |d: &str| -> Vec<(u64, u64)> {
             plan.ranges
@@ -310,9 +311,12 @@ mod tests {
             ]
         );
         assert_eq!(of("mem1"), of("mem0"));
-        let one = fill_plan(&Topology::load_named("default").unwrap());
+        let one = fill_plan(&Topology::load_named("default").unwrap(), FILL_HEAD);
         assert_eq!(one.ranges.len(), 2);
         assert!(one.covers("mem0", 16 * m, 64 * m));
+        assert!(!one.covers("mem0", 16 * m, FILL_HEAD));
+        let big = fill_plan(&Topology::load_named("default").unwrap(), 240 * m);
+        assert!(big.covers("mem0", 0, 240 * m));
     }
 
     #[test]

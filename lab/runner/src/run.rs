@@ -62,11 +62,16 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
         .collect();
     lab_vm::backing::create_backing_files(&req.topology, &req.run_dir)?;
     // The fmap suites' fill first: the other cases' own bytes go on top of it.
-    let fill_plan = host_bytes::fill_plan(&req.topology);
-    if planned
+    let head = planned
         .iter()
-        .any(|p| p.skip.is_none() && p.case.host == HostPart::FmapPattern)
-    {
+        .filter(|p| p.skip.is_none())
+        .filter_map(|p| match p.case.host {
+            HostPart::FmapPattern { fill_head } => Some(fill_head),
+            _ => None,
+        })
+        .max();
+    if let Some(head) = head {
+        let fill_plan = host_bytes::fill_plan(&req.topology, head);
         host_bytes::fill(&fill_plan, &backings).context("filling the backing files")?;
         std::fs::write(
             req.run_dir.join("results").join(verify::FILL_PLAN),
@@ -389,11 +394,12 @@ fn run_case(
     r
 }
 
-/// `FAMFS_LAB_*` variables of the host's environment (e.g. `FAMFS_LAB_OPS=famfs_native`),
-/// passed on to every case: the guest's knobs for the fmap suites.
+/// `FAMFS_LAB_*` variables of the host's environment (e.g. `FAMFS_LAB_STRESS_SECS=120`),
+/// passed on to every case: the guest's knobs for the fmap suites. `FAMFS_LAB_OPS` is not
+/// among them: `--ops` (the request's `ops`) sets it.
 fn case_env() -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| k.starts_with("FAMFS_LAB_"))
+        .filter(|(k, _)| k.starts_with("FAMFS_LAB_") && k != "FAMFS_LAB_OPS")
         .collect();
     v.sort();
     v
