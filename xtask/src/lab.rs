@@ -183,9 +183,14 @@ pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
         ops: args.ops.clone(),
         boot_timeout: Duration::from_secs(args.boot_timeout),
     };
-    let report = t.stage("lab: boot, setup, suites", || {
+    let (_, expected) = crate::ci::load()?;
+    let mut report = t.stage("lab: boot, setup, suites", || {
         lab_runner::run::run(&req, rfc3339_now())
     })?;
+    // Known failures (ci/expected/<kernel>.yaml) become XFAIL, stale ones XPASS.
+    if expected.apply(&mut report, Some(args.ops.as_str())) > 0 {
+        lab_report::write_run_dir(&run_dir, &report)?;
+    }
     println!("{}", lab_report::ktap::write(&report));
     eprint!("{}", t.table());
     eprintln!("famfs-lab: results in {}", run_dir.display());
