@@ -140,18 +140,42 @@ pub fn up(sh: &Shell, args: &UpArgs) -> Result<bool> {
     Ok(up_report(sh, args)?.failed())
 }
 
-/// Runs the chain and returns the report (already printed and written).
-pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
-    let mut t = Timings::default();
+/// What every guest boot needs: the topology, the kernel and image (built or
+/// cached) and the accelerator.
+struct Prepared {
+    topology: lab_vm::Topology,
+    kernel: lab_kernel::BuiltKernel,
+    image: lab_image::BuiltImage,
+    accel: lab_vm::AccelChoice,
+}
+
+fn prepare(sh: &Shell, kernel: &BuildArgs, topology: &str, t: &mut Timings) -> Result<Prepared> {
     crate::host::ensure(
         sh,
         &[Need::Kernel, Need::Image, Need::Vm],
-        args.kernel.no_install,
+        kernel.no_install,
     )?;
-    let topology = load_topology(&args.topology)?;
-    let kernel = args.kernel.build(sh, &mut t)?;
-    let image = crate::image::build(sh, &kernel, args.kernel.no_install, &mut t)?;
+    let topology = load_topology(topology)?;
+    let built = kernel.build(sh, t)?;
+    let image = crate::image::build(sh, &built, kernel.no_install, t)?;
     let accel = lab_vm::choose_accel(std::path::Path::new(lab_vm::accel::DEFAULT_QEMU))?;
+    Ok(Prepared {
+        topology,
+        kernel: built,
+        image,
+        accel,
+    })
+}
+
+/// Runs the chain and returns the report (already printed and written).
+pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
+    let mut t = Timings::default();
+    let Prepared {
+        topology,
+        kernel,
+        image,
+        accel,
+    } = prepare(sh, &args.kernel, &args.topology, &mut t)?;
     eprintln!("famfs-lab: {}", accel.reason);
     let run_id = run_id();
     let run_dir = lab_host::paths::runs_dir().join(&run_id);
@@ -201,15 +225,12 @@ pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
 
 fn shell(sh: &Shell, args: &ShellArgs) -> Result<()> {
     let mut t = Timings::default();
-    crate::host::ensure(
-        sh,
-        &[Need::Kernel, Need::Image, Need::Vm],
-        args.kernel.no_install,
-    )?;
-    let topology = load_topology(&args.topology)?;
-    let kernel = args.kernel.build(sh, &mut t)?;
-    let image = crate::image::build(sh, &kernel, args.kernel.no_install, &mut t)?;
-    let accel = lab_vm::choose_accel(std::path::Path::new(lab_vm::accel::DEFAULT_QEMU))?;
+    let Prepared {
+        topology,
+        kernel,
+        image,
+        accel,
+    } = prepare(sh, &args.kernel, &args.topology, &mut t)?;
     let run_dir = lab_host::paths::runs_dir().join(format!("shell-{}", run_id()));
     let cmdline = format!(
         "{} famfs_lab.shell=1",
