@@ -37,9 +37,15 @@ static __always_inline void *meta_at(void *mv, __u32 off, const __u32 size)
 	return ((struct famfs_meta_buf *)mv)->bytes + off;
 }
 
+/*
+ * Parse writes the map value through a dynptr: bpf_dynptr_data() checks the offset at run time
+ * like the kernel's kfuncs do. Pointer arithmetic on the map value instead makes every offset
+ * precise for the verifier, so the extent and strip loops never converge and parse fails to
+ * load with E2BIG (program too complex).
+ */
 static __always_inline void *fmap_meta(struct parse_env *env, __u32 off, const __u32 size)
 {
-	return meta_at(env->mv, off, size);
+	return bpf_dynptr_data(env->meta_dp, off, size);
 }
 
 static __always_inline const void *fmap_rmeta(struct resolve_env *env, __u32 off, const __u32 size)
@@ -56,15 +62,22 @@ int BPF_PROG(maplookup_parse, struct fuse_dax_fmap_parse_ctx *pctx)
 {
 	struct parse_env env = { .ctx = pctx };
 	__u64 nodeid = pctx->nodeid;
+	struct bpf_dynptr dp;
+	void *mv;
 	int err;
 
 	err = bpf_map_update_elem(&famfs_metas, &nodeid, &zero_meta, BPF_ANY);
 	if (err)
 		return err;
-	env.mv = bpf_map_lookup_elem(&famfs_metas, &nodeid);
-	if (!env.mv)
+	mv = bpf_map_lookup_elem(&famfs_metas, &nodeid);
+	if (!mv)
 		return -ENOMEM;
+	err = bpf_dynptr_from_mem(mv, sizeof(struct famfs_meta_buf), 0, &dp);
+	if (err)
+		goto out;
+	env.meta_dp = &dp;
 	err = famfs_parse(&env);
+out:
 	if (err)
 		bpf_map_delete_elem(&famfs_metas, &nodeid);
 	return err;

@@ -6,10 +6,13 @@
 
 #include "fmap_abi.bpf.h"
 
-/* `mv`: where a variant keeps its meta instead of the kernel's buffer (famfs_maplookup). */
+/*
+ * `meta_dp` (parse) and `mv` (resolve): where a variant keeps its meta instead of the kernel's
+ * buffer (famfs_maplookup: a hash map value).
+ */
 struct parse_env {
 	struct fuse_dax_fmap_parse_ctx *ctx;
-	void *mv;
+	struct bpf_dynptr *meta_dp;
 };
 
 struct resolve_env {
