@@ -5,9 +5,10 @@ use libbpf_cargo::SkeletonBuilder;
 use std::path::PathBuf;
 
 /// bpf/NAME.bpf.c -> OUT_DIR/NAME.skel.rs. `test_harness` is only used by the host tests.
-const OBJECTS: [&str; 5] = [
+const OBJECTS: [&str; 6] = [
     "famfs",
     "famfs_maplookup",
+    "famfs_slow",
     "evil_oob",
     "reject_all",
     "test_harness",

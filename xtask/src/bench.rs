@@ -11,6 +11,9 @@ pub enum Bench {
     /// Boot time: QEMU start to agent ready, to devices ready (first case),
     /// and the whole `lab up` of one smoke case, over several runs.
     Boot(BootArgs),
+    /// The DAX fault path: PTE/PMD/open fault cost per fmap resolver (famfs_native, famfs,
+    /// famfs_maplookup) and on the raw device, in one VM run; table, bench.json, SVG chart.
+    Fault(crate::bench_fault::FaultArgs),
 }
 
 #[derive(Args, Debug)]
@@ -26,6 +29,7 @@ impl Bench {
     pub fn run(self, sh: &Shell) -> Result<()> {
         match self {
             Bench::Boot(args) => boot(sh, args),
+            Bench::Fault(args) => crate::bench_fault::run(sh, args),
         }
     }
 }

@@ -2,11 +2,13 @@
 //! struct of its flags and a `run`.
 
 mod bench;
+mod bench_fault;
 mod ci;
 mod host;
 mod image;
 mod kernel;
 mod lab;
+mod shadow;
 mod test;
 
 use anyhow::Result;
@@ -37,6 +39,9 @@ enum Verb {
     /// CI: the matrix of ci/matrix.yaml, and any cell run as CI runs it.
     #[command(subcommand)]
     Ci(ci::Ci),
+    /// famfs shadow trees: generate one (N files, simple or interleaved, no overlap).
+    #[command(subcommand)]
+    Shadow(shadow::Shadow),
     /// Guest image: build it (and the kernel it carries modules of).
     #[command(subcommand)]
     Image(ImageVerb),
@@ -67,6 +72,7 @@ fn main() {
             Verb::Lab(v) => v.run(&sh),
             Verb::Test(v) => v.run(&sh),
             Verb::Ci(v) => v.run(&sh),
+            Verb::Shadow(v) => v.run(),
         }
     })();
     if let Err(err) = result {

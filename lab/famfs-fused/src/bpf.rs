@@ -21,6 +21,9 @@ pub mod skel {
     pub mod famfs_maplookup {
         include!(concat!(env!("OUT_DIR"), "/famfs_maplookup.skel.rs"));
     }
+    pub mod famfs_slow {
+        include!(concat!(env!("OUT_DIR"), "/famfs_slow.skel.rs"));
+    }
     pub mod evil_oob {
         include!(concat!(env!("OUT_DIR"), "/evil_oob.skel.rs"));
     }
@@ -176,6 +179,13 @@ pub fn load(kind: OpsKind, o: &BpfOptions) -> Result<Option<Attached>, BpfError>
             o,
             skel::famfs_maplookup::FamfsMaplookupSkelBuilder,
             famfs_maplookup_ops,
+            |open| {}
+        ),
+        OpsKind::FamfsSlow => attach!(
+            kind,
+            o,
+            skel::famfs_slow::FamfsSlowSkelBuilder,
+            famfs_slow_ops,
             |open| {}
         ),
         OpsKind::EvilOob => attach!(

@@ -11,6 +11,9 @@ pub enum OpsKind {
     /// BPF: parse into a hash map keyed by nodeid; iomap_begin looks it up.
     #[value(name = "famfs_maplookup")]
     FamfsMaplookup,
+    /// BPF, benchmark only: `famfs` plus a busy loop in iomap_begin (a synthetic slowdown).
+    #[value(name = "famfs_slow")]
+    FamfsSlow,
     /// No BPF: name the kernel's native ops (CONFIG_FUSE_DAX_FMAP_NATIVE_TEST).
     #[value(name = "famfs_native")]
     FamfsNative,
@@ -31,6 +34,7 @@ impl OpsKind {
         match self {
             OpsKind::Famfs => "famfs",
             OpsKind::FamfsMaplookup => "famfs_maplookup",
+            OpsKind::FamfsSlow => "famfs_slow",
             OpsKind::FamfsNative => "famfs_native",
             OpsKind::EvilOob => "evil_oob",
             OpsKind::RejectAll => "reject_all",
@@ -41,7 +45,9 @@ impl OpsKind {
     /// size (bpf/famfs_meta.h; the native module may use that layout).
     pub fn meta_size(self, map: &FileMap) -> u32 {
         match self {
-            OpsKind::Famfs | OpsKind::EvilOob | OpsKind::FamfsNative => meta::meta_size(map),
+            OpsKind::Famfs | OpsKind::FamfsSlow | OpsKind::EvilOob | OpsKind::FamfsNative => {
+                meta::meta_size(map)
+            }
             OpsKind::FamfsMaplookup | OpsKind::RejectAll => MIN_META,
         }
     }
@@ -50,7 +56,9 @@ impl OpsKind {
     /// strips for the meta layouts; [`MIN_META`] for ops that keep nothing in the buffer).
     pub fn max_meta_size(self) -> u32 {
         match self {
-            OpsKind::Famfs | OpsKind::EvilOob | OpsKind::FamfsNative => meta::MAX_SIZE as u32,
+            OpsKind::Famfs | OpsKind::FamfsSlow | OpsKind::EvilOob | OpsKind::FamfsNative => {
+                meta::MAX_SIZE as u32
+            }
             OpsKind::FamfsMaplookup | OpsKind::RejectAll => MIN_META,
         }
     }

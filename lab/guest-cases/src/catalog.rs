@@ -49,6 +49,41 @@ pub enum Needs {
     FmapKernel,
 }
 
+/// Which guests a case runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hosts {
+    /// One guest: every suite but `shared`; run on one-host topologies.
+    One,
+    /// The guests of a multi-host topology (`hosts: 2`), in steps: the roles of a step run at
+    /// once, each on its host (`famfs-lab-cases run ID` with `FAMFS_LAB_ROLE`,
+    /// `FAMFS_LAB_HOST` and `FAMFS_LAB_HOSTS` set); the next step starts when all have ended.
+    Shared(&'static [&'static [Role]]),
+}
+
+/// One guest's part in a step of a [`Hosts::Shared`] case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Role {
+    /// Index of the guest (0-based, `RUN/host<N>`).
+    pub host: u32,
+    pub role: &'static str,
+    /// The role ends its guest on purpose (a panic): the guest dying is its pass, and it
+    /// takes no later part in the run.
+    pub ends_guest: bool,
+}
+
+/// Guests a [`Hosts::Shared`] case needs: the highest host index + 1.
+pub fn hosts_needed(hosts: &Hosts) -> u32 {
+    match hosts {
+        Hosts::One => 1,
+        Hosts::Shared(steps) => steps
+            .iter()
+            .flat_map(|s| s.iter())
+            .map(|r| r.host + 1)
+            .max()
+            .unwrap_or(1),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Case {
     pub suite: &'static str,
@@ -58,6 +93,7 @@ pub struct Case {
     pub expect: Expect,
     pub needs: Needs,
     pub host: HostPart,
+    pub hosts: Hosts,
 }
 
 impl Case {
@@ -131,9 +167,19 @@ pub const SUITES: &[Suite] = &[
         about: "threads of random faults, reads and writes over 64 files (FAMFS_LAB_STRESS_SECS)",
     },
     Suite {
+        name: "shared",
+        default: false,
+        about: "two guests on one CXL device: same tree, cross-host bytes, a ring, a dead server, a dead peer (multi-host topologies run it by default)",
+    },
+    Suite {
         name: "fuzz",
         default: false,
         about: "10,000 generated blobs through the kernel's parse (FAMFS_LAB_FUZZ_N)",
+    },
+    Suite {
+        name: "bench",
+        default: false,
+        about: "fault-path benchmark: raw timings for `cargo xtask lab bench fault` (FAMFS_LAB_BENCH_FAULT)",
     },
 ];
 
@@ -146,6 +192,7 @@ const fn case(suite: &'static str, name: &'static str, about: &'static str) -> C
         expect: Expect::Pass,
         needs: Needs::Nothing,
         host: HostPart::None,
+        hosts: Hosts::One,
     }
 }
 
@@ -223,6 +270,10 @@ pub const CASES: &[Case] = &[
         "INIT naming unregistered ops fails the mount and the kernel log names the ops"),
     fmap("open", "directory_unaffected", 60,
         "directories open, list and stat normally; they never cause GET_FMAP"),
+    fmap("open", "struct_ops_attached", 60,
+        "the server's BPF ops show in `bpftool struct_ops list` while mounted (as fuse_dax_fmap_ops) and are gone after the unmount"),
+    fmap("open", "server_killed", 90,
+        "the server is killed with a file open and mapped: ENOTCONN, no oops, the mount goes away, a new server mounts and serves the same bytes"),
     fmap("fault", "read_pte", 120,
         "PTE faults read every extent/chunk edge and random bytes as the model predicts"),
     fmap("fault", "read_pmd", 120,
@@ -282,6 +333,25 @@ pub const CASES: &[Case] = &[
     },
     fmap("fuzz", "parse_blobs", 1200,
         "generated malformed and random blobs: no splat; each open fails as the model says or maps only inside the devices"),
+    fmap("bench", "fault", 1800,
+        "PTE/PMD/open fault cost per resolver and on the raw device (timings only, no assertions)"),
+    // The multi-host suite (guest side: src/shared.rs); host 1 runs after host 0 where the
+    // steps are sequential. peer_panic ends host 0, so it comes last.
+    shared("same_tree", 120,
+        "both guests serve the same shadow tree: names, sizes, modes, owners and fmaps agree",
+        &[&[role(0, "list")], &[role(1, "compare")]]),
+    shared("cross_host_bytes", 120,
+        "bytes stored through an mmap on one guest are read through mmap on the other, both ways; the unflushed read is checked against the platform's model",
+        &[&[role(0, "write")], &[role(1, "read")], &[role(1, "write")], &[role(0, "read")]]),
+    shared("ring", 300,
+        "a producer on guest 0 and a consumer on guest 1 pass N messages (FAMFS_LAB_RING_N) through a ring in a shared file: sequence and CRC checked",
+        &[&[role(0, "ring_init")], &[role(0, "produce"), role(1, "consume")]]),
+    shared("server_killed", 180,
+        "guest 0's server is killed with files open: ENOTCONN, clean unmount and remount; guest 1 keeps reading the right bytes meanwhile",
+        &[&[role(0, "kill_server"), role(1, "keep_reading")]]),
+    shared("peer_panic", 120,
+        "guest 0 panics while guest 1 reads: guest 1 finishes its reads with the right bytes",
+        &[&[Role { host: 0, role: "panic", ends_guest: true }, role(1, "keep_reading")]]),
 ];
 
 /// A case of the fmap suites: needs the famfs-bpf kernel, the host's fill and verify files.
@@ -301,6 +371,28 @@ const fn fmap(
         host: HostPart::FmapPattern {
             fill_head: crate::expect::FILL_HEAD,
         },
+        hosts: Hosts::One,
+    }
+}
+
+const fn role(host: u32, role: &'static str) -> Role {
+    Role {
+        host,
+        role,
+        ends_guest: false,
+    }
+}
+
+/// A case of the `shared` suite: an fmap case over two guests.
+const fn shared(
+    name: &'static str,
+    timeout_s: u64,
+    about: &'static str,
+    steps: &'static [&'static [Role]],
+) -> Case {
+    Case {
+        hosts: Hosts::Shared(steps),
+        ..fmap("shared", name, timeout_s, about)
     }
 }
 
@@ -367,10 +459,44 @@ mod tests {
         }
         assert!(!suite("stress").unwrap().default);
         assert!(!suite("fuzz").unwrap().default);
+        assert!(!suite("bench").unwrap().default);
         assert_eq!(
             find("fault.read_pmd").map(|c| c.needs),
             Some(Needs::FmapKernel)
         );
+    }
+
+    #[test]
+    fn shared_cases_give_each_step_distinct_guests() {
+        let shared: Vec<_> = all().filter(|c| c.suite == "shared").collect();
+        assert!(shared.len() >= 5);
+        for c in shared {
+            let Hosts::Shared(steps) = c.hosts else {
+                panic!("{} is in the shared suite but runs on one guest", c.id());
+            };
+            assert_eq!(hosts_needed(&c.hosts), 2, "{}", c.id());
+            for step in steps {
+                let mut hosts: Vec<u32> = step.iter().map(|r| r.host).collect();
+                hosts.sort();
+                hosts.dedup();
+                assert_eq!(
+                    hosts.len(),
+                    step.len(),
+                    "{}: two roles on one guest",
+                    c.id()
+                );
+            }
+        }
+        // A role that ends its guest must be in the last case: later cases lose that guest.
+        let last = all().filter(|c| c.suite == "shared").last().map(Case::id);
+        for c in all() {
+            if let Hosts::Shared(steps) = c.hosts {
+                if steps.iter().flat_map(|s| s.iter()).any(|r| r.ends_guest) {
+                    assert_eq!(Some(c.id()), last);
+                }
+            }
+        }
+        assert_eq!(hosts_needed(&Hosts::One), 1);
     }
 
     #[test]

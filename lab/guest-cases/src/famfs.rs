@@ -526,6 +526,27 @@ impl Famfs {
         std::fs::write(&p, blob).with_context(|| format!("writing {}", p.display()))
     }
 
+    /// Kills the server with SIGKILL (the mount stays, its connection dead) and reaps it.
+    pub fn kill_server(&mut self) -> Result<()> {
+        let Some(child) = self.child.as_mut() else {
+            bail!("famfs-fused is not running");
+        };
+        child.kill().context("killing famfs-fused")?;
+        child.wait().context("reaping famfs-fused")?;
+        self.child = None;
+        Ok(())
+    }
+
+    /// Unmounts a mount whose server is gone: `umount` (lazily if a file is still open).
+    /// Returns how it went, for the case's log.
+    pub fn umount_dead(&self) -> std::result::Result<&'static str, i32> {
+        match umount(&self.mnt, 0) {
+            Ok(()) => Ok("umount"),
+            Err(libc::EBUSY) => umount(&self.mnt, libc::MNT_DETACH).map(|_| "lazy umount (busy)"),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Unmounts and waits for the server; an error if it does not end cleanly.
     pub fn stop(mut self) -> Result<()> {
         self.shutdown()

@@ -148,7 +148,7 @@ fn check_samples(c: &mut Checks, fs: &Famfs, rel: &str, m: &Mapping, offs: &[u64
 }
 
 /// THP must not be `never` for DAX PMDs; returns the setting to restore.
-fn allow_thp() -> Result<Option<String>> {
+pub fn allow_thp() -> Result<Option<String>> {
     let p = "/sys/kernel/mm/transparent_hugepage/enabled";
     let cur = match std::fs::read_to_string(p) {
         Ok(c) => c,
@@ -162,7 +162,7 @@ fn allow_thp() -> Result<Option<String>> {
     Ok(None)
 }
 
-fn restore_thp(prev: Option<String>) {
+pub fn restore_thp(prev: Option<String>) {
     if let Some(p) = prev {
         let _ = std::fs::write("/sys/kernel/mm/transparent_hugepage/enabled", p);
     }

@@ -5,6 +5,7 @@
 //! files ([`expect`]), the files guest and host exchange ([`verify`]) and the
 //! blobs of the negative and fuzz cases ([`blobs`]).
 
+pub mod benchdata;
 pub mod blobs;
 pub mod catalog;
 pub mod devices;

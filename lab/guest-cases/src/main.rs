@@ -6,6 +6,8 @@
 //! famfs-lab-cases list                print the catalog
 //! ```
 
+mod bench;
+mod bench_probe;
 mod check;
 mod devmissing;
 mod famfs;
@@ -17,6 +19,7 @@ mod region;
 mod security;
 mod selftest;
 mod setup;
+mod shared;
 mod smoke;
 mod stress;
 mod sys;
@@ -91,6 +94,8 @@ fn dispatch(args: &[String]) -> Result<Outcome> {
                 "device_missing" => fmap_case(id, |ctx| devmissing::run(case.name, ctx)),
                 "stress" => fmap_case(id, |ctx| stress::run(case.name, ctx)),
                 "fuzz" => fmap_case(id, |ctx| fuzz::run(case.name, ctx)),
+                "bench" => fmap_case(id, |ctx| bench::run(case.name, ctx)),
+                "shared" => fmap_case(id, |ctx| shared::run(case.name, ctx)),
                 other => bail!("suite {other} has no guest implementation"),
             }
         }

@@ -20,6 +20,8 @@ pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
         "size_limits" => size_limits(ctx),
         "init_unregistered_ops" => init_unregistered_ops(ctx),
         "directory_unaffected" => directory_unaffected(ctx),
+        "server_killed" => crate::shared::server_killed(ctx),
+        "struct_ops_attached" => struct_ops_attached(ctx),
         _ => bail!("no open case {name:?}"),
     }
 }
@@ -526,5 +528,50 @@ fn directory_unaffected(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         1,
     );
     fs.stop()?;
+    Ok(c.outcome())
+}
+
+/// The server's BPF ops are a struct_ops map `bpftool struct_ops list` shows for as long as the
+/// mount lives (the link is the server's), and gone after the unmount.
+fn struct_ops_attached(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    let ops = ctx.ops()?;
+    let mut a = AreaAlloc::new(READ_AREA);
+    let m = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB).context("area full")?;
+    let list = || sys::run("bpftool", &["struct_ops", "list"]);
+    let (ok, before) = list();
+    if !ok {
+        bail!("bpftool struct_ops list failed (is bpftool in the image?): {before}");
+    }
+    let fs = Famfs::start(ctx, Spec::new(&ops, ctx.slots(1)?).file("f", m))?;
+    let (_, during) = list();
+    println!("bpftool struct_ops list, mounted:\n{during}");
+    let ours = |out: &str| {
+        out.lines()
+            .filter(|l| l.contains("fuse_dax_fmap_ops"))
+            .count()
+    };
+    if ops == "famfs_native" {
+        c.eq(
+            "fuse_dax_fmap_ops maps with the native (C) ops",
+            ours(&during),
+            ours(&before),
+        );
+    } else {
+        c.eq(
+            "fuse_dax_fmap_ops maps while mounted",
+            ours(&during),
+            ours(&before) + 1,
+        );
+    }
+    let got = sys::open(&fs.path("f"), false).map(|_| ());
+    c.errno("open through the attached ops", &got, 0);
+    fs.stop()?;
+    let (_, after) = list();
+    c.eq(
+        "fuse_dax_fmap_ops maps after the unmount",
+        ours(&after),
+        ours(&before),
+    );
     Ok(c.outcome())
 }

@@ -4,5 +4,6 @@
 
 pub mod host_bytes;
 pub mod markers;
+pub mod multi;
 pub mod plan;
 pub mod run;

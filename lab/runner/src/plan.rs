@@ -2,7 +2,7 @@
 //! why, and the guest's setup plan derived from the topology.
 
 use anyhow::{bail, Result};
-use famfs_lab_cases::catalog::{self, Case, Needs};
+use famfs_lab_cases::catalog::{self, Case, Hosts, Needs};
 use famfs_lab_cases::plan::{PlannedMemdev, PlannedRegion, SetupPlan};
 use lab_vm::qemu_args::device_serial;
 use lab_vm::topology::Topology;
@@ -32,12 +32,14 @@ impl KernelFeatures {
     }
 }
 
-/// Selects cases: `cases` (ids) if given, else every case of `suites`,
-/// else every case of the default suites; in catalog order.
+/// Selects cases: `cases` (ids) if given, else every case of `suites`, else every case of
+/// the default suites (on a multi-host topology: the multi-host cases); in catalog order.
+/// `hosts` is the topology's number of guests: a case for another number is SKIP.
 pub fn select(
     suites: &[String],
     cases: &[String],
     kernel: &KernelFeatures,
+    hosts: u32,
 ) -> Result<Vec<Planned>> {
     for s in suites {
         if catalog::suite(s).is_none() {
@@ -55,6 +57,8 @@ pub fn select(
             cases.iter().any(|id| *id == c.id())
         } else if !suites.is_empty() {
             suites.iter().any(|s| s == c.suite)
+        } else if hosts > 1 {
+            matches!(c.hosts, Hosts::Shared(_))
         } else {
             catalog::suite(c.suite).is_some_and(|s| s.default)
         }
@@ -62,9 +66,22 @@ pub fn select(
     Ok(chosen
         .map(|case| Planned {
             case,
-            skip: skip_reason(case, kernel),
+            skip: hosts_reason(case, hosts).or_else(|| skip_reason(case, kernel)),
         })
         .collect())
+}
+
+fn hosts_reason(case: &Case, hosts: u32) -> Option<String> {
+    match case.hosts {
+        Hosts::One if hosts > 1 => Some(format!(
+            "a one-guest case; this topology boots {hosts} (run it with a one-host topology)"
+        )),
+        Hosts::Shared(_) if hosts < catalog::hosts_needed(&case.hosts) => Some(format!(
+            "needs a topology with hosts: {} (e.g. --topology shared-2)",
+            catalog::hosts_needed(&case.hosts)
+        )),
+        _ => None,
+    }
 }
 
 fn skip_reason(case: &Case, kernel: &KernelFeatures) -> Option<String> {
@@ -117,7 +134,7 @@ mod tests {
 
     #[test]
     fn default_is_the_default_suites() {
-        let got = select(&[], &[], &stock()).unwrap();
+        let got = select(&[], &[], &stock(), 1).unwrap();
         assert!(!got.is_empty());
         assert!(got
             .iter()
@@ -128,16 +145,37 @@ mod tests {
 
     #[test]
     fn one_case_by_id_and_unknown_names_fail_clearly() {
-        let got = select(&[], &["selftest.fail".into()], &stock()).unwrap();
+        let got = select(&[], &["selftest.fail".into()], &stock(), 1).unwrap();
         assert_eq!(got.len(), 1);
-        let msg = select(&[], &["smoke.zzz".into()], &stock())
+        let msg = select(&[], &["smoke.zzz".into()], &stock(), 1)
             .unwrap_err()
             .to_string();
         assert!(msg.contains("smoke.zzz"), "{msg}");
-        let msg = select(&["zzz".into()], &[], &stock())
+        let msg = select(&["zzz".into()], &[], &stock(), 1)
             .unwrap_err()
             .to_string();
         assert!(msg.contains("known: smoke"), "{msg}");
+    }
+
+    #[test]
+    fn multi_host_topologies_run_the_shared_cases() {
+        let fmap = KernelFeatures::from_config("k", "CONFIG_FUSE_DAX_FMAP=y\n");
+        let two = select(&[], &[], &fmap, 2).unwrap();
+        assert!(!two.is_empty());
+        assert!(two
+            .iter()
+            .all(|p| p.case.suite == "shared" && p.skip.is_none()));
+        // Asked on one guest, a shared case is SKIP and says which topology it needs.
+        let one = select(&[], &["shared.ring".into()], &fmap, 1).unwrap();
+        let why = one[0].skip.as_deref().unwrap_or_default();
+        assert!(why.contains("hosts: 2"), "{why}");
+        // And a one-guest case on two guests.
+        let one = select(&[], &["fault.read_pte".into()], &fmap, 2).unwrap();
+        let why = one[0].skip.as_deref().unwrap_or_default();
+        assert!(why.contains("one-host topology"), "{why}");
+        // One guest's defaults never include the shared suite.
+        let one = select(&[], &[], &fmap, 1).unwrap();
+        assert!(!one.iter().any(|p| p.case.suite == "shared"));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use lab_vm::qemu_args::{KernelBoot, BASE_KERNEL_CMDLINE};
 use lab_vm::topology::Topology;
 use lab_vm::{AccelChoice, Vm, VmSpec};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Everything one run needs.
@@ -42,45 +42,22 @@ pub struct RunRequest {
 }
 
 /// How long the guest may take to power off before QEMU is stopped.
-const POWEROFF: Duration = Duration::from_secs(15);
+pub(crate) const POWEROFF: Duration = Duration::from_secs(15);
 /// Lines of serial log shown when the guest dies or hangs.
-const LAST_LINES: usize = 40;
+pub(crate) const LAST_LINES: usize = 40;
 
 /// Runs the request and writes the report into the run directory.
 pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
-    let planned = plan::select(&req.suites, &req.cases, &req.kernel)?;
+    if req.topology.hosts > 1 {
+        return crate::multi::run(req, started_at);
+    }
+    let planned = plan::select(&req.suites, &req.cases, &req.kernel, req.topology.hosts)?;
     std::fs::create_dir_all(req.run_dir.join("results"))?;
     std::fs::write(
         req.run_dir.join("topology.yaml"),
         serde_norway::to_string(&req.topology)?,
     )?;
-    let backings: Backings = req
-        .topology
-        .devices
-        .iter()
-        .map(|d| (d.id.clone(), req.topology.backing_path(d, &req.run_dir)))
-        .collect();
-    lab_vm::backing::create_backing_files(&req.topology, &req.run_dir)?;
-    // The fmap suites' fill first: the other cases' own bytes go on top of it.
-    let head = planned
-        .iter()
-        .filter(|p| p.skip.is_none())
-        .filter_map(|p| match p.case.host {
-            HostPart::FmapPattern { fill_head } => Some(fill_head),
-            _ => None,
-        })
-        .max();
-    if let Some(head) = head {
-        let fill_plan = host_bytes::fill_plan(&req.topology, head);
-        host_bytes::fill(&fill_plan, &backings).context("filling the backing files")?;
-        std::fs::write(
-            req.run_dir.join("results").join(verify::FILL_PLAN),
-            serde_json::to_string_pretty(&fill_plan)?,
-        )?;
-    }
-    for p in planned.iter().filter(|p| p.skip.is_none()) {
-        host_bytes::before_boot(&p.case.host, &backings)?;
-    }
+    let backings = prepare_bytes(req, &planned, &[req.run_dir.join("results")])?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -131,18 +108,62 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
     Ok(report)
 }
 
-struct Session {
-    vm: Vm,
-    serial: lab_vm::serial_log::SerialLog,
+/// Creates the backing files in the run directory and writes the bytes the planned cases
+/// expect before boot: the fmap suites' fill (its plan goes into each of `results`) and each
+/// case's own bytes.
+pub(crate) fn prepare_bytes(
+    req: &RunRequest,
+    planned: &[Planned],
+    results: &[PathBuf],
+) -> Result<Backings> {
+    let backings: Backings = req
+        .topology
+        .devices
+        .iter()
+        .map(|d| (d.id.clone(), req.topology.backing_path(d, &req.run_dir)))
+        .collect();
+    lab_vm::backing::create_backing_files(&req.topology, &req.run_dir)?;
+    // The fmap suites' fill first: the other cases' own bytes go on top of it.
+    let head = planned
+        .iter()
+        .filter(|p| p.skip.is_none())
+        .filter_map(|p| match p.case.host {
+            HostPart::FmapPattern { fill_head } => Some(fill_head),
+            _ => None,
+        })
+        .max();
+    if let Some(head) = head {
+        let fill_plan = host_bytes::fill_plan(&req.topology, head);
+        host_bytes::fill(&fill_plan, &backings).context("filling the backing files")?;
+        let json = serde_json::to_string_pretty(&fill_plan)?;
+        for dir in results {
+            std::fs::create_dir_all(dir)?;
+            std::fs::write(dir.join(verify::FILL_PLAN), &json)?;
+        }
+    }
+    for p in planned.iter().filter(|p| p.skip.is_none()) {
+        host_bytes::before_boot(&p.case.host, &backings)?;
+    }
+    Ok(backings)
+}
+
+pub(crate) struct Session {
+    pub(crate) vm: Vm,
+    pub(crate) serial: lab_vm::serial_log::SerialLog,
 }
 
 impl Session {
-    fn tail(&self) -> String {
+    pub(crate) fn tail(&self) -> String {
         self.serial.last_lines(LAST_LINES)
     }
 }
 
 async fn boot(req: &RunRequest) -> Result<Session> {
+    boot_at(req, req.topology.clone(), &req.run_dir).await
+}
+
+/// Boots one guest of `topology` with its sockets, serial log and results in `dir`.
+pub(crate) async fn boot_at(req: &RunRequest, topology: Topology, dir: &Path) -> Result<Session> {
     let cmdline = format!("{BASE_KERNEL_CMDLINE} kasan_multi_shot {}", req.cmdline)
         .trim()
         .to_string();
@@ -151,13 +172,8 @@ async fn boot(req: &RunRequest) -> Result<Session> {
         initramfs: req.initramfs.clone(),
         cmdline,
     };
-    let mut spec = VmSpec::new(
-        req.topology.clone(),
-        Some(boot),
-        &req.run_dir,
-        req.accel.accel,
-    );
-    spec.options.results_dir = Some(req.run_dir.join("results"));
+    let mut spec = VmSpec::new(topology, Some(boot), dir, req.accel.accel);
+    spec.options.results_dir = Some(dir.join("results"));
     let vm = Vm::launch(spec).await.context("starting QEMU")?;
     let serial = vm
         .serial_log()
@@ -173,8 +189,18 @@ fn attach(
     req: &RunRequest,
     rt: &tokio::runtime::Runtime,
 ) -> Result<(AgentClient, Duration)> {
+    attach_at(s, req, &req.run_dir, rt)
+}
+
+/// [`attach`] to the guest whose files are in `dir`.
+pub(crate) fn attach_at(
+    s: &mut Session,
+    req: &RunRequest,
+    dir: &Path,
+    rt: &tokio::runtime::Runtime,
+) -> Result<(AgentClient, Duration)> {
     let started = Instant::now();
-    let socket = req.run_dir.join("agent.sock");
+    let socket = dir.join("agent.sock");
     let agent = AgentClient::connect(&socket, Instant::now() + req.boot_timeout)
         .context("connecting to the agent socket")?;
     match agent.wait_ready(req.boot_timeout) {
@@ -246,7 +272,19 @@ fn drive(
             ));
             continue;
         }
-        let r = run_case(s, agent, req, p.case, i as u64, &map, backings, rt);
+        let results = req.run_dir.join("results");
+        let r = run_case(
+            s,
+            agent,
+            req,
+            p.case,
+            i as u64,
+            &map,
+            backings,
+            rt,
+            &[],
+            &results,
+        );
         print_case(&r, p.case);
         let dead = r.outcome == Outcome::Error && !agent.is_connected();
         out.push(r);
@@ -263,7 +301,7 @@ fn drive(
     out
 }
 
-fn print_case(r: &CaseReport, case: &Case) {
+pub(crate) fn print_case(r: &CaseReport, case: &Case) {
     let reason = r
         .reason
         .as_deref()
@@ -278,7 +316,12 @@ fn print_case(r: &CaseReport, case: &Case) {
 }
 
 fn setup(agent: &AgentClient, req: &RunRequest) -> Result<DeviceMap> {
-    let plan = plan::setup_plan(&req.topology, &req.run_dir);
+    setup_at(agent, &req.topology, &req.run_dir)
+}
+
+/// Creates the regions and dax devices of `topology` in the guest; writes `dir/devices.json`.
+pub(crate) fn setup_at(agent: &AgentClient, topology: &Topology, dir: &Path) -> Result<DeviceMap> {
+    let plan = plan::setup_plan(topology, dir);
     let json = serde_json::to_string(&plan)?;
     let timeout = Duration::from_secs(90);
     let r = agent
@@ -292,12 +335,14 @@ fn setup(agent: &AgentClient, req: &RunRequest) -> Result<DeviceMap> {
     }
     let map: DeviceMap = serde_json::from_str(&r.stdout)
         .with_context(|| format!("parsing the device map: {}", r.stdout))?;
-    std::fs::write(req.run_dir.join("devices.json"), &r.stdout)?;
+    std::fs::write(dir.join("devices.json"), &r.stdout)?;
     Ok(map)
 }
 
+/// Runs `case` in one guest: `extra` adds to its environment (a multi-host role), `results`
+/// is the host side of that guest's results share.
 #[allow(clippy::too_many_arguments)]
-fn run_case(
+pub(crate) fn run_case(
     s: &mut Session,
     agent: &AgentClient,
     req: &RunRequest,
@@ -306,6 +351,8 @@ fn run_case(
     map: &DeviceMap,
     backings: &Backings,
     rt: &tokio::runtime::Runtime,
+    extra: &[(String, String)],
+    results: &Path,
 ) -> CaseReport {
     let id = case.id();
     let (begin, end) = (
@@ -320,7 +367,7 @@ fn run_case(
         let mut r = ExecRequest::new(["famfs-lab-cases", "run", id.as_str()])
             .env("FAMFS_LAB_OPS", req.ops.as_str())
             .timeout(timeout);
-        for (k, v) in &env {
+        for (k, v) in env.iter().chain(extra) {
             r = r.env(k, v);
         }
         agent.exec(r, timeout + Duration::from_secs(15))
@@ -363,7 +410,7 @@ fn run_case(
         }
     }
     if outcome == Outcome::Pass {
-        match host_bytes::verify_file(&req.run_dir.join("results"), &id, backings) {
+        match host_bytes::verify_file(results, &id, backings) {
             Ok(Some(note)) => diag.push(note),
             Ok(None) => {}
             Err(e) => (outcome, reason) = (Outcome::Fail, Some(format!("{e:#}"))),
@@ -397,7 +444,7 @@ fn run_case(
 /// `FAMFS_LAB_*` variables of the host's environment (e.g. `FAMFS_LAB_STRESS_SECS=120`),
 /// passed on to every case: the guest's knobs for the fmap suites. `FAMFS_LAB_OPS` is not
 /// among them: `--ops` (the request's `ops`) sets it.
-fn case_env() -> Vec<(String, String)> {
+pub(crate) fn case_env() -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = std::env::vars()
         .filter(|(k, _)| k.starts_with("FAMFS_LAB_") && k != "FAMFS_LAB_OPS")
         .collect();
@@ -406,7 +453,7 @@ fn case_env() -> Vec<(String, String)> {
 }
 
 /// `K=V K=V ` for a command line.
-fn env_prefix(env: &[(String, String)]) -> String {
+pub(crate) fn env_prefix(env: &[(String, String)]) -> String {
     env.iter().map(|(k, v)| format!("{k}={v} ")).collect()
 }
 
@@ -458,7 +505,7 @@ pub fn judge(
     (outcome, reason, diag)
 }
 
-fn case_report(
+pub(crate) fn case_report(
     case: &Case,
     outcome: Outcome,
     reason: Option<String>,
@@ -471,7 +518,7 @@ fn case_report(
     r
 }
 
-fn not_run(planned: &[Planned], why: &str, tail: &str) -> Vec<CaseReport> {
+pub(crate) fn not_run(planned: &[Planned], why: &str, tail: &str) -> Vec<CaseReport> {
     let mut tail = Some(tail);
     planned
         .iter()
@@ -489,6 +536,27 @@ fn not_run(planned: &[Planned], why: &str, tail: &str) -> Vec<CaseReport> {
         .collect()
 }
 
+/// Cases grouped by suite, in order; each failure gets its reproduce command.
+pub(crate) fn suites_of(
+    req: &RunRequest,
+    cases: impl IntoIterator<Item = (&'static Case, CaseReport)>,
+) -> Vec<SuiteReport> {
+    let mut suites: Vec<SuiteReport> = Vec::new();
+    for (case, mut c) in cases {
+        if c.outcome.is_failure() && c.reproduce.is_none() {
+            c.reproduce = Some(format!("{} --case {}", req.reproduce, case.id()));
+        }
+        match suites.iter_mut().find(|s| s.name == case.suite) {
+            Some(s) => s.cases.push(c),
+            None => suites.push(SuiteReport {
+                name: case.suite.to_string(),
+                cases: vec![c],
+            }),
+        }
+    }
+    suites
+}
+
 fn assemble(
     req: &RunRequest,
     started_at: String,
@@ -496,20 +564,9 @@ fn assemble(
     cases: Vec<CaseReport>,
     meta: BTreeMap<String, String>,
 ) -> RunReport {
-    let planned = plan::select(&req.suites, &req.cases, &req.kernel).unwrap_or_default();
-    let mut suites: Vec<SuiteReport> = Vec::new();
-    for (p, mut c) in planned.iter().zip(cases) {
-        if c.outcome.is_failure() && c.reproduce.is_none() {
-            c.reproduce = Some(format!("{} --case {}", req.reproduce, p.case.id()));
-        }
-        match suites.iter_mut().find(|s| s.name == p.case.suite) {
-            Some(s) => s.cases.push(c),
-            None => suites.push(SuiteReport {
-                name: p.case.suite.to_string(),
-                cases: vec![c],
-            }),
-        }
-    }
+    let planned =
+        plan::select(&req.suites, &req.cases, &req.kernel, req.topology.hosts).unwrap_or_default();
+    let suites = suites_of(req, planned.iter().map(|p| p.case).zip(cases));
     RunReport {
         run_id: req.run_id.clone(),
         kernel: req.kernel.name.clone(),

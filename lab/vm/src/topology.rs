@@ -20,6 +20,10 @@ pub struct Topology {
     /// Guest RAM (`-m`).
     pub memory: ByteSize,
     pub cpus: u32,
+    /// Guests booted with this machine, all on the same backing files (`share=on`): 1 is the
+    /// usual single-host lab, 2.. the multi-host famfs lab.
+    #[serde(default = "one_host", skip_serializing_if = "is_one_host")]
+    pub hosts: u32,
     #[serde(default)]
     pub host_bridges: Vec<HostBridge>,
     #[serde(default)]
@@ -180,6 +184,17 @@ impl Topology {
         self.root_port(&device.root_port).map(|(hb, _)| hb)
     }
 
+    /// The topology each guest of a multi-host run boots with: every device's backing made
+    /// absolute in `run_dir`, so that the guests, whose own files live in their own
+    /// directories, map the same files.
+    pub fn for_host(&self, run_dir: &Path) -> Topology {
+        let mut t = self.clone();
+        for d in &mut t.devices {
+            d.backing = Some(self.backing_path(d, run_dir));
+        }
+        t
+    }
+
     /// Where a device's backing file lives for a run in `run_dir`.
     pub fn backing_path(&self, device: &Type3Device, run_dir: &Path) -> PathBuf {
         match &device.backing {
@@ -187,6 +202,14 @@ impl Topology {
             None => run_dir.join(format!("{}.raw", device.id)),
         }
     }
+}
+
+fn one_host() -> u32 {
+    1
+}
+
+fn is_one_host(n: &u32) -> bool {
+    *n == 1
 }
 
 /// serde_norway appends " at line L column C", which the error already shows as `file:L:C`.

@@ -16,6 +16,9 @@ pub const RESERVED_IDS: [&str; 7] = [
     "pcie.0", "qmp", "serial0", "agent", "vser0", "results", "rng0",
 ];
 
+/// Guests one multi-host run boots at most (each is a QEMU process with its own memory).
+pub const MAX_HOSTS: u32 = 4;
+
 pub type Problems = Vec<(KeyPath, String)>;
 
 impl Topology {
@@ -89,6 +92,20 @@ fn check_machine(t: &Topology, p: &mut Problems) {
     }
     if !(1..=64).contains(&t.cpus) {
         p.push((path("cpus"), format!("cpus {} must be in 1..=64", t.cpus)));
+    }
+    if !(1..=MAX_HOSTS).contains(&t.hosts) {
+        p.push((
+            path("hosts"),
+            format!("hosts {} must be in 1..={MAX_HOSTS}", t.hosts),
+        ));
+    } else if t.hosts > 1 && t.devices.is_empty() {
+        p.push((
+            path("hosts"),
+            format!(
+                "hosts {} share CXL memory, but the topology has no devices",
+                t.hosts
+            ),
+        ));
     }
 }
 

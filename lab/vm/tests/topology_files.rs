@@ -29,6 +29,35 @@ fn two_devices_topology_loads() {
 }
 
 #[test]
+fn shared_2_topology_boots_two_guests_on_one_backing() {
+    let t = Topology::load_named("shared-2").expect("shared-2.yaml must load");
+    assert_eq!(t.hosts, 2);
+    assert_eq!(Topology::load_named("default").expect("default").hosts, 1);
+    // Each guest's copy names the same absolute backing file in the run directory.
+    let run = std::path::Path::new("/runs/x");
+    let per_host = t.for_host(run);
+    let d = &per_host.devices[0];
+    assert_eq!(d.backing.as_deref(), Some(run.join("mem0.raw").as_path()));
+    assert_eq!(
+        per_host.backing_path(d, std::path::Path::new("/runs/x/host1")),
+        run.join("mem0.raw")
+    );
+}
+
+#[test]
+fn hosts_out_of_range_or_without_devices_are_refused() {
+    for (src, want) in [
+        ("name: t\nmemory: 1G\ncpus: 1\nhosts: 0\n", "hosts 0 must be in 1..=4"),
+        ("name: t\nmemory: 1G\ncpus: 1\nhosts: 5\n", "hosts 5 must be in 1..=4"),
+        ("name: t\nmemory: 1G\ncpus: 1\nhosts: 2\n", "no devices"),
+    ] {
+        let err = Topology::from_yaml(src, "inline").unwrap_err().to_string();
+        assert!(err.contains(want), "{src:?}: {err}");
+        assert!(err.contains("line 4"), "{src:?} names the line: {err}");
+    }
+}
+
+#[test]
 fn unknown_name_is_reported() {
     let err = Topology::load_named("no-such-topology").unwrap_err();
     assert!(matches!(err, Error::TopologyNotFound { .. }), "{err}");

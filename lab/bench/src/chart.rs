@@ -1,0 +1,174 @@
+//! The SVG chart: one horizontal bar per (workload, resolver), the ratio of its p50 fault cost
+//! to famfs_native's on the same workload (the floor's bar: floor / native), with 1.0 marked.
+//! Ratios, not ns: under TCG only the ratios mean something.
+
+use crate::model::BenchReport;
+use crate::table::ordered;
+use anyhow::{anyhow, Result};
+use famfs_lab_cases::benchdata::{BASELINE, FLOOR};
+use plotters::prelude::*;
+use std::path::Path;
+
+/// One bar: label, resolver, ratio to famfs_native (the floor's: 1 / native's ratio to the
+/// floor, averaged over the files of that workload).
+fn bars(r: &BenchReport) -> Vec<(String, String, f64)> {
+    let floor_vs_native = |w: &famfs_lab_cases::benchdata::Workload| {
+        let v: Vec<f64> = r
+            .cells
+            .iter()
+            .filter(|c| c.resolver == BASELINE && c.workload.floor() == *w)
+            .filter_map(|c| c.ratio_floor)
+            .filter(|x| *x > 0.0)
+            .map(|x| 1.0 / x)
+            .collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    };
+    ordered(r)
+        .into_iter()
+        .filter(|c| c.resolver != BASELINE)
+        .filter_map(|c| {
+            let ratio = if c.resolver == FLOOR {
+                floor_vs_native(&c.workload)?
+            } else {
+                c.ratio_native?
+            };
+            Some((
+                format!("{} {}", c.workload, c.resolver),
+                c.resolver.clone(),
+                ratio,
+            ))
+        })
+        .collect()
+}
+
+const COLORS: [RGBColor; 6] = [
+    RGBColor(120, 120, 120),
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+];
+
+/// Writes the chart to `path`; an error if there is nothing to draw.
+pub fn write_svg(r: &BenchReport, path: &Path) -> Result<()> {
+    let bars = bars(r);
+    if bars.is_empty() {
+        return Err(anyhow!("no ratios to draw"));
+    }
+    let resolvers = r.resolvers();
+    let n = bars.len();
+    let height = 120 + 16 * n as u32;
+    let xmax = bars.iter().map(|b| b.2).fold(1.0f64, f64::max) * 1.1;
+    let root = SVGBackend::new(path, (1000, height)).into_drawing_area();
+    let e = |e: DrawingAreaErrorKind<std::io::Error>| anyhow!("drawing {}: {e}", path.display());
+    root.fill(&WHITE).map_err(e)?;
+    let title = format!(
+        "fault cost relative to famfs_native, paired by round (run {}, accel {})",
+        r.run.run_id, r.run.accel
+    );
+    let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(300)
+        .build_cartesian_2d(0f64..xmax, (0..n).into_segmented())
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(n)
+        .y_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+                labels.get(*i).cloned().unwrap_or_default()
+            }
+            SegmentValue::Last => String::new(),
+        })
+        .x_desc("ratio to famfs_native (1.0 = native)")
+        .draw()
+        .map_err(e)?;
+    for (k, res) in resolvers.iter().enumerate() {
+        let color = COLORS[k % COLORS.len()];
+        let data: Vec<(usize, f64)> = bars
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| &b.1 == res)
+            .map(|(i, b)| (i, b.2))
+            .collect();
+        if data.is_empty() {
+            continue;
+        }
+        chart
+            .draw_series(
+                Histogram::horizontal(&chart)
+                    .style(color.filled())
+                    .margin(2)
+                    .data(data),
+            )
+            .map_err(e)?
+            .label(res.clone())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+    }
+    chart
+        .draw_series(std::iter::once(PathElement::new(
+            vec![(1.0, SegmentValue::Exact(0)), (1.0, SegmentValue::Last)],
+            BLACK.stroke_width(1),
+        )))
+        .map_err(e)?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(e)?;
+    root.present().map_err(e)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::RunInfo;
+    use famfs_lab_cases::benchdata::{Access, CellSamples, Order, Rep, Samples, Size, Workload};
+
+    #[test]
+    fn writes_an_svg_with_a_bar_per_cell() {
+        let w = Workload::new(Size::Pte, Order::Seq, Access::Read, "simple");
+        let mk = |r: &str, w: &Workload, v: u64| CellSamples {
+            resolver: r.into(),
+            workload: w.clone(),
+            faults: 1,
+            reps: vec![Rep {
+                round: 1,
+                first_ns: vec![v],
+                second_ns: vec![0],
+            }],
+            sizes: None,
+            bpf: None,
+            notes: vec![],
+            error: None,
+        };
+        let s = Samples {
+            cells: vec![
+                mk(BASELINE, &w, 200),
+                mk("famfs", &w, 300),
+                mk(FLOOR, &w.floor(), 100),
+            ],
+            ..Samples::default()
+        };
+        let r = BenchReport::from_samples(RunInfo::default(), &s);
+        let b = bars(&r);
+        assert_eq!(b.len(), 2);
+        assert_eq!(b[0].2, 0.5); // floor / native
+        assert_eq!(b[1].2, 1.5);
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.svg");
+        write_svg(&r, &p).unwrap();
+        let svg = std::fs::read_to_string(&p).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("pte.seq.read.simple famfs"));
+        let empty = BenchReport::from_samples(RunInfo::default(), &Samples::default());
+        assert!(write_svg(&empty, &p).is_err());
+    }
+}
