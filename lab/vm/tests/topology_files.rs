@@ -47,8 +47,14 @@ fn shared_2_topology_boots_two_guests_on_one_backing() {
 #[test]
 fn hosts_out_of_range_or_without_devices_are_refused() {
     for (src, want) in [
-        ("name: t\nmemory: 1G\ncpus: 1\nhosts: 0\n", "hosts 0 must be in 1..=4"),
-        ("name: t\nmemory: 1G\ncpus: 1\nhosts: 5\n", "hosts 5 must be in 1..=4"),
+        (
+            "name: t\nmemory: 1G\ncpus: 1\nhosts: 0\n",
+            "hosts 0 must be in 1..=4",
+        ),
+        (
+            "name: t\nmemory: 1G\ncpus: 1\nhosts: 5\n",
+            "hosts 5 must be in 1..=4",
+        ),
         ("name: t\nmemory: 1G\ncpus: 1\nhosts: 2\n", "no devices"),
     ] {
         let err = Topology::from_yaml(src, "inline").unwrap_err().to_string();
