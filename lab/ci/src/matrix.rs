@@ -27,9 +27,7 @@ pub const MAX_TIMEOUT_MINUTES: u32 = 360;
 /// The accelerator a cell runs with (read by lab-vm; `kvm` fails when KVM
 /// does not work instead of falling back to TCG).
 pub const ACCEL_ENV: &str = "FAMFS_LAB_ACCEL";
-/// The cell's BPF fmap ops. `lab up` has no `--ops` flag until the FUSE
-/// server lands; until then the ops travel in this variable, and
-/// [`Cell::lab_up_args`] gains `--ops` when the flag exists.
+/// The fmap ops of a case run; `lab up --ops` sets it (and reads it as its default).
 pub const OPS_ENV: &str = "FAMFS_LAB_OPS";
 
 /// The accelerator axis.
@@ -62,8 +60,18 @@ impl fmt::Display for Accel {
 struct MatrixFile {
     axes: AxesFile,
     kernels: UniqueMap<KernelFile>,
+    /// Per topology: suites that replace the kernel's on that topology (a multi-host
+    /// topology runs the multi-host suite, not the one-guest suites).
+    #[serde(default)]
+    topologies: UniqueMap<TopologyFile>,
     #[serde(default)]
     exclude: Vec<ExcludeFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TopologyFile {
+    suites: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -219,8 +227,7 @@ impl Cell {
         v
     }
 
-    /// The environment the cell runs with: the accelerator, and the ops
-    /// (until `lab up` takes `--ops`).
+    /// The environment the cell runs with: the accelerator (the ops are an argument).
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![(ACCEL_ENV, self.accel.as_str().to_string())]
     }
@@ -308,6 +315,7 @@ impl Matrix {
         let mut problems: Vec<(KeyPath, String)> = Vec::new();
         check_axes(&raw, known, &mut problems);
         check_kernels(&raw, known, &mut problems);
+        check_topologies(&raw, known, &mut problems);
         let all = expand(&raw);
         check_exclusions(&raw, &all, &mut problems);
         let cells: Vec<Cell> = all
@@ -550,6 +558,32 @@ fn check_kernels(raw: &MatrixFile, known: &Known, problems: &mut Vec<(KeyPath, S
     }
 }
 
+fn check_topologies(raw: &MatrixFile, known: &Known, problems: &mut Vec<(KeyPath, String)>) {
+    for (name, t) in &raw.topologies.0 {
+        let at = path("topologies").key(name);
+        if !raw.axes.topology.contains(name) {
+            problems.push((
+                at.clone(),
+                format!("{name:?} is not a value of axes.topology"),
+            ));
+        }
+        if t.suites.is_empty() {
+            problems.push((
+                at.key("suites"),
+                "empty: a cell runs at least one suite".into(),
+            ));
+        }
+        for (j, s) in t.suites.iter().enumerate() {
+            if !known.suites.is_empty() && !known.suites.contains(s) {
+                problems.push((
+                    at.key("suites").index(j),
+                    format!("no suite {s:?} (known: {})", known.suites.join(", ")),
+                ));
+            }
+        }
+    }
+}
+
 /// Every cell of the product, before exclusions; kernels without an entry
 /// (already a problem) are left out.
 fn expand(raw: &MatrixFile) -> Vec<Cell> {
@@ -579,7 +613,10 @@ fn expand(raw: &MatrixFile) -> Vec<Cell> {
                         ops: o.cloned(),
                         topology: topology.clone(),
                         accel: *accel,
-                        suites: k.suites.clone(),
+                        suites: raw
+                            .topologies
+                            .get(topology)
+                            .map_or_else(|| k.suites.clone(), |t| t.suites.clone()),
                         timeout_minutes: k.timeout_minutes,
                     });
                 }

@@ -613,9 +613,9 @@ fn the_repository_matrix_is_valid_and_has_the_planned_cells() {
     assert!(known.topologies.contains(&"two-devices".to_string()));
     let m = Matrix::load(&repo_root().join(MATRIX_FILE), &known).unwrap_or_else(|e| panic!("{e}"));
     let all = ids(&m);
-    // stock: one cell per topology x accel; famfs-bpf: every ops x topology
-    // x accel; the debug kernel on TCG only.
-    assert_eq!(all.len(), 4 + 12 + 6, "{all:#?}");
+    // stock: one cell per one-guest topology x accel; famfs-bpf: every ops x topology
+    // x accel; the debug kernel on TCG and one-guest topologies only.
+    assert_eq!(all.len(), 4 + 18 + 6, "{all:#?}");
     for id in [
         "stock.default.kvm",
         "stock.two-devices.tcg",
@@ -634,4 +634,29 @@ fn the_repository_matrix_is_valid_and_has_the_planned_cells() {
         .iter()
         .filter(|c| c.fragments == ["debug"])
         .all(|c| c.accel == Accel::Tcg));
+    // Two guests run the multi-host suite, one guest the kernel's suites.
+    for c in m.cells() {
+        if c.topology == "shared-2" {
+            assert_eq!(c.suites, ["shared"], "{}", c.id);
+        } else {
+            assert!(!c.suites.contains(&"shared".to_string()), "{}", c.id);
+        }
+    }
+}
+
+#[test]
+fn a_topology_entry_replaces_the_kernels_suites_there() {
+    let m = parse(&format!(
+        "{BASE}topologies:\n  two-devices:\n    suites: [selftest]\n"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let cell = m.cell("famfs-bpf.famfs.two-devices.tcg").unwrap();
+    assert_eq!(cell.suites, ["selftest"]);
+    let cell = m.cell("famfs-bpf.famfs.default.tcg").unwrap();
+    assert_eq!(cell.suites, ["smoke"]);
+    let (line, key, msg) = problem(&format!(
+        "{BASE}topologies:\n  nowhere:\n    suites: [smoke]\n"
+    ));
+    assert_eq!((line, key.as_str()), (21, "topologies.nowhere"), "{msg}");
+    assert!(msg.contains("not a value of axes.topology"), "{msg}");
 }
