@@ -203,6 +203,32 @@ mod tests {
     use famfs_lab_cases::devices::{DaxDevice, Target};
     use famfs_lab_cases::expect::FILL_HEAD;
 
+    #[test]
+    fn backing_files_go_after_a_passing_run_and_stay_after_a_failure() {
+        let run = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let mine = run.path().join("mem0.raw");
+        let theirs = outside.path().join("mem1.raw");
+        let backings: Backings = [("mem0", &mine), ("mem1", &theirs)]
+            .into_iter()
+            .map(|(k, p)| {
+                std::fs::write(p, b"x").unwrap();
+                (k.to_string(), p.clone())
+            })
+            .collect();
+        discard_after(run.path(), &backings, true);
+        assert!(mine.exists() && theirs.exists());
+        discard_after(run.path(), &backings, false);
+        assert!(
+            !mine.exists(),
+            "the run's own backing file stays after a pass"
+        );
+        assert!(
+            theirs.exists(),
+            "a backing file outside the run directory was removed"
+        );
+    }
+
     fn map() -> DeviceMap {
         DeviceMap {
             memdevs: vec![],
@@ -364,5 +390,17 @@ mod tests {
         assert!(verify_file(&results, "fault.y", &backings).is_ok());
         std::fs::write(verify::verify_path(&results, "fault.z"), "{").unwrap();
         assert!(verify_file(&results, "fault.z", &backings).is_err());
+    }
+}
+
+/// After a run: the backing files the lab created in `run_dir` go away when every case passed
+/// (a run keeps ~100 MiB to 1 GiB of device bytes otherwise); after a failure they stay, for a
+/// look at the bytes. A backing file the topology put elsewhere is never touched.
+pub fn discard_after(run_dir: &Path, backings: &Backings, failed: bool) {
+    if failed {
+        return;
+    }
+    for path in backings.values().filter(|p| p.starts_with(run_dir)) {
+        let _ = std::fs::remove_file(path);
     }
 }

@@ -136,6 +136,7 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
     }
     let report = report(req, &started_at, took, merged, meta);
     lab_report::write_run_dir(&req.run_dir, &report)?;
+    crate::host_bytes::discard_after(&req.run_dir, &backings, report.failed());
     Ok(report)
 }
 

@@ -105,6 +105,7 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
     });
     let report = assemble(req, started_at, start.elapsed(), cases, meta);
     lab_report::write_run_dir(&req.run_dir, &report)?;
+    host_bytes::discard_after(&req.run_dir, &backings, report.failed());
     Ok(report)
 }
 
