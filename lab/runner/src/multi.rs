@@ -30,11 +30,9 @@ struct Guest {
 }
 
 impl Guest {
-    fn ready(&self) -> Option<(&AgentClient, &DeviceMap)> {
-        match (&self.gone, &self.agent, &self.map) {
-            (None, Some(a), Some(m)) => Some((a, m)),
-            _ => None,
-        }
+    /// Up, set up, and not gone: it can take a part.
+    fn is_ready(&self) -> bool {
+        self.gone.is_none() && self.agent.is_some() && self.map.is_some()
     }
 }
 
@@ -130,11 +128,11 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
         if let Some(why) = &g.gone {
             m.insert("gone".into(), why.clone());
         }
-        let r = report(req, &started_at, took, g.cases.clone(), m);
+        let r = run::report_of(req, &started_at, took, g.cases.clone(), m);
         lab_report::write_run_dir(&g.dir, &r)
             .with_context(|| format!("writing guest {}'s report", g.index))?;
     }
-    let report = report(req, &started_at, took, merged, meta);
+    let report = run::report_of(req, &started_at, took, merged, meta);
     lab_report::write_run_dir(&req.run_dir, &report)?;
     crate::host_bytes::discard_after(&req.run_dir, &backings, report.failed());
     Ok(report)
@@ -312,7 +310,7 @@ fn run_part(
     backings: &Backings,
     rt: &tokio::runtime::Runtime,
 ) -> CaseReport {
-    if g.ready().is_none() {
+    if !g.is_ready() {
         let why = format!(
             "guest {} is gone: {}",
             g.index,
@@ -386,26 +384,6 @@ fn combine(case: &Case, parts: &[&CaseReport], took: Duration) -> CaseReport {
     r.splats = parts.iter().flat_map(|p| p.splats.clone()).collect();
     r.reproduce = worst.and_then(|w| w.reproduce.clone());
     r
-}
-
-fn report(
-    req: &RunRequest,
-    started_at: &str,
-    took: Duration,
-    cases: Vec<(&'static Case, CaseReport)>,
-    meta: BTreeMap<String, String>,
-) -> RunReport {
-    RunReport {
-        run_id: req.run_id.clone(),
-        kernel: req.kernel.name.clone(),
-        kernel_hash: req.kernel_hash.clone(),
-        topology: req.topology.name.clone(),
-        accel: req.accel.accel.as_str().to_string(),
-        started_at: started_at.to_string(),
-        duration_ms: took.as_millis() as u64,
-        suites: run::suites_of(req, cases),
-        meta,
-    }
 }
 
 #[cfg(test)]

@@ -567,16 +567,27 @@ fn assemble(
 ) -> RunReport {
     let planned =
         plan::select(&req.suites, &req.cases, &req.kernel, req.topology.hosts).unwrap_or_default();
-    let suites = suites_of(req, planned.iter().map(|p| p.case).zip(cases));
+    let pairs = planned.iter().map(|p| p.case).zip(cases).collect();
+    report_of(req, &started_at, took, pairs, meta)
+}
+
+/// The run's report from its cases, in order.
+pub(crate) fn report_of(
+    req: &RunRequest,
+    started_at: &str,
+    took: Duration,
+    cases: Vec<(&'static Case, CaseReport)>,
+    meta: BTreeMap<String, String>,
+) -> RunReport {
     RunReport {
         run_id: req.run_id.clone(),
         kernel: req.kernel.name.clone(),
         kernel_hash: req.kernel_hash.clone(),
         topology: req.topology.name.clone(),
         accel: req.accel.accel.as_str().to_string(),
-        started_at,
+        started_at: started_at.to_string(),
         duration_ms: took.as_millis() as u64,
-        suites,
+        suites: suites_of(req, cases),
         meta,
     }
 }
