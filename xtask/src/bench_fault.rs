@@ -111,6 +111,8 @@ fn measure(sh: &Shell, args: &FaultArgs) -> Result<BenchReport> {
         cmdline: String::new(),
         ops: "famfs".into(),
         boot_timeout: args.boot_timeout,
+        shadow: None,
+        daxdev_data: Vec::new(),
     };
     let report = crate::lab::up_report(sh, &up)?;
     let run_dir = lab_host::paths::runs_dir().join(&report.run_id);

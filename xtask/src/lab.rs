@@ -46,6 +46,43 @@ pub struct UpArgs {
     /// Seconds QEMU may take to boot the guest to its agent.
     #[arg(long, default_value_t = 120)]
     pub boot_timeout: u64,
+    /// A famfs shadow tree you bring (daxdevs.yaml + root/): validated before anything is
+    /// built, mounted in the guest, every file's bytes checked (the `shadow` suite, which is
+    /// then the default).
+    #[arg(long, value_name = "DIR")]
+    pub shadow: Option<std::path::PathBuf>,
+    /// The bytes of daxdevs.yaml device INDEX (an image from its offset 0), written where the
+    /// tree's files map it; devices without one get the lab's pattern. Needs --shadow.
+    #[arg(long = "daxdev-data", value_name = "INDEX=FILE", requires = "shadow")]
+    pub daxdev_data: Vec<String>,
+}
+
+impl UpArgs {
+    /// The user's tree of `--shadow`, checked (file and line for every problem).
+    fn user_tree(&self) -> Result<Option<lab_runner::user_tree::UserTree>> {
+        let Some(dir) = &self.shadow else {
+            return Ok(None);
+        };
+        let mut data = std::collections::BTreeMap::new();
+        for arg in &self.daxdev_data {
+            let (i, file) = lab_runner::user_tree::parse_data_arg(arg)?;
+            if data.insert(i, file).is_some() {
+                anyhow::bail!("--daxdev-data: index {i} given twice");
+            }
+        }
+        let tree = lab_runner::user_tree::UserTree {
+            dir: dir.clone(),
+            data,
+        };
+        let checked = tree.check()?;
+        eprintln!(
+            "famfs-lab: shadow tree {}: {} files, {} directories, valid",
+            dir.display(),
+            checked.files.len(),
+            checked.dirs.len()
+        );
+        Ok(Some(tree))
+    }
 }
 
 #[derive(Args, Debug)]
@@ -135,6 +172,9 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// The case `--shadow` runs when no suite or case is named.
+const USER_TREE_CASE: &str = "shadow.user_tree";
+
 /// Runs the chain; returns whether any case failed.
 pub fn up(sh: &Shell, args: &UpArgs) -> Result<bool> {
     Ok(up_report(sh, args)?.failed())
@@ -169,6 +209,12 @@ fn prepare(sh: &Shell, kernel: &BuildArgs, topology: &str, t: &mut Timings) -> R
 
 /// Runs the chain and returns the report (already printed and written).
 pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
+    // A bad tree is refused before a kernel build or a boot.
+    let user_tree = args.user_tree()?;
+    let mut cases = args.cases.clone();
+    if user_tree.is_some() && args.suites.is_empty() && cases.is_empty() {
+        cases.push(USER_TREE_CASE.into());
+    }
     let mut t = Timings::default();
     let Prepared {
         topology,
@@ -191,6 +237,12 @@ pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
     for f in &args.kernel.fragments {
         reproduce.push_str(&format!(" --fragment {f}"));
     }
+    if let Some(dir) = &args.shadow {
+        reproduce.push_str(&format!(" --shadow {}", dir.display()));
+    }
+    for d in &args.daxdev_data {
+        reproduce.push_str(&format!(" --daxdev-data {d}"));
+    }
     let req = lab_runner::run::RunRequest {
         run_id: run_id.clone(),
         run_dir: run_dir.clone(),
@@ -200,12 +252,13 @@ pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
         initramfs: image.path.clone(),
         topology,
         suites: args.suites.clone(),
-        cases: args.cases.clone(),
+        cases,
         accel,
         reproduce,
         cmdline: args.cmdline.clone(),
         ops: args.ops.clone(),
         boot_timeout: Duration::from_secs(args.boot_timeout),
+        user_tree,
     };
     let (_, expected) = crate::ci::load()?;
     let mut report = t.stage("lab: boot, setup, suites", || {

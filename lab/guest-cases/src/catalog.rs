@@ -31,6 +31,9 @@ pub enum HostPart {
     FmapPattern {
         fill_head: u64,
     },
+    /// `lab up --shadow DIR`: after setup the host writes the device bytes of the user's tree
+    /// and what each of its files must read ([`crate::user_tree`]); no fill.
+    UserTree,
 }
 
 /// What the outcome is expected to be.
@@ -175,6 +178,11 @@ pub const SUITES: &[Suite] = &[
         name: "fuzz",
         default: false,
         about: "10,000 generated blobs through the kernel's parse (FAMFS_LAB_FUZZ_N)",
+    },
+    Suite {
+        name: "shadow",
+        default: false,
+        about: "a shadow tree you bring: `lab up --shadow DIR [--daxdev-data INDEX=FILE]`",
     },
     Suite {
         name: "bench",
@@ -333,6 +341,13 @@ pub const CASES: &[Case] = &[
     },
     fmap("fuzz", "parse_blobs", 1200,
         "generated malformed and random blobs: no splat; each open fails as the model says or maps only inside the devices"),
+    // The user's tree: the host writes its device bytes after setup and lists what each file
+    // must read (src/user_tree.rs), so no fill before boot.
+    Case {
+        host: HostPart::UserTree,
+        ..fmap("shadow", "user_tree", 1800,
+            "the tree of --shadow DIR: types, modes, owners, sizes; every file's bytes via mmap and pread vs the host's backing files")
+    },
     fmap("bench", "fault", 1800,
         "PTE/PMD/open fault cost per resolver and on the raw device (timings only, no assertions)"),
     // The multi-host suite (guest side: src/shared.rs); host 1 runs after host 0 where the
@@ -446,8 +461,16 @@ mod tests {
             assert_eq!(c.needs, Needs::FmapKernel, "{}", c.id());
         }
         for c in CASES.iter().filter(|c| c.needs == Needs::FmapKernel) {
-            assert!(matches!(c.host, HostPart::FmapPattern { .. }), "{}", c.id());
+            assert!(
+                matches!(c.host, HostPart::FmapPattern { .. } | HostPart::UserTree),
+                "{}",
+                c.id()
+            );
         }
+        assert_eq!(
+            find("shadow.user_tree").map(|c| (c.host, suite("shadow").map(|s| s.default))),
+            Some((HostPart::UserTree, Some(false)))
+        );
         assert_eq!(
             find("stress.random_faults").map(|c| c.host),
             Some(HostPart::FmapPattern {

@@ -168,6 +168,9 @@ pub struct Spec {
     pub drop_rawio: bool,
     /// With ops `famfs_native`, load the native module first.
     pub load_native: bool,
+    /// Serve this existing tree (a user's, `lab up --shadow`) instead of writing one from
+    /// `files`; `files` and `slots` must describe it.
+    pub existing: Option<PathBuf>,
 }
 
 impl Spec {
@@ -183,6 +186,7 @@ impl Spec {
             bind_fsdev: true,
             drop_rawio: false,
             load_native: true,
+            existing: None,
         }
     }
 
@@ -311,8 +315,14 @@ impl Famfs {
             };
             devs.0.insert(i, dev);
         }
-        let tree = shadow_tree(&spec, devs);
-        famfs_shadow::write(&tree, &shadow).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let shadow = match &spec.existing {
+            Some(dir) => dir.clone(),
+            None => {
+                let tree = shadow_tree(&spec, devs);
+                famfs_shadow::write(&tree, &shadow).map_err(|e| anyhow::anyhow!("{e}"))?;
+                shadow
+            }
+        };
         if spec.bind_fsdev {
             let names: BTreeSet<&String> = spec
                 .slots

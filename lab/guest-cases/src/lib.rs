@@ -3,7 +3,8 @@
 //! back (and the translation from a dax offset to a byte of a CXL device's
 //! backing file), the deterministic test patterns, the expected bytes of fmap
 //! files ([`expect`]), the files guest and host exchange ([`verify`]) and the
-//! blobs of the negative and fuzz cases ([`blobs`]).
+//! blobs of the negative and fuzz cases ([`blobs`]) and what a user's shadow tree must read
+//! ([`user_tree`]).
 
 pub mod benchdata;
 pub mod blobs;
@@ -12,6 +13,7 @@ pub mod devices;
 pub mod expect;
 pub mod pattern;
 pub mod plan;
+pub mod user_tree;
 pub mod verify;
 
 /// Exit code of a case that was skipped (automake's convention); the last

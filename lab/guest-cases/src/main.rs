@@ -25,6 +25,7 @@ mod stress;
 mod sys;
 mod sysfs;
 mod truncate;
+mod user_tree_check;
 
 use anyhow::{bail, Context, Result};
 use famfs_lab_cases::devices::DeviceMap;
@@ -95,6 +96,7 @@ fn dispatch(args: &[String]) -> Result<Outcome> {
                 "stress" => fmap_case(id, |ctx| stress::run(case.name, ctx)),
                 "fuzz" => fmap_case(id, |ctx| fuzz::run(case.name, ctx)),
                 "bench" => fmap_case(id, |ctx| bench::run(case.name, ctx)),
+                "shadow" => fmap_case(id, |ctx| user_tree_check::run(case.name, ctx)),
                 "shared" => fmap_case(id, |ctx| shared::run(case.name, ctx)),
                 other => bail!("suite {other} has no guest implementation"),
             }

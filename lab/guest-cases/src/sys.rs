@@ -25,6 +25,8 @@ pub fn errno_name(e: i32) -> String {
         libc::EIO => "EIO",
         libc::E2BIG => "E2BIG",
         libc::EBADF => "EBADF",
+        libc::EFAULT => "EFAULT",
+        libc::ENXIO => "ENXIO",
         libc::EACCES => "EACCES",
         libc::EBUSY => "EBUSY",
         libc::ENODEV => "ENODEV",

@@ -197,6 +197,18 @@ pub fn verify_file(results: &Path, case_id: &str, backings: &Backings) -> Result
     )))
 }
 
+/// After a run: the backing files the lab created in `run_dir` go away when every case passed
+/// (a run keeps ~100 MiB to 1 GiB of device bytes otherwise); after a failure they stay, for a
+/// look at the bytes. A backing file the topology put elsewhere is never touched.
+pub fn discard_after(run_dir: &Path, backings: &Backings, failed: bool) {
+    if failed {
+        return;
+    }
+    for path in backings.values().filter(|p| p.starts_with(run_dir)) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,17 +402,5 @@ mod tests {
         assert!(verify_file(&results, "fault.y", &backings).is_ok());
         std::fs::write(verify::verify_path(&results, "fault.z"), "{").unwrap();
         assert!(verify_file(&results, "fault.z", &backings).is_err());
-    }
-}
-
-/// After a run: the backing files the lab created in `run_dir` go away when every case passed
-/// (a run keeps ~100 MiB to 1 GiB of device bytes otherwise); after a failure they stay, for a
-/// look at the bytes. A backing file the topology put elsewhere is never touched.
-pub fn discard_after(run_dir: &Path, backings: &Backings, failed: bool) {
-    if failed {
-        return;
-    }
-    for path in backings.values().filter(|p| p.starts_with(run_dir)) {
-        let _ = std::fs::remove_file(path);
     }
 }

@@ -7,3 +7,4 @@ pub mod markers;
 pub mod multi;
 pub mod plan;
 pub mod run;
+pub mod user_tree;

@@ -3,11 +3,13 @@
 use crate::host_bytes::{self, Backings};
 use crate::markers;
 use crate::plan::{self, KernelFeatures, Planned};
+use crate::user_tree::UserTree;
 use anyhow::{Context, Result};
 use famfs_lab_cases::catalog::{Case, Expect, HostPart};
 use famfs_lab_cases::devices::DeviceMap;
 use famfs_lab_cases::verify;
 use famfs_lab_cases::{EXIT_FAIL, EXIT_SKIP};
+use famfs_shadow::ShadowTree;
 use lab_agent_proto::client::{AgentClient, AgentError};
 use lab_agent_proto::messages::{ExecRequest, ExitStatus};
 use lab_report::{CaseReport, Outcome, RunReport, SuiteReport};
@@ -39,6 +41,8 @@ pub struct RunRequest {
     /// guest): famfs, famfs_maplookup or famfs_native.
     pub ops: String,
     pub boot_timeout: Duration,
+    /// A shadow tree the user brought (`lab up --shadow`), for the `shadow` suite.
+    pub user_tree: Option<crate::user_tree::UserTree>,
 }
 
 /// How long the guest may take to power off before QEMU is stopped.
@@ -49,6 +53,13 @@ pub(crate) const LAST_LINES: usize = 40;
 /// Runs the request and writes the report into the run directory.
 pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
     if req.topology.hosts > 1 {
+        if req.user_tree.is_some() {
+            anyhow::bail!(
+                "--shadow runs on one-guest topologies; topology {} has hosts: {}",
+                req.topology.name,
+                req.topology.hosts
+            );
+        }
         return crate::multi::run(req, started_at);
     }
     let planned = plan::select(&req.suites, &req.cases, &req.kernel, req.topology.hosts)?;
@@ -58,6 +69,14 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
         serde_norway::to_string(&req.topology)?,
     )?;
     let backings = prepare_bytes(req, &planned, &[req.run_dir.join("results")])?;
+    let user = match &req.user_tree {
+        Some(u) => {
+            let tree = u.check()?;
+            u.stage(&req.run_dir.join("results"))?;
+            Some((u, tree))
+        }
+        None => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -85,6 +104,7 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
                 req,
                 &planned,
                 &backings,
+                user.as_ref().map(|(u, t)| (*u, t)),
                 &rt,
                 start,
                 &mut meta,
@@ -236,6 +256,7 @@ fn drive(
     req: &RunRequest,
     planned: &[Planned],
     backings: &Backings,
+    user: Option<(&UserTree, &ShadowTree)>,
     rt: &tokio::runtime::Runtime,
     start: Instant,
     meta: &mut BTreeMap<String, String>,
@@ -249,6 +270,16 @@ fn drive(
             return not_run(planned, &why, &s.tail());
         }
     };
+    if let Some((u, tree)) = user {
+        match u.prepare(tree, &map, backings, &req.run_dir.join("results")) {
+            Ok(note) => eprintln!("famfs-lab: {note}"),
+            Err(e) => {
+                let why = format!("writing the user tree's bytes: {e:#}");
+                eprintln!("famfs-lab: {why}");
+                return not_run(planned, &why, &s.tail());
+            }
+        }
+    }
     meta.insert(
         "setup_ms".into(),
         setup_started.elapsed().as_millis().to_string(),
