@@ -215,8 +215,13 @@ fn toolchain(sh: &Shell) -> Result<String> {
     ))
 }
 
-/// Writes the merged fragment, runs the base target with it, and fails
-/// naming every requested option the final config lacks.
+/// The base target the build dir's `.config` was made with, for the merged
+/// fragment beside it; absent = configure again.
+const CONFIG_STAMP: &str = "famfs-lab.config.base";
+
+/// Writes the merged fragment, runs the base target with it (unless the
+/// build dir already holds that config), and fails naming every requested
+/// option the final config lacks.
 fn configure(
     sh: &Shell,
     spec: &KernelSpec,
@@ -233,36 +238,13 @@ fn configure(
             old.origin.file.display()
         );
     }
-    let fragment = build.join("famfs-lab.config");
-    let stamp = build.join("famfs-lab.config.base");
-    let text = merged.render();
-    let unchanged = build.join(".config").is_file()
-        && std::fs::read_to_string(&fragment).ok().as_deref() == Some(text.as_str())
-        && std::fs::read_to_string(&stamp).ok().as_deref() == Some(spec.base.make_target());
-    if !unchanged {
-        std::fs::write(&fragment, &text)?;
-        let base = spec.base.make_target();
-        match spec.base {
-            crate::spec::BaseConfig::Allnoconfig => {
-                let allconfig = format!("KCONFIG_ALLCONFIG={}", fragment.display());
-                cmd!(sh, "make -s -C {src} O={build} {allconfig} {base}").run()?;
-            }
-            crate::spec::BaseConfig::Defconfig => {
-                cmd!(sh, "make -s -C {src} O={build} {base}").run()?;
-                let mut config = std::fs::read_to_string(build.join(".config"))?;
-                config.push_str(&text);
-                std::fs::write(build.join(".config"), config)?;
-                cmd!(sh, "make -s -C {src} O={build} olddefconfig").run()?;
-            }
-        }
-        std::fs::write(&stamp, base)?;
-    }
+    configure_base(sh, spec, merged, src, build)?;
     let final_config = std::fs::read_to_string(build.join(".config"))?;
     let dropped = merged
         .check(&final_config)
         .map_err(|e| anyhow::anyhow!("{}/.config: {e}", build.display()))?;
     if !dropped.is_empty() {
-        let _ = std::fs::remove_file(&stamp);
+        let _ = std::fs::remove_file(build.join(CONFIG_STAMP));
         let list: Vec<String> = dropped.iter().map(|d| format!("  {d}")).collect();
         bail!(
             "the final .config lacks {} requested option(s) (unmet dependencies?):\n{}\n\
@@ -273,6 +255,43 @@ fn configure(
             build.display()
         );
     }
+    Ok(())
+}
+
+/// Runs the base target with the merged fragment unless the stamp says the
+/// build dir's `.config` was made from exactly this fragment and base.
+fn configure_base(
+    sh: &Shell,
+    spec: &KernelSpec,
+    merged: &Merged,
+    src: &Path,
+    build: &Path,
+) -> Result<()> {
+    let fragment = build.join("famfs-lab.config");
+    let stamp = build.join(CONFIG_STAMP);
+    let text = merged.render();
+    let unchanged = build.join(".config").is_file()
+        && std::fs::read_to_string(&fragment).ok().as_deref() == Some(text.as_str())
+        && std::fs::read_to_string(&stamp).ok().as_deref() == Some(spec.base.make_target());
+    if unchanged {
+        return Ok(());
+    }
+    std::fs::write(&fragment, &text)?;
+    let base = spec.base.make_target();
+    match spec.base {
+        crate::spec::BaseConfig::Allnoconfig => {
+            let allconfig = format!("KCONFIG_ALLCONFIG={}", fragment.display());
+            cmd!(sh, "make -s -C {src} O={build} {allconfig} {base}").run()?;
+        }
+        crate::spec::BaseConfig::Defconfig => {
+            cmd!(sh, "make -s -C {src} O={build} {base}").run()?;
+            let mut config = std::fs::read_to_string(build.join(".config"))?;
+            config.push_str(&text);
+            std::fs::write(build.join(".config"), config)?;
+            cmd!(sh, "make -s -C {src} O={build} olddefconfig").run()?;
+        }
+    }
+    std::fs::write(&stamp, base)?;
     Ok(())
 }
 
@@ -374,20 +393,33 @@ fn install(sh: &Shell, spec: &KernelSpec, src: &Path, build: &Path, dest: &Path)
 
 /// Builds every prefix of the series in turn (each patch must build on
 /// its own), reusing the kernel's incremental build tree, and leaves the
-/// tree at the full series again. Returns the patches that failed.
+/// tree at the full series again. Each prefix is configured from the
+/// fragments afresh: options a later patch adds do not exist yet there (they
+/// are listed, not errors), and an option a prefix adds is really on, so its
+/// code is compiled. Returns the patches that failed.
 pub fn bisect_build(
     sh: &Shell,
     req: &BuildRequest,
     t: &mut Timings,
 ) -> Result<Vec<(String, String)>> {
     let full = build(sh, req, t)?;
-    let spec = KernelSpec::load(&req.kernels_dir, &req.kernel)?;
-    let patches = series::read(&spec.patches_dir())?;
+    let Planned {
+        spec,
+        merged,
+        resolved,
+        patches,
+        ..
+    } = plan(sh, req, t)?;
     let work = req.cache_root.join("work").join(sanitize(&full.meta.label));
-    let src = work.join("src");
     let build_dir = work.join("build");
     let _lock =
         lab_host::lock::exclusive(&req.cache_root.join("kernel-build.lock"), "a kernel build")?;
+    // The whole series, whatever an interrupted bisect left; while the tree is at a prefix it
+    // has no state file, so a build started after a crash here applies the series again.
+    let src = source::prepare_tree(sh, &resolved, &work, &patches)?;
+    let state_file = work.join(source::TREE_STATE);
+    let state = std::fs::read(&state_file).ok();
+    let _ = std::fs::remove_file(&state_file);
     let head = cmd!(sh, "git -C {src} rev-parse HEAD").read()?;
     let n = patches.len();
     let mut failed = Vec::new();
@@ -396,15 +428,53 @@ pub fn bisect_build(
         let commit = cmd!(sh, "git -C {src} rev-parse {rev}").read()?;
         cmd!(sh, "git -C {src} checkout -q {commit}").run()?;
         let name = format!("kernel: build with patches 1..{} ({})", i + 1, p.name);
-        if let Err(e) = t.stage(&name, || make(&spec, &src, &build_dir, &work, req.jobs)) {
+        let step = || -> Result<()> {
+            let absent = configure_prefix(sh, &spec, &merged, &src, &build_dir)?;
+            if !absent.is_empty() {
+                eprintln!(
+                    "famfs-lab: not in this prefix's Kconfig yet: {}",
+                    absent.join(", ")
+                );
+            }
+            make(&spec, &src, &build_dir, &work, req.jobs)
+        };
+        if let Err(e) = t.stage(&name, step) {
             failed.push((p.name.clone(), format!("{e:#}")));
         }
     }
     cmd!(sh, "git -C {src} checkout -q {head}").run()?;
+    if let Some(state) = state {
+        std::fs::write(&state_file, state)?;
+    }
     t.stage("kernel: rebuild the full series", || {
+        // The prefixes rewrote .config: configure again, with the dropped-option check.
+        let _ = std::fs::remove_file(build_dir.join(CONFIG_STAMP));
+        configure(sh, &spec, &merged, &src, &build_dir)?;
         make(&spec, &src, &build_dir, &work, req.jobs)
     })?;
     Ok(failed)
+}
+
+/// Configures a prefix of the series from the fragments, whatever the tree's
+/// state; returns the requested options its Kconfig does not offer. Leaves
+/// no stamp, so the next [`configure`] runs again.
+fn configure_prefix(
+    sh: &Shell,
+    spec: &KernelSpec,
+    merged: &Merged,
+    src: &Path,
+    build: &Path,
+) -> Result<Vec<String>> {
+    let _ = std::fs::remove_file(build.join(CONFIG_STAMP));
+    configure_base(sh, spec, merged, src, build)?;
+    let _ = std::fs::remove_file(build.join(CONFIG_STAMP));
+    let final_config = std::fs::read_to_string(build.join(".config"))?;
+    Ok(merged
+        .check(&final_config)
+        .map_err(|e| anyhow::anyhow!("{}/.config: {e}", build.display()))?
+        .iter()
+        .map(|d| d.to_string())
+        .collect())
 }
 
 #[cfg(test)]

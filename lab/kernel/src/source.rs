@@ -197,6 +197,9 @@ struct TreeState {
 /// Makes `work/src` the source's commit plus `patches`, touching only the
 /// files that change (so the build tree stays incremental). Returns the
 /// source directory to build.
+/// The file in a kernel's work dir recording the commit and patches its tree holds.
+pub const TREE_STATE: &str = "tree.json";
+
 pub fn prepare_tree(
     sh: &Shell,
     resolved: &Resolved,
@@ -213,7 +216,7 @@ pub fn prepare_tree(
         Kind::Repo { repo, commit } => (repo, commit),
     };
     let src = work.join("src");
-    let state_file = work.join("tree.json");
+    let state_file = work.join(TREE_STATE);
     let want = TreeState {
         commit: commit.clone(),
         patches: patches
