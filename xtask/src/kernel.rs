@@ -85,8 +85,9 @@ impl Kernel {
                 let dirty: Vec<_> = results.iter().filter(|r| !r.clean).collect();
                 for r in &results {
                     println!("{} {}", if r.clean { "clean" } else { "DIRTY" }, r.patch);
-                    if !r.clean {
-                        println!("{}", r.output.trim_end());
+                    // A dirty patch's findings; a clean one's answered warning, if any.
+                    if !r.output.trim().is_empty() {
+                        println!("  {}", r.output.trim_end());
                     }
                 }
                 println!(

@@ -95,6 +95,18 @@ pub const TOOLS: &[Tool] = &[
         Need::Kernel,
         "module signing tools",
     ),
+    file(
+        "/usr/lib/python3/dist-packages/ply/__init__.py",
+        "python3-ply",
+        Need::Kernel,
+        "checkpatch's SPDX check (scripts/spdxcheck.py)",
+    ),
+    file(
+        "/usr/lib/python3/dist-packages/git/__init__.py",
+        "python3-git",
+        Need::Kernel,
+        "checkpatch's SPDX check (scripts/spdxcheck.py)",
+    ),
     bin("cpio", "cpio", Need::Image, "checks guest images"),
     bin(
         "busybox",

@@ -26,27 +26,97 @@ pub fn checkpatch(sh: &Shell, tree: &Path, patches: &[Patch]) -> Result<Vec<Chec
         );
     }
     let _cd = sh.push_dir(tree);
+    let maintainers = std::fs::read_to_string(tree.join("MAINTAINERS")).unwrap_or_default();
+    // checkpatch's SPDX check runs scripts/spdxcheck.py with `env python3`: the system one,
+    // which has the python3-ply and python3-git the host setup installs (not a pyenv shim's).
+    let path_env = format!(
+        "/usr/bin:{}",
+        std::env::var("PATH").unwrap_or_else(|_| "/bin".into())
+    );
     patches
         .iter()
         .map(|p| {
             let path = &p.path;
             let out = cmd!(sh, "perl {script} --strict --no-signoff --quiet {path}")
+                .env("PATH", &path_env)
                 .quiet()
                 .ignore_status()
                 .output()
                 .with_context(|| format!("running checkpatch on {}", p.name))?;
-            let text = format!(
+            let mut text = format!(
                 "{}{}",
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
+            let mut clean = out.status.success() && text.trim().is_empty();
+            if !clean {
+                if let Some(answer) = maintainers_answer(&text, &p.bytes, &maintainers) {
+                    clean = true;
+                    text = answer;
+                }
+            }
             Ok(CheckResult {
                 patch: p.name.clone(),
-                clean: out.status.success() && text.trim().is_empty(),
+                clean,
                 output: text,
             })
         })
         .collect()
+}
+
+/// checkpatch warns "added, moved or deleted file(s), does MAINTAINERS need updating?" for
+/// every patch that adds a file and leaves MAINTAINERS alone. When that is its only finding
+/// and every added file is under an `F:` directory of MAINTAINERS already, the answer is no:
+/// returns that answer (the section of each file). Anything else stays a finding.
+fn maintainers_answer(output: &str, patch: &[u8], maintainers: &str) -> Option<String> {
+    let findings = output
+        .lines()
+        .filter(|l| l.starts_with("WARNING:") || l.starts_with("ERROR:") || l.starts_with("CHECK:"))
+        .collect::<Vec<_>>();
+    if findings.len() != 1 || !findings[0].contains("does MAINTAINERS need updating?") {
+        return None;
+    }
+    let patch = String::from_utf8_lossy(patch);
+    let mut added = Vec::new();
+    let mut current = None;
+    for l in patch.lines() {
+        if let Some(rest) = l.strip_prefix("diff --git a/") {
+            current = rest.split_once(" b/").map(|(_, b)| b.to_string());
+        } else if l.starts_with("new file mode") {
+            added.push(current.clone()?);
+        }
+    }
+    if added.is_empty() {
+        return None;
+    }
+    let mut answer = Vec::new();
+    for file in &added {
+        let (section, dir) = covering_section(maintainers, file)?;
+        answer.push(format!("{file} is under F: {dir} ({section})"));
+    }
+    Some(format!(
+        "FILE_PATH_CHANGES answered, MAINTAINERS needs no update: {}",
+        answer.join("; ")
+    ))
+}
+
+/// The MAINTAINERS section with an `F:` directory (`dir/`) holding `file`, and that directory.
+fn covering_section(maintainers: &str, file: &str) -> Option<(String, String)> {
+    let mut section = String::new();
+    for l in maintainers.lines() {
+        if let Some(pat) = l.strip_prefix("F:") {
+            let pat = pat.trim();
+            if pat.ends_with('/') && file.starts_with(pat) {
+                return Some((section.clone(), pat.to_string()));
+            }
+        } else if !l.is_empty()
+            && !l.starts_with(char::is_whitespace)
+            && l.chars().nth(1) != Some(':')
+        {
+            section = l.trim().to_string();
+        }
+    }
+    None
 }
 
 /// The source tree checkpatch runs from: the kernel's own source.
@@ -74,6 +144,51 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let msg = checkpatch(&sh, d.path(), &[]).unwrap_err().to_string();
         assert!(msg.contains("checkpatch.pl"), "{msg}");
+    }
+
+    const MAINTAINERS: &str = "FUSE: FILESYSTEM IN USERSPACE\nM:\tSomeone <s@example.org>\nS:\tMaintained\nF:\tfs/fuse/\nF:\tinclude/uapi/linux/fuse.h\n\nOTHER\nF:\tdrivers/dax/\n";
+    const WARN: &str = "WARNING: added, moved or deleted file(s), does MAINTAINERS need updating?\n#80: \nnew file mode 100644\n\ntotal: 0 errors, 1 warnings, 0 checks, 448 lines checked\n";
+
+    fn adding(files: &[&str]) -> Vec<u8> {
+        files
+            .iter()
+            .map(|f| {
+                format!("diff --git a/{f} b/{f}\nnew file mode 100644\n--- /dev/null\n+++ b/{f}\n")
+            })
+            .collect::<String>()
+            .into_bytes()
+    }
+
+    #[test]
+    fn a_new_file_under_a_maintained_directory_answers_the_maintainers_warning() {
+        let got = maintainers_answer(WARN, &adding(&["fs/fuse/new.c"]), MAINTAINERS).unwrap();
+        assert!(
+            got.contains("fs/fuse/new.c is under F: fs/fuse/ (FUSE: FILESYSTEM IN USERSPACE)"),
+            "{got}"
+        );
+    }
+
+    #[test]
+    fn an_uncovered_file_or_another_finding_stays_a_finding() {
+        assert!(maintainers_answer(
+            WARN,
+            &adding(&["fs/fuse/a.c", "include/linux/x.h"]),
+            MAINTAINERS
+        )
+        .is_none());
+        let two = format!("{WARN}CHECK: Alignment should match open parenthesis\n");
+        assert!(maintainers_answer(&two, &adding(&["fs/fuse/a.c"]), MAINTAINERS).is_none());
+        assert!(maintainers_answer(
+            "ERROR: trailing whitespace\n",
+            &adding(&["fs/fuse/a.c"]),
+            MAINTAINERS
+        )
+        .is_none());
+        // A file pattern, not a directory, does not cover a new file beside it.
+        assert!(
+            maintainers_answer(WARN, &adding(&["include/uapi/linux/fuse2.h"]), MAINTAINERS)
+                .is_none()
+        );
     }
 
     #[test]
