@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 /// Backing files by topology device id.
 pub type Backings = BTreeMap<String, PathBuf>;
 
-fn open(backings: &Backings, memdev: &str, write: bool) -> Result<std::fs::File> {
+/// Opens `memdev`'s backing file (read-write when `write`).
+pub(crate) fn open(backings: &Backings, memdev: &str, write: bool) -> Result<std::fs::File> {
     let path = backings
         .get(memdev)
         .with_context(|| format!("no backing file for device {memdev}"))?;

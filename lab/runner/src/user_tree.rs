@@ -3,7 +3,7 @@
 //! results share, and after setup write the device bytes its fmaps use into the backing files
 //! and what every file must read.
 
-use crate::host_bytes::Backings;
+use crate::host_bytes::{self, Backings};
 use anyhow::{bail, Context, Result};
 use famfs_lab_cases::devices::DeviceMap;
 use famfs_lab_cases::expect::{self, Piece, Slots};
@@ -156,7 +156,7 @@ fn fill_piece(
     backings: &Backings,
 ) -> Result<u64> {
     const STEP: u64 = 1 << 20;
-    let out = open_backing(backings, &p.memdev, true)?;
+    let out = host_bytes::open(backings, &p.memdev, true)?;
     let mut buf = vec![0u8; STEP.min(p.len) as usize];
     let mut done = 0;
     while done < p.len {
@@ -183,7 +183,7 @@ fn fill_piece(
 
 fn read_backing(p: &Piece, backings: &Backings) -> Result<Vec<u8>> {
     let mut buf = vec![0u8; p.len as usize];
-    open_backing(backings, &p.memdev, false)?
+    host_bytes::open(backings, &p.memdev, false)?
         .read_exact_at(&mut buf, p.backing_off)
         .with_context(|| {
             format!(
@@ -192,17 +192,6 @@ fn read_backing(p: &Piece, backings: &Backings) -> Result<Vec<u8>> {
             )
         })?;
     Ok(buf)
-}
-
-fn open_backing(backings: &Backings, memdev: &str, write: bool) -> Result<File> {
-    let path = backings
-        .get(memdev)
-        .with_context(|| format!("no backing file for device {memdev}"))?;
-    File::options()
-        .read(true)
-        .write(write)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))
 }
 
 /// Copies directories and regular files; anything else is an error naming it. Directories keep
