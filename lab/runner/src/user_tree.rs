@@ -91,10 +91,15 @@ impl UserTree {
             let f = File::open(p).with_context(|| format!("--daxdev-data {i}={}", p.display()))?;
             data.insert(*i, (p.clone(), f));
         }
+        // Opened once: a CXL-interleaved device splits a file into a piece per granule.
+        let open: BTreeMap<&str, File> = backings
+            .keys()
+            .map(|m| Ok((m.as_str(), host_bytes::open(backings, m, true)?)))
+            .collect::<Result<_>>()?;
         let mut written = 0u64;
         for f in &tree.files {
             for p in pieces(&f.path, &f.map, &slots, 0, f.map.file_size)? {
-                written += fill_piece(&f.path, &p, data.get(&p.slot), backings)?;
+                written += fill_piece(&f.path, &p, data.get(&p.slot), &open)?;
             }
         }
         let mut files = Vec::new();
@@ -105,7 +110,7 @@ impl UserTree {
                 let len = BLOCK.min(f.map.file_size - off);
                 let mut h = crc32fast::Hasher::new();
                 for p in pieces(&f.path, &f.map, &slots, off, len)? {
-                    h.update(&read_backing(&p, backings)?);
+                    h.update(&read_backing(&p, &open)?);
                 }
                 crc32.push(h.finalize());
             }
@@ -153,10 +158,10 @@ fn fill_piece(
     rel: &str,
     p: &Piece,
     data: Option<&(PathBuf, File)>,
-    backings: &Backings,
+    open: &BTreeMap<&str, File>,
 ) -> Result<u64> {
     const STEP: u64 = 1 << 20;
-    let out = host_bytes::open(backings, &p.memdev, true)?;
+    let out = backing(open, &p.memdev)?;
     let mut buf = vec![0u8; STEP.min(p.len) as usize];
     let mut done = 0;
     while done < p.len {
@@ -181,9 +186,9 @@ fn fill_piece(
     Ok(p.len)
 }
 
-fn read_backing(p: &Piece, backings: &Backings) -> Result<Vec<u8>> {
+fn read_backing(p: &Piece, open: &BTreeMap<&str, File>) -> Result<Vec<u8>> {
     let mut buf = vec![0u8; p.len as usize];
-    host_bytes::open(backings, &p.memdev, false)?
+    backing(open, &p.memdev)?
         .read_exact_at(&mut buf, p.backing_off)
         .with_context(|| {
             format!(
@@ -192,6 +197,11 @@ fn read_backing(p: &Piece, backings: &Backings) -> Result<Vec<u8>> {
             )
         })?;
     Ok(buf)
+}
+
+fn backing<'a>(open: &'a BTreeMap<&str, File>, memdev: &str) -> Result<&'a File> {
+    open.get(memdev)
+        .with_context(|| format!("no backing file for device {memdev}"))
 }
 
 /// Copies directories and regular files; anything else is an error naming it. Directories keep
