@@ -4,7 +4,6 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use lab_ci::{ExpectedFailures, Known, Matrix};
-use lab_host::prereqs::Need;
 use std::path::{Path, PathBuf};
 use xshell::Shell;
 
@@ -97,10 +96,7 @@ impl Ci {
                     }
                     std::env::set_var(key, value);
                 }
-                if crate::lab::up(sh, &args)? {
-                    std::process::exit(1);
-                }
-                Ok(())
+                crate::lab::exit_with(crate::lab::up(sh, &args)?)
             }
             Ci::KernelKey(args) => {
                 let build = match &args.entry {
@@ -110,7 +106,7 @@ impl Ci {
                     }
                     None => args.kernel,
                 };
-                crate::host::ensure(sh, &[Need::Kernel], build.no_install)?;
+                crate::host::preflight(sh, crate::host::KERNEL_STAGES, build.no_install)?;
                 println!("{}", lab_kernel::build::cache_key(sh, &build.request())?);
                 Ok(())
             }

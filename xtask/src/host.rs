@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 use clap::Subcommand;
-use lab_host::prereqs::{self, Need};
+use lab_host::prereqs::{self, Need, Stage};
 use xshell::Shell;
 
 #[derive(Subcommand)]
@@ -20,16 +20,38 @@ impl Host {
     pub fn run(self, sh: &Shell) -> Result<()> {
         match self {
             Host::Setup { no_install } => {
-                ensure(
-                    sh,
-                    &[Need::Kernel, Need::Image, Need::Vm, Need::Bpf],
-                    no_install,
-                )?;
+                preflight(sh, &Stage::ALL, no_install)?;
                 eprintln!("famfs-lab: every host tool is present");
                 Ok(())
             }
         }
     }
+}
+
+/// The stages of `kernel build` and the other kernel verbs.
+pub const KERNEL_STAGES: &[Stage] = &[Stage::Kernel];
+/// The stages of `image build`.
+pub const IMAGE_STAGES: &[Stage] = &[Stage::Kernel, Stage::GuestBinaries, Stage::Initramfs];
+/// The stages of `lab up`, `lab shell`, `lab bench`, `ci run`.
+pub const LAB_STAGES: &[Stage] = &[
+    Stage::Kernel,
+    Stage::GuestBinaries,
+    Stage::Initramfs,
+    Stage::Boot,
+];
+/// The stages of `cargo xtask test`.
+pub const TEST_STAGES: &[Stage] = &[
+    Stage::UnitTests,
+    Stage::Kernel,
+    Stage::GuestBinaries,
+    Stage::Initramfs,
+    Stage::Boot,
+];
+
+/// Checks (and installs, where allowed) every tool the `stages` of a verb will run, before
+/// the verb's first long step.
+pub fn preflight(sh: &Shell, stages: &[Stage], no_install: bool) -> Result<()> {
+    ensure(sh, &prereqs::needs_of(stages), no_install)
 }
 
 /// Makes sure the tools for `needs` are here: installs the missing ones
@@ -58,3 +80,7 @@ pub fn ensure(sh: &Shell, needs: &[Need], no_install: bool) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "preflight_tests.rs"]
+mod preflight_tests;

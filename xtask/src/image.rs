@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lab_host::prereqs::Need;
+use lab_host::prereqs::Stage;
 use lab_host::stage::Timings;
 use std::path::PathBuf;
 use xshell::{cmd, Shell};
@@ -27,6 +27,7 @@ pub struct ImageArgs {
 impl ImageArgs {
     pub fn run(self, sh: &Shell) -> Result<()> {
         let mut t = Timings::default();
+        crate::host::preflight(sh, crate::host::IMAGE_STAGES, self.kernel.no_install)?;
         let kernel = self.kernel.build(sh, &mut t)?;
         let image = build(sh, &kernel, self.kernel.no_install, &mut t)?;
         println!("{}", image.path.display());
@@ -42,13 +43,14 @@ pub fn build(
     no_install: bool,
     t: &mut Timings,
 ) -> Result<lab_image::BuiltImage> {
-    crate::host::ensure(sh, &[Need::Image], no_install)?;
+    crate::host::preflight(sh, &[Stage::GuestBinaries, Stage::Initramfs], no_install)?;
     t.stage("image: guest binaries", || {
         let packages: Vec<String> = GUEST_BINARIES
             .iter()
             .flat_map(|(p, _)| ["-p".to_string(), p.to_string()])
             .collect();
-        cmd!(sh, "cargo build --quiet --profile guest {packages...}")
+        let cargo = crate::cargo();
+        cmd!(sh, "{cargo} build --quiet --profile guest {packages...}")
             .run()
             .context("building the guest binaries")
     })?;
@@ -91,7 +93,8 @@ fn cargo_target_dir(sh: &Shell) -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         return Ok(PathBuf::from(dir));
     }
-    let meta = cmd!(sh, "cargo metadata --format-version 1 --no-deps")
+    let cargo = crate::cargo();
+    let meta = cmd!(sh, "{cargo} metadata --format-version 1 --no-deps")
         .quiet()
         .read()?;
     let v: serde_json::Value = serde_json::from_str(&meta).context("parsing cargo metadata")?;

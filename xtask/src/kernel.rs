@@ -2,7 +2,6 @@
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use lab_host::prereqs::Need;
 use lab_host::stage::Timings;
 use std::path::PathBuf;
 use xshell::Shell;
@@ -45,7 +44,7 @@ pub struct BuildArgs {
 impl BuildArgs {
     /// Builds the kernel these flags describe.
     pub fn build(&self, sh: &Shell, t: &mut Timings) -> Result<lab_kernel::BuiltKernel> {
-        crate::host::ensure(sh, &[Need::Kernel], self.no_install)?;
+        crate::host::preflight(sh, crate::host::KERNEL_STAGES, self.no_install)?;
         lab_kernel::build(sh, &self.request(), t)
     }
 
@@ -103,7 +102,7 @@ impl Kernel {
             }
             Kernel::BisectBuild(args) => {
                 let mut t = Timings::default();
-                crate::host::ensure(sh, &[Need::Kernel], args.no_install)?;
+                crate::host::preflight(sh, crate::host::KERNEL_STAGES, args.no_install)?;
                 let failed = lab_kernel::build::bisect_build(sh, &args.request(), &mut t)?;
                 eprint!("{}", t.table());
                 for (patch, err) in &failed {

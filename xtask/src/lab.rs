@@ -3,7 +3,6 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use lab_host::prereqs::Need;
 use lab_host::stage::Timings;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use xshell::Shell;
@@ -96,13 +95,7 @@ pub struct ShellArgs {
 impl Lab {
     pub fn run(self, sh: &Shell) -> Result<()> {
         match self {
-            Lab::Up(args) => {
-                let failed = up(sh, &args)?;
-                if failed {
-                    std::process::exit(1);
-                }
-                Ok(())
-            }
+            Lab::Up(args) => exit_with(up(sh, &args)?),
             Lab::Shell(args) => shell(sh, &args),
             Lab::Bench(b) => b.run(sh),
             Lab::List => {
@@ -175,9 +168,19 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// The case `--shadow` runs when no suite or case is named.
 const USER_TREE_CASE: &str = "shadow.user_tree";
 
-/// Runs the chain; returns whether any case failed.
-pub fn up(sh: &Shell, args: &UpArgs) -> Result<bool> {
-    Ok(up_report(sh, args)?.failed())
+/// Runs the chain; returns the run's exit status (0 passed, 1 cases failed, 2 the lab could
+/// not run the cases). Errors before the run (bad input, a missing tool, a failed build) are
+/// `Err`, which `main` turns into 2.
+pub fn up(sh: &Shell, args: &UpArgs) -> Result<i32> {
+    Ok(up_report(sh, args)?.exit_code())
+}
+
+/// Ends the process with `code` unless it is 0.
+pub fn exit_with(code: i32) -> Result<()> {
+    if code != 0 {
+        std::process::exit(code);
+    }
+    Ok(())
 }
 
 /// What every guest boot needs: the topology, the kernel and image (built or
@@ -190,15 +193,17 @@ struct Prepared {
 }
 
 fn prepare(sh: &Shell, kernel: &BuildArgs, topology: &str, t: &mut Timings) -> Result<Prepared> {
-    crate::host::ensure(
-        sh,
-        &[Need::Kernel, Need::Image, Need::Vm],
-        kernel.no_install,
-    )?;
+    // Everything cheap first: input, every tool of every stage, the accelerator.
     let topology = load_topology(topology)?;
+    crate::host::preflight(sh, crate::host::LAB_STAGES, kernel.no_install)?;
+    let cache = lab_host::paths::cache_root();
+    let accel = lab_vm::choose_accel(
+        std::path::Path::new(lab_vm::accel::DEFAULT_QEMU),
+        Some(&cache),
+    )?;
+    eprintln!("famfs-lab: {}", accel.reason);
     let built = kernel.build(sh, t)?;
     let image = crate::image::build(sh, &built, kernel.no_install, t)?;
-    let accel = lab_vm::choose_accel(std::path::Path::new(lab_vm::accel::DEFAULT_QEMU))?;
     Ok(Prepared {
         topology,
         kernel: built,
@@ -222,7 +227,6 @@ pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
         image,
         accel,
     } = prepare(sh, &args.kernel, &args.topology, &mut t)?;
-    eprintln!("famfs-lab: {}", accel.reason);
     let run_id = run_id();
     let run_dir = lab_host::paths::runs_dir().join(&run_id);
     let config =

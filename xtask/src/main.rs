@@ -77,6 +77,12 @@ fn main() {
     })();
     if let Err(err) = result {
         eprintln!("error: {err:#}");
-        std::process::exit(1);
+        // Whatever stops a verb before its cases ran: the lab could not run.
+        std::process::exit(lab_report::EXIT_LAB_ERROR);
     }
+}
+
+/// The cargo that runs this xtask (`$CARGO`), for nested builds.
+pub fn cargo() -> std::ffi::OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
 }

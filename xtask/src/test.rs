@@ -1,9 +1,8 @@
 //! `cargo xtask test`: the README's test command (and `.ci/run`'s): host
 //! setup, the unit tests under nextest, then a full `lab up`.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
-use lab_host::prereqs::Need;
 use lab_host::stage::Timings;
 use xshell::{cmd, Shell};
 
@@ -20,31 +19,40 @@ impl TestArgs {
     pub fn run(self, sh: &Shell) -> Result<()> {
         let mut t = Timings::default();
         t.stage("host setup", || {
-            crate::host::ensure(
-                sh,
-                &[Need::Kernel, Need::Image, Need::Vm, Need::Bpf],
-                self.lab.kernel.no_install,
-            )
+            crate::host::preflight(sh, crate::host::TEST_STAGES, self.lab.kernel.no_install)
         })?;
+        let cargo = crate::cargo();
         let profile = if std::env::var_os("CI").is_some() {
             "ci"
         } else {
             "default"
         };
-        t.stage("unit tests (nextest)", || {
-            cmd!(sh, "cargo nextest run --workspace --profile {profile}")
+        let unit = t.stage("unit tests (nextest)", || {
+            cmd!(sh, "{cargo} nextest run --workspace --profile {profile}")
                 .run()
-                .map_err(Into::into)
-        })?;
+                .map_err(anyhow::Error::from)
+        });
+        if let Err(e) = unit {
+            eprint!("{}", t.table());
+            eprintln!("error: unit tests failed: {e}");
+            std::process::exit(lab_report::EXIT_CASES_FAILED);
+        }
         if self.unit_only {
             eprint!("{}", t.table());
             return Ok(());
         }
-        let failed = t.stage("lab up", || crate::lab::up(sh, &self.lab))?;
+        let code = t.stage("lab up", || crate::lab::up(sh, &self.lab))?;
         eprint!("{}", t.table());
-        if failed {
-            bail!("lab up: some cases failed (see the summary above)");
+        match code {
+            0 => Ok(()),
+            lab_report::EXIT_CASES_FAILED => {
+                eprintln!("error: lab up: some cases failed (see the summary above)");
+                std::process::exit(code)
+            }
+            _ => {
+                eprintln!("error: lab up: the lab could not run the cases (see above)");
+                std::process::exit(code)
+            }
         }
-        Ok(())
     }
 }

@@ -7,15 +7,27 @@ use lab_report::{CaseReport, Outcome, RunReport};
 /// The summary of `report`; `cell` is the matrix cell id, when there is one.
 pub fn markdown(report: &RunReport, cell: Option<&str>) -> String {
     let counts = report.counts();
-    let mark = if report.failed() { "❌" } else { "✅" };
     let title = cell.unwrap_or(&report.run_id);
-    let mut out = format!(
-        "### {mark} {}: {} passed, {} failed, {} skipped\n\n",
-        esc(title),
-        counts.passed(),
-        counts.failed(),
-        counts.skipped()
-    );
+    // Exit status 2 (the lab could not run the cases) reads differently from 1 (cases failed):
+    // the first is the lab's or the machine's problem, the second the kernel's.
+    let mut out = match report.lab_error() {
+        Some(why) => format!(
+            "### ⛔ {}: lab error (exit {}): the cases did not run\n\n> {}\n\n",
+            esc(title),
+            lab_report::EXIT_LAB_ERROR,
+            esc(why.lines().next().unwrap_or(""))
+        ),
+        None => {
+            let mark = if report.failed() { "❌" } else { "✅" };
+            format!(
+                "### {mark} {}: {} passed, {} failed, {} skipped\n\n",
+                esc(title),
+                counts.passed(),
+                counts.failed(),
+                counts.skipped()
+            )
+        }
+    };
     out.push_str(&format!(
         "kernel `{}` (`{}`), topology `{}`, accel `{}`, {}, run `{}`\n\n",
         code(&report.kernel),
@@ -137,6 +149,19 @@ fn code(text: &str) -> String {
 mod tests {
     use super::*;
     use lab_report::{SplatKind, SuiteReport};
+
+    #[test]
+    fn a_lab_error_is_not_reported_as_failed_cases() {
+        let mut r = report();
+        RunReport::set_lab_error(&mut r.meta, "the guest never became ready: boot timeout");
+        let got = markdown(&r, Some("famfs-bpf.famfs.default.kvm"));
+        assert!(
+            got.starts_with("### ⛔ famfs-bpf.famfs.default.kvm: lab error (exit 2)"),
+            "{got}"
+        );
+        assert!(got.contains("the guest never became ready"), "{got}");
+        assert_eq!(r.exit_code(), lab_report::EXIT_LAB_ERROR);
+    }
 
     fn report() -> RunReport {
         let mut fail = CaseReport::new("devdax_guest_write", Outcome::Fail, 1234);

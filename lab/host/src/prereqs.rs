@@ -32,115 +32,159 @@ pub struct Tool {
     pub package: &'static str,
     /// Debian suite to install from, when the default one is too old.
     pub suite: Option<&'static str>,
-    pub need: Need,
+    /// Every need it serves (libelf-dev serves the kernel build and libbpf-sys).
+    pub needs: &'static [Need],
     pub why: &'static str,
 }
 
-const fn bin(name: &'static str, package: &'static str, need: Need, why: &'static str) -> Tool {
+const fn bin(
+    name: &'static str,
+    package: &'static str,
+    needs: &'static [Need],
+    why: &'static str,
+) -> Tool {
     Tool {
         probe: Probe::Binary(name),
         package,
         suite: None,
-        need,
+        needs,
         why,
     }
 }
 
-const fn file(path: &'static str, package: &'static str, need: Need, why: &'static str) -> Tool {
+const fn file(
+    path: &'static str,
+    package: &'static str,
+    needs: &'static [Need],
+    why: &'static str,
+) -> Tool {
     Tool {
         probe: Probe::File(path),
         package,
         suite: None,
-        need,
+        needs,
         why,
     }
 }
+
+/// The kernel build, and the vendored libbpf build of libbpf-sys (guest binaries).
+const KERNEL_AND_BPF: &[Need] = &[Need::Kernel, Need::Bpf];
 
 /// Every tool the lab uses, in install order.
 pub const TOOLS: &[Tool] = &[
     bin(
         "gcc",
         "build-essential",
-        Need::Kernel,
-        "compiles the kernel",
+        KERNEL_AND_BPF,
+        "compiles the kernel and libbpf-sys's vendored libbpf",
     ),
-    bin("make", "make", Need::Kernel, "drives the kernel build"),
-    bin("flex", "flex", Need::Kernel, "kconfig lexer"),
-    bin("bison", "bison", Need::Kernel, "kconfig parser"),
-    bin("bc", "bc", Need::Kernel, "kernel build arithmetic"),
+    bin(
+        "make",
+        "make",
+        KERNEL_AND_BPF,
+        "drives the kernel build and libbpf-sys's vendored libbpf",
+    ),
+    bin("flex", "flex", &[Need::Kernel], "kconfig lexer"),
+    bin("bison", "bison", &[Need::Kernel], "kconfig parser"),
+    bin("bc", "bc", &[Need::Kernel], "kernel build arithmetic"),
     bin(
         "perl",
         "perl",
-        Need::Kernel,
+        &[Need::Kernel],
         "kernel build scripts and checkpatch",
     ),
-    bin("python3", "python3", Need::Kernel, "kernel build scripts"),
-    bin("git", "git", Need::Kernel, "source trees and patch series"),
-    bin("xz", "xz-utils", Need::Kernel, "unpacks the kernel source"),
+    bin(
+        "python3",
+        "python3",
+        &[Need::Kernel],
+        "kernel build scripts",
+    ),
+    bin(
+        "git",
+        "git",
+        &[Need::Kernel],
+        "source trees and patch series",
+    ),
+    bin(
+        "xz",
+        "xz-utils",
+        &[Need::Kernel],
+        "unpacks the kernel source",
+    ),
     bin(
         "pahole",
         "dwarves",
-        Need::Kernel,
+        &[Need::Kernel],
         "generates BTF for vmlinux",
     ),
     file(
         "/usr/include/libelf.h",
         "libelf-dev",
-        Need::Kernel,
-        "objtool and resolve_btfids",
+        KERNEL_AND_BPF,
+        "objtool, resolve_btfids and libbpf",
     ),
     file(
         "/usr/include/openssl/ssl.h",
         "libssl-dev",
-        Need::Kernel,
+        &[Need::Kernel],
         "module signing tools",
     ),
     file(
         "/usr/lib/python3/dist-packages/ply/__init__.py",
         "python3-ply",
-        Need::Kernel,
+        &[Need::Kernel],
         "checkpatch's SPDX check (scripts/spdxcheck.py)",
     ),
     file(
         "/usr/lib/python3/dist-packages/git/__init__.py",
         "python3-git",
-        Need::Kernel,
+        &[Need::Kernel],
         "checkpatch's SPDX check (scripts/spdxcheck.py)",
     ),
-    bin("cpio", "cpio", Need::Image, "checks guest images"),
+    bin("cpio", "cpio", &[Need::Image], "checks guest images"),
     bin(
         "busybox",
         "busybox-static",
-        Need::Image,
+        &[Need::Image],
         "the guest's shell and utilities",
     ),
-    bin("kmod", "kmod", Need::Image, "module loading in the guest"),
-    bin("cxl", "ndctl", Need::Image, "CXL region setup in the guest"),
+    bin(
+        "kmod",
+        "kmod",
+        &[Need::Image],
+        "module loading in the guest",
+    ),
+    bin(
+        "cxl",
+        "ndctl",
+        &[Need::Image],
+        "CXL region setup in the guest",
+    ),
     bin(
         "daxctl",
         "daxctl",
-        Need::Image,
+        &[Need::Image],
         "dax device modes in the guest",
     ),
     bin(
         "bpftool",
         "bpftool",
-        Need::Image,
+        &[Need::Image],
         "BTF dumps and struct_ops listing",
     ),
     Tool {
         probe: Probe::Binary("qemu-system-x86_64"),
         package: "qemu-system-x86",
         suite: Some("backports"),
-        need: Need::Vm,
+        needs: &[Need::Vm],
         why: "runs the guest with emulated CXL memory",
     },
-    bin("clang", "clang", Need::Bpf, "compiles BPF programs"),
-    bin("pkg-config", "pkg-config", Need::Bpf, "libbpf-sys build"),
+    bin("clang", "clang", &[Need::Bpf], "compiles BPF programs"),
+    bin("pkg-config", "pkg-config", &[Need::Bpf], "libbpf-sys build"),
     file(
         "/usr/include/zlib.h",
         "zlib1g-dev",
-        Need::Bpf,
+        &[Need::Bpf],
         "libbpf-sys build",
     ),
 ];
@@ -181,13 +225,65 @@ fn is_executable(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// The tools of the given needs that are missing here.
-pub fn missing(needs: &[Need]) -> Vec<Tool> {
+/// The tools serving any of `needs`.
+pub fn tools_for(needs: &[Need]) -> impl Iterator<Item = &'static Tool> + '_ {
     TOOLS
         .iter()
-        .filter(|t| needs.contains(&t.need) && !t.present())
-        .copied()
-        .collect()
+        .filter(move |t| t.needs.iter().any(|n| needs.contains(n)))
+}
+
+/// The tools of the given needs that are missing here.
+pub fn missing(needs: &[Need]) -> Vec<Tool> {
+    tools_for(needs).filter(|t| !t.present()).copied().collect()
+}
+
+/// A step of a verb that runs host tools. A verb checks the needs of every stage it will run
+/// ([`needs_of`]) before its first long step, so it never builds for ten minutes and then
+/// misses a tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// Fetching, patching, configuring, building and checking a kernel.
+    Kernel,
+    /// `cargo build` of the guest binaries: BPF objects (clang) and libbpf-sys.
+    GuestBinaries,
+    /// The initramfs: busybox, ndctl, bpftool and friends copied from the host.
+    Initramfs,
+    /// QEMU.
+    Boot,
+    /// The workspace's unit and integration tests (they build BPF and boot QEMU).
+    UnitTests,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 5] = [
+        Stage::Kernel,
+        Stage::GuestBinaries,
+        Stage::Initramfs,
+        Stage::Boot,
+        Stage::UnitTests,
+    ];
+
+    /// The needs whose tools this stage runs.
+    pub fn needs(self) -> &'static [Need] {
+        match self {
+            Stage::Kernel => &[Need::Kernel],
+            Stage::GuestBinaries => &[Need::Bpf],
+            Stage::Initramfs => &[Need::Image],
+            Stage::Boot => &[Need::Vm],
+            Stage::UnitTests => &[Need::Bpf, Need::Image, Need::Vm],
+        }
+    }
+}
+
+/// The needs of every stage in `stages`, each once.
+pub fn needs_of(stages: &[Stage]) -> Vec<Need> {
+    let mut needs: Vec<Need> = Vec::new();
+    for n in stages.iter().flat_map(|s| s.needs()) {
+        if !needs.contains(n) {
+            needs.push(*n);
+        }
+    }
+    needs
 }
 
 #[cfg(test)]
@@ -197,7 +293,7 @@ mod tests {
     #[test]
     fn every_need_has_tools_and_names_are_unique() {
         for need in [Need::Kernel, Need::Image, Need::Vm, Need::Bpf] {
-            assert!(TOOLS.iter().any(|t| t.need == need), "{need:?}");
+            assert!(tools_for(&[need]).next().is_some(), "{need:?}");
         }
         let mut names: Vec<_> = TOOLS.iter().map(Tool::name).collect();
         names.sort_unstable();

@@ -14,6 +14,8 @@ pub mod summary;
 mod fixture;
 
 pub use error::{Error, Result};
-pub use model::{CaseReport, Counts, Outcome, RunReport, SuiteReport};
+pub use model::{
+    CaseReport, Counts, Outcome, RunReport, SuiteReport, EXIT_CASES_FAILED, EXIT_LAB_ERROR,
+};
 pub use run_dir::write_run_dir;
 pub use splat::{Splat, SplatKind};

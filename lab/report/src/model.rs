@@ -8,6 +8,14 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::splat::Splat;
 
+/// `meta` key holding why the lab could not run the cases.
+pub const LAB_ERROR: &str = "lab_error";
+/// Exit status of a run in which cases failed (the kernel, or the cases, are broken).
+pub const EXIT_CASES_FAILED: i32 = 1;
+/// Exit status when the lab could not run (bad input, missing tool, build failed, the guest
+/// never booted or could not be set up).
+pub const EXIT_LAB_ERROR: i32 = 2;
+
 /// One lab run: every suite run against one kernel on one topology.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunReport {
@@ -213,6 +221,30 @@ impl RunReport {
     /// True if any case `is_failure()`. Splats alone do not fail a run.
     pub fn failed(&self) -> bool {
         self.suites.iter().any(SuiteReport::failed)
+    }
+
+    /// Why the lab could not run the cases (the guest never became ready, its setup
+    /// failed), when that happened: `meta["lab_error"]`.
+    pub fn lab_error(&self) -> Option<&str> {
+        self.meta.get(LAB_ERROR).map(String::as_str)
+    }
+
+    /// Records that the lab could not run the cases (kept: the first cause wins).
+    pub fn set_lab_error(meta: &mut BTreeMap<String, String>, why: &str) {
+        meta.entry(LAB_ERROR.into())
+            .or_insert_with(|| why.to_string());
+    }
+
+    /// The process exit status for this run: [`EXIT_LAB_ERROR`] when the lab could not run
+    /// the cases, [`EXIT_CASES_FAILED`] when a case failed (XFAIL does not), else 0.
+    pub fn exit_code(&self) -> i32 {
+        if self.lab_error().is_some() {
+            EXIT_LAB_ERROR
+        } else if self.failed() {
+            EXIT_CASES_FAILED
+        } else {
+            0
+        }
     }
 
     /// Pretty JSON, as written to `results.json`.

@@ -109,3 +109,19 @@ fn json_round_trip_and_defaults() {
     assert_eq!(m.suites[0].cases[0], CaseReport::new("c", Outcome::Skip, 3));
     assert!(RunReport::from_json("{}").is_err());
 }
+
+#[test]
+fn exit_codes_tell_failed_cases_from_a_lab_that_could_not_run() {
+    assert_eq!(
+        run(&[&[Outcome::Pass, Outcome::Xfail, Outcome::Skip]]).exit_code(),
+        0
+    );
+    assert_eq!(run(&[&[Outcome::Pass, Outcome::Fail]]).exit_code(), 1);
+    assert_eq!(run(&[&[Outcome::Timeout]]).exit_code(), 1);
+    let mut dead = run(&[&[Outcome::Error, Outcome::Error]]);
+    RunReport::set_lab_error(&mut dead.meta, "the guest never became ready");
+    assert_eq!(dead.exit_code(), 2);
+    // The first cause is kept.
+    RunReport::set_lab_error(&mut dead.meta, "later");
+    assert_eq!(dead.lab_error(), Some("the guest never became ready"));
+}

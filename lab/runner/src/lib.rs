@@ -3,6 +3,7 @@
 //! window, do the host's checks, and assemble the report.
 
 pub mod host_bytes;
+pub mod kvm_guard;
 pub mod markers;
 pub mod multi;
 pub mod plan;

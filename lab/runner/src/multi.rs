@@ -61,9 +61,29 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
     rt.block_on(async { lab_vm::process_cleanup::install_signal_cleanup() })
         .context("installing the Ctrl-C handler")?;
     // QEMU starts running as soon as it is launched: the guests boot side by side.
+    // The first guest's boot is watched (a silent KVM guest restarts under TCG); the others
+    // follow with what it runs under.
     let mut guests: Vec<Guest> = Vec::new();
+    let mut effective = req.clone();
     for (i, dir) in dirs.iter().enumerate() {
-        let booted = rt.block_on(run::boot_at(req, shared_topology.clone(), dir));
+        let booted = if i == 0 {
+            rt.block_on(crate::kvm_guard::boot_guarded(
+                &effective,
+                shared_topology.clone(),
+                dir,
+            ))
+            .map(|(s, accel)| {
+                effective.accel = accel;
+                s
+            })
+        } else {
+            rt.block_on(run::boot_at(
+                &effective,
+                &effective.accel,
+                shared_topology.clone(),
+                dir,
+            ))
+        };
         let (session, gone) = match booted {
             Ok(s) => (Some(s), None),
             Err(e) => (None, Some(format!("QEMU did not start: {e:#}"))),
@@ -79,6 +99,10 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
         });
     }
     let mut meta = BTreeMap::new();
+    if effective.accel != req.accel {
+        meta.insert("accel_fallback".into(), effective.accel.reason.clone());
+    }
+    let req = &effective;
     meta.insert("accel_reason".into(), req.accel.reason.clone());
     meta.insert("image".into(), req.initramfs.display().to_string());
     meta.insert("hosts".into(), hosts.to_string());
@@ -91,6 +115,10 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
     for g in &guests {
         let state = g.gone.as_deref().unwrap_or("ready");
         eprintln!("famfs-lab: guest {}: {state}", g.index);
+        if let Some(why) = &g.gone {
+            let why = format!("guest {} never became ready: {why}", g.index);
+            RunReport::set_lab_error(&mut meta, &why);
+        }
         if let Some(m) = &g.map {
             let devs: Vec<&str> = m.dax.iter().map(|d| d.name.as_str()).collect();
             meta.insert(format!("host{}_devices", g.index), devs.join(" "));

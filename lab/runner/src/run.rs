@@ -82,12 +82,20 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
         .enable_all()
         .build()?;
     let start = Instant::now();
-    let mut session = rt.block_on(async {
+    let (mut session, accel) = rt.block_on(async {
         lab_vm::process_cleanup::install_signal_cleanup()
             .context("installing the Ctrl-C handler")?;
-        boot(req).await
+        crate::kvm_guard::boot_guarded(req, req.topology.clone(), &req.run_dir).await
     })?;
     let mut meta = BTreeMap::new();
+    if accel != req.accel {
+        meta.insert("accel_fallback".into(), accel.reason.clone());
+    }
+    // From here on the run is what it really runs under (TCG after a silent KVM guest).
+    let req = &RunRequest {
+        accel,
+        ..req.clone()
+    };
     meta.insert("accel_reason".into(), req.accel.reason.clone());
     meta.insert("image".into(), req.initramfs.display().to_string());
     let cases = match attach(&mut session, req, &rt) {
@@ -115,6 +123,7 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
         Err(e) => {
             let why = format!("the guest never became ready: {e:#}");
             eprintln!("famfs-lab: {why}");
+            RunReport::set_lab_error(&mut meta, &why);
             not_run(&planned, &why, &session.tail())
         }
     };
@@ -179,12 +188,14 @@ impl Session {
     }
 }
 
-async fn boot(req: &RunRequest) -> Result<Session> {
-    boot_at(req, req.topology.clone(), &req.run_dir).await
-}
-
-/// Boots one guest of `topology` with its sockets, serial log and results in `dir`.
-pub(crate) async fn boot_at(req: &RunRequest, topology: Topology, dir: &Path) -> Result<Session> {
+/// Boots one guest of `topology` under `accel` with its sockets, serial log and results in
+/// `dir` (callers go through [`crate::kvm_guard::boot_guarded`]).
+pub(crate) async fn boot_at(
+    req: &RunRequest,
+    accel: &AccelChoice,
+    topology: Topology,
+    dir: &Path,
+) -> Result<Session> {
     let cmdline = format!("{BASE_KERNEL_CMDLINE} kasan_multi_shot {}", req.cmdline)
         .trim()
         .to_string();
@@ -193,7 +204,7 @@ pub(crate) async fn boot_at(req: &RunRequest, topology: Topology, dir: &Path) ->
         initramfs: req.initramfs.clone(),
         cmdline,
     };
-    let mut spec = VmSpec::new(topology, Some(boot), dir, req.accel.accel);
+    let mut spec = VmSpec::new(topology, Some(boot), dir, accel.accel);
     spec.options.results_dir = Some(dir.join("results"));
     let vm = Vm::launch(spec).await.context("starting QEMU")?;
     let serial = vm
@@ -267,6 +278,7 @@ fn drive(
         Err(e) => {
             let why = format!("guest setup failed: {e:#}");
             eprintln!("famfs-lab: {why}");
+            RunReport::set_lab_error(meta, &why);
             return not_run(planned, &why, &s.tail());
         }
     };
@@ -276,6 +288,7 @@ fn drive(
             Err(e) => {
                 let why = format!("writing the user tree's bytes: {e:#}");
                 eprintln!("famfs-lab: {why}");
+                RunReport::set_lab_error(meta, &why);
                 return not_run(planned, &why, &s.tail());
             }
         }

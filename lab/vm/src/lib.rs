@@ -30,4 +30,4 @@ pub use error::{Error, Result, TopologyProblem};
 pub use qemu_args::{KernelBoot, QemuOptions, SerialOutput};
 pub use size::ByteSize;
 pub use topology::Topology;
-pub use vm::{ShutdownOutcome, Vm, VmExit, VmSpec};
+pub use vm::{FirstOutput, ShutdownOutcome, Vm, VmExit, VmSpec};

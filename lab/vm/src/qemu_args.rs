@@ -88,6 +88,16 @@ pub fn device_serial(index: usize) -> u64 {
     0x00fa_5000 + index as u64
 }
 
+/// `-accel` and `-cpu` for `accel`: the lab's guests and the KVM probe use the same.
+pub fn accel_args(accel: Accel) -> [&'static str; 4] {
+    match accel {
+        // hypervisor=off: x86 Linux refuses CXL cache invalidation under a hypervisor, and
+        // `cxl create-region` then fails unless the kernel has CXL_REGION_INVALIDATION_TEST.
+        Accel::Tcg => ["-accel", "tcg", "-cpu", "max,hypervisor=off"],
+        Accel::Kvm => ["-accel", "kvm", "-cpu", "host"],
+    }
+}
+
 /// The full QEMU argv (without the binary). `boot: None` boots nothing (firmware only).
 pub fn qemu_args(
     topology: &Topology,
@@ -105,12 +115,7 @@ pub fn qemu_args(
         "none",
     ]);
     a.opt("-machine", "q35,cxl=on");
-    match accel {
-        // hypervisor=off: x86 Linux refuses CXL cache invalidation under a hypervisor, and
-        // `cxl create-region` then fails unless the kernel has CXL_REGION_INVALIDATION_TEST.
-        Accel::Tcg => a.push(&["-accel", "tcg", "-cpu", "max,hypervisor=off"]),
-        Accel::Kvm => a.push(&["-accel", "kvm", "-cpu", "host"]),
-    }
+    a.push(&accel_args(accel));
     a.opt("-m", topology.memory.to_qemu());
     a.opt("-smp", topology.cpus.to_string());
     if options.start_paused {

@@ -217,6 +217,28 @@ impl Vm {
             .await
     }
 
+    /// Waits up to `within` for the guest's first serial byte: the evidence that the guest
+    /// executes at all (under a broken KVM, QEMU reports `running` and nothing ever prints).
+    pub async fn first_serial_output(&mut self, within: Duration) -> Result<FirstOutput> {
+        let log = self.serial.clone().ok_or_else(|| Error::Qmp {
+            op: "serial".into(),
+            message: "serial goes to stdio, not a log file".into(),
+        })?;
+        let start = Instant::now();
+        loop {
+            if !log.is_empty() {
+                return Ok(FirstOutput::Printed(start.elapsed()));
+            }
+            if let Some(status) = self.exit_status() {
+                return Ok(FirstOutput::Exited(status));
+            }
+            if start.elapsed() >= within {
+                return Ok(FirstOutput::Silent(start.elapsed()));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// Status and guest-panic evidence once QEMU has exited.
     pub fn exit_report(&mut self) -> Option<VmExit> {
         let status = self.exit_status()?;
@@ -265,4 +287,15 @@ impl Drop for Vm {
         }
         self.kill();
     }
+}
+
+/// What [`Vm::first_serial_output`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstOutput {
+    /// The first byte arrived after this long.
+    Printed(Duration),
+    /// Nothing within the wait.
+    Silent(Duration),
+    /// QEMU ended before anything was printed.
+    Exited(ExitStatus),
 }

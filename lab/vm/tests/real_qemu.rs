@@ -1,8 +1,9 @@
 //! Tests against the real qemu-system-x86_64 (TCG, no kernel). They fail, naming the fix, when
 //! QEMU is not installed.
 
-use lab_vm::accel::{probe_kvm, Accel, DEFAULT_QEMU};
-use lab_vm::qemu_args::QemuOptions;
+use lab_vm::accel::{
+    probe_firmware, probe_kvm_cached, run_probe_guest, verdict, Accel, GuestRun, DEFAULT_QEMU,
+};
 use lab_vm::topology::Topology;
 use lab_vm::vm::{ShutdownOutcome, Vm, VmSpec};
 use lab_vm::Error;
@@ -154,38 +155,57 @@ async fn missing_qemu_binary_names_the_fix() {
     assert!(err.to_string().contains("cargo xtask host setup"), "{err}");
 }
 
-#[tokio::test]
-async fn kvm_probe_matches_what_qemu_does() {
+#[test]
+fn the_probe_stub_prints_under_tcg() {
     require_qemu();
-    let probe = probe_kvm(Path::new(DEFAULT_QEMU));
-    eprintln!("KVM probe: works={} reason: {}", probe.works, probe.reason);
-    assert!(!probe.reason.is_empty());
-    // Cross-check with a real launch under KVM: it must succeed exactly when the probe says so.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let topology =
-        Topology::from_yaml("name: tiny\nmemory: 128M\ncpus: 1\n", "inline").expect("topology");
-    let mut spec = VmSpec::new(topology, None, dir.path(), Accel::Kvm);
-    spec.options = QemuOptions {
-        start_paused: true,
-        ..QemuOptions::in_run_dir(dir.path())
-    };
-    let launched = match Vm::launch(spec).await {
-        Ok(mut vm) => {
-            let qmp = vm.qmp().expect("qmp");
-            qmp.cont().await.is_ok() && {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                qmp.query_status().await.is_ok_and(|s| s.running)
-            }
-        }
-        Err(e) => {
-            eprintln!("KVM launch failed as expected? {e}");
-            false
-        }
-    };
-    assert_eq!(probe.works, launched, "probe says {probe:?}");
-    if !probe.works {
-        assert!(probe.reason.starts_with("using TCG: "), "{}", probe.reason);
+    let run = run_probe_guest(
+        Path::new(DEFAULT_QEMU),
+        Accel::Tcg,
+        &probe_firmware(),
+        Duration::from_secs(10),
+    );
+    assert!(matches!(run, GuestRun::Printed { .. }), "{run:?}");
+}
+
+/// The machine kind where QEMU reports `running` and the guest never executes, as the probe
+/// sees it: a guest that prints nothing. A firmware of `hlt` only, under TCG, is such a guest.
+#[test]
+fn a_guest_that_prints_nothing_is_not_a_working_accelerator() {
+    require_qemu();
+    let silent_rom = vec![0xf4u8; 64 * 1024];
+    let run = run_probe_guest(
+        Path::new(DEFAULT_QEMU),
+        Accel::Tcg,
+        &silent_rom,
+        Duration::from_secs(2),
+    );
+    assert!(matches!(run, GuestRun::Silent { .. }), "{run:?}");
+    let v = verdict(Ok(()), Some(run));
+    assert!(!v.works);
+    assert!(v.reason.contains("printed nothing in 2 s"), "{}", v.reason);
+}
+
+#[test]
+fn kvm_probe_gives_its_reason_and_caches_it_for_this_boot() {
+    require_qemu();
+    let cache = tempfile::tempdir().expect("tempdir");
+    let started = Instant::now();
+    let first = probe_kvm_cached(Path::new(DEFAULT_QEMU), Some(cache.path()));
+    let first_took = started.elapsed();
+    eprintln!("KVM probe: works={} reason: {}", first.works, first.reason);
+    if !first.works {
+        assert!(first.reason.starts_with("using TCG: "), "{}", first.reason);
     }
+    assert!(cache.path().join(lab_vm::accel::PROBE_CACHE_FILE).is_file());
+    let again = Instant::now();
+    let second = probe_kvm_cached(Path::new(DEFAULT_QEMU), Some(cache.path()));
+    assert_eq!(second.works, first.works);
+    assert!(
+        second.reason.contains("probed earlier this boot"),
+        "{}",
+        second.reason
+    );
+    assert!(again.elapsed() < first_took.max(Duration::from_millis(50)));
 }
 
 const CHILD_ENV: &str = "LAB_VM_SIGINT_CHILD_PIDFILE";
@@ -250,4 +270,30 @@ fn sigint_to_the_lab_kills_qemu() {
         wait_gone(qemu_pid),
         "QEMU pid {qemu_pid} survived SIGINT to the lab"
     );
+}
+
+/// The runner's boot guard reads the first serial byte: SeaBIOS alone prints nothing on the
+/// serial console, so a firmware-only guest is what a guest that never executes looks like.
+#[tokio::test]
+async fn first_serial_output_sees_a_silent_guest() {
+    require_qemu();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topology =
+        Topology::from_yaml("name: tiny\nmemory: 128M\ncpus: 1\n", "inline").expect("topology");
+    let spec = VmSpec::new(topology, None, dir.path(), Accel::Tcg);
+    let mut vm = Vm::launch(spec).await.expect("QEMU starts");
+    let seen = vm
+        .first_serial_output(Duration::from_secs(2))
+        .await
+        .expect("serial log");
+    assert!(
+        matches!(seen, lab_vm::FirstOutput::Silent(w) if w >= Duration::from_secs(2)),
+        "{seen:?}"
+    );
+    vm.kill();
+    let after = vm
+        .first_serial_output(Duration::from_secs(2))
+        .await
+        .expect("serial log");
+    assert!(matches!(after, lab_vm::FirstOutput::Exited(_)), "{after:?}");
 }
