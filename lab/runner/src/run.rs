@@ -126,12 +126,7 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
     });
     let mut report = assemble(req, started_at, start.elapsed(), cases, meta);
     // Splats outside every case window (boot, setup, between cases, power off) fail the run.
-    let guest = crate::whole_log::Guest {
-        prefix: "",
-        log_name: "serial.log",
-    };
-    let outside = crate::whole_log::judge_serial(&session.serial, guest, &req.reproduce);
-    crate::whole_log::add(&mut report, outside);
+    crate::whole_log::add_from(&mut report, &session.serial, &req.reproduce);
     lab_report::write_run_dir(&req.run_dir, &report)?;
     host_bytes::discard_after(&req.run_dir, &backings, report.failed());
     Ok(report)

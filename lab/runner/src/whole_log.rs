@@ -183,6 +183,15 @@ pub fn add(report: &mut RunReport, cases: Vec<CaseReport>) {
     }
 }
 
+/// A one-guest run: the pseudo-cases of its `serial.log` added to its report.
+pub fn add_from(report: &mut RunReport, serial: &SerialLog, reproduce: &str) {
+    let guest = Guest {
+        prefix: "",
+        log_name: "serial.log",
+    };
+    add(report, judge_serial(serial, guest, reproduce));
+}
+
 /// Writes a phase marker to the guest's kmsg. Best effort: without it, what follows counts
 /// as the phase before (still scanned, only named less precisely).
 pub(crate) fn mark(agent: &AgentClient, marker: &str) {

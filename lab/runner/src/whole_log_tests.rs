@@ -175,6 +175,26 @@ fn the_serial_file_is_read_whole_and_an_unreadable_one_is_an_error() {
 }
 
 #[test]
+fn a_one_guest_run_gets_the_pseudo_cases_of_its_serial_log() {
+    // What run::run does once the guest is down.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("serial.log");
+    std::fs::write(&path, log("boot")).expect("write");
+    let mut report = passing_run();
+    add_from(&mut report, &SerialLog::new(&path), "cargo xtask lab up");
+    assert!(report.failed(), "a boot WARNING must fail the run");
+    let lab = &report.suites[1];
+    assert_eq!(
+        (lab.name.as_str(), lab.cases[0].name.as_str()),
+        ("lab", "boot")
+    );
+    std::fs::write(&path, log("in1")).expect("write");
+    let mut report = passing_run();
+    add_from(&mut report, &SerialLog::new(&path), "x");
+    assert!(!report.failed());
+}
+
+#[test]
 fn a_multi_host_guest_names_its_log() {
     let guest = Guest {
         prefix: "",
