@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use lab_ci::{ExpectedFailures, Known, Matrix};
+use lab_ci::{ExpectedFailures, Known, Matrix, Schedule};
 use std::path::{Path, PathBuf};
 use xshell::Shell;
 
@@ -18,8 +18,12 @@ pub enum Ci {
         /// The distinct kernels of the cells instead (built once, first).
         #[arg(long)]
         kernels: bool,
+        /// The nightly cells (the workflow's `schedule:`) instead of the push and
+        /// pull-request ones.
+        #[arg(long)]
+        nightly: bool,
     },
-    /// Lists the cells: id, then the command each runs.
+    /// Lists the cells (push and pull request, then nightly): id, then the command each runs.
     List,
     /// Runs one cell exactly as CI does (same `lab up`, same environment).
     Run {
@@ -56,21 +60,26 @@ pub struct KernelKeyArgs {
 impl Ci {
     pub fn run(self, sh: &Shell) -> Result<()> {
         match self {
-            Ci::Matrix { kernels } => {
+            Ci::Matrix { kernels, nightly } => {
                 let (matrix, _) = load()?;
+                let schedule = if nightly {
+                    Schedule::Nightly
+                } else {
+                    Schedule::Push
+                };
                 println!(
                     "{}",
                     if kernels {
-                        matrix.kernels_json()
+                        matrix.kernels_json_of(schedule)
                     } else {
-                        matrix.github_json()
+                        matrix.github_json_of(schedule)
                     }
                 );
                 Ok(())
             }
             Ci::List => {
                 let (matrix, _) = load()?;
-                for c in matrix.cells() {
+                for c in matrix.all_cells() {
                     println!(
                         "{:48} {:>3} min  {}",
                         c.id,
@@ -203,7 +212,8 @@ mod tests {
     fn every_cell_is_a_valid_lab_up_with_its_values() {
         let (matrix, _) = load().unwrap_or_else(|e| panic!("{e:#}"));
         assert!(!matrix.cells().is_empty());
-        for cell in matrix.cells() {
+        assert!(!matrix.cells_of(Schedule::Nightly).is_empty());
+        for cell in matrix.all_cells() {
             let up = up_args(cell, false).unwrap_or_else(|e| panic!("{e:#}"));
             assert_eq!(up.kernel.kernel, cell.kernel, "{}", cell.id);
             assert_eq!(up.kernel.fragments, cell.fragments, "{}", cell.id);
@@ -225,7 +235,7 @@ mod tests {
         let (matrix, _) = load().unwrap();
         let msg = format!("{:#}", anyhow::Error::from(matrix.cell("BAD").unwrap_err()));
         assert!(msg.contains("no cell \"BAD\""), "{msg}");
-        for c in matrix.cells() {
+        for c in matrix.all_cells() {
             assert!(msg.contains(&c.id), "{msg}");
         }
     }

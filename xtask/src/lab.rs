@@ -268,8 +268,16 @@ pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
     let mut report = t.stage("lab: boot, setup, suites", || {
         lab_runner::run::run(&req, rfc3339_now())
     })?;
-    // Known failures (ci/expected/<kernel>.yaml) become XFAIL, stale ones XPASS.
-    if expected.apply(&mut report, Some(args.ops.as_str())) > 0 {
+    // ci/expected/<kernel>.yaml: known failures with their message become XFAIL, stale
+    // entries XPASS; a SKIP the kernel's .config and the topology do not excuse fails unless
+    // listed (lab_ci::expected).
+    let excuse = |id: &str| lab_runner::plan::skip_excuse(id, &req.kernel, req.topology.hosts);
+    let facts = lab_ci::expected::RunFacts {
+        ops: Some(args.ops.as_str()),
+        excuse: &excuse,
+        reproduce: &req.reproduce,
+    };
+    if expected.apply(&mut report, &facts) > 0 {
         lab_report::write_run_dir(&run_dir, &report)?;
     }
     println!("{}", lab_report::ktap::write(&report));

@@ -1,23 +1,38 @@
-//! Known failures: `ci/expected/<kernel>.yaml`, one file per kernel of
+//! Known failures and known skips: `ci/expected/<kernel>.yaml`, one file per kernel of
 //! `kernels/`, each a list of
 //!
 //! ```yaml
-//! - case: SUITE.NAME        # the case id, as `--case` takes it
-//!   reason: why it fails    # shown in the report
-//!   ops: [famfs_native]     # optional: only with these ops
+//! - case: SUITE.NAME          # the case id, as `--case` takes it
+//!   outcome: fail             # optional: fail (the default) or skip
+//!   expect: "bad bytes at"    # a substring of the case's FAIL (or SKIP) message
+//!   reason: why it fails      # the human explanation, shown in the report
+//!   fixed_by: "issue 16"      # the issue or commit that removes the entry
+//!   ops: [famfs_native]       # optional: only with these ops
 //! ```
 //!
-//! The runner asks [`ExpectedFailures::expected_failure`] about every case:
-//! a listed case that fails is reported XFAIL, one that passes XPASS (which
-//! fails the run, so fixed bugs get their entry removed). A kernel with no
-//! file has no expected failures. A label's fragments do not matter: the
-//! debug build of famfs-bpf (`famfs-bpf+debug`) reads `famfs-bpf.yaml`.
+//! [`ExpectedFailures::apply`] judges every case of a finished run against its kernel's list:
+//!
+//! - a listed failure is XFAIL only when the case FAILed with a message containing `expect`
+//!   and no kernel splat; a different failure, a splat, a TIMEOUT or an ERROR stays a real
+//!   failure (its reason says why the entry did not match); a pass is XPASS, which fails the
+//!   run, so a fixed bug gets its entry removed;
+//! - a SKIP is fine without an entry only when the run's [`RunFacts::excuse`] gives a reason:
+//!   the kernel's `.config` lacks a feature the case needs (the case catalog's `needs`, read
+//!   against `KernelFeatures` by the runner's plan) or the topology has the wrong number of
+//!   guests. On a kernel that has what the case needs, a SKIP fails the run unless an
+//!   `outcome: skip` entry lists the case and its SKIP message contains `expect`; a listed skip
+//!   that passes is XPASS.
+//!
+//! A kernel with no file has no entries. A label's fragments do not matter: the debug build of
+//! famfs-bpf (`famfs-bpf+debug`) reads `famfs-bpf.yaml`.
 
 use crate::error::{Error, Problem, Result};
 use crate::locate::{line_of, KeyPath};
 use crate::matrix::Known;
+use lab_report::{CaseReport, Outcome};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::Path;
 
 /// The directory, relative to the repository root.
@@ -26,18 +41,47 @@ pub const EXPECTED_DIR: &str = "ci/expected";
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EntryFile {
-    case: String,
-    reason: String,
+    case: Option<String>,
+    #[serde(default)]
+    outcome: Option<Listed>,
+    expect: Option<String>,
+    reason: Option<String>,
+    fixed_by: Option<String>,
     #[serde(default)]
     ops: Option<Vec<String>>,
 }
 
-/// One known failure.
+/// What an entry says the case does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Listed {
+    /// It FAILs with the expected message: XFAIL.
+    Fail,
+    /// It SKIPs with the expected message on a kernel that has what it needs.
+    Skip,
+}
+
+impl fmt::Display for Listed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Listed::Fail => "failure",
+            Listed::Skip => "skip",
+        })
+    }
+}
+
+/// One entry: a known failure or a known skip.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpectedFailure {
     /// `SUITE.NAME`.
     pub case: String,
+    pub outcome: Listed,
+    /// A substring of the FAIL or SKIP message the case must give.
+    pub expect: String,
+    /// Why, for people.
     pub reason: String,
+    /// The issue or commit that removes the entry.
+    pub fixed_by: String,
     /// Only with these ops; None: with any ops, and without.
     pub ops: Option<Vec<String>>,
     /// Where it is written, `FILE:LINE`, for the report.
@@ -52,9 +96,29 @@ impl ExpectedFailure {
             (Some(_), None) => false,
         }
     }
+
+    /// `ORIGIN: reason (fixed by X)`.
+    fn cite(&self) -> String {
+        format!(
+            "{}: {} (fixed by {})",
+            self.origin, self.reason, self.fixed_by
+        )
+    }
 }
 
-/// Every kernel's known failures.
+/// What [`ExpectedFailures::apply`] needs to know about the run besides its report.
+pub struct RunFacts<'a> {
+    /// The run's ops (None for kernels without the ops axis).
+    pub ops: Option<&'a str>,
+    /// For a case id: why this run's kernel or topology cannot run it, known before boot (the
+    /// kernel's `.config` lacks a feature the case needs; the topology has the wrong number of
+    /// guests); None when it has everything the case needs. Only an excused SKIP needs no entry.
+    pub excuse: &'a dyn Fn(&str) -> Option<String>,
+    /// The command that reruns the run; ` --case ID` is added for a case this makes a failure.
+    pub reproduce: &'a str,
+}
+
+/// Every kernel's known failures and skips.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExpectedFailures {
     by_kernel: BTreeMap<String, Vec<ExpectedFailure>>,
@@ -115,10 +179,12 @@ impl ExpectedFailures {
     /// kernel name or label) run with `ops` (None for kernels without the
     /// ops axis); the reason if it is.
     pub fn expected_failure(&self, kernel: &str, ops: Option<&str>, case_id: &str) -> Option<&str> {
-        self.lookup(kernel, ops, case_id).map(|e| e.reason.as_str())
+        self.lookup(kernel, ops, case_id)
+            .filter(|e| e.outcome == Listed::Fail)
+            .map(|e| e.reason.as_str())
     }
 
-    /// The whole entry [`Self::expected_failure`] found.
+    /// The entry (failure or skip) for `case_id` on `kernel` with `ops`.
     pub fn lookup(
         &self,
         kernel: &str,
@@ -131,43 +197,29 @@ impl ExpectedFailures {
             .find(|e| e.case == case_id && e.applies(ops))
     }
 
-    /// Applies the list to a finished run: a known failure that failed is
-    /// XFAIL (with the entry's reason and where it is written), one that
-    /// passed is XPASS (a failure: the entry is stale). Returns how many
-    /// cases changed.
-    pub fn apply(&self, report: &mut lab_report::RunReport, ops: Option<&str>) -> usize {
-        use lab_report::Outcome;
+    /// Judges a finished run against the list of its kernel (module doc): known failures
+    /// become XFAIL, stale entries XPASS, unexcused and unlisted SKIPs FAIL, and a failure an
+    /// entry does not match says so in its reason. Returns how many cases changed.
+    pub fn apply(&self, report: &mut lab_report::RunReport, run: &RunFacts<'_>) -> usize {
         let kernel = report.kernel.clone();
+        let file = format!("{EXPECTED_DIR}/{}.yaml", kernel_of_label(&kernel));
         let mut changed = 0;
         for suite in &mut report.suites {
             for case in &mut suite.cases {
                 let id = format!("{}.{}", suite.name, case.name);
-                let Some(entry) = self.lookup(&kernel, ops, &id) else {
+                let entry = self.lookup(&kernel, run.ops, &id);
+                let excuse = (run.excuse)(&id);
+                let Some((outcome, reason)) = verdict(case, entry, excuse.as_deref(), &file) else {
                     continue;
                 };
-                let was = case
-                    .reason
-                    .as_deref()
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default();
-                match case.outcome {
-                    Outcome::Fail | Outcome::Timeout | Outcome::Error => {
-                        case.reason = Some(format!(
-                            "known failure, {}: {}; was {}{was}",
-                            entry.origin, entry.reason, case.outcome
-                        ));
-                        case.outcome = Outcome::Xfail;
-                        case.reproduce = None;
-                    }
-                    Outcome::Pass => {
-                        case.reason = Some(format!(
-                            "unexpected pass: {} lists it as failing ({})",
-                            entry.origin, entry.reason
-                        ));
-                        case.outcome = Outcome::Xpass;
-                    }
-                    Outcome::Skip | Outcome::Xfail | Outcome::Xpass => continue,
+                if outcome.is_failure() && !case.outcome.is_failure() {
+                    case.reproduce = Some(format!("{} --case {id}", run.reproduce));
                 }
+                if outcome == Outcome::Xfail {
+                    case.reproduce = None;
+                }
+                case.outcome = outcome;
+                case.reason = Some(reason);
                 changed += 1;
             }
         }
@@ -179,6 +231,95 @@ impl ExpectedFailures {
         self.by_kernel
             .get(kernel_of_label(kernel))
             .map_or(&[], Vec::as_slice)
+    }
+}
+
+/// The new outcome and reason of `case` given its entry and its excuse (None: unchanged).
+/// `file` is the kernel's list, named in the advice for an unlisted SKIP.
+fn verdict(
+    case: &CaseReport,
+    entry: Option<&ExpectedFailure>,
+    excuse: Option<&str>,
+    file: &str,
+) -> Option<(Outcome, String)> {
+    let message = case.reason.as_deref().unwrap_or("");
+    let was = if message.is_empty() {
+        case.outcome.to_string()
+    } else {
+        format!("{}: {message}", case.outcome)
+    };
+    match (case.outcome, entry) {
+        (Outcome::Skip, _) if excuse.is_some() => None,
+        (Outcome::Skip, Some(e)) if e.outcome == Listed::Skip && message.contains(&e.expect) => {
+            Some((Outcome::Skip, format!("known skip, {}; {was}", e.cite())))
+        }
+        (Outcome::Skip, Some(e)) if e.outcome == Listed::Skip => Some((
+            Outcome::Fail,
+            format!(
+                "{was}; not the known skip of {}, which expects {:?}",
+                e.origin, e.expect
+            ),
+        )),
+        (Outcome::Skip, Some(e)) => Some((
+            Outcome::Fail,
+            format!(
+                "{was}; the kernel has what the case needs, and {} lists a failure, not a skip",
+                e.origin
+            ),
+        )),
+        (Outcome::Skip, None) => Some((
+            Outcome::Fail,
+            format!(
+                "{was}; the kernel has what the case needs, so a SKIP fails the run unless \
+                 {file} lists it (outcome: skip, expect: part of this message)"
+            ),
+        )),
+        (Outcome::Pass, Some(e)) => Some((
+            Outcome::Xpass,
+            format!(
+                "unexpected pass: {} lists it as a known {}",
+                e.cite(),
+                e.outcome
+            ),
+        )),
+        (Outcome::Fail, Some(e)) if e.outcome == Listed::Fail => {
+            if !case.splats.is_empty() {
+                Some((
+                    Outcome::Fail,
+                    format!(
+                        "{was}; not the known failure of {}: a kernel splat is never one",
+                        e.origin
+                    ),
+                ))
+            } else if message.contains(&e.expect) {
+                Some((
+                    Outcome::Xfail,
+                    format!("known failure, {}; {was}", e.cite()),
+                ))
+            } else {
+                Some((
+                    Outcome::Fail,
+                    format!(
+                        "{was}; not the known failure of {}, which expects {:?}",
+                        e.origin, e.expect
+                    ),
+                ))
+            }
+        }
+        (Outcome::Fail | Outcome::Timeout | Outcome::Error, Some(e)) => Some((
+            case.outcome,
+            format!(
+                "{was}; not the known {} of {}, which expects a {} with {:?}",
+                e.outcome,
+                e.origin,
+                match e.outcome {
+                    Listed::Fail => "FAIL",
+                    Listed::Skip => "SKIP",
+                },
+                e.expect
+            ),
+        )),
+        _ => None,
     }
 }
 
@@ -199,28 +340,46 @@ fn parse(kernel: &str, text: &str, file: &str, known: &Known) -> Result<Vec<Expe
     }
     for (i, e) in raw.iter().enumerate() {
         let at = KeyPath::root().index(i);
-        let well_formed = matches!(e.case.split_once('.'), Some((s, n)) if !s.is_empty() && !n.is_empty() && !n.contains('.'));
-        if !well_formed {
-            problems.push((
-                at.key("case"),
-                format!(
-                    "{:?}: a case id is SUITE.NAME, e.g. smoke.fsdev_bind",
-                    e.case
-                ),
-            ));
-        } else if !known.cases.is_empty() && !known.cases.contains(&e.case) {
-            problems.push((
-                at.key("case"),
-                format!(
-                    "no case {:?} in the catalog (`cargo xtask lab list`)",
-                    e.case
-                ),
-            ));
+        let required: [(&str, &Option<String>, &str); 4] = [
+            ("case", &e.case, "the case id, SUITE.NAME"),
+            (
+                "expect",
+                &e.expect,
+                "a substring of the FAIL or SKIP message the case gives",
+            ),
+            (
+                "reason",
+                &e.reason,
+                "why it fails or skips (a bug link, a missing feature)",
+            ),
+            (
+                "fixed_by",
+                &e.fixed_by,
+                "the issue or commit that removes this entry, e.g. \"issue 16\"",
+            ),
+        ];
+        for (key, value, what) in required {
+            match value {
+                None => problems.push((at.key(key), format!("missing `{key}`: {what}"))),
+                Some(v) if v.trim().is_empty() => {
+                    problems.push((at.key(key), format!("empty: {what}")))
+                }
+                Some(_) => {}
+            }
         }
-        if e.reason.trim().is_empty() {
+        let case = e.case.as_deref().unwrap_or_default();
+        let well_formed = matches!(case.split_once('.'), Some((s, n)) if !s.is_empty() && !n.is_empty() && !n.contains('.'));
+        if e.case.is_none() || case.trim().is_empty() {
+            // Already a problem.
+        } else if !well_formed {
             problems.push((
-                at.key("reason"),
-                "empty: say why it fails (a bug link, a missing feature)".into(),
+                at.key("case"),
+                format!("{case:?}: a case id is SUITE.NAME, e.g. smoke.fsdev_bind"),
+            ));
+        } else if !known.cases.is_empty() && !known.cases.iter().any(|c| c == case) {
+            problems.push((
+                at.key("case"),
+                format!("no case {case:?} in the catalog (`cargo xtask lab list`)"),
             ));
         }
         if let Some(ops) = &e.ops {
@@ -244,19 +403,16 @@ fn parse(kernel: &str, text: &str, file: &str, known: &Known) -> Result<Vec<Expe
                 }
             }
         }
-        // Two entries that can both apply to one run would make the reason ambiguous.
+        // Two entries that can both apply to one run would make the verdict ambiguous.
         if let Some(j) = raw[..i]
             .iter()
-            .position(|p| p.case == e.case && overlap(&p.ops, &e.ops))
+            .position(|p| e.case.is_some() && p.case == e.case && overlap(&p.ops, &e.ops))
         {
             let first = line_of(text, &KeyPath::root().index(j))
                 .map_or_else(String::new, |l| format!(" (line {l})"));
             problems.push((
                 at.key("case"),
-                format!(
-                    "{:?} is already listed{first} for some of the same ops",
-                    e.case
-                ),
+                format!("{case:?} is already listed{first} for some of the same ops"),
             ));
         }
     }
@@ -285,8 +441,11 @@ fn parse(kernel: &str, text: &str, file: &str, known: &Known) -> Result<Vec<Expe
                 Some(l) => format!("{file}:{l}"),
                 None => file.to_string(),
             },
-            case: e.case,
-            reason: e.reason,
+            case: e.case.unwrap_or_default(),
+            outcome: e.outcome.unwrap_or(Listed::Fail),
+            expect: e.expect.unwrap_or_default(),
+            reason: e.reason.unwrap_or_default(),
+            fixed_by: e.fixed_by.unwrap_or_default(),
             ops: e.ops,
         })
         .collect())
@@ -300,300 +459,5 @@ fn overlap(a: &Option<Vec<String>>, b: &Option<Vec<String>>) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const FAMFS_BPF: &str = "\
-# known failures
-- case: smoke.fsdev_bind
-  reason: fsdev_dax rebinding races the region probe
-- case: smoke.devdax_guest_write
-  reason: the native ops do not flush
-  ops: [famfs_native]
-- case: smoke.devdax_guest_write
-  reason: the map lookup misses the second extent
-  ops: [famfs_maplookup]
-";
-
-    fn known() -> Known {
-        Known {
-            kernels: vec!["famfs-bpf".into(), "stock".into()],
-            cases: vec![
-                "smoke.fsdev_bind".into(),
-                "smoke.devdax_guest_write".into(),
-                "smoke.memdevs".into(),
-            ],
-            ops: vec![
-                "famfs".into(),
-                "famfs_maplookup".into(),
-                "famfs_native".into(),
-            ],
-            ..Known::default()
-        }
-    }
-
-    fn loaded() -> ExpectedFailures {
-        let mut x = ExpectedFailures::default();
-        x.add(
-            "famfs-bpf",
-            FAMFS_BPF,
-            "ci/expected/famfs-bpf.yaml",
-            &known(),
-        )
-        .unwrap();
-        x.add("stock", "# none\n[]\n", "ci/expected/stock.yaml", &known())
-            .unwrap();
-        x
-    }
-
-    fn problems(kernel: &str, text: &str) -> Vec<(Option<usize>, String, String)> {
-        let mut x = ExpectedFailures::default();
-        match x.add(kernel, text, "ci/expected/x.yaml", &known()) {
-            Err(Error::Invalid { problems, .. }) => problems
-                .into_iter()
-                .map(|p| (p.line, p.key, p.message))
-                .collect(),
-            other => panic!("expected Invalid, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn a_listed_case_is_expected_to_fail_with_its_reason() {
-        let x = loaded();
-        assert_eq!(
-            x.expected_failure("famfs-bpf", Some("famfs"), "smoke.fsdev_bind"),
-            Some("fsdev_dax rebinding races the region probe")
-        );
-        assert_eq!(
-            x.expected_failure("famfs-bpf", None, "smoke.fsdev_bind"),
-            Some("fsdev_dax rebinding races the region probe")
-        );
-        assert_eq!(
-            x.expected_failure("famfs-bpf", Some("famfs"), "smoke.memdevs"),
-            None
-        );
-        assert_eq!(
-            x.lookup("famfs-bpf", None, "smoke.fsdev_bind")
-                .unwrap()
-                .origin,
-            "ci/expected/famfs-bpf.yaml:2"
-        );
-    }
-
-    #[test]
-    fn an_ops_list_limits_the_entry_to_those_ops() {
-        let x = loaded();
-        assert_eq!(
-            x.expected_failure(
-                "famfs-bpf",
-                Some("famfs_native"),
-                "smoke.devdax_guest_write"
-            ),
-            Some("the native ops do not flush")
-        );
-        assert_eq!(
-            x.expected_failure(
-                "famfs-bpf",
-                Some("famfs_maplookup"),
-                "smoke.devdax_guest_write"
-            ),
-            Some("the map lookup misses the second extent")
-        );
-        assert_eq!(
-            x.expected_failure("famfs-bpf", Some("famfs"), "smoke.devdax_guest_write"),
-            None
-        );
-        assert_eq!(
-            x.expected_failure("famfs-bpf", None, "smoke.devdax_guest_write"),
-            None
-        );
-    }
-
-    #[test]
-    fn labels_use_their_kernel_and_other_kernels_do_not_share() {
-        let x = loaded();
-        assert!(x
-            .expected_failure("famfs-bpf+debug", Some("famfs"), "smoke.fsdev_bind")
-            .is_some());
-        assert!(x
-            .expected_failure("famfs-bpf@tree", Some("famfs"), "smoke.fsdev_bind")
-            .is_some());
-        assert!(x
-            .expected_failure("stock", None, "smoke.fsdev_bind")
-            .is_none());
-        assert!(x
-            .expected_failure("famfs-bpfx", None, "smoke.fsdev_bind")
-            .is_none());
-        assert!(ExpectedFailures::default()
-            .expected_failure("famfs-bpf", None, "smoke.fsdev_bind")
-            .is_none());
-        assert_eq!(x.for_kernel("famfs-bpf+debug").len(), 3);
-        assert!(x.for_kernel("stock").is_empty());
-    }
-
-    #[test]
-    fn a_file_of_comments_is_an_empty_list() {
-        let mut x = ExpectedFailures::default();
-        x.add("stock", "# nothing yet\n", "f", &known()).unwrap();
-        assert!(x.for_kernel("stock").is_empty());
-    }
-
-    #[test]
-    fn shape_errors_have_their_line() {
-        let mut x = ExpectedFailures::default();
-        for (text, line, needle) in [
-            (
-                "- case: smoke.memdevs\n  reason: r\n  bug: 12\n",
-                3,
-                "unknown field `bug`",
-            ),
-            (
-                "- case: smoke.memdevs\n- case: smoke.fsdev_bind\n  reason: r\n",
-                1,
-                "missing field `reason`",
-            ),
-            (
-                "- case: smoke.memdevs\n  reason: r\n  ops: famfs\n",
-                3,
-                "invalid type",
-            ),
-            (
-                "- case: smoke.memdevs\n  reason: r\n\tops: [famfs]\n",
-                3,
-                "",
-            ),
-            (
-                "case: smoke.memdevs\n",
-                1,
-                "invalid type: map, expected a sequence",
-            ),
-        ] {
-            let e = x
-                .add("famfs-bpf", text, "ci/expected/famfs-bpf.yaml", &known())
-                .unwrap_err();
-            let Error::Parse {
-                line: Some(l),
-                message,
-                ..
-            } = &e
-            else {
-                panic!("{e:?}")
-            };
-            assert_eq!(*l, line, "{text:?}: {e}");
-            assert!(message.contains(needle), "{text:?}: {e}");
-            assert!(
-                e.to_string()
-                    .starts_with(&format!("ci/expected/famfs-bpf.yaml:{line}:")),
-                "{e}"
-            );
-        }
-    }
-
-    #[test]
-    fn semantic_errors_have_their_line() {
-        let cases: &[(&str, &str, Option<usize>, &str, &str)] = &[
-            ("famfs-bpf", "- case: fsdev_bind\n  reason: r\n", Some(1), "[0].case", "SUITE.NAME"),
-            ("famfs-bpf", "- case: smoke.a.b\n  reason: r\n", Some(1), "[0].case", "SUITE.NAME"),
-            ("famfs-bpf", "- case: smoke.nope\n  reason: r\n", Some(1), "[0].case", "no case \"smoke.nope\""),
-            ("famfs-bpf", "- case: smoke.memdevs\n  reason: ' '\n", Some(2), "[0].reason", "say why"),
-            ("famfs-bpf", "- case: smoke.memdevs\n  reason: r\n  ops: []\n", Some(3), "[0].ops", "leave `ops` out"),
-            ("famfs-bpf", "- case: smoke.memdevs\n  reason: r\n  ops: [famfs, famfs]\n", Some(3), "[0].ops[1]", "listed twice"),
-            ("famfs-bpf", "- case: smoke.memdevs\n  reason: r\n  ops:\n    - famfs\n    - native\n", Some(5), "[0].ops[1]", "not a value of the matrix's ops axis"),
-            ("famfs-bpf", "- case: smoke.memdevs\n  reason: r\n- case: smoke.memdevs\n  reason: s\n  ops: [famfs]\n", Some(3), "[1].case", "already listed (line 1)"),
-            ("stock-7.2", "[]\n", Some(1), "(file name)", "kernel \"stock-7.2\""),
-        ];
-        for (kernel, text, line, key, needle) in cases {
-            let ps = problems(kernel, text);
-            assert_eq!(ps.len(), 1, "{text:?}: {ps:?}");
-            let (l, k, m) = &ps[0];
-            assert_eq!((l, k.as_str()), (line, *key), "{text:?}: {m}");
-            assert!(m.contains(needle), "{text:?}: {m}");
-        }
-        // Disjoint ops lists for one case are fine.
-        assert!(ExpectedFailures::default()
-            .add("famfs-bpf", FAMFS_BPF, "f", &known())
-            .is_ok());
-    }
-
-    #[test]
-    fn loads_a_directory_and_the_repository_files() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("famfs-bpf.yaml"), FAMFS_BPF).unwrap();
-        std::fs::write(d.path().join("README"), "not a list").unwrap();
-        let x = ExpectedFailures::load_dir(d.path(), &known()).unwrap();
-        assert_eq!(x.for_kernel("famfs-bpf").len(), 3);
-        assert_eq!(
-            x.for_kernel("famfs-bpf")[1].origin,
-            format!("{}:4", d.path().join("famfs-bpf.yaml").display())
-        );
-        assert_eq!(
-            ExpectedFailures::load_dir(&d.path().join("none"), &known()).unwrap(),
-            ExpectedFailures::default()
-        );
-
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let mut k = Known::from_repo(&root).unwrap();
-        k.cases = famfs_lab_cases::catalog::CASES
-            .iter()
-            .map(|c| c.id())
-            .collect();
-        k.ops = vec![
-            "famfs".into(),
-            "famfs_maplookup".into(),
-            "famfs_native".into(),
-        ];
-        let repo = ExpectedFailures::load_dir(&root.join(EXPECTED_DIR), &k)
-            .unwrap_or_else(|e| panic!("{e}"));
-        for kernel in ["stock", "famfs-bpf"] {
-            assert!(
-                root.join(EXPECTED_DIR)
-                    .join(format!("{kernel}.yaml"))
-                    .is_file(),
-                "{kernel}.yaml"
-            );
-            assert!(repo.by_kernel.contains_key(kernel));
-        }
-    }
-
-    #[test]
-    fn apply_turns_known_failures_into_xfail_and_stale_entries_into_xpass() {
-        use lab_report::{CaseReport, Outcome, RunReport, SuiteReport};
-        let mut x = ExpectedFailures::default();
-        x.add(
-            "famfs-bpf",
-            "- case: smoke.fsdev_bind\n  reason: bug 1\n- case: smoke.memdevs\n  reason: bug 2\n",
-            "ci/expected/famfs-bpf.yaml",
-            &known(),
-        )
-        .unwrap();
-        let mut report = RunReport {
-            kernel: "famfs-bpf+debug".into(),
-            suites: vec![SuiteReport {
-                name: "smoke".into(),
-                cases: vec![
-                    CaseReport::new("fsdev_bind", Outcome::Fail, 1),
-                    CaseReport::new("memdevs", Outcome::Pass, 1),
-                    CaseReport::new("devdax_guest_write", Outcome::Fail, 1),
-                ],
-            }],
-            ..RunReport::default()
-        };
-        assert_eq!(x.apply(&mut report, Some("famfs")), 2);
-        let c = &report.suites[0].cases;
-        assert_eq!(c[0].outcome, Outcome::Xfail);
-        assert!(
-            c[0].reason
-                .as_deref()
-                .unwrap()
-                .contains("ci/expected/famfs-bpf.yaml:1"),
-            "{:?}",
-            c[0].reason
-        );
-        assert_eq!(c[1].outcome, Outcome::Xpass);
-        assert_eq!(c[2].outcome, Outcome::Fail, "not listed: unchanged");
-        assert!(
-            report.failed(),
-            "an unexpected pass and a real failure still fail the run"
-        );
-    }
-}
+#[path = "expected_tests.rs"]
+mod tests;

@@ -2,11 +2,12 @@
 //!
 //! - [`matrix`] expands `ci/matrix.yaml` (axes, per-kernel settings,
 //!   exclusions) to [`Cell`]s with stable ids, renders the GitHub
-//!   `strategy.matrix` JSON, and gives each cell's exact `cargo xtask lab up`
-//!   arguments;
-//! - [`expected`] reads the known failures per kernel
-//!   (`ci/expected/<kernel>.yaml`) and looks them up by kernel, ops and case,
-//!   so the runner can report XFAIL and XPASS;
+//!   `strategy.matrix` JSON (push and pull-request cells, or the nightly
+//!   ones), and gives each cell's exact `cargo xtask lab up` arguments;
+//! - [`expected`] reads the known failures and skips per kernel
+//!   (`ci/expected/<kernel>.yaml`) and judges a run against them: XFAIL only
+//!   for the expected message, XPASS for stale entries, FAIL for a SKIP the
+//!   kernel has no excuse for;
 //! - [`action`] checks the structure of the composite action `ci/action.yml`;
 //! - [`summary`] renders a run's `results.json` as the Markdown job summary.
 //!
@@ -22,4 +23,4 @@ mod unique_map;
 
 pub use error::{Error, Problem, Result};
 pub use expected::{ExpectedFailure, ExpectedFailures};
-pub use matrix::{Accel, Cell, Known, Matrix};
+pub use matrix::{Accel, Cell, Known, Matrix, Schedule};

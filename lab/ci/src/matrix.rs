@@ -1,14 +1,17 @@
 //! `ci/matrix.yaml` -> the cells CI runs.
 //!
 //! The file has axes (kernel, ops, topology, accel), per-kernel settings
-//! (whether the kernel has the ops axis, its suites, its timeout) and
-//! exclusions. [`Matrix::parse`] validates it and expands the product into
-//! [`Cell`]s, each with an id made of its axis values (so an id names the
-//! same cell whatever the order of the file), the suites it runs and the
-//! job timeout. From there: the GitHub `strategy.matrix` JSON
-//! ([`Matrix::github_json`]), the distinct kernels to build first
-//! ([`Matrix::kernels_json`]), and each cell's exact `cargo xtask lab up`
-//! arguments ([`Cell::lab_up_args`]).
+//! (whether the kernel has the ops axis, its suites, its timeout),
+//! exclusions, and nightly cells. [`Matrix::parse`] validates it and expands
+//! the product into [`Cell`]s, each with an id made of its axis values (so an
+//! id names the same cell whatever the order of the file), the suites it runs
+//! and the job timeout: the cells of every push and pull request
+//! ([`Schedule::Push`]). The `nightly:` entries are cells of their own
+//! ([`Schedule::Nightly`], id suffix `.nightly`) that only the workflow's
+//! schedule runs: the long suites (stress, fuzz). From there: the GitHub
+//! `strategy.matrix` JSON ([`Matrix::github_json_of`]), the distinct kernels to
+//! build first ([`Matrix::kernels_json_of`]), and each cell's exact
+//! `cargo xtask lab up` arguments ([`Cell::lab_up_args`]).
 
 use crate::error::{Error, Problem, Result};
 use crate::locate::{line_of, path, KeyPath};
@@ -66,6 +69,23 @@ struct MatrixFile {
     topologies: UniqueMap<TopologyFile>,
     #[serde(default)]
     exclude: Vec<ExcludeFile>,
+    /// Cells of the nightly schedule only.
+    #[serde(default)]
+    nightly: Vec<NightlyFile>,
+}
+
+/// One nightly cell: a value of each axis (ops only for a kernel with the ops axis), its
+/// suites and its timeout.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NightlyFile {
+    kernel: String,
+    #[serde(default)]
+    ops: Option<String>,
+    topology: String,
+    accel: Accel,
+    suites: Vec<String>,
+    timeout_minutes: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -183,6 +203,18 @@ impl Known {
 
 // ---- cells ----
 
+/// When CI runs a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Schedule {
+    /// Every push to main and every pull request (the expanded axes).
+    Push,
+    /// The workflow's nightly `schedule:` only (the `nightly:` entries).
+    Nightly,
+}
+
+/// The id suffix of a nightly cell.
+pub const NIGHTLY_SUFFIX: &str = ".nightly";
+
 /// One job of the matrix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cell {
@@ -201,6 +233,7 @@ pub struct Cell {
     pub accel: Accel,
     pub suites: Vec<String>,
     pub timeout_minutes: u32,
+    pub schedule: Schedule,
 }
 
 impl Cell {
@@ -272,6 +305,7 @@ pub struct Matrix {
     /// Where it was read from, for messages.
     pub file: String,
     cells: Vec<Cell>,
+    nightly: Vec<Cell>,
     ops: Vec<String>,
 }
 
@@ -322,6 +356,7 @@ impl Matrix {
             .into_iter()
             .filter(|c| !raw.exclude.iter().any(|r| r.matches(c)))
             .collect();
+        let nightly = nightly_cells(&raw, known, &mut problems);
         if problems.is_empty() {
             if cells.is_empty() {
                 problems.push((path("exclude"), "the exclusions leave no cell".into()));
@@ -338,6 +373,14 @@ impl Matrix {
             for c in &cells {
                 if !seen.insert(c.id.as_str()) {
                     problems.push((path("axes"), format!("two cells have the id {:?}", c.id)));
+                }
+            }
+            for (i, c) in nightly.iter().enumerate() {
+                if !seen.insert(c.id.as_str()) {
+                    problems.push((
+                        path("nightly").index(i),
+                        format!("a cell before it has the id {:?}", c.id),
+                    ));
                 }
             }
         }
@@ -357,13 +400,27 @@ impl Matrix {
         Ok(Matrix {
             file: file.to_string(),
             cells,
+            nightly,
             ops: raw.axes.ops,
         })
     }
 
-    /// Every cell, in axis order (kernel, ops, topology, accel).
+    /// Every push and pull-request cell, in axis order (kernel, ops, topology, accel).
     pub fn cells(&self) -> &[Cell] {
         &self.cells
+    }
+
+    /// The cells of one schedule (nightly: in the order of the file).
+    pub fn cells_of(&self, schedule: Schedule) -> &[Cell] {
+        match schedule {
+            Schedule::Push => &self.cells,
+            Schedule::Nightly => &self.nightly,
+        }
+    }
+
+    /// Every cell: the push cells, then the nightly ones.
+    pub fn all_cells(&self) -> impl Iterator<Item = &Cell> {
+        self.cells.iter().chain(&self.nightly)
     }
 
     /// The values of the ops axis.
@@ -373,13 +430,12 @@ impl Matrix {
 
     /// The cell with this id, or an error listing the valid ids.
     pub fn cell(&self, id: &str) -> Result<&Cell> {
-        self.cells
-            .iter()
+        self.all_cells()
             .find(|c| c.id == id)
             .ok_or_else(|| Error::UnknownCell {
                 file: self.file.clone(),
                 id: id.to_string(),
-                valid: self.cells.iter().map(|c| c.id.clone()).collect(),
+                valid: self.all_cells().map(|c| c.id.clone()).collect(),
             })
     }
 
@@ -388,8 +444,13 @@ impl Matrix {
     /// `fragment` and `suites` are space-separated, `ops` and `fragment`
     /// empty when the cell has none, `timeout` in minutes.
     pub fn github_json(&self) -> String {
+        self.github_json_of(Schedule::Push)
+    }
+
+    /// [`Matrix::github_json`] of one schedule's cells.
+    pub fn github_json_of(&self, schedule: Schedule) -> String {
         let include = self
-            .cells
+            .cells_of(schedule)
             .iter()
             .map(|c| GithubCell {
                 id: &c.id,
@@ -408,9 +469,14 @@ impl Matrix {
     /// The distinct kernels of the cells, `{"include":[{"label", "kernel",
     /// "fragment"}]}`, so CI builds each once before the cells run.
     pub fn kernels_json(&self) -> String {
+        self.kernels_json_of(Schedule::Push)
+    }
+
+    /// [`Matrix::kernels_json`] of one schedule's cells.
+    pub fn kernels_json_of(&self, schedule: Schedule) -> String {
         let mut seen = BTreeSet::new();
         let include = self
-            .cells
+            .cells_of(schedule)
             .iter()
             .filter(|c| seen.insert(c.label.as_str()))
             .map(|c| GithubKernel {
@@ -618,10 +684,120 @@ fn expand(raw: &MatrixFile) -> Vec<Cell> {
                             .get(topology)
                             .map_or_else(|| k.suites.clone(), |t| t.suites.clone()),
                         timeout_minutes: k.timeout_minutes,
+                        schedule: Schedule::Push,
                     });
                 }
             }
         }
+    }
+    cells
+}
+
+/// The `nightly:` cells, checked: each value one of its axis, ops exactly when the kernel
+/// has the ops axis, suites known, a timeout GitHub allows.
+fn nightly_cells(
+    raw: &MatrixFile,
+    known: &Known,
+    problems: &mut Vec<(KeyPath, String)>,
+) -> Vec<Cell> {
+    let mut cells = Vec::new();
+    for (i, n) in raw.nightly.iter().enumerate() {
+        let at = path("nightly").index(i);
+        let before = problems.len();
+        let kernel = raw.kernels.get(&n.kernel);
+        if !raw.axes.kernel.contains(&n.kernel) {
+            problems.push((
+                at.key("kernel"),
+                format!(
+                    "{:?} is not a value of axes.kernel ({})",
+                    n.kernel,
+                    raw.axes.kernel.join(", ")
+                ),
+            ));
+        }
+        match (kernel.map(|k| k.ops), &n.ops) {
+            (Some(true), None) => problems.push((
+                at.clone(),
+                format!(
+                    "missing `ops`: kernel {:?} has the ops axis ({})",
+                    n.kernel,
+                    raw.axes.ops.join(", ")
+                ),
+            )),
+            (Some(false), Some(_)) => problems.push((
+                at.key("ops"),
+                format!("kernel {:?} has no ops axis (`ops: false`)", n.kernel),
+            )),
+            (_, Some(o)) if !raw.axes.ops.contains(o) => problems.push((
+                at.key("ops"),
+                format!(
+                    "{o:?} is not a value of axes.ops ({})",
+                    raw.axes.ops.join(", ")
+                ),
+            )),
+            _ => {}
+        }
+        if !raw.axes.topology.contains(&n.topology) {
+            problems.push((
+                at.key("topology"),
+                format!(
+                    "{:?} is not a value of axes.topology ({})",
+                    n.topology,
+                    raw.axes.topology.join(", ")
+                ),
+            ));
+        }
+        if !raw.axes.accel.contains(&n.accel) {
+            problems.push((
+                at.key("accel"),
+                format!("{} is not a value of axes.accel", n.accel),
+            ));
+        }
+        if n.suites.is_empty() {
+            problems.push((
+                at.key("suites"),
+                "empty: a cell runs at least one suite".into(),
+            ));
+        }
+        for (j, s) in n.suites.iter().enumerate() {
+            if n.suites[..j].contains(s) {
+                problems.push((at.key("suites").index(j), format!("{s:?} is listed twice")));
+            } else if !known.suites.is_empty() && !known.suites.contains(s) {
+                problems.push((
+                    at.key("suites").index(j),
+                    format!("no suite {s:?} (known: {})", known.suites.join(", ")),
+                ));
+            }
+        }
+        if n.timeout_minutes == 0 || n.timeout_minutes > MAX_TIMEOUT_MINUTES {
+            problems.push((
+                at.key("timeout_minutes"),
+                format!(
+                    "{} minutes: between 1 and {MAX_TIMEOUT_MINUTES} (GitHub's limit)",
+                    n.timeout_minutes
+                ),
+            ));
+        }
+        if problems.len() > before {
+            continue;
+        }
+        let (kernel, fragments) = split_label(&n.kernel);
+        let mut id = n.kernel.clone();
+        if let Some(o) = &n.ops {
+            id = format!("{id}.{o}");
+        }
+        cells.push(Cell {
+            id: format!("{id}.{}.{}{NIGHTLY_SUFFIX}", n.topology, n.accel),
+            label: n.kernel.clone(),
+            kernel: kernel.to_string(),
+            fragments: fragments.iter().map(|f| f.to_string()).collect(),
+            ops: n.ops.clone(),
+            topology: n.topology.clone(),
+            accel: n.accel,
+            suites: n.suites.clone(),
+            timeout_minutes: n.timeout_minutes,
+            schedule: Schedule::Nightly,
+        });
     }
     cells
 }

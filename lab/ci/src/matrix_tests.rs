@@ -642,6 +642,157 @@ fn the_repository_matrix_is_valid_and_has_the_planned_cells() {
             assert!(!c.suites.contains(&"shared".to_string()), "{}", c.id);
         }
     }
+    // stress and fuzz run on the nightly schedule, on the debug kernel under TCG, and in no
+    // push or pull-request cell.
+    for c in m.cells() {
+        assert_eq!(c.schedule, Schedule::Push, "{}", c.id);
+        for long in ["stress", "fuzz"] {
+            assert!(
+                !c.suites.contains(&long.to_string()),
+                "{} runs {long}",
+                c.id
+            );
+        }
+    }
+    let nightly = m.cells_of(Schedule::Nightly);
+    assert_eq!(nightly.len(), 1, "{nightly:#?}");
+    let n = &nightly[0];
+    assert_eq!(n.id, "famfs-bpf+debug.famfs.default.tcg.nightly");
+    assert_eq!(
+        (n.label.as_str(), n.accel, n.schedule),
+        ("famfs-bpf+debug", Accel::Tcg, Schedule::Nightly)
+    );
+    assert_eq!(n.suites, ["stress", "fuzz"]);
+    assert!(n.timeout_minutes <= MAX_TIMEOUT_MINUTES);
+    assert!(!m.github_json().contains("nightly"));
+}
+
+// ---- nightly cells ----
+
+const NIGHTLY: &str = "\
+nightly:
+  - kernel: famfs-bpf+debug
+    ops: famfs
+    topology: default
+    accel: tcg
+    suites: [selftest]
+    timeout_minutes: 180
+";
+
+#[test]
+fn nightly_cells_are_apart_from_the_push_cells() {
+    let m = parse(&format!("{BASE}{NIGHTLY}")).unwrap_or_else(|e| panic!("{e}"));
+    let push = parse(BASE).unwrap();
+    assert_eq!(ids(&m), ids(&push), "a nightly entry adds no push cell");
+    let id = "famfs-bpf+debug.famfs.default.tcg.nightly";
+    let nightly: Vec<&str> = m
+        .cells_of(Schedule::Nightly)
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(nightly, [id]);
+    assert_eq!(m.all_cells().count(), m.cells().len() + 1);
+    let c = m.cell(id).unwrap();
+    assert_eq!(c.schedule, Schedule::Nightly);
+    assert_eq!(c.timeout_minutes, 180);
+    assert_eq!(
+        c.shell_command(),
+        "FAMFS_LAB_ACCEL=tcg cargo xtask lab up --kernel famfs-bpf --fragment debug \
+         --topology default --ops famfs --suite selftest"
+    );
+    // The push matrix has no nightly cell; the nightly matrix has only it.
+    assert!(!m.github_json().contains(id));
+    assert_eq!(m.github_json_of(Schedule::Push), m.github_json());
+    let v: serde_json::Value = serde_json::from_str(&m.github_json_of(Schedule::Nightly)).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"include": [{
+            "id": id, "kernel": "famfs-bpf", "fragment": "debug", "ops": "famfs",
+            "topology": "default", "accel": "tcg", "suites": "selftest", "timeout": 180
+        }]})
+    );
+    let v: serde_json::Value = serde_json::from_str(&m.kernels_json_of(Schedule::Nightly)).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"include": [
+            {"label": "famfs-bpf+debug", "kernel": "famfs-bpf", "fragment": "debug"},
+        ]})
+    );
+    // The unknown-cell message lists the nightly ids too.
+    assert!(m.cell("BAD").unwrap_err().to_string().contains(id));
+    // The exclusions do not apply to nightly cells: the debug kernel under KVM is excluded
+    // from the push cells, but a nightly entry may name it.
+    let kvm = format!("{BASE}{}", NIGHTLY.replace("accel: tcg", "accel: kvm"));
+    let m = parse(&kvm).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        m.cells_of(Schedule::Nightly)[0].id,
+        "famfs-bpf+debug.famfs.default.kvm.nightly"
+    );
+}
+
+#[test]
+fn a_kernel_without_the_ops_axis_has_a_nightly_cell_without_ops() {
+    let text = format!(
+        "{BASE}nightly:\n  - {{ kernel: stock, topology: two-devices, accel: kvm, suites: [smoke], timeout_minutes: 30 }}\n"
+    );
+    let m = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    let c = &m.cells_of(Schedule::Nightly)[0];
+    assert_eq!(c.id, "stock.two-devices.kvm.nightly");
+    assert_eq!(c.ops, None);
+}
+
+#[test]
+fn bad_nightly_entries_are_problems_with_their_line() {
+    // BASE has 18 lines: the entry starts on line 20.
+    let bad = |from: &str, to: &str| problems(&format!("{BASE}{}", NIGHTLY.replace(from, to)));
+    let one = |from: &str, to: &str| {
+        let ps = bad(from, to);
+        assert_eq!(ps.len(), 1, "{from} -> {to}: {ps:?}");
+        let (l, k, m) = ps.into_iter().next().unwrap();
+        (l.expect("a line"), k, m)
+    };
+    let (l, k, m) = one("    ops: famfs\n", "");
+    assert_eq!((l, k.as_str()), (20, "nightly[0]"));
+    assert!(m.contains("missing `ops`"), "{m}");
+    let (l, k, m) = one("    ops: famfs\n", "    ops: famfs_fast\n");
+    assert_eq!((l, k.as_str()), (21, "nightly[0].ops"));
+    assert!(m.contains("not a value of axes.ops"), "{m}");
+    let (l, k, m) = one("kernel: famfs-bpf+debug", "kernel: famfs-bpf+kcsan");
+    assert_eq!((l, k.as_str()), (20, "nightly[0].kernel"));
+    assert!(m.contains("not a value of axes.kernel"), "{m}");
+    let (l, k, m) = one("topology: default", "topology: shared-9");
+    assert_eq!((l, k.as_str()), (22, "nightly[0].topology"));
+    assert!(m.contains("not a value of axes.topology"), "{m}");
+    let (l, k, m) = one("suites: [selftest]", "suites: [selftest, stress]");
+    assert_eq!((l, k.as_str()), (24, "nightly[0].suites[1]"));
+    assert!(m.contains("no suite \"stress\""), "{m}");
+    let (_, k, m) = one("suites: [selftest]", "suites: []");
+    assert_eq!(k, "nightly[0].suites");
+    assert!(m.contains("at least one suite"), "{m}");
+    let (l, k, m) = one("timeout_minutes: 180", "timeout_minutes: 0");
+    assert_eq!((l, k.as_str()), (25, "nightly[0].timeout_minutes"));
+    assert!(m.contains("between 1 and 360"), "{m}");
+    let (l, k, m) = one("  - kernel: famfs-bpf+debug\n", "  - kernel: stock\n");
+    assert_eq!((l, k.as_str()), (21, "nightly[0].ops"));
+    assert!(m.contains("no ops axis"), "{m}");
+    // Two entries for the same cell.
+    let twice = format!("{BASE}{NIGHTLY}{}", NIGHTLY.replace("nightly:\n", ""));
+    let (l, k, m) = problem(&twice);
+    assert_eq!((l, k.as_str()), (26, "nightly[1]"));
+    assert!(m.contains("a cell before it has the id"), "{m}");
+    // Shape errors: unknown keys and values, with their line.
+    let (l, m) = parse_error(&format!(
+        "{BASE}{}",
+        NIGHTLY.replace("    accel: tcg\n", "    accel: tcg\n    when: daily\n")
+    ));
+    assert_eq!(l, 24);
+    assert!(m.contains("unknown field `when`"), "{m}");
+    let (l, m) = parse_error(&format!(
+        "{BASE}{}",
+        NIGHTLY.replace("accel: tcg", "accel: hvf")
+    ));
+    assert_eq!(l, 23);
+    assert!(m.contains("unknown variant `hvf`"), "{m}");
 }
 
 #[test]
@@ -659,4 +810,35 @@ fn a_topology_entry_replaces_the_kernels_suites_there() {
     ));
     assert_eq!((line, key.as_str()), (21, "topologies.nowhere"), "{msg}");
     assert!(msg.contains("not a value of axes.topology"), "{msg}");
+}
+
+#[test]
+fn the_workflow_runs_the_nightly_cells_on_its_schedule_only() {
+    let path = repo_root().join(".github/workflows/lab.yml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let wf: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    let on = &wf["on"];
+    let cron = on["schedule"][0]["cron"].as_str().unwrap_or_default();
+    assert_eq!(
+        cron.split_whitespace().count(),
+        5,
+        "a cron schedule: {cron:?}"
+    );
+    assert!(on.get("push").is_some() && on.get("pull_request").is_some());
+    // The matrix job asks for the nightly cells exactly when the run is the schedule's.
+    let steps = wf["jobs"]["matrix"]["steps"].as_sequence().unwrap();
+    let step = steps
+        .iter()
+        .find(|s| s["id"].as_str() == Some("matrix"))
+        .expect("the matrix step");
+    let nightly = step["env"]["NIGHTLY"].as_str().unwrap_or_default();
+    assert!(
+        nightly.contains("github.event_name == 'schedule'"),
+        "{nightly}"
+    );
+    let run = step["run"].as_str().unwrap_or_default();
+    assert!(
+        run.contains("which=(--nightly)") && run.contains("ci matrix --kernels \"${which[@]}\""),
+        "{run}"
+    );
 }

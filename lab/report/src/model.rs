@@ -218,7 +218,9 @@ impl RunReport {
         counts
     }
 
-    /// True if any case `is_failure()`. Splats alone do not fail a run.
+    /// True if any case `is_failure()`. Splats fail a run through cases: the runner makes a
+    /// case with a splat in its window FAIL, and a splat outside every case a FAIL pseudo-case
+    /// of suite `lab` (`lab.boot`, `lab.between.<case>`, ...).
     pub fn failed(&self) -> bool {
         self.suites.iter().any(SuiteReport::failed)
     }

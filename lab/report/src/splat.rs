@@ -200,6 +200,12 @@ fn collect(lines: &[LogLine<'_>], start: usize, kind: SplatKind) -> (Vec<String>
     (excerpt, i)
 }
 
+/// The message of one log line: without the carriage returns, `<level>`, `[ seconds]` and
+/// `[ Tnnn]` prefixes (the line itself when it has none).
+pub fn message(line: &str) -> &str {
+    LogLine::parse(line).body
+}
+
 /// One line of log, split into kernel prefix and message body.
 struct LogLine<'a> {
     body: &'a str,

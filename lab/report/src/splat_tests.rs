@@ -232,3 +232,16 @@ fn linux_7_warning_header_is_a_warning() {
     // A user's echo of similar words is not one.
     assert!(scan("[ 1.0] WARNING: the disk at 90%, CPU#1 hot\n").is_empty());
 }
+
+#[test]
+fn message_strips_the_kernel_prefixes_and_carriage_returns() {
+    assert_eq!(
+        message("[    1.500000] famfs-lab: setup\r"),
+        "famfs-lab: setup"
+    );
+    assert_eq!(
+        message("<5>[ 2.0][  T42] famfs-lab: poweroff"),
+        "famfs-lab: poweroff"
+    );
+    assert_eq!(message("plain text"), "plain text");
+}

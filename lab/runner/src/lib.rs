@@ -1,6 +1,7 @@
 //! The host side of the suites: plan a run, boot the guest, set up its
 //! devices, run each case through the agent with its timeout and splat
-//! window, do the host's checks, and assemble the report.
+//! window, do the host's checks, scan the rest of the serial log for splats
+//! (boot, setup, between cases, power off), and assemble the report.
 
 pub mod host_bytes;
 pub mod kvm_guard;
@@ -9,3 +10,4 @@ pub mod multi;
 pub mod plan;
 pub mod run;
 pub mod user_tree;
+pub mod whole_log;

@@ -7,6 +7,7 @@
 use crate::host_bytes::Backings;
 use crate::plan;
 use crate::run::{self, RunRequest, Session};
+use crate::whole_log;
 use anyhow::{Context, Result};
 use famfs_lab_cases::catalog::{Case, Hosts, Role};
 use famfs_lab_cases::devices::DeviceMap;
@@ -150,17 +151,22 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
         power_off(g, &rt);
     }
     let took = start.elapsed();
-    for g in &guests {
+    // Each guest's splats outside every case window: in its own report as `lab.boot`, ...,
+    // in the merged one as `lab.host<i>.boot`, ...
+    let outside: Vec<Vec<CaseReport>> = guests.iter().map(|g| outside_cases(g, req)).collect();
+    for (g, extra) in guests.iter().zip(&outside) {
         let mut m = meta.clone();
         m.insert("host".into(), g.index.to_string());
         if let Some(why) = &g.gone {
             m.insert("gone".into(), why.clone());
         }
-        let r = run::report_of(req, &started_at, took, g.cases.clone(), m);
+        let mut r = run::report_of(req, &started_at, took, g.cases.clone(), m);
+        whole_log::add(&mut r, extra.clone());
         lab_report::write_run_dir(&g.dir, &r)
             .with_context(|| format!("writing guest {}'s report", g.index))?;
     }
-    let report = run::report_of(req, &started_at, took, merged, meta);
+    let mut report = run::report_of(req, &started_at, took, merged, meta);
+    whole_log::add(&mut report, merged_outside(&guests, outside));
     lab_report::write_run_dir(&req.run_dir, &report)?;
     crate::host_bytes::discard_after(&req.run_dir, &backings, report.failed());
     Ok(report)
@@ -195,9 +201,37 @@ fn bring_up(
     }
 }
 
+/// The pseudo-cases of guest `g`'s serial log (none for a guest whose QEMU never started).
+fn outside_cases(g: &Guest, req: &RunRequest) -> Vec<CaseReport> {
+    let Some(session) = &g.session else {
+        return Vec::new();
+    };
+    let log_name = format!("host{}/serial.log", g.index);
+    let guest = whole_log::Guest {
+        prefix: "",
+        log_name: &log_name,
+    };
+    whole_log::judge_serial(&session.serial, guest, &req.reproduce)
+}
+
+/// Every guest's pseudo-cases for the merged report, each name prefixed with `host<i>.`.
+fn merged_outside(guests: &[Guest], outside: Vec<Vec<CaseReport>>) -> Vec<CaseReport> {
+    guests
+        .iter()
+        .zip(outside)
+        .flat_map(|(g, cases)| {
+            cases.into_iter().map(move |mut c| {
+                c.name = format!("host{}.{}", g.index, c.name);
+                c
+            })
+        })
+        .collect()
+}
+
 fn power_off(g: &mut Guest, rt: &tokio::runtime::Runtime) {
     if let Some(a) = &g.agent {
         if g.gone.is_none() {
+            whole_log::mark(a, crate::markers::POWEROFF);
             let _ = a.poweroff(Duration::from_secs(5));
         }
     }
@@ -432,6 +466,47 @@ mod tests {
                 ("FAMFS_LAB_SHARE_H1_TREE".to_string(), "a b;c".to_string()),
                 ("FAMFS_LAB_SHARE_H1_DATA".to_string(), "ff=00".to_string()),
             ]
+        );
+    }
+
+    #[test]
+    fn each_guests_splats_outside_the_cases_fail_the_merged_run_under_its_name() {
+        let guest = |index: u32| Guest {
+            index,
+            dir: PathBuf::from(format!("/run/host{index}")),
+            session: None,
+            agent: None,
+            map: None,
+            gone: None,
+            cases: Vec::new(),
+        };
+        let guests = [guest(0), guest(1)];
+        let log = format!(
+            "[ 1.0] {}\n[ 2.0] WARNING: CPU: 1 PID: 9 at fs/fuse/file.c:7 x+0x1/0x2\n",
+            crate::markers::SETUP
+        );
+        let one = whole_log::Guest {
+            prefix: "",
+            log_name: "host1/serial.log",
+        };
+        let outside = vec![Vec::new(), whole_log::pseudo_cases(&log, one, "x")];
+        let merged = merged_outside(&guests, outside);
+        let names: Vec<&str> = merged.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["host1.setup"]);
+        let case = famfs_lab_cases::catalog::find("shared.ring").expect("catalog has shared.ring");
+        let pass = run::case_report(case, Outcome::Pass, None, 1, vec![]);
+        let mut report = RunReport {
+            suites: vec![lab_report::SuiteReport {
+                name: "shared".into(),
+                cases: vec![pass],
+            }],
+            ..RunReport::default()
+        };
+        assert!(!report.failed());
+        whole_log::add(&mut report, merged);
+        assert!(
+            report.failed(),
+            "a guest's setup WARNING must fail the merged run"
         );
     }
 

@@ -71,6 +71,16 @@ pub fn select(
         .collect())
 }
 
+/// Why this kernel or topology cannot run `case_id`, known before boot: the topology has the
+/// wrong number of guests, or the kernel's `.config` ([`KernelFeatures`]) lacks a feature the
+/// case declares in the catalog (`needs`). None when everything the case needs is there (and
+/// for ids that are not catalog cases): a SKIP of such a case is the case's own, and fails the
+/// run unless `ci/expected/<kernel>.yaml` lists it. The same reasons [`select`] skips with.
+pub fn skip_excuse(case_id: &str, kernel: &KernelFeatures, hosts: u32) -> Option<String> {
+    let case = catalog::find(case_id)?;
+    hosts_reason(case, hosts).or_else(|| skip_reason(case, kernel))
+}
+
 fn hosts_reason(case: &Case, hosts: u32) -> Option<String> {
     match case.hosts {
         Hosts::One if hosts > 1 => Some(format!(
@@ -182,6 +192,33 @@ mod tests {
     fn fmap_feature_is_read_from_the_config() {
         assert!(!stock().fmap);
         assert!(KernelFeatures::from_config("k", "CONFIG_X=y\nCONFIG_FUSE_DAX_FMAP=y\n").fmap);
+    }
+
+    #[test]
+    fn only_a_missing_feature_or_the_wrong_topology_excuses_a_skip() {
+        let fmap = KernelFeatures::from_config("famfs-bpf", "CONFIG_FUSE_DAX_FMAP=y\n");
+        // The stock kernel lacks what the fmap suites need; a case that needs nothing has no
+        // excuse on any kernel.
+        let why = skip_excuse("fault.read_pte", &stock(), 1).unwrap_or_default();
+        assert!(why.contains("CONFIG_FUSE_DAX_FMAP"), "{why}");
+        assert_eq!(skip_excuse("fault.read_pte", &fmap, 1), None);
+        assert_eq!(skip_excuse("smoke.memdevs", &stock(), 1), None);
+        assert_eq!(skip_excuse("smoke.memdevs", &fmap, 1), None);
+        // Guests: a shared case on one, a one-guest case on two.
+        assert!(skip_excuse("shared.ring", &fmap, 1).is_some());
+        assert_eq!(skip_excuse("shared.ring", &fmap, 2), None);
+        assert!(skip_excuse("smoke.memdevs", &fmap, 2).is_some());
+        // Not a catalog case (the lab.* pseudo-cases): never excused.
+        assert_eq!(skip_excuse("lab.boot", &stock(), 1), None);
+        // The planner skips exactly the excused cases.
+        for p in select(&[], &[], &fmap, 1).unwrap() {
+            assert_eq!(
+                p.skip,
+                skip_excuse(&p.case.id(), &fmap, 1),
+                "{}",
+                p.case.id()
+            );
+        }
     }
 
     #[test]

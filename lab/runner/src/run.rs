@@ -117,6 +117,7 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
                 start,
                 &mut meta,
             );
+            crate::whole_log::mark(&agent, markers::POWEROFF);
             let _ = agent.poweroff(Duration::from_secs(5));
             cases
         }
@@ -132,7 +133,9 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
             let _ = session.vm.shutdown(POWEROFF).await;
         }
     });
-    let report = assemble(req, started_at, start.elapsed(), cases, meta);
+    let mut report = assemble(req, started_at, start.elapsed(), cases, meta);
+    // Splats outside every case window (boot, setup, between cases, power off) fail the run.
+    crate::whole_log::add_from(&mut report, &session.serial, &req.reproduce);
     lab_report::write_run_dir(&req.run_dir, &report)?;
     host_bytes::discard_after(&req.run_dir, &backings, report.failed());
     Ok(report)
@@ -366,6 +369,7 @@ fn setup(agent: &AgentClient, req: &RunRequest) -> Result<DeviceMap> {
 
 /// Creates the regions and dax devices of `topology` in the guest; writes `dir/devices.json`.
 pub(crate) fn setup_at(agent: &AgentClient, topology: &Topology, dir: &Path) -> Result<DeviceMap> {
+    crate::whole_log::mark(agent, markers::SETUP);
     let plan = plan::setup_plan(topology, dir);
     let json = serde_json::to_string(&plan)?;
     let timeout = Duration::from_secs(90);
