@@ -8,12 +8,16 @@
 //!   reason: why it fails      # the human explanation, shown in the report
 //!   fixed_by: "issue 16"      # the issue or commit that removes the entry
 //!   ops: [famfs_native]       # optional: only with these ops
+//!   splat: "fs/dax.c:223 at get_next_unlocked_entry"
+//!                             # optional: the bug shows as this kernel splat
 //! ```
 //!
 //! [`ExpectedFailures::apply`] judges every case of a finished run against its kernel's list:
 //!
 //! - a listed failure is XFAIL only when the case FAILed with a message containing `expect`
-//!   and no kernel splat; a different failure, a splat, a TIMEOUT or an ERROR stays a real
+//!   and no kernel splat (or, with `splat:`, only splats whose first line contains that text:
+//!   bugs that WARN are listed with their WARN); a different failure, another splat, a
+//!   TIMEOUT or an ERROR stays a real
 //!   failure (its reason says why the entry did not match); a pass is XPASS, which fails the
 //!   run, so a fixed bug gets its entry removed;
 //! - a SKIP is fine without an entry only when the run's [`RunFacts::excuse`] gives a reason:
@@ -49,6 +53,8 @@ struct EntryFile {
     fixed_by: Option<String>,
     #[serde(default)]
     ops: Option<Vec<String>>,
+    #[serde(default)]
+    splat: Option<String>,
 }
 
 /// What an entry says the case does.
@@ -84,6 +90,9 @@ pub struct ExpectedFailure {
     pub fixed_by: String,
     /// Only with these ops; None: with any ops, and without.
     pub ops: Option<Vec<String>>,
+    /// The known failure shows as kernel splats whose first line contains this; None: no
+    /// splat is allowed.
+    pub splat: Option<String>,
     /// Where it is written, `FILE:LINE`, for the report.
     pub origin: String,
 }
@@ -283,12 +292,34 @@ fn verdict(
             ),
         )),
         (Outcome::Fail, Some(e)) if e.outcome == Listed::Fail => {
-            if !case.splats.is_empty() {
+            let first_line = |s: &lab_report::Splat| s.excerpt.first().cloned().unwrap_or_default();
+            let stray = match &e.splat {
+                None => case.splats.first().map(first_line),
+                Some(known) => case
+                    .splats
+                    .iter()
+                    .map(first_line)
+                    .find(|l| !l.contains(known.as_str())),
+            };
+            if let Some(line) = stray {
                 Some((
                     Outcome::Fail,
                     format!(
-                        "{was}; not the known failure of {}: a kernel splat is never one",
-                        e.origin
+                        "{was}; not the known failure of {}: {}",
+                        e.origin,
+                        match &e.splat {
+                            None => format!("a kernel splat is never one ({line})"),
+                            Some(k) => format!("it expects only splats with {k:?}, not {line:?}"),
+                        }
+                    ),
+                ))
+            } else if e.splat.is_some() && case.splats.is_empty() {
+                Some((
+                    Outcome::Fail,
+                    format!(
+                        "{was}; not the known failure of {}, which comes with a kernel splat ({:?}) that did not appear",
+                        e.origin,
+                        e.splat.as_deref().unwrap_or("")
                     ),
                 ))
             } else if message.contains(&e.expect) {
@@ -444,6 +475,7 @@ fn parse(kernel: &str, text: &str, file: &str, known: &Known) -> Result<Vec<Expe
             case: e.case.unwrap_or_default(),
             outcome: e.outcome.unwrap_or(Listed::Fail),
             expect: e.expect.unwrap_or_default(),
+            splat: e.splat,
             reason: e.reason.unwrap_or_default(),
             fixed_by: e.fixed_by.unwrap_or_default(),
             ops: e.ops,

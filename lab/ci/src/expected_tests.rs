@@ -30,6 +30,11 @@ const POLICY: &str = "\
   expect: is interleaved
   reason: the host pattern is contiguous
   fixed_by: issue 16
+- case: smoke.devdax_guest_write
+  expect: killed by signal 7
+  reason: the bug WARNs in the DAX core
+  fixed_by: issue 16
+  splat: fs/dax.c:223
 ";
 
 fn known() -> Known {
@@ -615,4 +620,45 @@ fn unlisted_cases_keep_their_outcome() {
         assert_eq!(c.outcome, outcome);
         assert_eq!(c.reason.as_deref(), Some("m"));
     }
+}
+
+fn warning(text: &str) -> lab_report::Splat {
+    lab_report::Splat {
+        kind: lab_report::SplatKind::Warning,
+        line: 3,
+        excerpt: vec![text.into(), "Call Trace:".into()],
+    }
+}
+
+#[test]
+fn a_known_failure_that_warns_is_xfail_only_with_its_own_warning() {
+    let known_warn = "WARNING: fs/dax.c:223 at get_next_unlocked_entry+0x104/0x130, CPU#0: x/1";
+    let mut c = case(
+        "devdax_guest_write",
+        Outcome::Fail,
+        Some("killed by signal 7"),
+    );
+    c.splats.push(warning(known_warn));
+    let got = judged("famfs-bpf", c.clone(), &nothing_missing);
+    assert_eq!(got.outcome, Outcome::Xfail, "{:?}", got.reason);
+    // Another splat beside it: a real failure, naming the stranger.
+    let mut two = c.clone();
+    two.splats.push(warning(
+        "BUG: KASAN: use-after-free in fuse_dax_fmap_release",
+    ));
+    let got = judged("famfs-bpf", two, &nothing_missing);
+    assert_eq!(got.outcome, Outcome::Fail);
+    assert!(
+        got.reason.unwrap_or_default().contains("KASAN"),
+        "the reason names the unexpected splat"
+    );
+    // The message without its WARN: not this known failure either.
+    let quiet = case(
+        "devdax_guest_write",
+        Outcome::Fail,
+        Some("killed by signal 7"),
+    );
+    let got = judged("famfs-bpf", quiet, &nothing_missing);
+    assert_eq!(got.outcome, Outcome::Fail);
+    assert!(got.reason.unwrap_or_default().contains("did not appear"));
 }

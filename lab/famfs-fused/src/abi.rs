@@ -28,6 +28,7 @@ pub mod op {
     pub const ACCESS: u32 = 34;
     pub const INTERRUPT: u32 = 36;
     pub const DESTROY: u32 = 38;
+    pub const NOTIFY_REPLY: u32 = 41;
     pub const BATCH_FORGET: u32 = 42;
     pub const READDIRPLUS: u32 = 44;
     pub const GET_FMAP: u32 = 54;
@@ -54,6 +55,7 @@ pub mod op {
             INTERRUPT => "INTERRUPT",
             DESTROY => "DESTROY",
             BATCH_FORGET => "BATCH_FORGET",
+            NOTIFY_REPLY => "NOTIFY_REPLY",
             READDIRPLUS => "READDIRPLUS",
             GET_FMAP => "GET_FMAP",
             GET_DAXDEV => "GET_DAXDEV",

@@ -72,7 +72,12 @@ impl Server {
                 self.stats.malformed();
                 // Answer what can be answered, so the caller is not left waiting.
                 let h = bad.header?;
-                let no_reply = [op::FORGET, op::BATCH_FORGET, op::INTERRUPT];
+                let no_reply = [
+                    op::FORGET,
+                    op::BATCH_FORGET,
+                    op::INTERRUPT,
+                    op::NOTIFY_REPLY,
+                ];
                 (!no_reply.contains(&h.opcode)).then(|| reply::error(h.unique, libc::EIO))
             }
         }
@@ -91,7 +96,7 @@ impl Server {
                 v.iter().for_each(|f| self.fs.forget(f.nodeid, f.nlookup));
                 return (None, None);
             }
-            Op::Interrupt(_) => return (None, None),
+            Op::Interrupt(_) | Op::NotifyReply => return (None, None),
             Op::Destroy => {
                 self.destroyed.store(true, Ordering::SeqCst);
                 Ok(reply::ok(u, &[]))

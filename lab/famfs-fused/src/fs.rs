@@ -132,6 +132,11 @@ impl Fs {
             .and_then(|i| self.nodes.get(usize::try_from(i).ok()?))
     }
 
+    /// The node of a tree path (`d/f`, no leading slash; `` for the root).
+    pub fn nodeid_of(&self, path: &str) -> Option<u64> {
+        self.nodes.iter().find(|n| n.path == path).map(|n| n.nodeid)
+    }
+
     pub fn len(&self) -> usize {
         self.nodes.len()
     }

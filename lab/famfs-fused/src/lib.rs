@@ -15,6 +15,7 @@ pub mod dispatch;
 pub mod dump;
 pub mod fs;
 pub mod meta;
+pub mod notify;
 pub mod ops;
 pub mod reply;
 pub mod request;

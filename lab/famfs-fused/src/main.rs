@@ -38,6 +38,13 @@ struct Cli {
     /// Per-opcode counters as JSON, rewritten atomically after every request.
     #[arg(long, value_name = "FILE")]
     stats: Option<PathBuf>,
+    /// Send notifications on command: one command per line written to this FIFO
+    /// (inval_inode PATH OFF LEN | store PATH OFF LEN BYTE | retrieve PATH OFF LEN).
+    #[arg(long, value_name = "FIFO", requires = "notify_log")]
+    notify_fifo: Option<PathBuf>,
+    /// Where each notification's result goes (`LINE: ok` or `LINE: errno N`).
+    #[arg(long, value_name = "FILE", requires = "notify_fifo")]
+    notify_log: Option<PathBuf>,
     /// Written once the mount answers (one line: mountpoint, FUSE version, ops, pid).
     #[arg(long, value_name = "FILE")]
     ready_file: Option<PathBuf>,
@@ -179,6 +186,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let opts = RunOptions {
         threads: cli.threads,
         ready_file: cli.ready_file.clone(),
+        notify: cli.notify_fifo.clone().zip(cli.notify_log.clone()),
     };
     let res = session::run(server, &spec, &opts);
     drop(attached);

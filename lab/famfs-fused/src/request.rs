@@ -31,6 +31,7 @@ pub enum Op<'a> {
     GetFmap,
     GetDaxdev(abi::GetDaxdevIn),
     /// Any other opcode: answered with ENOSYS.
+    NotifyReply,
     Unknown,
 }
 
@@ -140,6 +141,8 @@ fn parse_op(opcode: u32, body: &[u8]) -> Result<Op<'_>, RequestError> {
         op::DESTROY => empty(opcode, body, Op::Destroy)?,
         op::GET_FMAP => empty(opcode, body, Op::GetFmap)?,
         op::GET_DAXDEV => Op::GetDaxdev(fixed(opcode, body)?),
+        // The kernel's answer to FUSE_NOTIFY_RETRIEVE: counted, never replied to.
+        op::NOTIFY_REPLY => Op::NotifyReply,
         _ => Op::Unknown,
     })
 }

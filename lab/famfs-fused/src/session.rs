@@ -115,6 +115,8 @@ pub struct RunOptions {
     pub threads: usize,
     /// Touched (with one line of facts) once the mount answers.
     pub ready_file: Option<PathBuf>,
+    /// `--notify-fifo` and `--notify-log`: notifications sent on command (see `notify`).
+    pub notify: Option<(PathBuf, PathBuf)>,
 }
 
 /// Mount, serve until a stop signal or an external unmount, unmount. Errors if the kernel
@@ -142,6 +144,9 @@ pub fn run(server: Arc<Server>, spec: &MountSpec, opts: &RunOptions) -> anyhow::
     let mut devs = Vec::with_capacity(opts.threads.max(1));
     for _ in 1..opts.threads.max(1) {
         devs.push(clone_dev(&dev)?);
+    }
+    if let Some((fifo, log)) = &opts.notify {
+        crate::notify::spawn(server.clone(), fifo.clone(), log.clone(), clone_dev(&dev)?)?;
     }
     devs.push(dev);
     let mut handles = Vec::new();

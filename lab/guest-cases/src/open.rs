@@ -14,6 +14,7 @@ use std::time::Duration;
 pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
     match name {
         "first_open_counts" => first_open_counts(ctx),
+        "notify_inval_inode" => crate::notify::inval_inode(ctx),
         "concurrent_first_open" => concurrent_first_open(ctx),
         "malformed_blobs" => malformed_blobs(ctx),
         "reject_all" => reject_all(ctx),

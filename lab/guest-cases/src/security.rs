@@ -100,6 +100,8 @@ pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
             ],
         ),
         "unprivileged_no_fmap" => unprivileged(ctx),
+        "notify_store_refused" => crate::notify::refused(ctx, true),
+        "notify_retrieve_refused" => crate::notify::refused(ctx, false),
         _ => bail!("no security case {name:?}"),
     }
 }
