@@ -39,7 +39,7 @@ enum Verb {
     /// CI: the matrix of ci/matrix.yaml, and any cell run as CI runs it.
     #[command(subcommand)]
     Ci(ci::Ci),
-    /// famfs shadow trees: generate one (N files, simple or interleaved, no overlap).
+    /// famfs shadow trees: generate one (N files, simple or interleaved, no overlap), check one.
     #[command(subcommand)]
     Shadow(shadow::Shadow),
     /// Guest image: build it (and the kernel it carries modules of).
