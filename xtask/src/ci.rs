@@ -43,6 +43,13 @@ pub enum Ci {
         #[arg(long)]
         entry: Option<String>,
     },
+    /// Prints, as Markdown, the unit tests that could not run here and why (the `SKIP:` lines
+    /// of nextest's JUnit report), for $GITHUB_STEP_SUMMARY.
+    Skips {
+        /// The JUnit report (default: that of nextest's `ci` profile).
+        #[arg(value_name = "JUNIT")]
+        junit: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -118,6 +125,17 @@ impl Ci {
                 print!("{}", summary(run_dir, entry.as_deref())?);
                 Ok(())
             }
+            Ci::Skips { junit } => {
+                let path = junit.unwrap_or_else(|| junit_path("ci"));
+                match std::fs::read_to_string(&path) {
+                    Ok(xml) => print!(
+                        "{}",
+                        lab_ci::skips::markdown(&lab_ci::skips::from_junit(&xml))
+                    ),
+                    Err(e) => println!("Unit tests: no JUnit report ({}: {e}).", path.display()),
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -186,6 +204,14 @@ fn summary(run_dir: Option<PathBuf>, entry: Option<&str>) -> Result<String> {
     let report = lab_report::RunReport::from_json(&text)
         .with_context(|| format!("parsing {}", json.display()))?;
     Ok(lab_ci::summary::markdown(&report, entry))
+}
+
+/// Where nextest writes the JUnit report of `profile` (.config/nextest.toml).
+pub(crate) fn junit_path(profile: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| lab_host::paths::repo_root().join("target"));
+    target.join("nextest").join(profile).join("junit.xml")
 }
 
 /// The most recently modified run directory.

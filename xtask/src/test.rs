@@ -36,6 +36,16 @@ impl TestArgs {
                 .run()
                 .map_err(Into::into)
         })?;
+        // Tests that lack a capability here (FUSE mount, bpf(2)) pass after saying so: show them.
+        if let Ok(xml) = std::fs::read_to_string(crate::ci::junit_path(profile)) {
+            let skips = lab_ci::skips::from_junit(&xml);
+            if !skips.is_empty() {
+                eprintln!("famfs-lab: {} unit test(s) skipped here:", skips.len());
+                for s in &skips {
+                    eprintln!("  {s}");
+                }
+            }
+        }
         if self.unit_only {
             eprint!("{}", t.table());
             return Ok(());

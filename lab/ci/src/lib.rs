@@ -8,7 +8,9 @@
 //!   (`ci/expected/<kernel>.yaml`) and looks them up by kernel, ops and case,
 //!   so the runner can report XFAIL and XPASS;
 //! - [`action`] checks the structure of the composite action `ci/action.yml`;
-//! - [`summary`] renders a run's `results.json` as the Markdown job summary.
+//! - [`summary`] renders a run's `results.json` as the Markdown job summary;
+//! - [`skips`] finds the unit tests that printed `SKIP:` (a missing capability) in nextest's
+//!   JUnit report.
 //!
 //! Bad input names the file, the line and the key; see [`Error`].
 
@@ -17,6 +19,7 @@ pub mod error;
 pub mod expected;
 pub use lab_yaml_lines as locate;
 pub mod matrix;
+pub mod skips;
 pub mod summary;
 mod unique_map;
 

@@ -16,6 +16,7 @@ pub mod dump;
 pub mod fs;
 pub mod meta;
 pub mod ops;
+pub mod probe;
 pub mod reply;
 pub mod request;
 pub mod session;
