@@ -25,7 +25,7 @@ impl Host {
                     &[Need::Kernel, Need::Image, Need::Vm, Need::Bpf],
                     no_install,
                 )?;
-                eprintln!("famfs-lab: every host tool is present");
+                lab_host::progress!("famfs-lab: every host tool is present");
                 Ok(())
             }
         }

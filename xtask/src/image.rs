@@ -30,7 +30,7 @@ impl ImageArgs {
         let kernel = self.kernel.build(sh, &mut t)?;
         let image = build(sh, &kernel, self.kernel.no_install, &mut t)?;
         println!("{}", image.path.display());
-        eprint!("{}", t.table());
+        lab_host::say::progress_block(&t.table());
         Ok(())
     }
 }
@@ -48,9 +48,12 @@ pub fn build(
             .iter()
             .flat_map(|(p, _)| ["-p".to_string(), p.to_string()])
             .collect();
-        cmd!(sh, "cargo build --quiet --profile guest {packages...}")
-            .run()
-            .context("building the guest binaries")
+        let cargo = crate::cargo();
+        lab_host::say::run(cmd!(
+            sh,
+            "{cargo} build --quiet --profile guest {packages...}"
+        ))
+        .context("building the guest binaries")
     })?;
     t.stage("image: initramfs", || {
         let root = lab_host::paths::repo_root();
@@ -73,9 +76,9 @@ pub fn build(
         };
         let image = lab_image::build(&inputs, &lab_host::paths::cache_root())?;
         for note in &image.notes {
-            eprintln!("famfs-lab: image: {note}");
+            lab_host::progress!("famfs-lab: image: {note}");
         }
-        eprintln!(
+        lab_host::progress!(
             "famfs-lab: image {} ({} MiB, {} entries{})",
             image.hash,
             image.size >> 20,
@@ -91,7 +94,8 @@ fn cargo_target_dir(sh: &Shell) -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         return Ok(PathBuf::from(dir));
     }
-    let meta = cmd!(sh, "cargo metadata --format-version 1 --no-deps")
+    let cargo = crate::cargo();
+    let meta = cmd!(sh, "{cargo} metadata --format-version 1 --no-deps")
         .quiet()
         .read()?;
     let v: serde_json::Value = serde_json::from_str(&meta).context("parsing cargo metadata")?;

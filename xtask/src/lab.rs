@@ -17,7 +17,11 @@ pub enum Lab {
     /// Boots the same guest with an interactive serial console.
     Shell(ShellArgs),
     /// Lists suites and cases.
-    List,
+    List {
+        /// As JSON: `{"suites": [{name, default, about, cases: [{id, timeout_s, about}]}]}`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Benchmarks: boot (QEMU start -> agent -> devices ready -> first case).
     #[command(subcommand)]
     Bench(crate::bench::Bench),
@@ -39,13 +43,16 @@ pub struct UpArgs {
     /// Extra kernel command line.
     #[arg(long, default_value = "")]
     pub cmdline: String,
-    /// The fmap ops the cases mount with: famfs (BPF, the design under
-    /// test), famfs_maplookup (BPF hash map) or famfs_native (C module).
-    #[arg(long, env = "FAMFS_LAB_OPS", default_value = "famfs")]
-    pub ops: String,
+    /// The fmap ops the cases mount with.
+    #[arg(long, env = "FAMFS_LAB_OPS", value_enum, default_value_t = crate::ops::Ops::Famfs)]
+    pub ops: crate::ops::Ops,
     /// Seconds QEMU may take to boot the guest to its agent.
     #[arg(long, default_value_t = 120)]
     pub boot_timeout: u64,
+    /// Print the results as KTAP on stdout (the summary then goes to stderr); they are in
+    /// RUN/results.ktap either way.
+    #[arg(long)]
+    pub ktap: bool,
     /// A famfs shadow tree you bring (daxdevs.yaml + root/): validated before anything is
     /// built, mounted in the guest, every file's bytes checked (the `shadow` suite, which is
     /// then the default).
@@ -75,7 +82,7 @@ impl UpArgs {
             data,
         };
         let checked = tree.check()?;
-        eprintln!(
+        lab_host::progress!(
             "famfs-lab: shadow tree {}: {} files, {} directories, valid",
             dir.display(),
             checked.files.len(),
@@ -105,7 +112,11 @@ impl Lab {
             }
             Lab::Shell(args) => shell(sh, &args),
             Lab::Bench(b) => b.run(sh),
-            Lab::List => {
+            Lab::List { json: true } => {
+                println!("{}", list_json());
+                Ok(())
+            }
+            Lab::List { json: false } => {
                 for s in famfs_lab_cases::catalog::SUITES {
                     let default = if s.default {
                         ""
@@ -124,6 +135,23 @@ impl Lab {
             }
         }
     }
+}
+
+/// The catalog as JSON, for `lab list --json`.
+fn list_json() -> serde_json::Value {
+    use famfs_lab_cases::catalog::{CASES, SUITES};
+    let suites: Vec<serde_json::Value> = SUITES
+        .iter()
+        .map(|s| {
+            let cases: Vec<serde_json::Value> = CASES
+                .iter()
+                .filter(|c| c.suite == s.name)
+                .map(|c| serde_json::json!({"id": c.id(), "timeout_s": c.timeout_s, "about": c.about}))
+                .collect();
+            serde_json::json!({"name": s.name, "default": s.default, "about": s.about, "cases": cases})
+        })
+        .collect();
+    serde_json::json!({ "suites": suites })
 }
 
 fn load_topology(name: &str) -> Result<lab_vm::Topology> {
@@ -222,7 +250,7 @@ pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
         image,
         accel,
     } = prepare(sh, &args.kernel, &args.topology, &mut t)?;
-    eprintln!("famfs-lab: {}", accel.reason);
+    lab_host::progress!("famfs-lab: {}", accel.reason);
     let run_id = run_id();
     let run_dir = lab_host::paths::runs_dir().join(&run_id);
     let config =
@@ -256,7 +284,7 @@ pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
         accel,
         reproduce,
         cmdline: args.cmdline.clone(),
-        ops: args.ops.clone(),
+        ops: args.ops.name().to_string(),
         boot_timeout: Duration::from_secs(args.boot_timeout),
         user_tree,
     };
@@ -265,14 +293,22 @@ pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
         lab_runner::run::run(&req, rfc3339_now())
     })?;
     // Known failures (ci/expected/<kernel>.yaml) become XFAIL, stale ones XPASS.
-    if expected.apply(&mut report, Some(args.ops.as_str())) > 0 {
+    if expected.apply(&mut report, Some(args.ops.name())) > 0 {
         lab_report::write_run_dir(&run_dir, &report)?;
     }
-    println!("{}", lab_report::ktap::write(&report));
-    eprint!("{}", t.table());
-    eprintln!("famfs-lab: results in {}", run_dir.display());
-    // The summary's last line is the plain `N passed, N failed, N skipped`.
-    println!("{}", lab_report::summary::render(&report).trim_end());
+    let summary = lab_report::summary::render(&report);
+    if args.ktap {
+        println!("{}", lab_report::ktap::write(&report));
+    }
+    lab_host::say::progress_block(&t.table());
+    lab_host::progress!("famfs-lab: results in {}", run_dir.display());
+    // The summary's last line is the plain `N passed, N failed, N skipped`: stdout's data,
+    // unless KTAP is.
+    if args.ktap {
+        eprintln!("{}", summary.trim_end());
+    } else {
+        println!("{}", summary.trim_end());
+    }
     Ok(report)
 }
 
@@ -296,7 +332,7 @@ fn shell(sh: &Shell, args: &ShellArgs) -> Result<()> {
     };
     let mut spec = lab_vm::VmSpec::new(topology, Some(boot), &run_dir, accel.accel);
     spec.options.serial = lab_vm::SerialOutput::Stdio;
-    eprintln!(
+    lab_host::progress!(
         "famfs-lab: {}; the guest's console follows (Ctrl-A x quits QEMU)",
         accel.reason
     );
@@ -311,6 +347,21 @@ fn shell(sh: &Shell, args: &ShellArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_json_has_every_suite_and_case() {
+        let v = list_json();
+        let suites = v["suites"].as_array().expect("suites");
+        assert_eq!(suites.len(), famfs_lab_cases::catalog::SUITES.len());
+        let ids: Vec<&str> = suites
+            .iter()
+            .flat_map(|s| s["cases"].as_array().into_iter().flatten())
+            .filter_map(|c| c["id"].as_str())
+            .collect();
+        assert_eq!(ids.len(), famfs_lab_cases::catalog::CASES.len());
+        assert!(ids.contains(&USER_TREE_CASE), "{ids:?}");
+        assert!(suites.iter().all(|s| s["default"].is_boolean()));
+    }
 
     #[test]
     fn civil_dates() {

@@ -188,7 +188,7 @@ fn new(a: &NewArgs) -> Result<()> {
     let p = params(a)?;
     let tree = famfs_shadow::generate(&p).map_err(|e| anyhow::anyhow!("{e}"))?;
     famfs_shadow::write(&tree, &a.out).map_err(|e| anyhow::anyhow!("{e}"))?;
-    eprintln!(
+    lab_host::progress!(
         "famfs-lab: wrote a shadow tree of {} files to {} (check it with `cargo xtask shadow check {}`)",
         a.files,
         a.out.display(),

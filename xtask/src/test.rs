@@ -32,26 +32,28 @@ impl TestArgs {
             "default"
         };
         t.stage("unit tests (nextest)", || {
-            cmd!(sh, "cargo nextest run --workspace --profile {profile}")
-                .run()
-                .map_err(Into::into)
+            let cargo = crate::cargo();
+            lab_host::say::run(cmd!(
+                sh,
+                "{cargo} nextest run --workspace --profile {profile}"
+            ))
         })?;
         // Tests that lack a capability here (FUSE mount, bpf(2)) pass after saying so: show them.
         if let Ok(xml) = std::fs::read_to_string(crate::ci::junit_path(profile)) {
             let skips = lab_ci::skips::from_junit(&xml);
             if !skips.is_empty() {
-                eprintln!("famfs-lab: {} unit test(s) skipped here:", skips.len());
+                lab_host::progress!("famfs-lab: {} unit test(s) skipped here:", skips.len());
                 for s in &skips {
-                    eprintln!("  {s}");
+                    lab_host::progress!("  {s}");
                 }
             }
         }
         if self.unit_only {
-            eprint!("{}", t.table());
+            lab_host::say::progress_block(&t.table());
             return Ok(());
         }
         let failed = t.stage("lab up", || crate::lab::up(sh, &self.lab))?;
-        eprint!("{}", t.table());
+        lab_host::say::progress_block(&t.table());
         if failed {
             bail!("lab up: some cases failed (see the summary above)");
         }

@@ -90,7 +90,7 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
     });
     for g in &guests {
         let state = g.gone.as_deref().unwrap_or("ready");
-        eprintln!("famfs-lab: guest {}: {state}", g.index);
+        lab_host::progress!("famfs-lab: guest {}: {state}", g.index);
         if let Some(m) = &g.map {
             let devs: Vec<&str> = m.dax.iter().map(|d| d.name.as_str()).collect();
             meta.insert(format!("host{}_devices", g.index), devs.join(" "));
@@ -149,7 +149,7 @@ fn bring_up(
         return;
     };
     let up = run::attach_at(session, req, &g.dir, rt).and_then(|(agent, ready)| {
-        eprintln!(
+        lab_host::progress!(
             "famfs-lab: guest {} agent ready {:.2}s after QEMU start ({})",
             g.index,
             ready.as_secs_f64(),
