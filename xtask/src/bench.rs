@@ -82,6 +82,6 @@ fn boot(sh: &Shell, mut args: BootArgs) -> Result<()> {
         serde_json::to_string_pretty(&json!({ "runs": rows }))?,
     )
     .with_context(|| format!("writing {}", path.display()))?;
-    eprintln!("famfs-lab: wrote {}", path.display());
+    lab_host::progress!("famfs-lab: wrote {}", path.display());
     Ok(())
 }

@@ -109,8 +109,9 @@ fn measure(sh: &Shell, args: &FaultArgs) -> Result<BenchReport> {
         suites: Vec::new(),
         cases: vec![CASE.into()],
         cmdline: String::new(),
-        ops: "famfs".into(),
+        ops: crate::ops::Ops::Famfs,
         boot_timeout: args.boot_timeout,
+        ktap: false,
         shadow: None,
         daxdev_data: Vec::new(),
     };
@@ -155,10 +156,10 @@ fn measure(sh: &Shell, args: &FaultArgs) -> Result<BenchReport> {
     bench.save(&json)?;
     let svg = run_dir.join("bench-fault.svg");
     if let Err(e) = lab_bench::chart::write_svg(&bench, &svg) {
-        eprintln!("famfs-lab: no chart: {e:#}");
+        lab_host::progress!("famfs-lab: no chart: {e:#}");
     } else {
-        eprintln!("famfs-lab: wrote {}", svg.display());
+        lab_host::progress!("famfs-lab: wrote {}", svg.display());
     }
-    eprintln!("famfs-lab: wrote {}", json.display());
+    lab_host::progress!("famfs-lab: wrote {}", json.display());
     Ok(bench)
 }

@@ -24,7 +24,12 @@ pub enum Ci {
         nightly: bool,
     },
     /// Lists the cells (push and pull request, then nightly): id, then the command each runs.
-    List,
+    List {
+        /// As JSON: `[{id, label, kernel, fragments, ops, topology, accel, suites,
+        /// timeout_minutes, command}]`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Runs one cell exactly as CI does (same `lab up`, same environment).
     Run {
         /// The cell's id, e.g. famfs-bpf.famfs.default.tcg (`ci list`).
@@ -35,8 +40,8 @@ pub enum Ci {
         no_install: bool,
     },
     /// Prints the kernel's cache key (what `kernel build` caches it under
-    /// and CI's actions/cache is keyed on). The key is stdout's last line:
-    /// a first fetch of Debian's source also prints apt-get's progress.
+    /// and CI's actions/cache is keyed on): stdout's only line (a first
+    /// fetch of Debian's source says what it does on stderr).
     KernelKey(KernelKeyArgs),
     /// Prints a run's results.json as Markdown (for $GITHUB_STEP_SUMMARY).
     Summary {
@@ -45,6 +50,13 @@ pub enum Ci {
         /// The cell the run was, for the title and the rerun command.
         #[arg(long)]
         entry: Option<String>,
+    },
+    /// Prints, as Markdown, the unit tests that could not run here and why (the `SKIP:` lines
+    /// of nextest's JUnit report), for $GITHUB_STEP_SUMMARY.
+    Skips {
+        /// The JUnit report (default: that of nextest's `ci` profile).
+        #[arg(value_name = "JUNIT")]
+        junit: Option<PathBuf>,
     },
 }
 
@@ -77,7 +89,12 @@ impl Ci {
                 );
                 Ok(())
             }
-            Ci::List => {
+            Ci::List { json: true } => {
+                let (matrix, _) = load()?;
+                println!("{}", list_json(matrix.cells()));
+                Ok(())
+            }
+            Ci::List { json: false } => {
                 let (matrix, _) = load()?;
                 for c in matrix.all_cells() {
                     println!(
@@ -93,12 +110,12 @@ impl Ci {
                 let (matrix, _) = load()?;
                 let cell = matrix.cell(&entry)?;
                 let args = up_args(cell, no_install)?;
-                eprintln!("famfs-lab: cell {}: {}", cell.id, cell.shell_command());
+                lab_host::progress!("famfs-lab: cell {}: {}", cell.id, cell.shell_command());
                 // The accelerator reaches the lab through the environment,
                 // as in CI; the ops are a `lab up --ops` argument.
                 for (key, value) in cell.env() {
                     if std::env::var(key).is_ok_and(|v| v != value) {
-                        eprintln!(
+                        lab_host::progress!(
                             "famfs-lab: {key}={value} for this cell (was {})",
                             std::env::var(key)?
                         );
@@ -123,8 +140,40 @@ impl Ci {
                 print!("{}", summary(run_dir, entry.as_deref())?);
                 Ok(())
             }
+            Ci::Skips { junit } => {
+                let path = junit.unwrap_or_else(|| junit_path("ci"));
+                match std::fs::read_to_string(&path) {
+                    Ok(xml) => print!(
+                        "{}",
+                        lab_ci::skips::markdown(&lab_ci::skips::from_junit(&xml))
+                    ),
+                    Err(e) => println!("Unit tests: no JUnit report ({}: {e}).", path.display()),
+                }
+                Ok(())
+            }
         }
     }
+}
+
+/// The cells as JSON, for `ci list --json`.
+fn list_json(cells: &[lab_ci::Cell]) -> serde_json::Value {
+    cells
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "id": c.id,
+                "label": c.label,
+                "kernel": c.kernel,
+                "fragments": c.fragments,
+                "ops": c.ops,
+                "topology": c.topology,
+                "accel": c.accel.as_str(),
+                "suites": c.suites,
+                "timeout_minutes": c.timeout_minutes,
+                "command": c.shell_command(),
+            })
+        })
+        .collect()
 }
 
 /// What `lab up` gets for `cell`: its argument list parsed by `lab up`'s
@@ -193,6 +242,14 @@ fn summary(run_dir: Option<PathBuf>, entry: Option<&str>) -> Result<String> {
     Ok(lab_ci::summary::markdown(&report, entry))
 }
 
+/// Where nextest writes the JUnit report of `profile` (.config/nextest.toml).
+pub(crate) fn junit_path(profile: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| lab_host::paths::repo_root().join("target"));
+    target.join("nextest").join(profile).join("junit.xml")
+}
+
 /// The most recently modified run directory.
 fn newest_run(runs: &Path) -> Option<PathBuf> {
     std::fs::read_dir(runs)
@@ -223,6 +280,20 @@ mod tests {
         }
         let cell = &matrix.cells()[0];
         assert!(up_args(cell, true).unwrap().kernel.no_install);
+    }
+
+    #[test]
+    fn list_json_has_every_cell_with_its_command() {
+        let (matrix, _) = load().unwrap();
+        let v = list_json(matrix.cells());
+        let rows = v.as_array().expect("an array");
+        assert_eq!(rows.len(), matrix.cells().len());
+        for (row, cell) in rows.iter().zip(matrix.cells()) {
+            assert_eq!(row["id"], cell.id.as_str());
+            assert_eq!(row["accel"], cell.accel.as_str());
+            assert_eq!(row["command"], cell.shell_command().as_str());
+            assert_eq!(row["timeout_minutes"], cell.timeout_minutes);
+        }
     }
 
     #[test]

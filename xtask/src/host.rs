@@ -21,7 +21,7 @@ impl Host {
         match self {
             Host::Setup { no_install } => {
                 preflight(sh, &Stage::ALL, no_install)?;
-                eprintln!("famfs-lab: every host tool is present");
+                lab_host::progress!("famfs-lab: every host tool is present");
                 Ok(())
             }
         }

@@ -31,7 +31,7 @@ impl ImageArgs {
         let kernel = self.kernel.build(sh, &mut t)?;
         let image = build(sh, &kernel, self.kernel.no_install, &mut t)?;
         println!("{}", image.path.display());
-        eprint!("{}", t.table());
+        lab_host::say::progress_block(&t.table());
         Ok(())
     }
 }
@@ -50,9 +50,11 @@ pub fn build(
             .flat_map(|(p, _)| ["-p".to_string(), p.to_string()])
             .collect();
         let cargo = crate::cargo();
-        cmd!(sh, "{cargo} build --quiet --profile guest {packages...}")
-            .run()
-            .context("building the guest binaries")
+        lab_host::say::run(cmd!(
+            sh,
+            "{cargo} build --quiet --profile guest {packages...}"
+        ))
+        .context("building the guest binaries")
     })?;
     t.stage("image: initramfs", || {
         let root = lab_host::paths::repo_root();
@@ -75,9 +77,9 @@ pub fn build(
         };
         let image = lab_image::build(&inputs, &lab_host::paths::cache_root())?;
         for note in &image.notes {
-            eprintln!("famfs-lab: image: {note}");
+            lab_host::progress!("famfs-lab: image: {note}");
         }
-        eprintln!(
+        lab_host::progress!(
             "famfs-lab: image {} ({} MiB, {} entries{})",
             image.hash,
             image.size >> 20,

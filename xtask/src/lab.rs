@@ -16,7 +16,11 @@ pub enum Lab {
     /// Boots the same guest with an interactive serial console.
     Shell(ShellArgs),
     /// Lists suites and cases.
-    List,
+    List {
+        /// As JSON: `{"suites": [{name, default, about, cases: [{id, timeout_s, about}]}]}`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Benchmarks: boot (QEMU start -> agent -> devices ready -> first case).
     #[command(subcommand)]
     Bench(crate::bench::Bench),
@@ -38,13 +42,16 @@ pub struct UpArgs {
     /// Extra kernel command line.
     #[arg(long, default_value = "")]
     pub cmdline: String,
-    /// The fmap ops the cases mount with: famfs (BPF, the design under
-    /// test), famfs_maplookup (BPF hash map) or famfs_native (C module).
-    #[arg(long, env = "FAMFS_LAB_OPS", default_value = "famfs")]
-    pub ops: String,
+    /// The fmap ops the cases mount with.
+    #[arg(long, env = "FAMFS_LAB_OPS", value_enum, default_value_t = crate::ops::Ops::Famfs)]
+    pub ops: crate::ops::Ops,
     /// Seconds QEMU may take to boot the guest to its agent.
     #[arg(long, default_value_t = 120)]
     pub boot_timeout: u64,
+    /// Print the results as KTAP on stdout (the summary then goes to stderr); they are in
+    /// RUN/results.ktap either way.
+    #[arg(long)]
+    pub ktap: bool,
     /// A famfs shadow tree you bring (daxdevs.yaml + root/): validated before anything is
     /// built, mounted in the guest, every file's bytes checked (the `shadow` suite, which is
     /// then the default).
@@ -74,7 +81,7 @@ impl UpArgs {
             data,
         };
         let checked = tree.check()?;
-        eprintln!(
+        lab_host::progress!(
             "famfs-lab: shadow tree {}: {} files, {} directories, valid",
             dir.display(),
             checked.files.len(),
@@ -98,7 +105,11 @@ impl Lab {
             Lab::Up(args) => exit_with(up(sh, &args)?),
             Lab::Shell(args) => shell(sh, &args),
             Lab::Bench(b) => b.run(sh),
-            Lab::List => {
+            Lab::List { json: true } => {
+                println!("{}", list_json());
+                Ok(())
+            }
+            Lab::List { json: false } => {
                 for s in famfs_lab_cases::catalog::SUITES {
                     let default = if s.default {
                         ""
@@ -117,6 +128,23 @@ impl Lab {
             }
         }
     }
+}
+
+/// The catalog as JSON, for `lab list --json`.
+fn list_json() -> serde_json::Value {
+    use famfs_lab_cases::catalog::{CASES, SUITES};
+    let suites: Vec<serde_json::Value> = SUITES
+        .iter()
+        .map(|s| {
+            let cases: Vec<serde_json::Value> = CASES
+                .iter()
+                .filter(|c| c.suite == s.name)
+                .map(|c| serde_json::json!({"id": c.id(), "timeout_s": c.timeout_s, "about": c.about}))
+                .collect();
+            serde_json::json!({"name": s.name, "default": s.default, "about": s.about, "cases": cases})
+        })
+        .collect();
+    serde_json::json!({ "suites": suites })
 }
 
 fn load_topology(name: &str) -> Result<lab_vm::Topology> {
@@ -201,7 +229,7 @@ fn prepare(sh: &Shell, kernel: &BuildArgs, topology: &str, t: &mut Timings) -> R
         std::path::Path::new(lab_vm::accel::DEFAULT_QEMU),
         Some(&cache),
     )?;
-    eprintln!("famfs-lab: {}", accel.reason);
+    lab_host::progress!("famfs-lab: {}", accel.reason);
     let built = kernel.build(sh, t)?;
     let image = crate::image::build(sh, &built, kernel.no_install, t)?;
     Ok(Prepared {
@@ -260,7 +288,7 @@ pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
         accel,
         reproduce,
         cmdline: args.cmdline.clone(),
-        ops: args.ops.clone(),
+        ops: args.ops.name().to_string(),
         boot_timeout: Duration::from_secs(args.boot_timeout),
         user_tree,
     };
@@ -273,18 +301,26 @@ pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
     // listed (lab_ci::expected).
     let excuse = |id: &str| lab_runner::plan::skip_excuse(id, &req.kernel, req.topology.hosts);
     let facts = lab_ci::expected::RunFacts {
-        ops: Some(args.ops.as_str()),
+        ops: Some(args.ops.name()),
         excuse: &excuse,
         reproduce: &req.reproduce,
     };
     if expected.apply(&mut report, &facts) > 0 {
         lab_report::write_run_dir(&run_dir, &report)?;
     }
-    println!("{}", lab_report::ktap::write(&report));
-    eprint!("{}", t.table());
-    eprintln!("famfs-lab: results in {}", run_dir.display());
-    // The summary's last line is the plain `N passed, N failed, N skipped`.
-    println!("{}", lab_report::summary::render(&report).trim_end());
+    let summary = lab_report::summary::render(&report);
+    if args.ktap {
+        println!("{}", lab_report::ktap::write(&report));
+    }
+    lab_host::say::progress_block(&t.table());
+    lab_host::progress!("famfs-lab: results in {}", run_dir.display());
+    // The summary's last line is the plain `N passed, N failed, N skipped`: stdout's data,
+    // unless KTAP is.
+    if args.ktap {
+        eprintln!("{}", summary.trim_end());
+    } else {
+        println!("{}", summary.trim_end());
+    }
     Ok(report)
 }
 
@@ -308,7 +344,7 @@ fn shell(sh: &Shell, args: &ShellArgs) -> Result<()> {
     };
     let mut spec = lab_vm::VmSpec::new(topology, Some(boot), &run_dir, accel.accel);
     spec.options.serial = lab_vm::SerialOutput::Stdio;
-    eprintln!(
+    lab_host::progress!(
         "famfs-lab: {}; the guest's console follows (Ctrl-A x quits QEMU)",
         accel.reason
     );
@@ -323,6 +359,21 @@ fn shell(sh: &Shell, args: &ShellArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_json_has_every_suite_and_case() {
+        let v = list_json();
+        let suites = v["suites"].as_array().expect("suites");
+        assert_eq!(suites.len(), famfs_lab_cases::catalog::SUITES.len());
+        let ids: Vec<&str> = suites
+            .iter()
+            .flat_map(|s| s["cases"].as_array().into_iter().flatten())
+            .filter_map(|c| c["id"].as_str())
+            .collect();
+        assert_eq!(ids.len(), famfs_lab_cases::catalog::CASES.len());
+        assert!(ids.contains(&USER_TREE_CASE), "{ids:?}");
+        assert!(suites.iter().all(|s| s["default"].is_boolean()));
+    }
 
     #[test]
     fn civil_dates() {

@@ -8,6 +8,7 @@ mod host;
 mod image;
 mod kernel;
 mod lab;
+mod ops;
 mod shadow;
 mod test;
 
@@ -19,6 +20,14 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "cargo xtask", version, about)]
 struct Cli {
+    /// Say nothing on stderr but errors: stdout still has the verb's data (tables, JSON,
+    /// KTAP, paths); the output of the commands the lab runs is shown only if one fails.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Say more on stderr: every command the lab runs, and `info` logs (FAMFS_LAB_LOG, a
+    /// tracing filter, overrides the log level).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     verb: Verb,
 }
@@ -39,7 +48,7 @@ enum Verb {
     /// CI: the matrix of ci/matrix.yaml, and any cell run as CI runs it.
     #[command(subcommand)]
     Ci(ci::Ci),
-    /// famfs shadow trees: generate one (N files, simple or interleaved, no overlap).
+    /// famfs shadow trees: generate one (N files, simple or interleaved, no overlap), check one.
     #[command(subcommand)]
     Shadow(shadow::Shadow),
     /// Guest image: build it (and the kernel it carries modules of).
@@ -53,15 +62,25 @@ enum ImageVerb {
     Build(image::ImageArgs),
 }
 
+/// The cargo that runs us (`$CARGO`, set by `cargo xtask`), for nested builds: the same
+/// toolchain, not whichever `cargo` is first on PATH.
+pub(crate) fn cargo() -> std::ffi::OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
 fn main() {
+    let cli = Cli::parse();
+    let level = lab_host::say::from_flags(cli.quiet, cli.verbose);
+    lab_host::say::set(level);
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FAMFS_LAB_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_env("FAMFS_LAB_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(lab_host::say::tracing_filter(level))
+            }),
         )
+        .with_ansi(lab_host::say::color())
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let result: Result<()> = (|| {
         let sh = xshell::Shell::new()?;
         sh.change_dir(lab_host::paths::repo_root());
@@ -80,9 +99,4 @@ fn main() {
         // Whatever stops a verb before its cases ran: the lab could not run.
         std::process::exit(lab_report::EXIT_LAB_ERROR);
     }
-}
-
-/// The cargo that runs this xtask (`$CARGO`), for nested builds.
-pub fn cargo() -> std::ffi::OsString {
-    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
 }

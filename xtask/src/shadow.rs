@@ -1,17 +1,33 @@
 //! `cargo xtask shadow new`: a synthetic famfs shadow tree (N files, simple or interleaved, on
 //! the given dax devices, allocated without overlap) for suites, benchmarks and hand runs of
 //! famfs-fused (`famfs-fused --shadow DIR --mountpoint MNT`).
+//! `cargo xtask shadow check DIR`: the validation `lab up --shadow DIR` does before it builds
+//! anything, alone: every error with its file and line, or one line saying the tree is valid.
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use famfs_shadow::{DaxDev, DaxDevs, GenerateParams, Layout};
 use lab_vm::size::ByteSize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Subcommand)]
 pub enum Shadow {
     /// Generates a shadow tree into a new directory.
     New(NewArgs),
+    /// Validates a shadow tree as `lab up --shadow` does (nothing is built or booted): prints
+    /// one line if it is valid, else fails with every error (file:line).
+    Check(CheckArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// The shadow tree (daxdevs.yaml + root/).
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// Also check a device image as `lab up --daxdev-data` would take it (the index is in
+    /// daxdevs.yaml, the file opens).
+    #[arg(long = "daxdev-data", value_name = "INDEX=FILE")]
+    daxdev_data: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -61,8 +77,43 @@ impl Shadow {
     pub fn run(self) -> Result<()> {
         match self {
             Shadow::New(a) => new(&a),
+            Shadow::Check(a) => {
+                println!("{}", check(&a.dir, &a.daxdev_data)?);
+                Ok(())
+            }
         }
     }
+}
+
+/// Validates the tree at `dir` (and the device images of `data`, `INDEX=FILE`); the one-line
+/// summary when valid, else an error listing every problem with its file and line.
+fn check(dir: &Path, data: &[String]) -> Result<String> {
+    let mut images = std::collections::BTreeMap::new();
+    for arg in data {
+        let (i, file) = lab_runner::user_tree::parse_data_arg(arg)?;
+        if images.insert(i, file).is_some() {
+            bail!("--daxdev-data: index {i} given twice");
+        }
+    }
+    if !dir.is_dir() {
+        bail!(
+            "{}: not a directory (a shadow tree holds daxdevs.yaml and root/)",
+            dir.display()
+        );
+    }
+    let tree = famfs_shadow::load(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    let user = lab_runner::user_tree::UserTree {
+        dir: dir.to_path_buf(),
+        data: images,
+    };
+    user.check_data(&tree)?;
+    Ok(format!(
+        "{}: valid shadow tree: {} files, {} directories, {} devices",
+        dir.display(),
+        tree.files.len(),
+        tree.dirs.len(),
+        tree.daxdevs.0.len()
+    ))
 }
 
 fn size(what: &str, v: &str) -> Result<u64> {
@@ -137,8 +188,8 @@ fn new(a: &NewArgs) -> Result<()> {
     let p = params(a)?;
     let tree = famfs_shadow::generate(&p).map_err(|e| anyhow::anyhow!("{e}"))?;
     famfs_shadow::write(&tree, &a.out).map_err(|e| anyhow::anyhow!("{e}"))?;
-    println!(
-        "wrote a shadow tree of {} files to {} (check it with `famfs-fused --check --shadow {}`)",
+    lab_host::progress!(
+        "famfs-lab: wrote a shadow tree of {} files to {} (check it with `cargo xtask shadow check {}`)",
         a.files,
         a.out.display(),
         a.out.display()
@@ -149,6 +200,73 @@ fn new(a: &NewArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A generated valid tree of `files` files on devices 0 and 1.
+    fn valid_tree(files: usize) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("t");
+        let mut devices = DaxDevs::default();
+        for i in 0..2 {
+            let path = format!("/dev/dax{i}.0");
+            devices.0.insert(i, DaxDev { path, size: None });
+        }
+        let p = GenerateParams {
+            files,
+            devices,
+            ..GenerateParams::default()
+        };
+        let tree = famfs_shadow::generate(&p).expect("generate");
+        famfs_shadow::write(&tree, &out).expect("write");
+        dir
+    }
+
+    #[test]
+    fn check_passes_a_valid_tree_with_one_line() {
+        let d = valid_tree(3);
+        let t = d.path().join("t");
+        let line = check(&t, &[]).unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(line.contains("valid shadow tree: 3 files"), "{line}");
+        assert_eq!(line.lines().count(), 1);
+    }
+
+    #[test]
+    fn check_fails_with_every_error_and_its_line() {
+        let d = valid_tree(2);
+        let t = d.path().join("t");
+        // Device 1 twice, and a file whose size does not match its extents.
+        std::fs::write(
+            t.join("daxdevs.yaml"),
+            "0: /dev/dax0.0\n1: /dev/dax1.0\n1: /dev/dax2.0\n",
+        )
+        .unwrap();
+        let file = std::fs::read_dir(t.join("root"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.is_file())
+            .expect("a file");
+        let yaml = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, yaml.replacen("size:", "size: 99999999999 #", 1)).unwrap();
+        let err = format!("{:#}", check(&t, &[]).expect_err("invalid"));
+        assert!(err.contains("2 error(s)"), "{err}");
+        assert!(
+            err.contains("daxdevs.yaml:3: device index 1 is given twice"),
+            "{err}"
+        );
+        assert!(err.contains(&format!("{}:", file.display())), "{err}");
+    }
+
+    #[test]
+    fn check_refuses_a_missing_tree_and_bad_device_data() {
+        let d = valid_tree(1);
+        let missing = d.path().join("nope");
+        let err = check(&missing, &[]).unwrap_err().to_string();
+        assert!(err.contains("not a directory"), "{err}");
+        let t = d.path().join("t");
+        let err = format!("{:#}", check(&t, &["7=/dev/null".into()]).unwrap_err());
+        assert!(err.contains("has no index 7"), "{err}");
+        assert!(check(&t, &["0=/dev/null".into()]).is_ok());
+    }
 
     #[test]
     fn dev_slots_parse_with_and_without_size() {

@@ -21,28 +21,39 @@ impl TestArgs {
         t.stage("host setup", || {
             crate::host::preflight(sh, crate::host::TEST_STAGES, self.lab.kernel.no_install)
         })?;
-        let cargo = crate::cargo();
         let profile = if std::env::var_os("CI").is_some() {
             "ci"
         } else {
             "default"
         };
         let unit = t.stage("unit tests (nextest)", || {
-            cmd!(sh, "{cargo} nextest run --workspace --profile {profile}")
-                .run()
-                .map_err(anyhow::Error::from)
+            let cargo = crate::cargo();
+            lab_host::say::run(cmd!(
+                sh,
+                "{cargo} nextest run --workspace --profile {profile}"
+            ))
         });
         if let Err(e) = unit {
-            eprint!("{}", t.table());
-            eprintln!("error: unit tests failed: {e}");
+            lab_host::say::progress_block(&t.table());
+            eprintln!("error: unit tests failed: {e:#}");
             std::process::exit(lab_report::EXIT_CASES_FAILED);
         }
+        // Tests that lack a capability here (FUSE mount, bpf(2)) pass after saying so: show them.
+        if let Ok(xml) = std::fs::read_to_string(crate::ci::junit_path(profile)) {
+            let skips = lab_ci::skips::from_junit(&xml);
+            if !skips.is_empty() {
+                lab_host::progress!("famfs-lab: {} unit test(s) skipped here:", skips.len());
+                for s in &skips {
+                    lab_host::progress!("  {s}");
+                }
+            }
+        }
         if self.unit_only {
-            eprint!("{}", t.table());
+            lab_host::say::progress_block(&t.table());
             return Ok(());
         }
         let code = t.stage("lab up", || crate::lab::up(sh, &self.lab))?;
-        eprint!("{}", t.table());
+        lab_host::say::progress_block(&t.table());
         match code {
             0 => Ok(()),
             lab_report::EXIT_CASES_FAILED => {

@@ -284,7 +284,7 @@ runs:
       env:
         TREE: ${{ inputs.kernel-tree }}
       run: test -n "$TREE"
-    - uses: actions/upload-artifact@v4
+    - uses: actions/upload-artifact@v7
       with:
         name: x-${{ inputs.accel }}
 "#;

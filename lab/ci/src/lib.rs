@@ -9,7 +9,9 @@
 //!   for the expected message, XPASS for stale entries, FAIL for a SKIP the
 //!   kernel has no excuse for;
 //! - [`action`] checks the structure of the composite action `ci/action.yml`;
-//! - [`summary`] renders a run's `results.json` as the Markdown job summary.
+//! - [`summary`] renders a run's `results.json` as the Markdown job summary;
+//! - [`skips`] finds the unit tests that printed `SKIP:` (a missing capability) in nextest's
+//!   JUnit report.
 //!
 //! Bad input names the file, the line and the key; see [`Error`].
 
@@ -18,6 +20,7 @@ pub mod error;
 pub mod expected;
 pub use lab_yaml_lines as locate;
 pub mod matrix;
+pub mod skips;
 pub mod summary;
 mod unique_map;
 

@@ -138,7 +138,7 @@ impl ExcludeFile {
 
     fn matches(&self, c: &Cell) -> bool {
         let eq = |rule: &Option<String>, value: Option<&str>| {
-            rule.as_deref().map_or(true, |r| Some(r) == value)
+            rule.as_deref().is_none_or(|r| Some(r) == value)
         };
         eq(&self.kernel, Some(&c.label))
             && eq(&self.ops, c.ops.as_deref())

@@ -17,6 +17,7 @@ pub mod fs;
 pub mod meta;
 pub mod notify;
 pub mod ops;
+pub mod probe;
 pub mod reply;
 pub mod request;
 pub mod session;

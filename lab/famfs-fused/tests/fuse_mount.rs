@@ -1,6 +1,8 @@
 //! famfs-fused against this host's real kernel FUSE, without the fmap extension (`--no-fmap`):
 //! mount a generated shadow tree, look at it with `ls -lnR` and std::fs, change attributes,
-//! unmount by signal and from outside. Needs root and /dev/fuse: without them it FAILS.
+//! unmount by signal and from outside. Needs /dev/fuse and the right to mount (root, or
+//! CAP_SYS_ADMIN in a container that permits mount): where a probe mount shows that is missing,
+//! each test prints `SKIP: <test>: <why>` and passes; anywhere else a failure is a failure.
 
 use famfs_fmap::FMAP_ALIGN;
 use famfs_shadow::{generate, write, DaxDev, DaxDevs, GenerateParams, Layout, ShadowTree};
@@ -11,12 +13,9 @@ use std::time::{Duration, Instant};
 
 const M2: u64 = FMAP_ALIGN;
 
-fn require_root_and_fuse() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test mounts FUSE: it must run as root"
-    );
-    assert!(Path::new("/dev/fuse").exists(), "this test needs /dev/fuse");
+/// Whether this test cannot mount FUSE here (then it has printed why).
+fn cannot_mount() -> bool {
+    famfs_fused::probe::skip(famfs_fused::probe::fuse_unavailable())
 }
 
 /// A small tree with varied names, sizes, modes and owners, in two directories.
@@ -71,7 +70,6 @@ struct Mounted {
 
 impl Mounted {
     fn start(t: &ShadowTree, extra: &[&str]) -> Mounted {
-        require_root_and_fuse();
         let dir = tempfile::tempdir().expect("tempdir");
         let shadow = dir.path().join("shadow");
         write(t, &shadow).expect("write shadow tree");
@@ -186,6 +184,9 @@ fn perms(mode: u32, dir: bool) -> String {
 
 #[test]
 fn ls_shows_the_shadow_trees_names_sizes_modes_and_owners() {
+    if cannot_mount() {
+        return;
+    }
     let t = tree();
     let m = Mounted::start(&t, &["--no-fmap"]);
     let out = Command::new("ls")
@@ -260,6 +261,9 @@ fn ls_shows_the_shadow_trees_names_sizes_modes_and_owners() {
 
 #[test]
 fn attributes_change_in_memory_and_size_changes_are_refused() {
+    if cannot_mount() {
+        return;
+    }
     let t = tree();
     let m = Mounted::start(&t, &["--no-fmap", "--attr-timeout-ms", "0"]);
     let f = m.mnt.join(&t.files[3].path);
@@ -295,6 +299,9 @@ fn attributes_change_in_memory_and_size_changes_are_refused() {
 
 #[test]
 fn allow_resize_accepts_size_changes() {
+    if cannot_mount() {
+        return;
+    }
     let t = tree();
     let m = Mounted::start(
         &t,
@@ -310,6 +317,9 @@ fn allow_resize_accepts_size_changes() {
 
 #[test]
 fn sigterm_unmounts_and_exits_cleanly() {
+    if cannot_mount() {
+        return;
+    }
     let mut m = Mounted::start(&tree(), &["--no-fmap", "--threads", "3"]);
     assert!(is_mounted(&m.mnt));
     m.signal(nix::sys::signal::Signal::SIGUSR1);
@@ -321,6 +331,9 @@ fn sigterm_unmounts_and_exits_cleanly() {
 
 #[test]
 fn external_umount_stops_the_server() {
+    if cannot_mount() {
+        return;
+    }
     let mut m = Mounted::start(&tree(), &["--no-fmap"]);
     nix::mount::umount2(&m.mnt, nix::mount::MntFlags::empty()).expect("umount");
     let (st, err) = m.wait();
@@ -331,7 +344,9 @@ fn external_umount_stops_the_server() {
 /// at INIT with a message saying why, and leaves nothing mounted.
 #[test]
 fn fmap_mode_on_a_kernel_without_the_extension_fails_loudly() {
-    require_root_and_fuse();
+    if cannot_mount() {
+        return;
+    }
     let btf = std::fs::read("/sys/kernel/btf/vmlinux").unwrap_or_default();
     if btf.windows(17).any(|w| w == b"fuse_dax_fmap_ops") {
         // The famfs-bpf kernel: this case is the guest suites' business.

@@ -505,7 +505,9 @@ fn as_pid1_in_a_pid_namespace() {
         .status()
         .is_ok_and(|s| s.success());
     if !usable {
-        eprintln!("skipping: cannot create a PID namespace here");
+        println!(
+            "SKIP: as_pid1_in_a_pid_namespace: unshare --pid --mount is refused here (needs CAP_SYS_ADMIN)"
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -29,13 +29,7 @@ const CASES_DIR: &str = "/run/famfs-lab/cases";
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 /// The ops every case uses unless it picks its own.
 pub const OPS_ENV: &str = "FAMFS_LAB_OPS";
-pub const KNOWN_OPS: &[&str] = &[
-    "famfs",
-    "famfs_maplookup",
-    "famfs_native",
-    "evil_oob",
-    "reject_all",
-];
+pub use famfs_lab_cases::KNOWN_OPS;
 /// The native ops' module (CONFIG_FUSE_DAX_FMAP_NATIVE_TEST).
 pub const NATIVE_MODULE: &str = "fuse_dax_fmap_native";
 

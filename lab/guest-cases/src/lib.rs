@@ -6,6 +6,18 @@
 //! blobs of the negative and fuzz cases ([`blobs`]) and what a user's shadow tree must read
 //! ([`user_tree`]).
 
+/// The fmap ops a case may mount with (`FAMFS_LAB_OPS`, `cargo xtask lab up --ops`): every
+/// variant famfs-fused knows. `famfs_slow` is `famfs` with a busy loop in iomap_begin (the
+/// benchmark's known slowdown): same results, slower.
+pub const KNOWN_OPS: &[&str] = &[
+    "famfs",
+    "famfs_maplookup",
+    "famfs_native",
+    "famfs_slow",
+    "evil_oob",
+    "reject_all",
+];
+
 pub mod benchdata;
 pub mod blobs;
 pub mod catalog;

@@ -91,10 +91,8 @@ pub fn prepare(sh: &Shell) -> Result<()> {
     let changed = ensure_sources(&codename)?;
     let backports = format!("{codename}-backports");
     if changed || !has_lists_for(&backports) || !has_lists_for(KERNEL_SOURCE_SUITE) {
-        eprintln!("famfs-lab: apt-get update (the lab's apt suites: {backports}, {KERNEL_SOURCE_SUITE} pinned to 1)");
-        cmd!(sh, "apt-get update -q")
-            .run()
-            .context("apt-get update failed")?;
+        crate::progress!("famfs-lab: apt-get update (the lab's apt suites: {backports}, {KERNEL_SOURCE_SUITE} pinned to 1)");
+        crate::say::run(cmd!(sh, "apt-get update -q")).context("apt-get update failed")?;
     }
     Ok(())
 }
@@ -107,7 +105,7 @@ pub fn install(sh: &Shell, tools: &[Tool]) -> Result<()> {
     let codename = debian_codename().context("not a Debian host")?;
     prepare(sh)?;
     for t in tools {
-        eprintln!(
+        crate::progress!(
             "famfs-lab: installing {} for {} ({})",
             t.package,
             t.name(),
@@ -123,18 +121,16 @@ pub fn install(sh: &Shell, tools: &[Tool]) -> Result<()> {
     };
     let plain = names(&plain);
     if !plain.is_empty() {
-        cmd!(
+        crate::say::run(cmd!(
             sh,
             "apt-get install -y -q --no-install-recommends {plain...}"
-        )
-        .run()
+        ))
         .context("apt-get install failed")?;
     }
     let backports = names(&backports);
     if !backports.is_empty() {
         let suite = format!("{codename}-backports");
-        cmd!(sh, "apt-get install -y -q -t {suite} {backports...}")
-            .run()
+        crate::say::run(cmd!(sh, "apt-get install -y -q -t {suite} {backports...}"))
             .context("apt-get install from backports failed")?;
     }
     Ok(())
@@ -153,8 +149,7 @@ pub fn download(sh: &Shell, package: &str, suite: &str, dir: &Path) -> Result<st
     prepare(sh)?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let _cd = sh.push_dir(dir);
-    cmd!(sh, "apt-get download -q -t {suite} {package}")
-        .run()
+    crate::say::run(cmd!(sh, "apt-get download -q -t {suite} {package}"))
         .with_context(|| format!("apt-get download {package} from {suite} failed"))?;
     newest_deb(dir, package)
 }

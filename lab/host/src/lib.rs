@@ -7,4 +7,5 @@ pub mod lock;
 pub mod paths;
 pub mod prereqs;
 pub mod run;
+pub mod say;
 pub mod stage;

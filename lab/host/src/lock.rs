@@ -25,7 +25,7 @@ pub fn exclusive(path: &Path, what: &str) -> Result<Lock> {
         .with_context(|| format!("opening lock {}", path.display()))?;
     // SAFETY: flock on a file descriptor we own.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        eprintln!(
+        crate::progress!(
             "famfs-lab: waiting for {what} in another process ({})",
             path.display()
         );

@@ -17,12 +17,12 @@ impl Timings {
         name: &str,
         f: impl FnOnce() -> anyhow::Result<T>,
     ) -> anyhow::Result<T> {
-        eprintln!("==> {name}");
+        crate::progress!("==> {name}");
         let start = Instant::now();
         let out = f();
         let took = start.elapsed();
         let verdict = if out.is_ok() { "done" } else { "FAILED" };
-        eprintln!("<== {name}: {verdict} in {:.1}s", took.as_secs_f64());
+        crate::progress!("<== {name}: {verdict} in {:.1}s", took.as_secs_f64());
         self.stages.push((name.to_string(), took));
         out
     }
@@ -61,8 +61,11 @@ impl Timings {
     }
 }
 
-/// A progress bar for `len` steps (hidden when stderr is not a terminal).
+/// A progress bar for `len` steps (hidden when stderr is not a terminal, or with `-q`).
 pub fn bar(len: u64, what: &str) -> ProgressBar {
+    if !crate::say::progress_enabled() {
+        return ProgressBar::hidden();
+    }
     let bar = ProgressBar::new(len);
     let style = ProgressStyle::with_template(
         "{spinner} {msg} [{elapsed_precise}] {wide_bar} {pos}/~{len} (eta {eta})",

@@ -124,7 +124,7 @@ pub fn build(sh: &Shell, req: &BuildRequest, t: &mut Timings) -> Result<BuiltKer
     if resolved.id.is_some() {
         if let Some(entry) = cache::lookup(&req.cache_root, &key) {
             let meta = entry.meta()?;
-            eprintln!(
+            lab_host::progress!(
                 "famfs-lab: kernel {label} is cached: {}",
                 entry.dir.display()
             );
@@ -169,7 +169,7 @@ pub fn build(sh: &Shell, req: &BuildRequest, t: &mut Timings) -> Result<BuiltKer
             build_seconds,
         };
         let entry = staging.commit(&meta)?;
-        eprintln!(
+        lab_host::progress!(
             "famfs-lab: kernel {label} ({}) built into {}",
             meta.release,
             entry.dir.display()
@@ -230,7 +230,7 @@ fn configure(
     build: &Path,
 ) -> Result<()> {
     for (name, old, new) in &merged.overrides {
-        eprintln!(
+        lab_host::progress!(
             "famfs-lab: {name}: {} ({}) overrides {} ({})",
             new.value,
             new.origin.file.display(),
@@ -281,14 +281,14 @@ fn configure_base(
     match spec.base {
         crate::spec::BaseConfig::Allnoconfig => {
             let allconfig = format!("KCONFIG_ALLCONFIG={}", fragment.display());
-            cmd!(sh, "make -s -C {src} O={build} {allconfig} {base}").run()?;
+            lab_host::say::run(cmd!(sh, "make -s -C {src} O={build} {allconfig} {base}"))?;
         }
         crate::spec::BaseConfig::Defconfig => {
-            cmd!(sh, "make -s -C {src} O={build} {base}").run()?;
+            lab_host::say::run(cmd!(sh, "make -s -C {src} O={build} {base}"))?;
             let mut config = std::fs::read_to_string(build.join(".config"))?;
             config.push_str(&text);
             std::fs::write(build.join(".config"), config)?;
-            cmd!(sh, "make -s -C {src} O={build} olddefconfig").run()?;
+            lab_host::say::run(cmd!(sh, "make -s -C {src} O={build} olddefconfig"))?;
         }
     }
     std::fs::write(&stamp, base)?;
@@ -328,7 +328,7 @@ fn make(spec: &KernelSpec, src: &Path, build: &Path, work: &Path, jobs: usize) -
                 built += 1;
                 bar.set_position(built);
                 if quiet_terminal && last_note.elapsed().as_secs() >= 60 {
-                    eprintln!("famfs-lab: kernel make: {built} objects so far");
+                    lab_host::progress!("famfs-lab: kernel make: {built} objects so far");
                     last_note = Instant::now();
                 }
             }
@@ -380,12 +380,10 @@ fn install(sh: &Shell, spec: &KernelSpec, src: &Path, build: &Path, dest: &Path)
     if spec.targets.iter().any(|t| t == "modules") {
         let modroot = dest.join("modroot");
         let path = format!("INSTALL_MOD_PATH={}", modroot.display());
-        cmd!(
+        lab_host::say::run(cmd!(
             sh,
             "make -s -C {src} O={build} {path} INSTALL_MOD_STRIP=1 modules_install"
-        )
-        .quiet()
-        .run()
+        ))
         .context("make modules_install")?;
     }
     Ok(())
@@ -426,12 +424,12 @@ pub fn bisect_build(
     for (i, p) in patches.iter().enumerate().take(n.saturating_sub(1)) {
         let rev = format!("{head}~{}", n - 1 - i);
         let commit = cmd!(sh, "git -C {src} rev-parse {rev}").read()?;
-        cmd!(sh, "git -C {src} checkout -q {commit}").run()?;
+        lab_host::say::run(cmd!(sh, "git -C {src} checkout -q {commit}"))?;
         let name = format!("kernel: build with patches 1..{} ({})", i + 1, p.name);
         let step = || -> Result<()> {
             let absent = configure_prefix(sh, &spec, &merged, &src, &build_dir)?;
             if !absent.is_empty() {
-                eprintln!(
+                lab_host::progress!(
                     "famfs-lab: not in this prefix's Kconfig yet: {}",
                     absent.join(", ")
                 );
@@ -442,7 +440,7 @@ pub fn bisect_build(
             failed.push((p.name.clone(), format!("{e:#}")));
         }
     }
-    cmd!(sh, "git -C {src} checkout -q {head}").run()?;
+    lab_host::say::run(cmd!(sh, "git -C {src} checkout -q {head}"))?;
     if let Some(state) = state {
         std::fs::write(&state_file, state)?;
     }

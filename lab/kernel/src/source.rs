@@ -80,7 +80,7 @@ fn fetch_debian(sh: &Shell, pkg: &str, cache_root: &Path, dir: &Path) -> Result<
     let version = cmd!(sh, "dpkg-deb -f {deb} Version")
         .read()
         .context("reading the .deb's version")?;
-    eprintln!("famfs-lab: unpacking {pkg} {version} (once; about a minute)");
+    lab_host::progress!("famfs-lab: unpacking {pkg} {version} (once; about a minute)");
     let tmp = dir.with_extension("tmp");
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp)?;
@@ -89,23 +89,22 @@ fn fetch_debian(sh: &Shell, pkg: &str, cache_root: &Path, dir: &Path) -> Result<
     {
         let _cd = sh.push_dir(&tmp);
         let tarball = format!("./usr/src/{pkg}.tar.xz");
-        cmd!(
+        lab_host::say::run(cmd!(
             sh,
             "sh -c 'dpkg-deb --fsys-tarfile \"$0\" | tar -x \"$1\"' {deb} {tarball}"
-        )
-        .run()
+        ))
         .with_context(|| format!("extracting {tarball} from {}", deb.display()))?;
-        cmd!(sh, "tar -C linux --strip-components=1 -xf {tarball}").run()?;
+        lab_host::say::run(cmd!(sh, "tar -C linux --strip-components=1 -xf {tarball}"))?;
         std::fs::remove_dir_all(tmp.join("usr"))?;
     }
     let linux = tmp.join("linux");
     let msg = format!("{pkg} {version}");
-    cmd!(sh, "git -C {linux} init -q").run()?;
-    cmd!(sh, "git -C {linux} config gc.auto 0").run()?;
+    lab_host::say::run(cmd!(sh, "git -C {linux} init -q"))?;
+    lab_host::say::run(cmd!(sh, "git -C {linux} config gc.auto 0"))?;
     // Debian's tarball ignores everything at its top level: add with -f.
-    cmd!(sh, "git -C {linux} add -A -f").run()?;
-    cmd!(sh, "git {GIT_ID...} -C {linux} commit -q -m {msg}").run()?;
-    cmd!(sh, "git -C {linux} tag base").run()?;
+    lab_host::say::run(cmd!(sh, "git -C {linux} add -A -f"))?;
+    lab_host::say::run(cmd!(sh, "git {GIT_ID...} -C {linux} commit -q -m {msg}"))?;
+    lab_host::say::run(cmd!(sh, "git -C {linux} tag base"))?;
     let deb_name = deb
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -233,16 +232,16 @@ pub fn prepare_tree(
         }
     } else {
         std::fs::create_dir_all(work)?;
-        cmd!(sh, "git -C {repo} worktree prune").run()?;
-        cmd!(sh, "git -C {repo} worktree add -q --detach {src} {commit}").run()?;
+        lab_host::say::run(cmd!(sh, "git -C {repo} worktree prune"))?;
+        lab_host::say::run(cmd!(
+            sh,
+            "git -C {repo} worktree add -q --detach {src} {commit}"
+        ))?;
     }
     let _ = std::fs::remove_file(&state_file);
-    let _ = cmd!(sh, "git -C {src} am --abort")
-        .quiet()
-        .ignore_stderr()
-        .run();
-    cmd!(sh, "git -C {src} reset -q --hard {commit}").run()?;
-    cmd!(sh, "git -C {src} clean -fdq").run()?;
+    let _ = lab_host::say::run(cmd!(sh, "git -C {src} am --abort").ignore_stderr());
+    lab_host::say::run(cmd!(sh, "git -C {src} reset -q --hard {commit}"))?;
+    lab_host::say::run(cmd!(sh, "git -C {src} clean -fdq"))?;
     for p in patches {
         apply(sh, &src, p, &resolved.version)?;
     }
@@ -269,10 +268,7 @@ fn apply(sh: &Shell, src: &Path, patch: &Patch, base: &str) -> Result<()> {
         .ignore_status()
         .output()?;
     if !am.status.success() {
-        let _ = cmd!(sh, "git -C {src} am --abort")
-            .quiet()
-            .ignore_stderr()
-            .run();
+        let _ = lab_host::say::run(cmd!(sh, "git -C {src} am --abort").ignore_stderr());
         bail!(
             "patch {} applies but `git am` refused it (is it `git format-patch` output?):\n{}",
             patch.name,

@@ -68,7 +68,7 @@ pub(crate) async fn boot_guarded(
         }
         GuardAction::RestartUnderTcg(tcg) => {
             session.vm.kill();
-            eprintln!("famfs-lab: {}", tcg.reason);
+            lab_host::progress!("famfs-lab: {}", tcg.reason);
             // Keep the silent boot's log beside the real one.
             let log = session.serial.path().to_path_buf();
             let _ = std::fs::rename(&log, log.with_extension("kvm.log"));

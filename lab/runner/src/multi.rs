@@ -115,7 +115,7 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
     });
     for g in &guests {
         let state = g.gone.as_deref().unwrap_or("ready");
-        eprintln!("famfs-lab: guest {}: {state}", g.index);
+        lab_host::progress!("famfs-lab: guest {}: {state}", g.index);
         if let Some(why) = &g.gone {
             let why = format!("guest {} never became ready: {why}", g.index);
             RunReport::set_lab_error(&mut meta, &why);
@@ -183,7 +183,7 @@ fn bring_up(
         return;
     };
     let up = run::attach_at(session, req, &g.dir, rt).and_then(|(agent, ready)| {
-        eprintln!(
+        lab_host::progress!(
             "famfs-lab: guest {} agent ready {:.2}s after QEMU start ({})",
             g.index,
             ready.as_secs_f64(),

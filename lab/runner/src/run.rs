@@ -101,7 +101,7 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
     let cases = match attach(&mut session, req, &rt) {
         Ok((agent, ready)) => {
             meta.insert("boot_ms".into(), ready.as_millis().to_string());
-            eprintln!(
+            lab_host::progress!(
                 "famfs-lab: guest agent ready {:.2}s after QEMU start ({})",
                 ready.as_secs_f64(),
                 req.accel.accel.as_str()
@@ -287,7 +287,7 @@ fn drive(
     };
     if let Some((u, tree)) = user {
         match u.prepare(tree, &map, backings, &req.run_dir.join("results")) {
-            Ok(note) => eprintln!("famfs-lab: {note}"),
+            Ok(note) => lab_host::progress!("famfs-lab: {note}"),
             Err(e) => {
                 let why = format!("writing the user tree's bytes: {e:#}");
                 eprintln!("famfs-lab: {why}");
@@ -304,7 +304,7 @@ fn drive(
         "first_case_ms".into(),
         start.elapsed().as_millis().to_string(),
     );
-    eprintln!(
+    lab_host::progress!(
         "famfs-lab: devices ready; first case {:.2}s after QEMU start",
         start.elapsed().as_secs_f64()
     );
@@ -355,7 +355,7 @@ pub(crate) fn print_case(r: &CaseReport, case: &Case) {
         .as_deref()
         .map(|w| format!(": {w}"))
         .unwrap_or_default();
-    eprintln!(
+    lab_host::progress!(
         "famfs-lab: {} {} ({} ms){reason}",
         case.id(),
         r.outcome,

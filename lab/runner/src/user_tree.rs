@@ -55,6 +55,12 @@ impl UserTree {
         }
         let tree = famfs_shadow::load(&self.dir)
             .map_err(|e| anyhow::anyhow!("--shadow {}: {e}", self.dir.display()))?;
+        self.check_data(&tree)?;
+        Ok(tree)
+    }
+
+    /// Every `--daxdev-data` index is a device of `tree` and its file opens.
+    pub fn check_data(&self, tree: &ShadowTree) -> Result<()> {
         for (i, path) in &self.data {
             if tree.daxdevs.get(*i).is_none() {
                 bail!(
@@ -66,7 +72,7 @@ impl UserTree {
             }
             File::open(path).with_context(|| format!("--daxdev-data {i}={}", path.display()))?;
         }
-        Ok(tree)
+        Ok(())
     }
 
     /// Copies the tree into `results/user-shadow` (the guest's `/results/user-shadow`).

@@ -47,11 +47,48 @@ impl DaxDevs {
         self.0.get(&index)
     }
 
+    /// Parses the table; the first problem only (see [`DaxDevs::parse_all`]).
     pub fn parse(file: &Path, src: &str) -> Result<DaxDevs, ShadowError> {
-        let raw: BTreeMap<u32, Entry> = serde_norway::from_str(src)
+        Self::parse_all(file, src).map_err(|mut errs| errs.remove(0))
+    }
+
+    /// Parses the table and reports every problem, each with the file and the line of its key:
+    /// an index outside 0..24, an empty or too long path, an index given twice (at the second
+    /// one, naming the first). A YAML syntax or schema error ends parsing there. The error list
+    /// is never empty.
+    pub fn parse_all(file: &Path, src: &str) -> Result<DaxDevs, Vec<ShadowError>> {
+        match Self::parse_partial(file, src) {
+            Ok((devs, errs)) if errs.is_empty() => Ok(devs),
+            Ok((_, errs)) => Err(errs),
+            Err(e) => Err(vec![e]),
+        }
+    }
+
+    /// The valid entries (of an index given twice, the first) and the problems with the others;
+    /// `Err` when the file is not a table at all (syntax or schema).
+    pub(crate) fn parse_partial(
+        file: &Path,
+        src: &str,
+    ) -> Result<(DaxDevs, Vec<ShadowError>), ShadowError> {
+        let raw: Pairs = serde_norway::from_str(src)
             .map_err(|e| ShadowError::yaml(file, e.location().map(|l| l.line()), e.to_string()))?;
-        let mut out = BTreeMap::new();
-        for (index, e) in raw {
+        let lines = key_lines(src);
+        // The line of the n-th (0-based) occurrence of key `index` in the file.
+        let line_of = |index: u32, n: usize| {
+            lines
+                .iter()
+                .filter(|(i, _)| *i == index)
+                .nth(n)
+                .map(|(_, l)| *l)
+        };
+        let mut out: BTreeMap<u32, DaxDev> = BTreeMap::new();
+        let mut seen: BTreeMap<u32, usize> = BTreeMap::new();
+        let mut errs = Vec::new();
+        for (index, e) in raw.0 {
+            let n = seen.entry(index).or_insert(0);
+            let occurrence = *n;
+            *n += 1;
+            let line = line_of(index, occurrence);
             let dev = match e {
                 Entry::Path(path) => DaxDev { path, size: None },
                 Entry::Full(f) => DaxDev {
@@ -59,14 +96,26 @@ impl DaxDevs {
                     size: f.size,
                 },
             };
+            if occurrence > 0 {
+                let first = match line_of(index, 0) {
+                    Some(l) => format!("line {l}"),
+                    None => "earlier".to_string(),
+                };
+                let msg = format!(
+                    "device index {index} is given twice (first at {first}); \
+                     each index names one device"
+                );
+                errs.push(ShadowError::yaml(file, line, msg));
+                continue;
+            }
             if index >= MAX_DEVS || dev.path.is_empty() || dev.path.len() >= 256 {
-                let line = key_line(src, index);
                 let msg = format!("device {index}: index must be 0..24 and the path 1..255 bytes");
-                return Err(ShadowError::yaml(file, line, msg));
+                errs.push(ShadowError::yaml(file, line, msg));
+                continue;
             }
             out.insert(index, dev);
         }
-        Ok(DaxDevs(out))
+        Ok((DaxDevs(out), errs))
     }
 
     pub fn to_yaml(&self) -> String {
@@ -88,10 +137,127 @@ impl DaxDevs {
     }
 }
 
-/// Line of the top-level key `index:` (the table is a flat mapping).
-fn key_line(src: &str, index: u32) -> Option<usize> {
-    let key = format!("{index}:");
+/// The table's entries in file order, duplicates kept (a map would keep only the last).
+struct Pairs(Vec<(u32, Entry)>);
+
+impl<'de> Deserialize<'de> for Pairs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Pairs;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a mapping of device index to device path or {path, size}")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Pairs, A::Error> {
+                let mut v = Vec::new();
+                while let Some(pair) = m.next_entry()? {
+                    v.push(pair);
+                }
+                Ok(Pairs(v))
+            }
+            // An empty file is an empty table.
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Pairs, E> {
+                Ok(Pairs(Vec::new()))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// The top-level keys that are device indexes, with their lines (1-based), in file order. The
+/// table is a flat block mapping: a key starts its line without indentation.
+fn key_lines(src: &str) -> Vec<(u32, usize)> {
     src.lines()
-        .position(|l| l.trim_start().starts_with(&key))
-        .map(|p| p + 1)
+        .enumerate()
+        .filter(|(_, l)| !l.starts_with([' ', '\t', '#', '-']))
+        .filter_map(|(n, l)| {
+            let key = l.split_once(':')?.0.trim();
+            let key = key.trim_matches(|c| c == '\'' || c == '"');
+            let index = match key.strip_prefix("0x") {
+                Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                None => key.parse().ok()?,
+            };
+            Some((index, n + 1))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(src: &str) -> Vec<String> {
+        DaxDevs::parse_all(Path::new("t/daxdevs.yaml"), src)
+            .expect_err("invalid table")
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn a_good_table_parses_both_forms() {
+        let src = "# devices\n0: /dev/dax0.0\n1: {path: /dev/dax1.0, size: 4096}\n";
+        let d = DaxDevs::parse_all(Path::new("d.yaml"), src).expect("valid");
+        assert_eq!(d.get(0).map(|d| d.path.as_str()), Some("/dev/dax0.0"));
+        assert_eq!(d.get(1).and_then(|d| d.size), Some(4096));
+        assert_eq!(d.0.len(), 2);
+    }
+
+    #[test]
+    fn a_duplicated_index_is_an_error_at_its_second_line() {
+        let src = "0: /dev/dax0.0\n1: /dev/dax1.0\n0: /dev/dax2.0\n";
+        let e = errors(src);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("t/daxdevs.yaml:3: device index 0 is given twice (first at line 1)"),
+            "{e:?}"
+        );
+        // parse (first error) refuses it too, rather than keeping one of the two paths.
+        assert!(DaxDevs::parse(Path::new("t/daxdevs.yaml"), src).is_err());
+    }
+
+    #[test]
+    fn indexes_spelled_differently_are_still_the_same_index() {
+        let src = "2: /dev/dax0.0\n0x2: {path: /dev/dax1.0}\n";
+        let e = errors(src);
+        assert!(
+            e[0].contains("daxdevs.yaml:2: device index 2 is given twice"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let src = "0: /dev/dax0.0\n30: /dev/dax9.0\n0: /dev/dax1.0\n5: ''\n5: /dev/x\n";
+        let e = errors(src);
+        assert_eq!(e.len(), 4, "{e:?}");
+        assert!(
+            e[0].starts_with("t/daxdevs.yaml:2: device 30: index must be 0..24"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].starts_with("t/daxdevs.yaml:3: device index 0 is given twice"),
+            "{e:?}"
+        );
+        assert!(e[2].starts_with("t/daxdevs.yaml:4: device 5:"), "{e:?}");
+        assert!(
+            e[3].starts_with("t/daxdevs.yaml:5: device index 5 is given twice"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_keep_their_line() {
+        let e = errors("0: /dev/dax0.0\n1: [unclosed\n");
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("t/daxdevs.yaml:"), "{e:?}");
+    }
+
+    #[test]
+    fn to_yaml_round_trips() {
+        let src = "0: /dev/dax0.0\n3: {path: /dev/dax1.0, size: 8192}\n";
+        let d = DaxDevs::parse_all(Path::new("d.yaml"), src).expect("valid");
+        let again = DaxDevs::parse_all(Path::new("d.yaml"), &d.to_yaml()).expect("valid");
+        assert_eq!(d, again);
+    }
 }

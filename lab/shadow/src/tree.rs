@@ -53,14 +53,22 @@ pub fn normalize(p: &str) -> String {
 pub fn load(shadow: &Path) -> Result<ShadowTree, ShadowErrors> {
     let mut errs = Vec::new();
     let dpath = shadow.join(DAXDEVS_FILE);
-    let daxdevs = match std::fs::read_to_string(&dpath) {
-        Ok(src) => DaxDevs::parse(&dpath, &src).unwrap_or_else(|e| {
-            errs.push(e);
-            DaxDevs::default()
-        }),
+    // Without a readable table, the files' device indexes cannot be checked against it (each
+    // would be one more error about the same problem).
+    let (daxdevs, table_known) = match std::fs::read_to_string(&dpath) {
+        Ok(src) => match DaxDevs::parse_partial(&dpath, &src) {
+            Ok((devs, table_errs)) => {
+                errs.extend(table_errs);
+                (devs, true)
+            }
+            Err(e) => {
+                errs.push(e);
+                (DaxDevs::default(), false)
+            }
+        },
         Err(e) => {
             errs.push(ShadowError::io(&dpath, e));
-            DaxDevs::default()
+            (DaxDevs::default(), false)
         }
     };
     let mut tree = ShadowTree {
@@ -75,7 +83,9 @@ pub fn load(shadow: &Path) -> Result<ShadowTree, ShadowErrors> {
         &mut sources,
         &mut errs,
     );
-    check_devices(&tree, &sources, &mut errs);
+    if table_known {
+        check_devices(&tree, &sources, &mut errs);
+    }
     if errs.is_empty() {
         crate::overlap::check(&tree, &sources, &mut errs);
     }

@@ -277,3 +277,18 @@ fn daxdevs_errors() {
     std::fs::create_dir(d.path().join("root")).expect("mkdir");
     assert!(one_error(d.path()).contains("daxdevs.yaml: No such file"));
 }
+
+#[test]
+fn a_device_index_given_twice_is_refused_not_merged() {
+    // The second entry would silently replace the first: a file on device 0 would be served
+    // from /dev/dax1.0. The tree is refused at the second key's line.
+    let d = tree(
+        "0: /dev/dax0.0\n1: /dev/dax1.0\n0: /dev/dax1.0\n",
+        &[("a", &simple("a", 4096, 0, 0, M2))],
+    );
+    let e = one_error(d.path());
+    assert!(
+        e.contains("daxdevs.yaml:3: device index 0 is given twice (first at line 1)"),
+        "{e}"
+    );
+}

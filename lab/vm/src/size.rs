@@ -21,7 +21,7 @@ impl ByteSize {
     pub fn to_qemu(self) -> String {
         let n = self.0;
         for (unit, suffix) in [(TIB, "T"), (GIB, "G"), (MIB, "M"), (KIB, "K")] {
-            if n != 0 && n % unit == 0 {
+            if n != 0 && n.is_multiple_of(unit) {
                 return format!("{}{suffix}", n / unit);
             }
         }

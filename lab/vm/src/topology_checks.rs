@@ -81,7 +81,7 @@ fn check_machine(t: &Topology, p: &mut Problems) {
             ),
         ));
     }
-    if t.memory.0 < 64 * MIB || t.memory.0 % MIB != 0 {
+    if t.memory.0 < 64 * MIB || !t.memory.0.is_multiple_of(MIB) {
         p.push((
             path("memory"),
             format!(
