@@ -5,6 +5,7 @@
 
 pub mod host_bytes;
 pub mod kvm_guard;
+pub mod leaks;
 pub mod markers;
 pub mod multi;
 pub mod plan;

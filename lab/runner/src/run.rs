@@ -45,6 +45,9 @@ pub struct RunRequest {
     pub user_tree: Option<crate::user_tree::UserTree>,
 }
 
+/// `meta` key present when kmemleak was cleared after setup (and is checked at the end).
+const KMEMLEAK_META: &str = "kmemleak";
+
 /// How long the guest may take to power off before QEMU is stopped.
 pub(crate) const POWEROFF: Duration = Duration::from_secs(15);
 /// Lines of serial log shown when the guest dies or hangs.
@@ -98,6 +101,7 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
     };
     meta.insert("accel_reason".into(), req.accel.reason.clone());
     meta.insert("image".into(), req.initramfs.display().to_string());
+    let mut leak_case = None;
     let cases = match attach(&mut session, req, &rt) {
         Ok((agent, ready)) => {
             meta.insert("boot_ms".into(), ready.as_millis().to_string());
@@ -117,6 +121,10 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
                 start,
                 &mut meta,
             );
+            // On a kmemleak kernel: what the cases leaked, as the pseudo-case lab.kmemleak.
+            if meta.contains_key(KMEMLEAK_META) {
+                leak_case = Some(crate::leaks::check(&agent, &req.reproduce));
+            }
             crate::whole_log::mark(&agent, markers::POWEROFF);
             let _ = agent.poweroff(Duration::from_secs(5));
             cases
@@ -136,6 +144,9 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
     let mut report = assemble(req, started_at, start.elapsed(), cases, meta);
     // Splats outside every case window (boot, setup, between cases, power off) fail the run.
     crate::whole_log::add_from(&mut report, &session.serial, &req.reproduce);
+    if let Some(c) = leak_case {
+        crate::whole_log::add(&mut report, vec![c]);
+    }
     lab_report::write_run_dir(&req.run_dir, &report)?;
     host_bytes::discard_after(&req.run_dir, &backings, report.failed());
     Ok(report)
@@ -300,6 +311,9 @@ fn drive(
         "setup_ms".into(),
         setup_started.elapsed().as_millis().to_string(),
     );
+    if crate::leaks::clear(agent) {
+        meta.insert(KMEMLEAK_META.into(), "cleared after setup".into());
+    }
     meta.insert(
         "first_case_ms".into(),
         start.elapsed().as_millis().to_string(),
