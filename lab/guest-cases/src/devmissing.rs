@@ -25,6 +25,7 @@ pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
         "second_device_absent" => second_device_absent(ctx),
         "unbind_while_mapped" => unbind_while_mapped(ctx),
         "memory_failure" => memory_failure(ctx),
+        "dirty_unbind" => crate::teardown::dirty_unbind(ctx),
         _ => bail!("no device_missing case {name:?}"),
     }
 }
@@ -269,7 +270,7 @@ fn second_device_absent(ctx: &mut Ctx<'_>) -> Result<Outcome> {
 }
 
 /// Writes `name` to a sysfs file in a thread; false if it did not return within `timeout`.
-fn sysfs_write_timeout(
+pub(crate) fn sysfs_write_timeout(
     path: &str,
     name: &str,
     timeout: Duration,

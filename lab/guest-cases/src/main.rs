@@ -25,6 +25,7 @@ mod smoke;
 mod stress;
 mod sys;
 mod sysfs;
+mod teardown;
 mod truncate;
 mod user_tree_check;
 

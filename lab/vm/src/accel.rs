@@ -403,14 +403,16 @@ pub fn run_probe_guest(qemu: &Path, accel: Accel, firmware: &[u8], deadline: Dur
             }
         });
     }
+    // The reader ends early (channel closed) when QEMU exits: then QEMU's status says why.
     let printed = rx.recv_timeout(deadline).is_ok();
     let waited = started.elapsed();
-    // The stub exits by itself; a silent or stuck QEMU is killed.
+    // The stub exits by itself, and a QEMU that died is reaped in a moment; a silent, still
+    // running QEMU is killed.
     let exit_by = Instant::now() + Duration::from_secs(2);
     let status = loop {
         match child.try_wait() {
             Ok(Some(s)) => break Some(s),
-            Ok(None) if Instant::now() < exit_by && printed => {
+            Ok(None) if Instant::now() < exit_by && (printed || waited < deadline) => {
                 std::thread::sleep(Duration::from_millis(10))
             }
             _ => {
@@ -553,6 +555,32 @@ mod tests {
             .map(|c| c[1])
             .collect();
         assert_eq!(immediates, format!("{PROBE_BANNER}\n").into_bytes());
+    }
+
+    /// A QEMU that aborts at vCPU reset (the MSR 0x10a machine kind) is a failure with its
+    /// message, not a silent guest, however fast it dies.
+    #[test]
+    fn a_qemu_that_aborts_is_a_failure_with_its_message() {
+        let dir = tempfile_dir().expect("temp dir");
+        let fake = dir.0.join("qemu-aborts");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\necho 'qemu-system-x86_64: error: failed to set MSR 0x10a to 0xc000069' >&2\nkill -ABRT $$\n",
+        )
+        .expect("write the fake");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let run = run_probe_guest(&fake, Accel::Kvm, &probe_firmware(), Duration::from_secs(5));
+        assert!(
+            matches!(&run, GuestRun::QemuFailed { qemu_error, .. } if qemu_error.contains("MSR 0x10a")),
+            "{run:?}"
+        );
+        let v = verdict(Ok(()), Some(run));
+        assert!(
+            v.reason.contains("failed") && v.reason.contains("MSR"),
+            "{}",
+            v.reason
+        );
     }
 
     #[test]
