@@ -565,7 +565,9 @@ mod tests {
         let fake = dir.0.join("qemu-aborts");
         std::fs::write(
             &fake,
-            "#!/bin/sh\necho 'qemu-system-x86_64: error: failed to set MSR 0x10a to 0xc000069' >&2\nkill -ABRT $$\n",
+            // stdout closes before the process is gone: the window in which the probe once
+            // mistook an abort for silence.
+            "#!/bin/sh\necho 'qemu-system-x86_64: error: failed to set MSR 0x10a to 0xc000069' >&2\nexec 1>&-\nsleep 0.3\nkill -ABRT $$\n",
         )
         .expect("write the fake");
         use std::os::unix::fs::PermissionsExt;
