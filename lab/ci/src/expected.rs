@@ -15,8 +15,8 @@
 //! [`ExpectedFailures::apply`] judges every case of a finished run against its kernel's list:
 //!
 //! - a listed failure is XFAIL only when the case FAILed with a message containing `expect`
-//!   and no kernel splat (or, with `splat:`, only splats whose first line contains that text:
-//!   bugs that WARN are listed with their WARN); a different failure, another splat, a
+//!   and no kernel splat (or, with `splat:`, only splats with a line containing that text, a
+//!   panic that follows one of them included: bugs that WARN or oops are listed with it); a different failure, another splat, a
 //!   TIMEOUT or an ERROR stays a real
 //!   failure (its reason says why the entry did not match); a pass is XPASS, which fails the
 //!   run, so a fixed bug gets its entry removed;
@@ -293,13 +293,19 @@ fn verdict(
         )),
         (Outcome::Fail, Some(e)) if e.outcome == Listed::Fail => {
             let first_line = |s: &lab_report::Splat| s.excerpt.first().cloned().unwrap_or_default();
+            // A splat is the known one when any of its lines names it (a WARN's header, an
+            // oops' RIP line); a panic that only ends a known splat is part of it.
+            let known_one = |s: &lab_report::Splat, k: &str| {
+                s.excerpt.iter().any(|l| l.contains(k))
+                    || (s.kind == lab_report::SplatKind::KernelPanic && case.splats.len() > 1)
+            };
             let stray = match &e.splat {
                 None => case.splats.first().map(first_line),
                 Some(known) => case
                     .splats
                     .iter()
-                    .map(first_line)
-                    .find(|l| !l.contains(known.as_str())),
+                    .find(|s| !known_one(s, known))
+                    .map(first_line),
             };
             if let Some(line) = stray {
                 Some((

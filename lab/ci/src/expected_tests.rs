@@ -662,3 +662,37 @@ fn a_known_failure_that_warns_is_xfail_only_with_its_own_warning() {
     assert_eq!(got.outcome, Outcome::Fail);
     assert!(got.reason.unwrap_or_default().contains("did not appear"));
 }
+
+#[test]
+fn a_known_oops_matches_on_any_of_its_lines_and_its_panic_goes_with_it() {
+    let mut c = case(
+        "devdax_guest_write",
+        Outcome::Fail,
+        Some("killed by signal 7"),
+    );
+    c.splats.push(lab_report::Splat {
+        kind: lab_report::SplatKind::Bug,
+        line: 3,
+        excerpt: vec![
+            "BUG: unable to handle page fault for address: ffd4000004510008".into(),
+            "RIP: 0010:get_next_unlocked_entry+0x111/0x2a0 fs/dax.c:223 at get_next_unlocked_entry"
+                .into(),
+        ],
+    });
+    c.splats.push(lab_report::Splat {
+        kind: lab_report::SplatKind::KernelPanic,
+        line: 66,
+        excerpt: vec!["Kernel panic - not syncing: Fatal exception".into()],
+    });
+    let got = judged("famfs-bpf", c.clone(), &nothing_missing);
+    assert_eq!(got.outcome, Outcome::Xfail, "{:?}", got.reason);
+    // A panic alone is not the known splat.
+    let mut lone = case(
+        "devdax_guest_write",
+        Outcome::Fail,
+        Some("killed by signal 7"),
+    );
+    lone.splats.push(c.splats[1].clone());
+    let got = judged("famfs-bpf", lone, &nothing_missing);
+    assert_eq!(got.outcome, Outcome::Fail, "{:?}", got.reason);
+}

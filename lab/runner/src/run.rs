@@ -449,6 +449,9 @@ pub(crate) fn run_case(
                 let _ = s.vm.wait_exit(Duration::from_secs(2)).await;
                 s.vm.exit_report()
             });
+            // The guest died with a kernel splat in the case's window: the kernel crashed
+            // under the case, a FAIL of the case (the kernel's), not an ERROR (the lab's).
+            let crashed = exit.is_some() && !splats.is_empty();
             let why = match (exit, e) {
                 (Some(x), _) => format!(
                     "QEMU exited ({}){}",
@@ -458,8 +461,19 @@ pub(crate) fn run_case(
                 (None, AgentError::Timeout { .. }) => "the agent stopped answering".to_string(),
                 (None, e) => e.to_string(),
             };
+            let (outcome, why) = match splats.first() {
+                Some(first) if crashed => (
+                    Outcome::Fail,
+                    format!(
+                        "the kernel crashed during the case ({}: {}); {why}",
+                        first.kind,
+                        first.excerpt.first().map(String::as_str).unwrap_or("")
+                    ),
+                ),
+                _ => (Outcome::Error, why),
+            };
             (
-                Outcome::Error,
+                outcome,
                 Some(why),
                 s.tail().lines().map(String::from).collect(),
             )
