@@ -183,10 +183,21 @@ fn concurrent_first_open(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let want = Arc::new(want);
     let mut discarded = 0u64;
     let mut mem_start = 0u64;
+    // The kernel's own count of what it sent and parsed, against the server's count.
+    let trace = Trace::new(&[
+        "fuse_dax_fmap/fuse_dax_get_fmap",
+        "fuse_dax_fmap/fuse_dax_fmap_parse",
+    ])?;
+    if trace.is_none() {
+        c.note("no fuse_dax_fmap tracepoints in this kernel: GET_FMAP counted by the server only");
+    }
     for round in 0..=ROUNDS {
         fs.settle_and_drop_caches()?;
         if round == 1 {
             mem_start = sys::meminfo_kib("MemAvailable")?;
+        }
+        if let Some(t) = &trace {
+            t.clear()?;
         }
         let before = fs.stats()?.fmap("f");
         let barrier = Arc::new(Barrier::new(THREADS));
@@ -211,6 +222,22 @@ fn concurrent_first_open(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             }
         }
         let fetched = fs.stats()?.fmap("f") - before;
+        if let Some(t) = &trace {
+            let lines = t.lines()?;
+            let count = |ev: &str| lines.iter().filter(|l| l.contains(ev)).count() as u64;
+            c.eq(
+                format!(
+                    "round {round}: GET_FMAP the kernel sent (tracepoint) = the server answered"
+                ),
+                count("fuse_dax_get_fmap:"),
+                fetched,
+            );
+            c.eq(
+                format!("round {round}: every fetched fmap parsed once (fuse_dax_fmap_parse)"),
+                count("fuse_dax_fmap_parse:"),
+                fetched,
+            );
+        }
         c.check(
             bad.is_empty(),
             format!(
