@@ -147,7 +147,11 @@ fn shrink(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     m.advise(libc::MADV_NOHUGEPAGE)?;
     let touch = [0, 2 * MIB + 5, 3 * MIB + 8192, 5 * MIB];
     for &o in &touch {
-        let _ = m.bytes()[o as usize];
+        c.touch(
+            format!("before the truncate: {o:#x}"),
+            m.ptr().wrapping_add(o as usize),
+            fs.expected("t", o, 1)?[0],
+        );
     }
     let new = 3 * MIB + 100;
     let fmaps = fs.stats()?.fmap("t");
@@ -172,17 +176,24 @@ fn shrink(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         fs.stats()?.fmap("t") - fmaps,
         1,
     );
+    for o in [3 * MIB + 8192, 5 * MIB] {
+        c.mapped(
+            format!("{o:#x} (past the new EOF) after the truncate: unmapped by it"),
+            m.ptr().wrapping_add(o as usize),
+            false,
+        );
+    }
     for o in [0, 2 * MIB + 5, new - 1, new + 50] {
         c.access(
-            format!("fault at {o:#x} (below the new EOF page)"),
-            sys::probe_read(m.ptr().wrapping_add(o as usize))?,
+            format!("load at {o:#x} (below the new EOF page)"),
+            sys::probe_read_here(m.ptr().wrapping_add(o as usize))?,
             Access::Ok(fs.expected("t", o, 1)?[0]),
         );
     }
     for o in [page_up(new), 3 * MIB + 8192, 5 * MIB] {
         c.access(
-            format!("fault at {o:#x} (past the new EOF; was mapped before)"),
-            sys::probe_read(m.ptr().wrapping_add(o as usize))?,
+            format!("load at {o:#x} (past the new EOF; mapped before at 3 MiB + 8 KiB and 5 MiB)"),
+            sys::probe_read_here(m.ptr().wrapping_add(o as usize))?,
             Access::Signal(libc::SIGBUS),
         );
     }
@@ -270,7 +281,11 @@ fn o_trunc(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         let f = open_rw(&fs, "t")?;
         let m = Mapping::shared(&f, 0, page_up(size) as usize, false).context("mmap")?;
         m.advise(libc::MADV_NOHUGEPAGE)?;
-        let _ = m.bytes()[0];
+        c.touch(
+            format!("{tag}: before the O_TRUNC: 0"),
+            m.ptr(),
+            fs.expected("t", 0, 1)?[0],
+        );
         let fmaps = fs.stats()?.fmap("t");
         let r = sys::open_flags(&fs.path("t"), true, libc::O_TRUNC);
         if !allow {
@@ -282,7 +297,7 @@ fn o_trunc(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             );
             c.access(
                 format!("{tag}: the mapping still reads"),
-                sys::probe_read(m.ptr())?,
+                sys::probe_read_here(m.ptr())?,
                 Access::Ok(fs.expected("t", 0, 1)?[0]),
             );
             c.eq(
@@ -299,9 +314,14 @@ fn o_trunc(ctx: &mut Ctx<'_>) -> Result<Outcome> {
                 sys::pread(&f, 0, 10).map(|v| v.len()),
                 Ok(0),
             );
+            c.mapped(
+                format!("{tag}: 0 after the O_TRUNC: unmapped by it"),
+                m.ptr(),
+                false,
+            );
             c.access(
-                format!("{tag}: fault at 0"),
-                sys::probe_read(m.ptr())?,
+                format!("{tag}: load at 0 (mapped before the O_TRUNC)"),
+                sys::probe_read_here(m.ptr())?,
                 Access::Signal(libc::SIGBUS),
             );
             c.eq(
@@ -381,11 +401,7 @@ fn size_mismatch(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let m = Mapping::shared(&f, 0, 4 * MIB as usize, false).context("mmap")?;
     m.advise(libc::MADV_NOHUGEPAGE)?;
     let first = fs.expected("m", 0, 1)?[0];
-    c.access(
-        "m: fault before",
-        sys::probe_read(m.ptr())?,
-        Access::Ok(first),
-    );
+    c.touch("m: before the size change: 0", m.ptr(), first);
     fs.write_blob(
         "m",
         &encode(&FileMap {
@@ -404,8 +420,8 @@ fn size_mismatch(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         libc::EIO,
     );
     c.access(
-        "m: fault after",
-        sys::probe_read(m.ptr())?,
+        "m: load at 0 after (mapped before; the file is bad now)",
+        sys::probe_read_here(m.ptr())?,
         Access::Signal(libc::SIGBUS),
     );
     // the byte the device already holds: a write that wrongly goes through changes nothing

@@ -186,10 +186,7 @@ pub fn choose_accel_for(
             let probe = probe_kvm_cached(qemu, cache_dir);
             if !probe.works {
                 return Err(Error::KvmUnavailable {
-                    reason: probe
-                        .reason
-                        .trim_start_matches("using TCG: ")
-                        .to_string(),
+                    reason: probe.reason.trim_start_matches("using TCG: ").to_string(),
                 });
             }
             Ok(AccelChoice {
