@@ -158,7 +158,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         bail!("--mountpoint is required to serve");
     };
     let stats = Stats::new(cli.stats.clone(), cli.ops.name(), fmap);
-    stats.flush();
+    stats.seed(
+        tree.files.iter().map(|f| f.path.clone()),
+        tree.daxdevs.0.keys().copied(),
+    );
     let fs = Fs::from_tree(&tree, Duration::from_millis(cli.attr_timeout_ms));
     let cfg = Config {
         ops: cli.ops,

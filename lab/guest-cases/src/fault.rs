@@ -774,12 +774,12 @@ fn battery(ctx: &Ctx<'_>, ops: &str, c: &mut Checks) -> Result<Vec<(String, Stri
     }
     let s = fs.stats()?;
     for rel in ["simple", "pmd", "il"] {
-        out.push((format!("GET_FMAP {rel}"), s.fmap(rel).to_string()));
+        out.push((format!("GET_FMAP {rel}"), s.fmap(rel)?.to_string()));
     }
     for slot in fs.spec.slots.keys() {
         out.push((
             format!("GET_DAXDEV slot {slot}"),
-            s.daxdev(*slot).to_string(),
+            s.daxdev(*slot)?.to_string(),
         ));
     }
     fs.stop()?;

@@ -91,7 +91,7 @@ fn refused_default(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let before = snapshot(&fs, "t", &f, &m)?;
     let want_first = fs.expected("t", 0, 4096)?;
     c.bytes("t: bytes before", 0, &m.read_at(0, 4096), &want_first);
-    let fmaps = fs.stats()?.fmap("t");
+    let fmaps = fs.stats()?.fmap("t")?;
     for (what, new) in [
         ("smaller", size - PAGE),
         ("larger", size + PAGE),
@@ -126,7 +126,7 @@ fn refused_default(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     );
     c.eq(
         "GET_FMAP: none since the first open (nothing was dropped)",
-        fs.stats()?.fmap("t"),
+        fs.stats()?.fmap("t")?,
         fmaps,
     );
     c.bytes("t: bytes after", 0, &m.read_at(0, 4096), &want_first);
@@ -154,14 +154,14 @@ fn shrink(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         );
     }
     let new = 3 * MIB + 100;
-    let fmaps = fs.stats()?.fmap("t");
+    let fmaps = fs.stats()?.fmap("t")?;
     c.eq(format!("ftruncate to {new:#x}"), sys::ftruncate(&f, new), 0);
     let map = resized(&fs, "t", new)?;
     fs.set_map("t", map);
     c.eq("stat size", sys::size_of(&fs.path("t")), Ok(new));
     c.eq(
         "GET_FMAP right after the size change (the meta is dropped, not re-fetched yet)",
-        fs.stats()?.fmap("t") - fmaps,
+        fs.stats()?.fmap("t")? - fmaps,
         0,
     );
     let got = sys::pread(&f, 0, 4096).map_err(|e| anyhow::anyhow!("pread: errno {e}"))?;
@@ -173,7 +173,7 @@ fn shrink(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     );
     c.eq(
         "GET_FMAP after the next access: one re-fetch",
-        fs.stats()?.fmap("t") - fmaps,
+        fs.stats()?.fmap("t")? - fmaps,
         1,
     );
     for o in [3 * MIB + 8192, 5 * MIB] {
@@ -204,7 +204,7 @@ fn shrink(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     );
     c.eq(
         "GET_FMAP in all: one re-fetch",
-        fs.stats()?.fmap("t") - fmaps,
+        fs.stats()?.fmap("t")? - fmaps,
         1,
     );
     drop((m, f));
@@ -228,7 +228,7 @@ fn grow(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         Access::Signal(libc::SIGBUS),
     );
     for new in [4 * MIB, 7 * MIB] {
-        let fmaps = fs.stats()?.fmap("g");
+        let fmaps = fs.stats()?.fmap("g")?;
         c.eq(format!("ftruncate to {new:#x}"), sys::ftruncate(&f, new), 0);
         let map = resized(&fs, "g", new)?;
         println!("the server now serves {map:?}");
@@ -248,7 +248,7 @@ fn grow(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         );
         c.eq(
             format!("{new:#x}: GET_FMAP: one re-fetch"),
-            fs.stats()?.fmap("g") - fmaps,
+            fs.stats()?.fmap("g")? - fmaps,
             1,
         );
         for o in [3 * MIB, new - 1] {
@@ -286,7 +286,7 @@ fn o_trunc(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             m.ptr(),
             fs.expected("t", 0, 1)?[0],
         );
-        let fmaps = fs.stats()?.fmap("t");
+        let fmaps = fs.stats()?.fmap("t")?;
         let r = sys::open_flags(&fs.path("t"), true, libc::O_TRUNC);
         if !allow {
             c.errno(format!("{tag}: open(O_TRUNC)"), &r, libc::EINVAL);
@@ -302,7 +302,7 @@ fn o_trunc(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             );
             c.eq(
                 format!("{tag}: no re-fetch"),
-                fs.stats()?.fmap("t") - fmaps,
+                fs.stats()?.fmap("t")? - fmaps,
                 0,
             );
         } else {
@@ -338,7 +338,7 @@ fn o_trunc(ctx: &mut Ctx<'_>) -> Result<Outcome> {
                 &fs.expected("t", 0, 4096)?,
             );
             c.check(
-                fs.stats()?.fmap("t") - fmaps >= 1,
+                fs.stats()?.fmap("t")? - fmaps >= 1,
                 format!("{tag}: the fmap was fetched again"),
             );
         }
@@ -377,13 +377,13 @@ fn size_mismatch(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     // FUSE drops an inode at its last reference (inode_just_drop) and revalidation drops a bad
     // one: a later lookup gets a fresh inode, whose stat works and whose open fails again.
     for n in 2..=3 {
-        let before = fs.stats()?.fmap("bad");
+        let before = fs.stats()?.fmap("bad")?;
         c.errno(
             format!("bad: open #{n}"),
             &sys::open(&fs.path("bad"), false),
             libc::EIO,
         );
-        let fetched = fs.stats()?.fmap("bad") - before;
+        let fetched = fs.stats()?.fmap("bad")? - before;
         println!("bad: open #{n} sent {fetched} GET_FMAP");
     }
     let st = sys::size_of(&fs.path("bad"));
