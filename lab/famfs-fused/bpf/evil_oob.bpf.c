@@ -9,6 +9,10 @@
  *   3 long-length   length longer than requested
  *   4 zero-length   length 0
  *   5 bad-type      type not MAPPED
+ *   6 straddle-end  [addr, addr + length) starts inside the device (evil_dev_size) and ends
+ *                   one page past its end (a one-page request: just past the end)
+ *   7 other-file    dev_index = evil_dev_index, addr = evil_addr + offset: inside a device
+ *                   and a file range that another file declared
  */
 #include "kernel_env.bpf.h"
 
@@ -29,6 +33,7 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile __u32 evil_flavour = 0;
 const volatile __u64 evil_dev_size = 0;
 const volatile __u32 evil_dev_index = 23;
+const volatile __u64 evil_addr = 0;
 
 SEC("struct_ops.s/dax_fmap_parse")
 int BPF_PROG(evil_parse, struct fuse_dax_fmap_parse_ctx *pctx)
@@ -64,6 +69,19 @@ int BPF_PROG(evil_iomap_begin, struct fuse_dax_fmap_resolve_ctx *rctx, struct fu
 		break;
 	case 4:
 		io->length = 0;
+		break;
+	case 5:
+		io->type = 0;
+		break;
+	case 6: {
+		__u64 pages = (io->length + 4095) & ~4095ULL;
+
+		io->addr = evil_dev_size + 4096 - pages + (io->offset & 4095);
+		break;
+	}
+	case 7:
+		io->dev_index = evil_dev_index;
+		io->addr = evil_addr + io->offset;
 		break;
 	default:
 		io->type = 0;

@@ -51,6 +51,10 @@ pub enum EvilFlavour {
     ZeroLength,
     /// type not MAPPED.
     BadType,
+    /// starts inside the device (`--evil-dev-size`) and ends one page past its end.
+    StraddleEnd,
+    /// dev_index `--evil-dev-index`, addr `--evil-addr` + offset: another file's range.
+    OtherFile,
 }
 
 impl EvilFlavour {
@@ -64,6 +68,7 @@ pub struct BpfOptions {
     pub evil: EvilFlavour,
     pub evil_dev_size: u64,
     pub evil_dev_index: u32,
+    pub evil_addr: u64,
     pub reject_errno: u32,
     /// Verifier log level for every program (0: libbpf's default, a log only on failure).
     pub log_level: u32,
@@ -79,6 +84,7 @@ impl Default for BpfOptions {
             evil: EvilFlavour::PastEnd,
             evil_dev_size: 0,
             evil_dev_index: 23,
+            evil_addr: 0,
             reject_errno: libc::EPERM as u32,
             log_level: 0,
             sleepable_parse: true,
@@ -198,6 +204,7 @@ pub fn load(kind: OpsKind, o: &BpfOptions) -> Result<Option<Attached>, BpfError>
                     ro.evil_flavour = o.evil.code();
                     ro.evil_dev_size = o.evil_dev_size;
                     ro.evil_dev_index = o.evil_dev_index;
+                    ro.evil_addr = o.evil_addr;
                 }
             }
         ),

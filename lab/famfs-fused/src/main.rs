@@ -77,6 +77,9 @@ struct Cli {
     /// evil_oob other-device: the slot to claim.
     #[arg(long, default_value_t = 23)]
     evil_dev_index: u32,
+    /// evil_oob other-file: the device address file offset 0 maps to.
+    #[arg(long, default_value_t = 0, value_name = "BYTES")]
+    evil_addr: u64,
     /// reject_all: the errno every parse fails with.
     #[arg(long, default_value_t = libc::EPERM as u32)]
     reject_errno: u32,
@@ -126,11 +129,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    if cli.ops == famfs_fused::ops::OpsKind::EvilOob
+        && cli.evil == EvilFlavour::StraddleEnd
+        && cli.evil_dev_size < 8192
+    {
+        bail!("--evil straddle-end needs --evil-dev-size (the device's size in bytes)");
+    }
     let fmap = !cli.no_fmap;
     let bpf_opts = BpfOptions {
         evil: cli.evil,
         evil_dev_size: cli.evil_dev_size,
         evil_dev_index: cli.evil_dev_index,
+        evil_addr: cli.evil_addr,
         reject_errno: cli.reject_errno,
         log_level: cli.bpf_log_level,
         sleepable_parse: !cli.parse_not_sleepable,

@@ -99,9 +99,49 @@ pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
                 ),
             ],
         ),
+        "evil_straddle_end" => {
+            let size = ctx.dax().first().map(|d| d.size).context("no dax device")?;
+            evil(
+                ctx,
+                &[(
+                    "straddle-end: from inside the device to a page past its end",
+                    vec![
+                        "--evil".into(),
+                        "straddle-end".into(),
+                        "--evil-dev-size".into(),
+                        size.to_string(),
+                    ],
+                    outside,
+                )],
+            )
+        }
+        "evil_other_file" => evil(
+            ctx,
+            &[(
+                "other-file: slot 1 at the other file's bytes",
+                vec![
+                    "--evil".into(),
+                    "other-file".into(),
+                    "--evil-dev-index".into(),
+                    "1".into(),
+                    "--evil-addr".into(),
+                    OTHER_ADDR.into(),
+                ],
+                undeclared,
+            )],
+        ),
         "unprivileged_no_fmap" => unprivileged(ctx),
         _ => bail!("no security case {name:?}"),
     }
+}
+
+/// In an `evil` flavour's arguments: the device address of the other file's first byte.
+const OTHER_ADDR: &str = "{other-addr}";
+
+/// Every byte of `b` changed: what a hostile mapping must not let through is visible on the
+/// device (the host's check of both files, the canaries and the device tails).
+fn flipped(b: &[u8]) -> Vec<u8> {
+    b.iter().map(|x| !x).collect()
 }
 
 fn evil(ctx: &mut Ctx<'_>, flavours: &[(&str, Vec<String>, &str)]) -> Result<Outcome> {
@@ -120,7 +160,15 @@ fn evil(ctx: &mut Ctx<'_>, flavours: &[(&str, Vec<String>, &str)]) -> Result<Out
         let mut spec = Spec::new("evil_oob", slots.clone())
             .file("evil", evil_map.clone())
             .file("other", other_map.clone());
-        spec.args = args.clone();
+        let other_addr = match &other_map.extents {
+            famfs_fmap::Extents::Simple(e) => e.first().map(|e| e.offset),
+            famfs_fmap::Extents::Interleaved(_) => None,
+        }
+        .context("the other file has no simple extent")?;
+        spec.args = args
+            .iter()
+            .map(|a| a.replace(OTHER_ADDR, &other_addr.to_string()))
+            .collect();
         let fs = Famfs::start(ctx, spec)?;
         let mut kmsg = Kmsg::open()?;
         sys::ratelimit_quiet();
@@ -138,9 +186,11 @@ fn evil(ctx: &mut Ctx<'_>, flavours: &[(&str, Vec<String>, &str)]) -> Result<Out
             }
         };
         c.pass(format!("{what}: open evil"));
-        // what the device holds there: a write that wrongly goes through changes nothing
+        // writes carry bytes that differ from what the evil file's extent holds (and from
+        // the fill anywhere else): one that wrongly goes through shows on the device
         let b0 = fs.expected("evil", 0, 1)?[0];
         let b1 = fs.expected("evil", 4096, 1)?[0];
+        let big = flipped(&fs.expected("evil", 0, 64 << 10)?);
         c.errno(
             format!("{what}: pread 1 byte"),
             &sys::pread(&fe, 0, 1),
@@ -152,20 +202,30 @@ fn evil(ctx: &mut Ctx<'_>, flavours: &[(&str, Vec<String>, &str)]) -> Result<Out
             libc::EIO,
         );
         c.errno(
-            format!("{what}: pwrite"),
-            &sys::pwrite_once(&fe, 0, &[b0]),
+            format!("{what}: pread 64 KiB"),
+            &sys::pread(&fe, 0, 64 << 10),
+            libc::EIO,
+        );
+        c.errno(
+            format!("{what}: pwrite 1 byte"),
+            &sys::pwrite_once(&fe, 0, &[!b0]),
+            libc::EIO,
+        );
+        c.errno(
+            format!("{what}: pwrite 64 KiB"),
+            &sys::pwrite_once(&fe, 0, &big),
             libc::EIO,
         );
         let m = Mapping::shared(&fe, 0, (2 * MIB) as usize, true).context("mmap")?;
         m.advise(libc::MADV_NOHUGEPAGE)?;
         c.access(
             format!("{what}: PTE read fault"),
-            sys::probe_read(m.ptr())?,
+            sys::probe_read_here(m.ptr())?,
             Access::Signal(libc::SIGBUS),
         );
         c.access(
             format!("{what}: PTE write fault"),
-            sys::probe_write(m.ptr().wrapping_add(4096), b1)?,
+            sys::probe_write_here(m.ptr().wrapping_add(4096), !b1)?,
             Access::Signal(libc::SIGBUS),
         );
         drop(m);
@@ -176,6 +236,16 @@ fn evil(ctx: &mut Ctx<'_>, flavours: &[(&str, Vec<String>, &str)]) -> Result<Out
             Access::Signal(libc::SIGBUS),
         );
         drop(m);
+        if let Ok(fo) = &fo {
+            let got = sys::pread(fo, 0, 64 << 10)
+                .map_err(|e| anyhow::anyhow!("pread other: errno {e}"))?;
+            c.bytes(
+                format!("{what}: the other file's bytes are unchanged"),
+                0,
+                &got,
+                &fs.expected("other", 0, 64 << 10)?,
+            );
+        }
         match kmsg.wait_for(log, Duration::from_secs(3)) {
             Some(l) => c.check(
                 l.contains("evil_oob"),

@@ -230,7 +230,6 @@ pub fn probe_read_here(addr: *const u8) -> Result<Access> {
 }
 
 /// Writes `val` to `*addr` in this process, catching SIGBUS/SIGSEGV as [`probe_read_here`].
-#[cfg_attr(not(test), allow(dead_code))]
 pub fn probe_write_here(addr: *mut u8, val: u8) -> Result<Access> {
     here::probe(addr, Some(val))
 }
