@@ -8,9 +8,8 @@ use crate::mapping::Mapping;
 use crate::sys::{self, Access, Kmsg};
 use crate::Outcome;
 use anyhow::{bail, Context, Result};
-use famfs_fmap::{encode, FileMap};
+use famfs_fmap::{encode, Extents, FileMap, SimpleExtent};
 use famfs_lab_cases::expect::{boundaries, simple_map, AreaAlloc, MIB, READ_AREA};
-use famfs_shadow::{Allocator, DaxDev, DaxDevs};
 use std::fs::File;
 use std::time::Duration;
 
@@ -43,24 +42,50 @@ fn open_rw(fs: &Famfs, rel: &str) -> Result<File> {
         .with_context(|| format!("open {rel}"))
 }
 
-/// The map the server serves after a size change of `rel` to `size` (famfs-fused does
-/// `famfs_shadow::resize` with an allocator that reserved every file of the tree).
-fn resized(fs: &Famfs, rel: &str, size: u64) -> Result<FileMap> {
-    let mut devs = DaxDevs::default();
-    for (slot, d) in &fs.slots.0 {
-        devs.0.insert(
-            *slot,
-            DaxDev {
-                path: format!("/dev/{}", d.name),
-                size: Some(d.size),
-            },
+/// The map after a size change of a file whose extents already hold `[0, size)`: the same
+/// extents (famfs keeps a file's bytes in place), the new size. Computed from the model
+/// alone, never with the server's resize code: the bytes below the new size are the ones
+/// the old map had there.
+fn resized_in_place(old: &FileMap, size: u64) -> Result<FileMap> {
+    if size > old.mapped_size() {
+        bail!(
+            "{size:#x} is past the {:#x} bytes the extents hold: not a size change in place",
+            old.mapped_size()
         );
     }
-    let mut alloc = Allocator::new(devs, 0);
-    for f in &fs.spec.files {
-        alloc.reserve(fs.map(&f.path)?);
-    }
-    famfs_shadow::resize(fs.map(rel)?, size, &mut alloc).map_err(|e| anyhow::anyhow!("{e}"))
+    Ok(FileMap {
+        file_size: size,
+        ..old.clone()
+    })
+}
+
+/// `old` grown to `size` with one more simple extent on `slot`, taken from `a`: what the
+/// case makes the server serve (through its blob directory) after a growth past the extents.
+fn grown(old: &FileMap, size: u64, slot: u32, a: &mut AreaAlloc) -> Result<FileMap> {
+    let more = size
+        .checked_sub(old.mapped_size())
+        .filter(|&m| m > 0)
+        .with_context(|| {
+            format!(
+                "{size:#x} is not past the extents ({:#x})",
+                old.mapped_size()
+            )
+        })?;
+    let Extents::Simple(v) = &old.extents else {
+        bail!("grown: simple extents only");
+    };
+    let len = more.div_ceil(2 * MIB) * 2 * MIB;
+    let mut v = v.clone();
+    v.push(SimpleExtent {
+        dev_index: slot,
+        offset: a.take(slot, len).context("read area full")?,
+        len,
+    });
+    Ok(FileMap {
+        file_size: size,
+        extents: Extents::Simple(v),
+        ..old.clone()
+    })
 }
 
 /// Everything observable about `rel` that a refused size change must leave alone.
@@ -156,7 +181,7 @@ fn shrink(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let new = 3 * MIB + 100;
     let fmaps = fs.stats()?.fmap("t")?;
     c.eq(format!("ftruncate to {new:#x}"), sys::ftruncate(&f, new), 0);
-    let map = resized(&fs, "t", new)?;
+    let map = resized_in_place(fs.map("t")?, new)?;
     fs.set_map("t", map);
     c.eq("stat size", sys::size_of(&fs.path("t")), Ok(new));
     c.eq(
@@ -218,6 +243,7 @@ fn grow(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let g = simple_map(&mut a, &[(0, 4 * MIB)], 3 * MIB).context("read area full")?;
     let mut spec = Spec::new(&ctx.ops()?, ctx.slots(1)?).file("g", g);
     spec.allow_resize = true;
+    spec.blob_dir = true;
     let mut fs = Famfs::start(ctx, spec)?;
     let f = open_rw(&fs, "g")?;
     let m = Mapping::shared(&f, 0, (8 * MIB) as usize, false).context("mmap")?;
@@ -229,8 +255,17 @@ fn grow(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     );
     for new in [4 * MIB, 7 * MIB] {
         let fmaps = fs.stats()?.fmap("g")?;
+        let old = fs.map("g")?.clone();
+        let map = if new <= old.mapped_size() {
+            resized_in_place(&old, new)?
+        } else {
+            // past the extents: the server's map would come from its own allocator; the
+            // case serves its own, one more extent from the read area, as a blob
+            let map = grown(&old, new, 0, &mut a)?;
+            fs.write_blob("g", &encode(&map))?;
+            map
+        };
         c.eq(format!("ftruncate to {new:#x}"), sys::ftruncate(&f, new), 0);
-        let map = resized(&fs, "g", new)?;
         println!("the server now serves {map:?}");
         fs.set_map("g", map);
         c.eq(
@@ -307,7 +342,8 @@ fn o_trunc(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             );
         } else {
             c.errno(format!("{tag}: open(O_TRUNC)"), &r, 0);
-            fs.set_map("t", resized(&fs, "t", 0)?);
+            let full = fs.map("t")?.clone();
+            fs.set_map("t", resized_in_place(&full, 0)?);
             c.eq(format!("{tag}: size 0"), sys::size_of(&fs.path("t")), Ok(0));
             c.eq(
                 format!("{tag}: read at 0"),
@@ -329,7 +365,7 @@ fn o_trunc(ctx: &mut Ctx<'_>) -> Result<Outcome> {
                 sys::ftruncate(&f, 2 * MIB),
                 0,
             );
-            fs.set_map("t", resized(&fs, "t", 2 * MIB)?);
+            fs.set_map("t", resized_in_place(&full, 2 * MIB)?);
             let got = sys::pread(&f, 0, 4096).map_err(|e| anyhow::anyhow!("pread: errno {e}"))?;
             c.bytes(
                 format!("{tag}: bytes after growing back"),
