@@ -13,6 +13,9 @@
  *                   one page past its end (a one-page request: just past the end)
  *   7 other-file    dev_index = evil_dev_index, addr = evil_addr + offset: inside a device
  *                   and a file range that another file declared
+ *   8 short-length  the right mapping, length min(evil_length, requested): 1..PAGE_SIZE-1
+ *                   on a PTE fault, which DAX cannot map
+ *   9 misaligned    the right mapping, addr + evil_length: not page aligned like the offset
  */
 #include "kernel_env.bpf.h"
 
@@ -34,6 +37,7 @@ const volatile __u32 evil_flavour = 0;
 const volatile __u64 evil_dev_size = 0;
 const volatile __u32 evil_dev_index = 23;
 const volatile __u64 evil_addr = 0;
+const volatile __u64 evil_length = 1;
 
 SEC("struct_ops.s/dax_fmap_parse")
 int BPF_PROG(evil_parse, struct fuse_dax_fmap_parse_ctx *pctx)
@@ -82,6 +86,13 @@ int BPF_PROG(evil_iomap_begin, struct fuse_dax_fmap_resolve_ctx *rctx, struct fu
 	case 7:
 		io->dev_index = evil_dev_index;
 		io->addr = evil_addr + io->offset;
+		break;
+	case 8:
+		if (evil_length < io->length)
+			io->length = evil_length;
+		break;
+	case 9:
+		io->addr += evil_length;
 		break;
 	default:
 		io->type = 0;

@@ -17,6 +17,7 @@ pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
         "concurrent_first_open" => concurrent_first_open(ctx),
         "malformed_blobs" => malformed_blobs(ctx),
         "reject_all" => reject_all(ctx),
+        "parse_errno_clamped" => parse_errno_clamped(ctx),
         "size_limits" => size_limits(ctx),
         "init_unregistered_ops" => init_unregistered_ops(ctx),
         "directory_unaffected" => directory_unaffected(ctx),
@@ -303,6 +304,40 @@ fn malformed_blobs(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         (0, 0),
     );
     fs.stop()?;
+    Ok(c.outcome())
+}
+
+/// A parse that fails with an errno user space must never see: ERESTARTSYS (512),
+/// ERESTARTNOHAND (514), ENOIOCTLCMD (515), ERESTART_RESTARTBLOCK (516), MAX_ERRNO (4095).
+/// open(2) must fail with an ordinary errno (below 512), and return.
+fn parse_errno_clamped(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    let mut a = AreaAlloc::new(READ_AREA);
+    let map = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB).context("area full")?;
+    for errno in [512, 514, 515, 516, 4095] {
+        let mut spec = Spec::new("reject_all", ctx.slots(1)?).file("f", map.clone());
+        spec.args = vec!["--reject-errno".into(), errno.to_string()];
+        let fs = Famfs::start(ctx, spec)?;
+        let what = format!("parse returns -{errno}: open");
+        match sys::open_in_child(&fs.path("f"), Duration::from_secs(10))? {
+            sys::ChildOpen::Returned(0) => c.fail(format!("{what} succeeded")),
+            sys::ChildOpen::Returned(e) if e < 512 => {
+                c.pass(format!("{what}: {} (an ordinary errno)", sys::errno_name(e)))
+            }
+            sys::ChildOpen::Returned(e) => c.fail(format!(
+                "{what} failed with errno {e}: the parse's kernel-internal -{errno} reached user space unclamped"
+            )),
+            sys::ChildOpen::TimedOut { reaped } => c.fail(format!(
+                "{what} did not return within 10 s (the parse's -{errno} reached the syscall exit and restarts the open){}",
+                if reaped { "" } else { "; the opener could not be killed either" }
+            )),
+        }
+        c.check(
+            fs.stats()?.fmap("f")? >= 1,
+            format!("parse returns -{errno}: GET_FMAP was sent"),
+        );
+        fs.stop()?;
+    }
     Ok(c.outcome())
 }
 

@@ -130,6 +130,33 @@ pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
                 undeclared,
             )],
         ),
+        "evil_short_length" => evil_short_length(ctx),
+        "evil_misaligned" => evil(
+            ctx,
+            &[
+                (
+                    "misaligned by 1 byte",
+                    vec![
+                        "--evil".into(),
+                        "misaligned".into(),
+                        "--evil-length".into(),
+                        "1".into(),
+                    ],
+                    "address not page aligned like the offset",
+                ),
+                (
+                    "misaligned by 2048 bytes",
+                    vec![
+                        "--evil".into(),
+                        "misaligned".into(),
+                        "--evil-length".into(),
+                        "2048".into(),
+                    ],
+                    "address not page aligned like the offset",
+                ),
+            ],
+        ),
+        "claim_fmap_unoffered" => claim_fmap_unoffered(ctx),
         "unprivileged_no_fmap" => unprivileged(ctx),
         _ => bail!("no security case {name:?}"),
     }
@@ -365,6 +392,186 @@ fn unprivileged(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         "the plain mount works: stat f",
         sys::size_of(&fs.path("f")),
         Ok(2 * MIB),
+    );
+    fs.stop()?;
+    Ok(c.outcome())
+}
+
+/// iomap_begin returns the right mapping cut to 1..PAGE_SIZE-1 bytes. DAX maps whole pages:
+/// a PTE fault must end in SIGBUS (the kernel refuses the length), never in the WARN of
+/// dax_iomap_pte_fault(); read(2) may copy the right bytes a piece at a time or fail with EIO.
+fn evil_short_length(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    let slots = ctx.slots(1)?;
+    let mut a = AreaAlloc::new(READ_AREA);
+    let map = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB).context("read area full")?;
+    let mut s = expect::Slots::default();
+    for (i, t) in &slots {
+        if let Target::Dax(n) = t {
+            s.0.insert(*i, ctx.map.dax(n).context("no such dax device")?.clone());
+        }
+    }
+    let ranges = expect::verify_ranges(&map, &s, 0, map.file_size, None)?;
+    let mut kmsg = Kmsg::open()?;
+    for len in [1u64, 2048, 4095] {
+        let what = format!("length {len}");
+        let mut spec = Spec::new("evil_oob", slots.clone()).file("evil", map.clone());
+        spec.args = vec![
+            "--evil".into(),
+            "short-length".into(),
+            "--evil-length".into(),
+            len.to_string(),
+        ];
+        let fs = Famfs::start(ctx, spec)?;
+        let f = match sys::open(&fs.path("evil"), true) {
+            Ok(f) => f,
+            Err(e) => {
+                c.fail(format!("{what}: open evil: {}", sys::errno_name(e)));
+                continue;
+            }
+        };
+        let want = fs.expected("evil", 0, 8192)?;
+        match sys::pread(&f, 0, 8192) {
+            Ok(got) => {
+                c.bytes(
+                    format!("{what}: pread 8 KiB (copied piecewise)"),
+                    0,
+                    &got,
+                    &want,
+                );
+            }
+            Err(e) => {
+                c.eq(
+                    format!("{what}: pread 8 KiB fails"),
+                    sys::errno_name(e),
+                    sys::errno_name(libc::EIO),
+                );
+            }
+        }
+        let m = Mapping::shared(&f, 0, (2 * MIB) as usize, true).context("mmap")?;
+        m.advise(libc::MADV_NOHUGEPAGE)?;
+        c.access(
+            format!("{what}: PTE read fault"),
+            sys::probe_read_here(m.ptr())?,
+            Access::Signal(libc::SIGBUS),
+        );
+        c.access(
+            format!("{what}: PTE write fault"),
+            sys::probe_write_here(m.ptr().wrapping_add(4096), !want[4096])?,
+            Access::Signal(libc::SIGBUS),
+        );
+        drop(m);
+        let m = Mapping::shared(&f, 0, (2 * MIB) as usize, false).context("mmap")?;
+        c.access(
+            format!("{what}: read fault (PMD allowed)"),
+            sys::probe_read_here(m.ptr().wrapping_add(8192))?,
+            Access::Signal(libc::SIGBUS),
+        );
+        drop((m, f));
+        let warns: Vec<String> = kmsg
+            .lines()
+            .iter()
+            .filter(|l| l.contains("WARNING:") || l.contains("BUG:"))
+            .cloned()
+            .collect();
+        c.check(
+            warns.is_empty(),
+            format!(
+                "{what}: no kernel WARNING/BUG (a length below PAGE_SIZE on a PTE fault must be refused before dax_iomap_pte_fault warns){}",
+                if warns.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", warns.join(" | "))
+                }
+            ),
+        );
+        kmsg = Kmsg::open()?;
+        fs.stop()?;
+    }
+    ctx.verify(ranges);
+    Ok(c.outcome())
+}
+
+/// A server that claims FUSE_DAX_FMAP (and names its ops) in its INIT reply although the
+/// kernel did not offer it (the mounter lacks CAP_SYS_RAWIO): the kernel must ignore the
+/// claim. The mount is plain FUSE: no GET_FMAP, no GET_DAXDEV, reads go to the server.
+fn claim_fmap_unoffered(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    let mut a = AreaAlloc::new(READ_AREA);
+    let map = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB).context("read area full")?;
+    let mut spec = Spec::new(&ctx.ops()?, ctx.slots(1)?).file("f", map);
+    spec.drop_rawio = true;
+    spec.args.push("--claim-fmap".into());
+    let mut kmsg = Kmsg::open()?;
+    let fs = match Famfs::try_start(ctx, spec)? {
+        Ok(fs) => fs,
+        Err(fail) => {
+            c.fail(format!(
+                "the mount of a server claiming an unoffered FUSE_DAX_FMAP failed instead of ignoring the claim: {}",
+                fail.log.trim()
+            ));
+            return Ok(c.outcome());
+        }
+    };
+    let st = fs.stats()?;
+    let offered =
+        st.0.pointer("/init/flags2")
+            .and_then(serde_json::Value::as_u64)
+            .context("no init.flags2 in the stats")?;
+    c.check(
+        offered & DAX_FMAP_FLAGS2 == 0,
+        format!("the kernel did not offer FUSE_DAX_FMAP (flags2 {offered:#x})"),
+    );
+    c.eq(
+        "the server claimed it (stats init.fmap)",
+        st.0.pointer("/init/fmap")
+            .and_then(serde_json::Value::as_bool),
+        Some(true),
+    );
+    let want = fs.expected("f", 0, 4096)?;
+    match sys::open(&fs.path("f"), false) {
+        Ok(f) => {
+            c.pass("open f");
+            let r = sys::pread(&f, 0, 4096);
+            c.check(
+                r.as_ref() != Ok(&want),
+                format!(
+                    "pread does not return the device's bytes (the fmap path was not taken): {}",
+                    match &r {
+                        Ok(b) => format!("{} bytes", b.len()),
+                        Err(e) => sys::errno_name(*e),
+                    }
+                ),
+            );
+            let m = Mapping::shared(&f, 0, 4096, false).context("mmap")?;
+            let got = sys::probe_read_here(m.ptr())?;
+            c.check(
+                got != Access::Ok(want[0]) || want[0] == 0,
+                format!("a fault does not map the device: {got}"),
+            );
+            drop((m, f));
+        }
+        Err(e) => c.note(format!("open f: {}", sys::errno_name(e))),
+    }
+    let st = fs.stats()?;
+    c.eq("GET_FMAP requests", st.fmap_total()?, 0);
+    c.eq("GET_DAXDEV requests", st.daxdev_total()?, 0);
+    c.check(
+        st.opcode("READ")? >= 1,
+        format!(
+            "reads went to the server as FUSE READ ({})",
+            st.opcode("READ")?
+        ),
+    );
+    let fmap_lines: Vec<String> = kmsg
+        .lines()
+        .iter()
+        .filter(|l| l.contains("dax_fmap"))
+        .cloned()
+        .collect();
+    c.check(
+        fmap_lines.is_empty(),
+        format!("no dax_fmap kernel log line: {fmap_lines:?}"),
     );
     fs.stop()?;
     Ok(c.outcome())

@@ -369,6 +369,86 @@ mod here {
     }
 }
 
+/// How an open(2) in a child process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildOpen {
+    /// open returned: 0 on success, else its errno.
+    Returned(i32),
+    /// open had not returned by the deadline; the child was killed (`reaped`: and is gone).
+    TimedOut { reaped: bool },
+}
+
+/// open(2) of `path` read-only in a forked child, waited for at most `timeout`: an open
+/// that never returns (restarted forever, stuck on the server) is reported, not waited for.
+/// Call only while the process has one thread.
+pub fn open_in_child(path: &Path, timeout: Duration) -> Result<ChildOpen> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .with_context(|| format!("{} has a NUL byte", path.display()))?;
+    let mut fds = [0i32; 2];
+    // SAFETY: fds has room for two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("pipe");
+    }
+    // SAFETY: the child only calls open, write and _exit (async-signal-safe).
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error()).context("fork");
+    }
+    if pid == 0 {
+        // SAFETY: see above.
+        unsafe {
+            let fd = libc::open(c.as_ptr(), libc::O_RDONLY);
+            let e: i32 = if fd >= 0 {
+                0
+            } else {
+                *libc::__errno_location()
+            };
+            libc::write(fds[1], (&e as *const i32).cast(), 4);
+            libc::_exit(0);
+        }
+    }
+    // SAFETY: our copy of the write end.
+    unsafe { libc::close(fds[1]) };
+    let mut pfd = libc::pollfd {
+        fd: fds[0],
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: one valid pollfd.
+    let ready = unsafe { libc::poll(&mut pfd, 1, ms) };
+    let mut e = [0u8; 4];
+    let n = if ready > 0 {
+        // SAFETY: reading 4 bytes into e.
+        unsafe { libc::read(fds[0], e.as_mut_ptr().cast(), 4) }
+    } else {
+        0
+    };
+    // SAFETY: our read end.
+    unsafe { libc::close(fds[0]) };
+    if n == 4 {
+        let mut st = 0;
+        // SAFETY: our child, which has written its result and exits.
+        unsafe { libc::waitpid(pid, &mut st, 0) };
+        return Ok(ChildOpen::Returned(i32::from_ne_bytes(e)));
+    }
+    // SAFETY: killing our own child.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut st = 0;
+        // SAFETY: polling our child.
+        let w = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+        if w == pid {
+            return Ok(ChildOpen::TimedOut { reaped: true });
+        }
+        if w < 0 || Instant::now() > deadline {
+            return Ok(ChildOpen::TimedOut { reaped: false });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The kernel log from the moment [`Kmsg::open`] was called.
 pub struct Kmsg {
     f: File,
@@ -656,6 +736,27 @@ mod tests {
         let mut st = 0;
         assert_eq!(unsafe { libc::waitpid(pid, &mut st, 0) }, pid);
         assert!(libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGSEGV);
+    }
+
+    #[test]
+    fn open_in_child_reports_the_errno_or_the_timeout() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("f");
+        std::fs::write(&f, b"x").unwrap();
+        let t = Duration::from_secs(5);
+        assert_eq!(open_in_child(&f, t).unwrap(), ChildOpen::Returned(0));
+        assert_eq!(
+            open_in_child(&d.path().join("nope"), t).unwrap(),
+            ChildOpen::Returned(libc::ENOENT)
+        );
+        // a FIFO without a writer: open blocks until killed
+        let fifo = d.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert_eq!(
+            open_in_child(&fifo, Duration::from_millis(200)).unwrap(),
+            ChildOpen::TimedOut { reaped: true }
+        );
     }
 
     #[test]
