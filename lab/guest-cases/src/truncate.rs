@@ -468,3 +468,27 @@ fn size_mismatch(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     fs.stop()?;
     Ok(c.outcome())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_changes_come_from_the_model() {
+        let mut a = AreaAlloc::new(READ_AREA);
+        let old = simple_map(&mut a, &[(0, 4 * MIB)], 3 * MIB).unwrap();
+        let same = resized_in_place(&old, 4 * MIB).unwrap();
+        assert_eq!((same.file_size, &same.extents), (4 * MIB, &old.extents));
+        assert!(resized_in_place(&old, 4 * MIB + 1).is_err());
+        let g = grown(&old, 7 * MIB, 0, &mut a).unwrap();
+        assert_eq!(g.file_size, 7 * MIB);
+        assert_eq!(g.mapped_size(), 8 * MIB);
+        famfs_fmap::validate(&g).unwrap();
+        // the new extent is the area's next one, disjoint from the old
+        let Extents::Simple(v) = &g.extents else {
+            panic!("simple")
+        };
+        assert_eq!(v[1].offset, READ_AREA.start + 4 * MIB);
+        assert!(grown(&old, 4 * MIB, 0, &mut a).is_err());
+    }
+}
