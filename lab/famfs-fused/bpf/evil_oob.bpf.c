@@ -16,6 +16,8 @@
  *   8 short-length  the right mapping, length min(evil_length, requested): 1..PAGE_SIZE-1
  *                   on a PTE fault, which DAX cannot map
  *   9 misaligned    the right mapping, addr + evil_length: not page aligned like the offset
+ *  10 alias         every page of the file at the one device page evil_addr (inside the
+ *                   file's own extent): one device page mapped at many file offsets
  */
 #include "kernel_env.bpf.h"
 
@@ -94,6 +96,14 @@ int BPF_PROG(evil_iomap_begin, struct fuse_dax_fmap_resolve_ctx *rctx, struct fu
 	case 9:
 		io->addr += evil_length;
 		break;
+	case 10: {
+		__u64 in_page = io->offset & 4095;
+
+		io->addr = evil_addr + in_page;
+		if (io->length > 4096 - in_page)
+			io->length = 4096 - in_page;
+		break;
+	}
 	default:
 		io->type = 0;
 		break;

@@ -59,6 +59,8 @@ pub enum EvilFlavour {
     ShortLength,
     /// the right mapping moved by `--evil-length` bytes (addr not aligned like the offset).
     Misaligned,
+    /// every page of the file at the one device page `--evil-addr`.
+    Alias,
 }
 
 impl EvilFlavour {

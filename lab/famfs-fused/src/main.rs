@@ -77,7 +77,8 @@ struct Cli {
     /// evil_oob other-device: the slot to claim.
     #[arg(long, default_value_t = 23)]
     evil_dev_index: u32,
-    /// evil_oob other-file: the device address file offset 0 maps to.
+    /// evil_oob other-file: the device address file offset 0 maps to; alias: the device page
+    /// every page of the file maps to.
     #[arg(long, default_value_t = 0, value_name = "BYTES")]
     evil_addr: u64,
     /// evil_oob short-length: the length to return; misaligned: the bytes to move addr by.

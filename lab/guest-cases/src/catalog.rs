@@ -332,6 +332,8 @@ pub const CASES: &[Case] = &[
         "evil_oob addresses not page aligned like the offset: EIO/SIGBUS, log line"),
     fmap("security", "claim_fmap_unoffered", 60,
         "a server claiming FUSE_DAX_FMAP that was not offered: ignored, a plain FUSE mount"),
+    fmap("security", "alias_pages", 90,
+        "one device page mapped by two files, or at many offsets by evil_oob: SIGBUS or the same bytes, no WARN"),
     fmap("security", "unprivileged_no_fmap", 60,
         "without CAP_SYS_RAWIO the kernel does not offer FUSE_DAX_FMAP; a plain mount still works"),
     fmap("device_missing", "path_absent", 60,

@@ -157,6 +157,7 @@ pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
             ],
         ),
         "claim_fmap_unoffered" => claim_fmap_unoffered(ctx),
+        "alias_pages" => alias_pages(ctx),
         "unprivileged_no_fmap" => unprivileged(ctx),
         _ => bail!("no security case {name:?}"),
     }
@@ -573,6 +574,111 @@ fn claim_fmap_unoffered(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         fmap_lines.is_empty(),
         format!("no dax_fmap kernel log line: {fmap_lines:?}"),
     );
+    fs.stop()?;
+    Ok(c.outcome())
+}
+
+/// New kernel WARNING/BUG lines in `kmsg` since the last call, for a check.
+fn warnings(kmsg: &mut Kmsg, seen: &mut usize) -> Vec<String> {
+    let lines = kmsg.lines();
+    let new: Vec<String> = lines[(*seen).min(lines.len())..]
+        .iter()
+        .filter(|l| l.contains("WARNING:") || l.contains("BUG:"))
+        .cloned()
+        .collect();
+    *seen = lines.len();
+    new
+}
+
+/// One device page mapped at two places: two files whose fmaps name the same extent (a
+/// server's blobs, famfs ops), and evil_oob's alias flavour (every page of a file at one
+/// device page). The kernel may refuse the second mapping (SIGBUS) or map the same bytes,
+/// but must not WARN (fs/dax.c dax_associate_entry: a page already owned by a mapping).
+fn alias_pages(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    let mut kmsg = Kmsg::open()?;
+    let mut seen = 0;
+    let mut a = AreaAlloc::new(READ_AREA);
+    let am = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB).context("read area full")?;
+    let bm = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB).context("read area full")?;
+    let dev_off = match &am.extents {
+        famfs_fmap::Extents::Simple(e) => e.first().map(|e| e.offset),
+        famfs_fmap::Extents::Interleaved(_) => None,
+    }
+    .context("no simple extent")?;
+    // 1. two files, one extent: b's blob is a's map
+    let mut spec = Spec::new(&ctx.ops()?, ctx.slots(1)?)
+        .file("a", am.clone())
+        .file("b", bm);
+    spec.blob_dir = true;
+    let mut fs = Famfs::start(ctx, spec)?;
+    fs.write_blob("b", &famfs_fmap::encode(&am))?;
+    fs.set_map("b", am.clone());
+    let want = fs.expected("a", 0, 1)?[0];
+    let fa = sys::open(&fs.path("a"), false).map_err(|e| anyhow::anyhow!("open a: errno {e}"))?;
+    let fb = sys::open(&fs.path("b"), false).map_err(|e| anyhow::anyhow!("open b: errno {e}"))?;
+    let ma = Mapping::shared(&fa, 0, (2 * MIB) as usize, false).context("mmap a")?;
+    let mb = Mapping::shared(&fb, 0, (2 * MIB) as usize, false).context("mmap b")?;
+    ma.advise(libc::MADV_NOHUGEPAGE)?;
+    mb.advise(libc::MADV_NOHUGEPAGE)?;
+    c.touch("two files: a's page 0", ma.ptr(), want);
+    let got = sys::probe_read_here(mb.ptr())?;
+    c.check(
+        got == Access::Ok(want) || got == Access::Signal(libc::SIGBUS),
+        format!(
+            "two files: b's page 0 (the same device page) reads the same byte or SIGBUS: {got}"
+        ),
+    );
+    let w = warnings(&mut kmsg, &mut seen);
+    c.check(
+        w.is_empty(),
+        format!(
+            "two files on one extent, both mapped: no kernel WARNING/BUG{}",
+            if w.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", w.join(" | "))
+            }
+        ),
+    );
+    drop((ma, mb, fa, fb));
+    fs.stop()?;
+    // 2. evil_oob alias: every page of the file at its extent's first page
+    let mut spec = Spec::new("evil_oob", ctx.slots(1)?).file("evil", am.clone());
+    spec.args = vec![
+        "--evil".into(),
+        "alias".into(),
+        "--evil-addr".into(),
+        dev_off.to_string(),
+    ];
+    let fs = Famfs::start(ctx, spec)?;
+    let f =
+        sys::open(&fs.path("evil"), false).map_err(|e| anyhow::anyhow!("open evil: errno {e}"))?;
+    let m = Mapping::shared(&f, 0, (2 * MIB) as usize, false).context("mmap")?;
+    m.advise(libc::MADV_NOHUGEPAGE)?;
+    let p0 = fs.expected("evil", 0, 4096)?;
+    c.touch("alias: page 0", m.ptr(), p0[0]);
+    for k in [1usize, 7] {
+        let o = k * 4096 + 5;
+        let got = sys::probe_read_here(m.ptr().wrapping_add(o))?;
+        c.check(
+            got == Access::Ok(p0[5]) || got == Access::Signal(libc::SIGBUS),
+            format!("alias: page {k} (device page of page 0) reads page 0's byte or SIGBUS: {got}"),
+        );
+    }
+    let w = warnings(&mut kmsg, &mut seen);
+    c.check(
+        w.is_empty(),
+        format!(
+            "one device page at three file pages: no kernel WARNING/BUG{}",
+            if w.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", w.join(" | "))
+            }
+        ),
+    );
+    drop((m, f));
     fs.stop()?;
     Ok(c.outcome())
 }
