@@ -182,6 +182,9 @@ fn evil(ctx: &mut Ctx<'_>, flavours: &[(&str, Vec<String>, &str)]) -> Result<Out
     }
     let mut a = AreaAlloc::new(READ_AREA);
     let evil_map = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB).context("read area full")?;
+    // slot 1 may name slot 0's device: the other file starts past the evil one either way,
+    // so that "the other file's bytes" are never the evil file's own
+    a.take(1, 2 * MIB).context("read area full")?;
     let other_map = simple_map(&mut a, &[(1, 2 * MIB)], 2 * MIB).context("read area full")?;
     let mut checked = None;
     for (what, args, log) in flavours {
