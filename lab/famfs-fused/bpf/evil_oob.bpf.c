@@ -9,6 +9,15 @@
  *   3 long-length   length longer than requested
  *   4 zero-length   length 0
  *   5 bad-type      type not MAPPED
+ *   6 straddle-end  [addr, addr + length) starts inside the device (evil_dev_size) and ends
+ *                   one page past its end (a one-page request: just past the end)
+ *   7 other-file    dev_index = evil_dev_index, addr = evil_addr + offset: inside a device
+ *                   and a file range that another file declared
+ *   8 short-length  the right mapping, length min(evil_length, requested): 1..PAGE_SIZE-1
+ *                   on a PTE fault, which DAX cannot map
+ *   9 misaligned    the right mapping, addr + evil_length: not page aligned like the offset
+ *  10 alias         every page of the file at the one device page evil_addr (inside the
+ *                   file's own extent): one device page mapped at many file offsets
  */
 #include "kernel_env.bpf.h"
 
@@ -29,6 +38,8 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile __u32 evil_flavour = 0;
 const volatile __u64 evil_dev_size = 0;
 const volatile __u32 evil_dev_index = 23;
+const volatile __u64 evil_addr = 0;
+const volatile __u64 evil_length = 1;
 
 SEC("struct_ops.s/dax_fmap_parse")
 int BPF_PROG(evil_parse, struct fuse_dax_fmap_parse_ctx *pctx)
@@ -65,6 +76,34 @@ int BPF_PROG(evil_iomap_begin, struct fuse_dax_fmap_resolve_ctx *rctx, struct fu
 	case 4:
 		io->length = 0;
 		break;
+	case 5:
+		io->type = 0;
+		break;
+	case 6: {
+		__u64 pages = (io->length + 4095) & ~4095ULL;
+
+		io->addr = evil_dev_size + 4096 - pages + (io->offset & 4095);
+		break;
+	}
+	case 7:
+		io->dev_index = evil_dev_index;
+		io->addr = evil_addr + io->offset;
+		break;
+	case 8:
+		if (evil_length < io->length)
+			io->length = evil_length;
+		break;
+	case 9:
+		io->addr += evil_length;
+		break;
+	case 10: {
+		__u64 in_page = io->offset & 4095;
+
+		io->addr = evil_addr + in_page;
+		if (io->length > 4096 - in_page)
+			io->length = 4096 - in_page;
+		break;
+	}
 	default:
 		io->type = 0;
 		break;

@@ -51,6 +51,16 @@ pub enum EvilFlavour {
     ZeroLength,
     /// type not MAPPED.
     BadType,
+    /// starts inside the device (`--evil-dev-size`) and ends one page past its end.
+    StraddleEnd,
+    /// dev_index `--evil-dev-index`, addr `--evil-addr` + offset: another file's range.
+    OtherFile,
+    /// the right mapping cut to `--evil-length` bytes (below a page on a PTE fault).
+    ShortLength,
+    /// the right mapping moved by `--evil-length` bytes (addr not aligned like the offset).
+    Misaligned,
+    /// every page of the file at the one device page `--evil-addr`.
+    Alias,
 }
 
 impl EvilFlavour {
@@ -64,6 +74,8 @@ pub struct BpfOptions {
     pub evil: EvilFlavour,
     pub evil_dev_size: u64,
     pub evil_dev_index: u32,
+    pub evil_addr: u64,
+    pub evil_length: u64,
     pub reject_errno: u32,
     /// Verifier log level for every program (0: libbpf's default, a log only on failure).
     pub log_level: u32,
@@ -79,6 +91,8 @@ impl Default for BpfOptions {
             evil: EvilFlavour::PastEnd,
             evil_dev_size: 0,
             evil_dev_index: 23,
+            evil_addr: 0,
+            evil_length: 1,
             reject_errno: libc::EPERM as u32,
             log_level: 0,
             sleepable_parse: true,
@@ -198,6 +212,8 @@ pub fn load(kind: OpsKind, o: &BpfOptions) -> Result<Option<Attached>, BpfError>
                     ro.evil_flavour = o.evil.code();
                     ro.evil_dev_size = o.evil_dev_size;
                     ro.evil_dev_index = o.evil_dev_index;
+                    ro.evil_addr = o.evil_addr;
+                    ro.evil_length = o.evil_length;
                 }
             }
         ),

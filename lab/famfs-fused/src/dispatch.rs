@@ -25,6 +25,8 @@ pub struct Config {
     /// Negative tests and fuzzing: GET_FMAP of file P serves the bytes of `DIR/P`, read at
     /// every request, when that file exists (see [`Server::blob_override`]).
     pub blob_dir: Option<PathBuf>,
+    /// Negative tests: claim FUSE_DAX_FMAP at INIT even when the kernel did not offer it.
+    pub claim_fmap: bool,
     pub max_write: u32,
 }
 
@@ -169,7 +171,10 @@ impl Server {
         }
         let minor = i.minor.min(abi::FUSE_KERNEL_MINOR_VERSION);
         let fmap = self.cfg.fmap;
-        if fmap && (offered & flag::DAX_FMAP == 0 || i.minor < abi::FUSE_KERNEL_MINOR_VERSION) {
+        if fmap
+            && !self.cfg.claim_fmap
+            && (offered & flag::DAX_FMAP == 0 || i.minor < abi::FUSE_KERNEL_MINOR_VERSION)
+        {
             let why = format!(
                 "kernel FUSE 7.{} does not offer FUSE_DAX_FMAP (flags2 {:#x}): not the famfs-bpf kernel, \
                  or the mounter lacks CAP_SYS_RAWIO (use --no-fmap for a plain FUSE mount)",
@@ -185,7 +190,11 @@ impl Server {
             | flag::MAX_PAGES
             | flag::INIT_EXT
             | if fmap { flag::DAX_FMAP } else { 0 };
-        let flags = want & offered;
+        let mut flags = want & offered;
+        if fmap && self.cfg.claim_fmap {
+            // negative tests: claimed whether or not the kernel offered it
+            flags |= flag::DAX_FMAP | flag::INIT_EXT;
+        }
         let mut out = InitOut {
             major: abi::FUSE_KERNEL_VERSION,
             minor,

@@ -84,6 +84,17 @@ struct Cli {
     /// evil_oob other-device: the slot to claim.
     #[arg(long, default_value_t = 23)]
     evil_dev_index: u32,
+    /// evil_oob other-file: the device address file offset 0 maps to; alias: the device page
+    /// every page of the file maps to.
+    #[arg(long, default_value_t = 0, value_name = "BYTES")]
+    evil_addr: u64,
+    /// evil_oob short-length: the length to return; misaligned: the bytes to move addr by.
+    #[arg(long, default_value_t = 1, value_name = "BYTES")]
+    evil_length: u64,
+    /// Negative tests: set FUSE_DAX_FMAP and name the ops in the INIT reply even when the
+    /// kernel did not offer it (the kernel must ignore it).
+    #[arg(long)]
+    claim_fmap: bool,
     /// reject_all: the errno every parse fails with.
     #[arg(long, default_value_t = libc::EPERM as u32)]
     reject_errno: u32,
@@ -133,11 +144,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    if cli.ops == famfs_fused::ops::OpsKind::EvilOob
+        && cli.evil == EvilFlavour::StraddleEnd
+        && cli.evil_dev_size < 8192
+    {
+        bail!("--evil straddle-end needs --evil-dev-size (the device's size in bytes)");
+    }
     let fmap = !cli.no_fmap;
     let bpf_opts = BpfOptions {
         evil: cli.evil,
         evil_dev_size: cli.evil_dev_size,
         evil_dev_index: cli.evil_dev_index,
+        evil_addr: cli.evil_addr,
+        evil_length: cli.evil_length,
         reject_errno: cli.reject_errno,
         log_level: cli.bpf_log_level,
         sleepable_parse: !cli.parse_not_sleepable,
@@ -165,7 +184,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         bail!("--mountpoint is required to serve");
     };
     let stats = Stats::new(cli.stats.clone(), cli.ops.name(), fmap);
-    stats.flush();
+    stats.seed(
+        tree.files.iter().map(|f| f.path.clone()),
+        tree.daxdevs.0.keys().copied(),
+    );
     let fs = Fs::from_tree(&tree, Duration::from_millis(cli.attr_timeout_ms));
     let cfg = Config {
         ops: cli.ops,
@@ -174,6 +196,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         meta_size_override: cli.meta_size,
         blob_extra: cli.blob_extra,
         blob_dir: cli.blob_dir.clone(),
+        claim_fmap: cli.claim_fmap,
         max_write: 128 << 10,
     };
     let server = Arc::new(Server::new(fs, stats, cfg));

@@ -14,6 +14,10 @@
 //! }
 //! ```
 //! `errors` counts error replies per opcode; `by_path` paths are relative to the mount point.
+//! Every named opcode (in `opcodes` and `errors`), every file of the tree (`by_path`) and every
+//! slot of `daxdevs.yaml` (`by_index`) is there from the start, at 0 ([`Stats::seed`]): a
+//! reader can tell a count of 0 from a key that is wrong (a typo, a path the tree does not
+//! have), which must not read as 0.
 
 use crate::abi::op;
 use serde::Serialize;
@@ -101,6 +105,26 @@ impl Stats {
         });
     }
 
+    /// Counters at 0 for every named opcode, every file path of the tree and every slot.
+    pub fn seed(
+        &self,
+        paths: impl IntoIterator<Item = String>,
+        slots: impl IntoIterator<Item = u32>,
+    ) {
+        self.update(|d| {
+            for name in (0..=u8::MAX as u32).filter_map(op::name) {
+                d.opcodes.entry(name.to_string()).or_default();
+                d.errors.entry(name.to_string()).or_default();
+            }
+            for p in paths {
+                d.get_fmap.by_path.entry(p).or_default();
+            }
+            for i in slots {
+                d.get_daxdev.by_index.entry(i).or_default();
+            }
+        });
+    }
+
     pub fn malformed(&self) {
         self.update(|d| d.malformed += 1);
     }
@@ -143,5 +167,28 @@ impl Stats {
         if let Err(e) = res {
             eprintln!("famfs-fused: writing stats {}: {e}", path.display());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeded_keys_are_zero_and_counting_goes_on_from_there() {
+        let s = Stats::new(None, "famfs", true);
+        s.seed(["d/a".to_string(), "b".to_string()], [0, 3]);
+        let d = s.snapshot();
+        assert_eq!(d.opcodes.get("GET_FMAP"), Some(&0));
+        assert_eq!(d.errors.get("OPEN"), Some(&0));
+        assert_eq!(d.get_fmap.by_path.get("d/a"), Some(&0));
+        assert_eq!(d.get_daxdev.by_index.get(&3), Some(&0));
+        assert_eq!(d.get_daxdev.by_index.get(&1), None);
+        s.get_fmap(5, "b");
+        s.request(op::GET_FMAP, Some(libc::EIO));
+        let d = s.snapshot();
+        assert_eq!(d.get_fmap.by_path.get("b"), Some(&1));
+        assert_eq!(d.opcodes.get("GET_FMAP"), Some(&1));
+        assert_eq!(d.errors.get("GET_FMAP"), Some(&1));
     }
 }

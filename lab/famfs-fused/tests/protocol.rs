@@ -57,6 +57,17 @@ fn init_without_the_fmap_offer_is_refused_unless_no_fmap() {
 }
 
 #[test]
+fn init_claims_fmap_unoffered_only_when_told() {
+    let mut cfg = config(OpsKind::Famfs);
+    cfg.claim_fmap = true;
+    let s = server_with(cfg);
+    let out: InitOut = read(&ok(&s, &msg(op::INIT, 0, 1, init_in(47, 0).as_bytes())));
+    assert_eq!(out.flags2 & FMAP2, FMAP2, "claimed though not offered");
+    assert_ne!(u64::from(out.flags) & flag::INIT_EXT, 0);
+    assert_eq!(&out.dax_fmap_ops[..6], b"famfs\0");
+}
+
+#[test]
 fn init_takes_a_short_7_0_argument_and_refuses_wrong_major() {
     let s = server_with(famfs_fused::dispatch::Config {
         fmap: false,

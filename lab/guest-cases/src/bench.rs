@@ -539,7 +539,7 @@ fn open_round(
     let n = cfg.open_files as usize;
     fs.settle_and_drop_caches()?;
     for w in open_workloads() {
-        let before = fs.stats()?.fmap_total();
+        let before = fs.stats()?.fmap_total()?;
         let mut rep = Rep::default();
         for k in 0..n {
             let path = fs.path(&format!("files/o{k:02}"));
@@ -553,7 +553,7 @@ fn open_round(
             rep.first_ns.push(t1.saturating_sub(t0));
             rep.second_ns.push(second[0]);
         }
-        let fmaps = fs.stats()?.fmap_total().saturating_sub(before);
+        let fmaps = fs.stats()?.fmap_total()?.saturating_sub(before);
         let c = cells.cell(r, &w, n);
         if probe {
             c.notes.push(format!("GET_FMAP {fmaps} for {n} opens"));

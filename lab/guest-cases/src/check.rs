@@ -114,6 +114,43 @@ impl Checks {
         }
     }
 
+    /// Maps the page of `addr` with a load in this process ([`crate::sys::touch`]: the page
+    /// is proven present afterwards) and checks the byte it read.
+    pub fn touch(&mut self, what: impl Display, addr: *const u8, want: u8) -> bool {
+        match crate::sys::touch(addr) {
+            Ok(b) if b == want => {
+                self.pass(format!("{what}: touched, page mapped ({b:#04x})"));
+                true
+            }
+            Ok(b) => {
+                self.fail(format!("{what}: touched {b:#04x}, expected {want:#04x}"));
+                false
+            }
+            Err(e) => {
+                self.fail(format!("{what}: {e:#}"));
+                false
+            }
+        }
+    }
+
+    /// The page of `addr` must (`want` true) or must not be mapped in this process now.
+    pub fn mapped(&mut self, what: impl Display, addr: *const u8, want: bool) -> bool {
+        match crate::sys::page_present(addr) {
+            Ok(p) => self.check(
+                p == want,
+                format!(
+                    "{what}: page {} (pagemap), expected {}",
+                    if p { "mapped" } else { "not mapped" },
+                    if want { "mapped" } else { "not mapped" }
+                ),
+            ),
+            Err(e) => {
+                self.fail(format!("{what}: {e:#}"));
+                false
+            }
+        }
+    }
+
     pub fn outcome(self) -> Outcome {
         if self.fails.is_empty() {
             println!("{} checks passed", self.passed);

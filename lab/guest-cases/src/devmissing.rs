@@ -66,7 +66,7 @@ fn one_bad_slot(
         want,
     );
     c.check(
-        fs.stats()?.daxdev(1) >= 1,
+        fs.stats()?.daxdev(1)? >= 1,
         format!("{label}: GET_DAXDEV was sent for slot 1"),
     );
     if let Some(log) = log {
@@ -263,8 +263,11 @@ fn second_device_absent(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         }
         Err(e) => c.fail(format!("open s: {}", sys::errno_name(e))),
     }
-    c.eq("GET_DAXDEV for slot 0", fs.stats()?.daxdev(0), 1);
-    c.check(fs.stats()?.daxdev(1) >= 1, "GET_DAXDEV was sent for slot 1");
+    c.eq("GET_DAXDEV for slot 0", fs.stats()?.daxdev(0)?, 1);
+    c.check(
+        fs.stats()?.daxdev(1)? >= 1,
+        "GET_DAXDEV was sent for slot 1",
+    );
     fs.stop()?;
     Ok(c.outcome())
 }
@@ -303,8 +306,12 @@ fn unbind_while_mapped(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         sys::probe_read(m.ptr())?,
         Access::Ok(b0),
     );
-    let _ = m.bytes()[0];
-    let _ = m.bytes()[(2 * MIB) as usize];
+    c.touch("a: before the unbind: 0", m.ptr(), b0);
+    c.touch(
+        "a: before the unbind: 2 MiB",
+        m.ptr().wrapping_add((2 * MIB) as usize),
+        fs.expected("a", 2 * MIB, 1)?[0],
+    );
     let mut kmsg = Kmsg::open()?;
     println!("unbinding {first} from fsdev_dax with a file mapped");
     match sysfs_write_timeout("/sys/bus/dax/drivers/fsdev_dax/unbind", &first, Duration::from_secs(30)) {
@@ -319,14 +326,22 @@ fn unbind_while_mapped(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         Some(l) => c.pass(format!("kernel log: {l}")),
         None => c.fail("no \"device slot 0 failed\" in the kernel log after the unbind"),
     }
+    for (o, what) in [(0, "0"), (2 * MIB, "2 MiB")] {
+        let p = m.ptr().wrapping_add(o as usize);
+        c.mapped(
+            format!("a: {what} after the unbind: unmapped by it"),
+            p,
+            false,
+        );
+        c.access(
+            format!("a: load at {what} (mapped before the unbind)"),
+            sys::probe_read_here(p)?,
+            Access::Signal(libc::SIGBUS),
+        );
+    }
     c.access(
-        "a: fault on a page mapped before",
-        sys::probe_read(m.ptr())?,
-        Access::Signal(libc::SIGBUS),
-    );
-    c.access(
-        "a: fault on a page never mapped",
-        sys::probe_read(m.ptr().wrapping_add((3 * MIB) as usize))?,
+        "a: load at 3 MiB (never mapped)",
+        sys::probe_read_here(m.ptr().wrapping_add((3 * MIB) as usize))?,
         Access::Signal(libc::SIGBUS),
     );
     c.errno("a: pread", &sys::pread(&f, 0, 10), libc::EIO);

@@ -200,39 +200,49 @@ impl Spec {
 pub struct Stats(pub serde_json::Value);
 
 impl Stats {
-    fn num(v: Option<&serde_json::Value>) -> u64 {
-        v.and_then(serde_json::Value::as_u64).unwrap_or(0)
+    /// The counter at `pointer`. famfs-fused lists every file, slot and named opcode from the
+    /// start (at 0), so a missing key is an error (a wrong path or slot, a changed format),
+    /// never a count of 0 that would let an `== 0` check pass vacuously.
+    fn num(&self, pointer: &str) -> Result<u64> {
+        match self.0.pointer(pointer) {
+            Some(v) => v
+                .as_u64()
+                .with_context(|| format!("server stats: {pointer} is {v}, not a count")),
+            None => bail!(
+                "server stats: no key {pointer} (the server lists every file, slot and named opcode from the start: the path, slot or opcode is wrong)"
+            ),
+        }
     }
 
     /// GET_FMAP requests for `path` (relative to the mount).
-    pub fn fmap(&self, path: &str) -> u64 {
-        Self::num(self.0.pointer(&format!(
+    pub fn fmap(&self, path: &str) -> Result<u64> {
+        self.num(&format!(
             "/get_fmap/by_path/{}",
             path.replace('~', "~0").replace('/', "~1")
-        )))
+        ))
     }
 
     /// All GET_FMAP requests.
-    pub fn fmap_total(&self) -> u64 {
+    pub fn fmap_total(&self) -> Result<u64> {
         self.opcode("GET_FMAP")
     }
 
     /// GET_DAXDEV requests for `slot`.
-    pub fn daxdev(&self, slot: u32) -> u64 {
-        Self::num(self.0.pointer(&format!("/get_daxdev/by_index/{slot}")))
+    pub fn daxdev(&self, slot: u32) -> Result<u64> {
+        self.num(&format!("/get_daxdev/by_index/{slot}"))
     }
 
-    pub fn daxdev_total(&self) -> u64 {
+    pub fn daxdev_total(&self) -> Result<u64> {
         self.opcode("GET_DAXDEV")
     }
 
-    pub fn opcode(&self, name: &str) -> u64 {
-        Self::num(self.0.pointer(&format!("/opcodes/{name}")))
+    pub fn opcode(&self, name: &str) -> Result<u64> {
+        self.num(&format!("/opcodes/{name}"))
     }
 
     /// Error replies for opcode `name`.
-    pub fn errors(&self, name: &str) -> u64 {
-        Self::num(self.0.pointer(&format!("/errors/{name}")))
+    pub fn errors(&self, name: &str) -> Result<u64> {
+        self.num(&format!("/errors/{name}"))
     }
 }
 
@@ -442,14 +452,14 @@ impl Famfs {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let s = self.stats()?;
-            if s.opcode("RELEASE") >= s.opcode("OPEN") {
+            if s.opcode("RELEASE")? >= s.opcode("OPEN")? {
                 break;
             }
             if Instant::now() > deadline {
                 bail!(
                     "{} OPEN but {} RELEASE after 10 s: a file is still open",
-                    s.opcode("OPEN"),
-                    s.opcode("RELEASE")
+                    s.opcode("OPEN")?,
+                    s.opcode("RELEASE")?
                 );
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -727,12 +737,20 @@ mod tests {
         let s = Stats(serde_json::json!({
             "opcodes": {"GET_FMAP": 3, "GET_DAXDEV": 1},
             "errors": {"OPEN": 2},
-            "get_fmap": {"by_nodeid": {"5": 2}, "by_path": {"d/a": 2, "b": 1}},
-            "get_daxdev": {"by_index": {"0": 1}}
+            "get_fmap": {"by_nodeid": {"5": 2}, "by_path": {"d/a": 2, "b": 1, "z": 0}},
+            "get_daxdev": {"by_index": {"0": 1, "1": 0}}
         }));
-        assert_eq!((s.fmap("d/a"), s.fmap("b"), s.fmap("c")), (2, 1, 0));
-        assert_eq!((s.daxdev(0), s.daxdev(1), s.fmap_total()), (1, 0, 3));
-        assert_eq!(s.errors("OPEN"), 2);
+        assert_eq!((s.fmap("d/a").unwrap(), s.fmap("b").unwrap()), (2, 1));
+        assert_eq!(s.fmap("z").unwrap(), 0);
+        assert_eq!((s.daxdev(0).unwrap(), s.daxdev(1).unwrap()), (1, 0));
+        assert_eq!(s.fmap_total().unwrap(), 3);
+        assert_eq!(s.errors("OPEN").unwrap(), 2);
+        // a missing key is an error naming it, never 0
+        let e = s.fmap("c").unwrap_err().to_string();
+        assert!(e.contains("/get_fmap/by_path/c"), "{e}");
+        assert!(s.daxdev(2).is_err());
+        assert!(s.errors("LOOKUP").is_err());
+        assert!(s.opcode("OPEN").is_err());
     }
 
     /// The harness against the host's own FUSE (no fmap): start, stats, stop. Needs root,
@@ -753,8 +771,8 @@ mod tests {
         let fs = Famfs::start(&ctx, spec).unwrap();
         assert_eq!(std::fs::metadata(fs.path("d/f")).unwrap().len(), 5000);
         let st = fs.stats().unwrap();
-        assert!(st.opcode("LOOKUP") >= 2, "{:?}", st.0);
-        assert_eq!(st.fmap_total(), 0);
+        assert!(st.opcode("LOOKUP").unwrap() >= 2, "{:?}", st.0);
+        assert_eq!(st.fmap_total().unwrap(), 0);
         fs.stop().unwrap();
         let mut slots = BTreeMap::new();
         slots.insert(0, Target::Path("/dev/null".into()));

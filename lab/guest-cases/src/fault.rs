@@ -649,7 +649,11 @@ fn fork_after_mmap(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let ms = map_file(&f, size, true, false)?;
     let samples: Vec<usize> = (0..size as usize).step_by(65536 + 4097).collect();
     for &o in &samples {
-        let _ = ms.bytes()[o];
+        c.touch(
+            format!("shared: before the fork: {o:#x}"),
+            ms.ptr().wrapping_add(o),
+            want[o],
+        );
     }
     let page5 = fs.seeded("k", 5 * PAGE, PAGE, &sc)?;
     let (ptr, want_ref, page5_ref, samples_ref) = (ms.ptr(), &want, &page5, &samples);
@@ -690,7 +694,11 @@ fn fork_after_mmap(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         &page5,
     );
     let mp = Mapping::private(&f, 0, size as usize, true).context("mmap MAP_PRIVATE")?;
-    let _ = mp.bytes()[7 * PAGE as usize];
+    c.touch(
+        "private: before the fork: 7 pages",
+        mp.ptr().wrapping_add(7 * PAGE as usize),
+        want[(7 * PAGE) as usize],
+    );
     let page7 = fs.seeded("k", 7 * PAGE, PAGE, &sp)?;
     let (pptr, page7_ref) = (mp.ptr(), &page7);
     let code = in_child(|| {
@@ -766,12 +774,12 @@ fn battery(ctx: &Ctx<'_>, ops: &str, c: &mut Checks) -> Result<Vec<(String, Stri
     }
     let s = fs.stats()?;
     for rel in ["simple", "pmd", "il"] {
-        out.push((format!("GET_FMAP {rel}"), s.fmap(rel).to_string()));
+        out.push((format!("GET_FMAP {rel}"), s.fmap(rel)?.to_string()));
     }
     for slot in fs.spec.slots.keys() {
         out.push((
             format!("GET_DAXDEV slot {slot}"),
-            s.daxdev(*slot).to_string(),
+            s.daxdev(*slot)?.to_string(),
         ));
     }
     fs.stop()?;

@@ -57,7 +57,7 @@ fn parse_blobs(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let mut tally: BTreeMap<String, u64> = BTreeMap::new();
     let mut wrong = Vec::new();
     let started = Instant::now();
-    let mut fetched = fs.stats()?.fmap_total();
+    let mut fetched = fs.stats()?.fmap_total()?;
     for round in 0..n.div_ceil(FILES) {
         for k in 0..FILES {
             let i = round * FILES + k;
@@ -96,7 +96,7 @@ fn parse_blobs(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             }
         }
         // Every attempt of the round must have fetched the fmap once.
-        let now = fs.stats()?.fmap_total();
+        let now = fs.stats()?.fmap_total()?;
         let attempts = FILES.min(n - round * FILES);
         if now - fetched != attempts {
             wrong.push(format!(

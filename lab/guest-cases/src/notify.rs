@@ -137,7 +137,7 @@ pub fn inval_inode(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     }
     c.eq(
         "GET_FMAP for a after the first open",
-        fs.stats()?.fmap("a"),
+        fs.stats()?.fmap("a")?,
         1,
     );
 
@@ -167,7 +167,7 @@ pub fn inval_inode(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     c.bytes("pread after the invalidation", 0, &got, &want[..2 * PAGE]);
     c.eq(
         "GET_FMAP for a: one re-fetch after FUSE_NOTIFY_INVAL_INODE dropped the metadata",
-        fs.stats()?.fmap("a"),
+        fs.stats()?.fmap("a")?,
         2,
     );
     drop(m);
@@ -182,7 +182,7 @@ pub fn inval_inode(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     );
     c.eq(
         "GET_FMAP for a after a new open (cached again)",
-        fs.stats()?.fmap("a"),
+        fs.stats()?.fmap("a")?,
         2,
     );
     drop(f2);
@@ -229,7 +229,7 @@ pub fn refused(ctx: &mut Ctx<'_>, store: bool) -> Result<Outcome> {
         &want[..4 * PAGE],
     );
     if !store {
-        let replies = fs.stats()?.opcode("NOTIFY_REPLY");
+        let replies = fs.stats()?.opcode("NOTIFY_REPLY")?;
         c.eq(
             "NOTIFY_REPLY requests (no page-cache data to send)",
             replies,

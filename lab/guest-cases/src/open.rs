@@ -18,6 +18,7 @@ pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
         "concurrent_first_open" => concurrent_first_open(ctx),
         "malformed_blobs" => malformed_blobs(ctx),
         "reject_all" => reject_all(ctx),
+        "parse_errno_clamped" => parse_errno_clamped(ctx),
         "size_limits" => size_limits(ctx),
         "init_unregistered_ops" => init_unregistered_ops(ctx),
         "directory_unaffected" => directory_unaffected(ctx),
@@ -81,29 +82,29 @@ fn first_open_counts(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     }
     let fs = Famfs::start(ctx, spec)?;
     let s0 = fs.stats()?;
-    c.eq("GET_FMAP before any open", s0.fmap_total(), 0);
+    c.eq("GET_FMAP before any open", s0.fmap_total()?, 0);
     let fa = open_and_check(&mut c, &fs, "a", 4096)?;
     let s = fs.stats()?;
-    c.eq("first open of a: GET_FMAP for a", s.fmap("a"), 1);
-    c.eq("first open of a: GET_DAXDEV for slot 0", s.daxdev(0), 1);
-    c.eq("first open of a: GET_DAXDEV in all", s.daxdev_total(), 1);
+    c.eq("first open of a: GET_FMAP for a", s.fmap("a")?, 1);
+    c.eq("first open of a: GET_DAXDEV for slot 0", s.daxdev(0)?, 1);
+    c.eq("first open of a: GET_DAXDEV in all", s.daxdev_total()?, 1);
     let fa2 = open_and_check(&mut c, &fs, "a", 4096)?;
     drop((fa, fa2));
     let fa3 = open_and_check(&mut c, &fs, "a", 4096)?;
     drop(fa3);
     let s = fs.stats()?;
-    c.eq("two more opens of a: GET_FMAP for a", s.fmap("a"), 1);
+    c.eq("two more opens of a: GET_FMAP for a", s.fmap("a")?, 1);
     c.eq(
         "two more opens of a: GET_DAXDEV in all",
-        s.daxdev_total(),
+        s.daxdev_total()?,
         1,
     );
     let fb = open_and_check(&mut c, &fs, "b", 4096)?;
     let s = fs.stats()?;
-    c.eq("b on the same device: GET_FMAP for b", s.fmap("b"), 1);
+    c.eq("b on the same device: GET_FMAP for b", s.fmap("b")?, 1);
     c.eq(
         "b on the same device: GET_DAXDEV in all",
-        s.daxdev_total(),
+        s.daxdev_total()?,
         1,
     );
     drop(fb);
@@ -111,10 +112,10 @@ fn first_open_counts(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     if two {
         let fc = open_and_check(&mut c, &fs, "c", 4096)?;
         let s = fs.stats()?;
-        c.eq("c on a second device: GET_FMAP for c", s.fmap("c"), 1);
+        c.eq("c on a second device: GET_FMAP for c", s.fmap("c")?, 1);
         c.eq(
             "c on a second device: GET_DAXDEV for slot 1",
-            s.daxdev(1),
+            s.daxdev(1)?,
             1,
         );
         want_dax += 1;
@@ -126,7 +127,7 @@ fn first_open_counts(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let s = fs.stats()?;
     c.eq(
         format!("a second slot ({alias}) naming {first}: GET_DAXDEV for it"),
-        s.daxdev(alias),
+        s.daxdev(alias)?,
         1,
     );
     want_dax += 1;
@@ -137,13 +138,13 @@ fn first_open_counts(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let s = fs.stats()?;
     c.eq(
         "after reopening everything: GET_DAXDEV in all",
-        s.daxdev_total(),
+        s.daxdev_total()?,
         want_dax,
     );
     let files = if two { 4 } else { 3 };
     c.eq(
         "after reopening everything: GET_FMAP in all",
-        s.fmap_total(),
+        s.fmap_total()?,
         files,
     );
     if let Some(t) = &trace {
@@ -152,12 +153,12 @@ fn first_open_counts(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         c.eq(
             "tracepoint fuse_dax_get_fmap events",
             n("fuse_dax_get_fmap:"),
-            s.fmap_total(),
+            s.fmap_total()?,
         );
         c.eq(
             "tracepoint fuse_dax_get_daxdev events",
             n("fuse_dax_get_daxdev:"),
-            s.daxdev_total(),
+            s.daxdev_total()?,
         );
     }
     fs.stop()?;
@@ -199,7 +200,7 @@ fn concurrent_first_open(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         if let Some(t) = &trace {
             t.clear()?;
         }
-        let before = fs.stats()?.fmap("f");
+        let before = fs.stats()?.fmap("f")?;
         let barrier = Arc::new(Barrier::new(THREADS));
         let handles: Vec<_> = (0..THREADS)
             .map(|t| {
@@ -221,7 +222,7 @@ fn concurrent_first_open(ctx: &mut Ctx<'_>) -> Result<Outcome> {
                 Err(_) => bad.push(format!("thread {t} panicked")),
             }
         }
-        let fetched = fs.stats()?.fmap("f") - before;
+        let fetched = fs.stats()?.fmap("f")? - before;
         if let Some(t) = &trace {
             let lines = t.lines()?;
             let count = |ev: &str| lines.iter().filter(|l| l.contains(ev)).count() as u64;
@@ -304,13 +305,13 @@ fn malformed_blobs(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         let after = fs.stats()?;
         c.eq(
             format!("{}: GET_FMAP", b.name),
-            after.fmap(&rel) - before.fmap(&rel),
+            after.fmap(&rel)? - before.fmap(&rel)?,
             1,
         );
         if b.errno != 0 {
             c.eq(
                 format!("{}: GET_DAXDEV after a failed parse", b.name),
-                after.daxdev_total() - before.daxdev_total(),
+                after.daxdev_total()? - before.daxdev_total()?,
                 0,
             );
         } else if let Ok(f) = r {
@@ -327,10 +328,44 @@ fn malformed_blobs(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let s = fs.stats()?;
     c.eq(
         "the server answered every OPEN and GET_FMAP (the kernel refused the blobs)",
-        (s.errors("OPEN"), s.errors("GET_FMAP")),
+        (s.errors("OPEN")?, s.errors("GET_FMAP")?),
         (0, 0),
     );
     fs.stop()?;
+    Ok(c.outcome())
+}
+
+/// A parse that fails with an errno user space must never see: ERESTARTSYS (512),
+/// ERESTARTNOHAND (514), ENOIOCTLCMD (515), ERESTART_RESTARTBLOCK (516), MAX_ERRNO (4095).
+/// open(2) must fail with an ordinary errno (below 512), and return.
+fn parse_errno_clamped(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    let mut a = AreaAlloc::new(READ_AREA);
+    let map = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB).context("area full")?;
+    for errno in [512, 514, 515, 516, 4095] {
+        let mut spec = Spec::new("reject_all", ctx.slots(1)?).file("f", map.clone());
+        spec.args = vec!["--reject-errno".into(), errno.to_string()];
+        let fs = Famfs::start(ctx, spec)?;
+        let what = format!("parse returns -{errno}: open");
+        match sys::open_in_child(&fs.path("f"), Duration::from_secs(10))? {
+            sys::ChildOpen::Returned(0) => c.fail(format!("{what} succeeded")),
+            sys::ChildOpen::Returned(e) if e < 512 => {
+                c.pass(format!("{what}: {} (an ordinary errno)", sys::errno_name(e)))
+            }
+            sys::ChildOpen::Returned(e) => c.fail(format!(
+                "{what} failed with errno {e}: the parse's kernel-internal -{errno} reached user space unclamped"
+            )),
+            sys::ChildOpen::TimedOut { reaped } => c.fail(format!(
+                "{what} did not return within 10 s (the parse's -{errno} reached the syscall exit and restarts the open){}",
+                if reaped { "" } else { "; the opener could not be killed either" }
+            )),
+        }
+        c.check(
+            fs.stats()?.fmap("f")? >= 1,
+            format!("parse returns -{errno}: GET_FMAP was sent"),
+        );
+        fs.stop()?;
+    }
     Ok(c.outcome())
 }
 
@@ -358,7 +393,7 @@ fn reject_all(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             c.errno(format!("reject_all ({tag}): open #{n}"), &r, errno);
             c.eq(
                 format!("reject_all ({tag}): GET_FMAP after open #{n}"),
-                fs.stats()?.fmap("f"),
+                fs.stats()?.fmap("f")?,
                 n,
             );
         }
@@ -369,7 +404,7 @@ fn reject_all(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         );
         c.eq(
             format!("reject_all ({tag}): GET_DAXDEV"),
-            fs.stats()?.daxdev_total(),
+            fs.stats()?.daxdev_total()?,
             0,
         );
         c.eq(
@@ -434,7 +469,7 @@ fn size_limits(ctx: &mut Ctx<'_>) -> Result<Outcome> {
                 &fs.expected("f", 0, 4096)?,
             );
         }
-        c.eq(format!("{what}: GET_FMAP"), fs.stats()?.fmap("f"), 1);
+        c.eq(format!("{what}: GET_FMAP"), fs.stats()?.fmap("f")?, 1);
         fs.stop()?;
     }
     Ok(c.outcome())
@@ -546,13 +581,13 @@ fn directory_unaffected(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     );
     c.eq(
         "GET_FMAP after directory operations and stats",
-        fs.stats()?.fmap_total(),
+        fs.stats()?.fmap_total()?,
         0,
     );
     drop(open_and_check(&mut c, &fs, "d0/g", 4096)?);
     c.eq(
         "GET_FMAP after opening one file",
-        fs.stats()?.fmap_total(),
+        fs.stats()?.fmap_total()?,
         1,
     );
     fs.stop()?;

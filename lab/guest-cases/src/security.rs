@@ -99,11 +99,79 @@ pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
                 ),
             ],
         ),
+        "evil_straddle_end" => {
+            let size = ctx.dax().first().map(|d| d.size).context("no dax device")?;
+            evil(
+                ctx,
+                &[(
+                    "straddle-end: from inside the device to a page past its end",
+                    vec![
+                        "--evil".into(),
+                        "straddle-end".into(),
+                        "--evil-dev-size".into(),
+                        size.to_string(),
+                    ],
+                    outside,
+                )],
+            )
+        }
+        "evil_other_file" => evil(
+            ctx,
+            &[(
+                "other-file: slot 1 at the other file's bytes",
+                vec![
+                    "--evil".into(),
+                    "other-file".into(),
+                    "--evil-dev-index".into(),
+                    "1".into(),
+                    "--evil-addr".into(),
+                    OTHER_ADDR.into(),
+                ],
+                undeclared,
+            )],
+        ),
+        "evil_short_length" => evil_short_length(ctx),
+        "evil_misaligned" => evil(
+            ctx,
+            &[
+                (
+                    "misaligned by 1 byte",
+                    vec![
+                        "--evil".into(),
+                        "misaligned".into(),
+                        "--evil-length".into(),
+                        "1".into(),
+                    ],
+                    "address not page aligned like the offset",
+                ),
+                (
+                    "misaligned by 2048 bytes",
+                    vec![
+                        "--evil".into(),
+                        "misaligned".into(),
+                        "--evil-length".into(),
+                        "2048".into(),
+                    ],
+                    "address not page aligned like the offset",
+                ),
+            ],
+        ),
+        "claim_fmap_unoffered" => claim_fmap_unoffered(ctx),
+        "alias_pages" => alias_pages(ctx),
         "unprivileged_no_fmap" => unprivileged(ctx),
         "notify_store_refused" => crate::notify::refused(ctx, true),
         "notify_retrieve_refused" => crate::notify::refused(ctx, false),
         _ => bail!("no security case {name:?}"),
     }
+}
+
+/// In an `evil` flavour's arguments: the device address of the other file's first byte.
+const OTHER_ADDR: &str = "{other-addr}";
+
+/// Every byte of `b` changed: what a hostile mapping must not let through is visible on the
+/// device (the host's check of both files, the canaries and the device tails).
+fn flipped(b: &[u8]) -> Vec<u8> {
+    b.iter().map(|x| !x).collect()
 }
 
 fn evil(ctx: &mut Ctx<'_>, flavours: &[(&str, Vec<String>, &str)]) -> Result<Outcome> {
@@ -116,13 +184,24 @@ fn evil(ctx: &mut Ctx<'_>, flavours: &[(&str, Vec<String>, &str)]) -> Result<Out
     }
     let mut a = AreaAlloc::new(READ_AREA);
     let evil_map = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB).context("read area full")?;
+    // slot 1 may name slot 0's device: the other file starts past the evil one either way,
+    // so that "the other file's bytes" are never the evil file's own
+    a.take(1, 2 * MIB).context("read area full")?;
     let other_map = simple_map(&mut a, &[(1, 2 * MIB)], 2 * MIB).context("read area full")?;
     let mut checked = None;
     for (what, args, log) in flavours {
         let mut spec = Spec::new("evil_oob", slots.clone())
             .file("evil", evil_map.clone())
             .file("other", other_map.clone());
-        spec.args = args.clone();
+        let other_addr = match &other_map.extents {
+            famfs_fmap::Extents::Simple(e) => e.first().map(|e| e.offset),
+            famfs_fmap::Extents::Interleaved(_) => None,
+        }
+        .context("the other file has no simple extent")?;
+        spec.args = args
+            .iter()
+            .map(|a| a.replace(OTHER_ADDR, &other_addr.to_string()))
+            .collect();
         let fs = Famfs::start(ctx, spec)?;
         let mut kmsg = Kmsg::open()?;
         sys::ratelimit_quiet();
@@ -140,9 +219,11 @@ fn evil(ctx: &mut Ctx<'_>, flavours: &[(&str, Vec<String>, &str)]) -> Result<Out
             }
         };
         c.pass(format!("{what}: open evil"));
-        // what the device holds there: a write that wrongly goes through changes nothing
+        // writes carry bytes that differ from what the evil file's extent holds (and from
+        // the fill anywhere else): one that wrongly goes through shows on the device
         let b0 = fs.expected("evil", 0, 1)?[0];
         let b1 = fs.expected("evil", 4096, 1)?[0];
+        let big = flipped(&fs.expected("evil", 0, 64 << 10)?);
         c.errno(
             format!("{what}: pread 1 byte"),
             &sys::pread(&fe, 0, 1),
@@ -154,20 +235,30 @@ fn evil(ctx: &mut Ctx<'_>, flavours: &[(&str, Vec<String>, &str)]) -> Result<Out
             libc::EIO,
         );
         c.errno(
-            format!("{what}: pwrite"),
-            &sys::pwrite_once(&fe, 0, &[b0]),
+            format!("{what}: pread 64 KiB"),
+            &sys::pread(&fe, 0, 64 << 10),
+            libc::EIO,
+        );
+        c.errno(
+            format!("{what}: pwrite 1 byte"),
+            &sys::pwrite_once(&fe, 0, &[!b0]),
+            libc::EIO,
+        );
+        c.errno(
+            format!("{what}: pwrite 64 KiB"),
+            &sys::pwrite_once(&fe, 0, &big),
             libc::EIO,
         );
         let m = Mapping::shared(&fe, 0, (2 * MIB) as usize, true).context("mmap")?;
         m.advise(libc::MADV_NOHUGEPAGE)?;
         c.access(
             format!("{what}: PTE read fault"),
-            sys::probe_read(m.ptr())?,
+            sys::probe_read_here(m.ptr())?,
             Access::Signal(libc::SIGBUS),
         );
         c.access(
             format!("{what}: PTE write fault"),
-            sys::probe_write(m.ptr().wrapping_add(4096), b1)?,
+            sys::probe_write_here(m.ptr().wrapping_add(4096), !b1)?,
             Access::Signal(libc::SIGBUS),
         );
         drop(m);
@@ -308,6 +399,291 @@ fn unprivileged(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         sys::size_of(&fs.path("f")),
         Ok(2 * MIB),
     );
+    fs.stop()?;
+    Ok(c.outcome())
+}
+
+/// iomap_begin returns the right mapping cut to 1..PAGE_SIZE-1 bytes. DAX maps whole pages:
+/// a PTE fault must end in SIGBUS (the kernel refuses the length), never in the WARN of
+/// dax_iomap_pte_fault(); read(2) may copy the right bytes a piece at a time or fail with EIO.
+fn evil_short_length(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    let slots = ctx.slots(1)?;
+    let mut a = AreaAlloc::new(READ_AREA);
+    let map = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB).context("read area full")?;
+    let mut s = expect::Slots::default();
+    for (i, t) in &slots {
+        if let Target::Dax(n) = t {
+            s.0.insert(*i, ctx.map.dax(n).context("no such dax device")?.clone());
+        }
+    }
+    let ranges = expect::verify_ranges(&map, &s, 0, map.file_size, None)?;
+    let mut kmsg = Kmsg::open()?;
+    for len in [1u64, 2048, 4095] {
+        let what = format!("length {len}");
+        let mut spec = Spec::new("evil_oob", slots.clone()).file("evil", map.clone());
+        spec.args = vec![
+            "--evil".into(),
+            "short-length".into(),
+            "--evil-length".into(),
+            len.to_string(),
+        ];
+        let fs = Famfs::start(ctx, spec)?;
+        let f = match sys::open(&fs.path("evil"), true) {
+            Ok(f) => f,
+            Err(e) => {
+                c.fail(format!("{what}: open evil: {}", sys::errno_name(e)));
+                continue;
+            }
+        };
+        let want = fs.expected("evil", 0, 8192)?;
+        match sys::pread(&f, 0, 8192) {
+            Ok(got) => {
+                c.bytes(
+                    format!("{what}: pread 8 KiB (copied piecewise)"),
+                    0,
+                    &got,
+                    &want,
+                );
+            }
+            Err(e) => {
+                c.eq(
+                    format!("{what}: pread 8 KiB fails"),
+                    sys::errno_name(e),
+                    sys::errno_name(libc::EIO),
+                );
+            }
+        }
+        let m = Mapping::shared(&f, 0, (2 * MIB) as usize, true).context("mmap")?;
+        m.advise(libc::MADV_NOHUGEPAGE)?;
+        c.access(
+            format!("{what}: PTE read fault"),
+            sys::probe_read_here(m.ptr())?,
+            Access::Signal(libc::SIGBUS),
+        );
+        c.access(
+            format!("{what}: PTE write fault"),
+            sys::probe_write_here(m.ptr().wrapping_add(4096), !want[4096])?,
+            Access::Signal(libc::SIGBUS),
+        );
+        drop(m);
+        let m = Mapping::shared(&f, 0, (2 * MIB) as usize, false).context("mmap")?;
+        c.access(
+            format!("{what}: read fault (PMD allowed)"),
+            sys::probe_read_here(m.ptr().wrapping_add(8192))?,
+            Access::Signal(libc::SIGBUS),
+        );
+        drop((m, f));
+        let warns: Vec<String> = kmsg
+            .lines()
+            .iter()
+            .filter(|l| l.contains("WARNING:") || l.contains("BUG:"))
+            .cloned()
+            .collect();
+        c.check(
+            warns.is_empty(),
+            format!(
+                "{what}: no kernel WARNING/BUG (a length below PAGE_SIZE on a PTE fault must be refused before dax_iomap_pte_fault warns){}",
+                if warns.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", warns.join(" | "))
+                }
+            ),
+        );
+        kmsg = Kmsg::open()?;
+        fs.stop()?;
+    }
+    ctx.verify(ranges);
+    Ok(c.outcome())
+}
+
+/// A server that claims FUSE_DAX_FMAP (and names its ops) in its INIT reply although the
+/// kernel did not offer it (the mounter lacks CAP_SYS_RAWIO): the kernel must ignore the
+/// claim. The mount is plain FUSE: no GET_FMAP, no GET_DAXDEV, reads go to the server.
+fn claim_fmap_unoffered(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    let mut a = AreaAlloc::new(READ_AREA);
+    let map = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB).context("read area full")?;
+    let mut spec = Spec::new(&ctx.ops()?, ctx.slots(1)?).file("f", map);
+    spec.drop_rawio = true;
+    spec.args.push("--claim-fmap".into());
+    let mut kmsg = Kmsg::open()?;
+    let fs = match Famfs::try_start(ctx, spec)? {
+        Ok(fs) => fs,
+        Err(fail) => {
+            c.fail(format!(
+                "the mount of a server claiming an unoffered FUSE_DAX_FMAP failed instead of ignoring the claim: {}",
+                fail.log.trim()
+            ));
+            return Ok(c.outcome());
+        }
+    };
+    let st = fs.stats()?;
+    let offered =
+        st.0.pointer("/init/flags2")
+            .and_then(serde_json::Value::as_u64)
+            .context("no init.flags2 in the stats")?;
+    c.check(
+        offered & DAX_FMAP_FLAGS2 == 0,
+        format!("the kernel did not offer FUSE_DAX_FMAP (flags2 {offered:#x})"),
+    );
+    c.eq(
+        "the server claimed it (stats init.fmap)",
+        st.0.pointer("/init/fmap")
+            .and_then(serde_json::Value::as_bool),
+        Some(true),
+    );
+    let want = fs.expected("f", 0, 4096)?;
+    match sys::open(&fs.path("f"), false) {
+        Ok(f) => {
+            c.pass("open f");
+            let r = sys::pread(&f, 0, 4096);
+            c.check(
+                r.as_ref() != Ok(&want),
+                format!(
+                    "pread does not return the device's bytes (the fmap path was not taken): {}",
+                    match &r {
+                        Ok(b) => format!("{} bytes", b.len()),
+                        Err(e) => sys::errno_name(*e),
+                    }
+                ),
+            );
+            let m = Mapping::shared(&f, 0, 4096, false).context("mmap")?;
+            let got = sys::probe_read_here(m.ptr())?;
+            c.check(
+                got != Access::Ok(want[0]) || want[0] == 0,
+                format!("a fault does not map the device: {got}"),
+            );
+            drop((m, f));
+        }
+        Err(e) => c.note(format!("open f: {}", sys::errno_name(e))),
+    }
+    let st = fs.stats()?;
+    c.eq("GET_FMAP requests", st.fmap_total()?, 0);
+    c.eq("GET_DAXDEV requests", st.daxdev_total()?, 0);
+    c.check(
+        st.opcode("READ")? >= 1,
+        format!(
+            "reads went to the server as FUSE READ ({})",
+            st.opcode("READ")?
+        ),
+    );
+    let fmap_lines: Vec<String> = kmsg
+        .lines()
+        .iter()
+        .filter(|l| l.contains("dax_fmap"))
+        .cloned()
+        .collect();
+    c.check(
+        fmap_lines.is_empty(),
+        format!("no dax_fmap kernel log line: {fmap_lines:?}"),
+    );
+    fs.stop()?;
+    Ok(c.outcome())
+}
+
+/// New kernel WARNING/BUG lines in `kmsg` since the last call, for a check.
+fn warnings(kmsg: &mut Kmsg, seen: &mut usize) -> Vec<String> {
+    let lines = kmsg.lines();
+    let new: Vec<String> = lines[(*seen).min(lines.len())..]
+        .iter()
+        .filter(|l| l.contains("WARNING:") || l.contains("BUG:"))
+        .cloned()
+        .collect();
+    *seen = lines.len();
+    new
+}
+
+/// One device page mapped at two places: two files whose fmaps name the same extent (a
+/// server's blobs, famfs ops), and evil_oob's alias flavour (every page of a file at one
+/// device page). The kernel may refuse the second mapping (SIGBUS) or map the same bytes,
+/// but must not WARN (fs/dax.c dax_associate_entry: a page already owned by a mapping).
+fn alias_pages(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    let mut kmsg = Kmsg::open()?;
+    let mut seen = 0;
+    let mut a = AreaAlloc::new(READ_AREA);
+    let am = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB).context("read area full")?;
+    let bm = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB).context("read area full")?;
+    let dev_off = match &am.extents {
+        famfs_fmap::Extents::Simple(e) => e.first().map(|e| e.offset),
+        famfs_fmap::Extents::Interleaved(_) => None,
+    }
+    .context("no simple extent")?;
+    // 1. two files, one extent: b's blob is a's map
+    let mut spec = Spec::new(&ctx.ops()?, ctx.slots(1)?)
+        .file("a", am.clone())
+        .file("b", bm);
+    spec.blob_dir = true;
+    let mut fs = Famfs::start(ctx, spec)?;
+    fs.write_blob("b", &famfs_fmap::encode(&am))?;
+    fs.set_map("b", am.clone());
+    let want = fs.expected("a", 0, 1)?[0];
+    let fa = sys::open(&fs.path("a"), false).map_err(|e| anyhow::anyhow!("open a: errno {e}"))?;
+    let fb = sys::open(&fs.path("b"), false).map_err(|e| anyhow::anyhow!("open b: errno {e}"))?;
+    let ma = Mapping::shared(&fa, 0, (2 * MIB) as usize, false).context("mmap a")?;
+    let mb = Mapping::shared(&fb, 0, (2 * MIB) as usize, false).context("mmap b")?;
+    ma.advise(libc::MADV_NOHUGEPAGE)?;
+    mb.advise(libc::MADV_NOHUGEPAGE)?;
+    c.touch("two files: a's page 0", ma.ptr(), want);
+    let got = sys::probe_read_here(mb.ptr())?;
+    c.check(
+        got == Access::Ok(want) || got == Access::Signal(libc::SIGBUS),
+        format!(
+            "two files: b's page 0 (the same device page) reads the same byte or SIGBUS: {got}"
+        ),
+    );
+    let w = warnings(&mut kmsg, &mut seen);
+    c.check(
+        w.is_empty(),
+        format!(
+            "two files on one extent, both mapped: no kernel WARNING/BUG{}",
+            if w.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", w.join(" | "))
+            }
+        ),
+    );
+    drop((ma, mb, fa, fb));
+    fs.stop()?;
+    // 2. evil_oob alias: every page of the file at its extent's first page
+    let mut spec = Spec::new("evil_oob", ctx.slots(1)?).file("evil", am.clone());
+    spec.args = vec![
+        "--evil".into(),
+        "alias".into(),
+        "--evil-addr".into(),
+        dev_off.to_string(),
+    ];
+    let fs = Famfs::start(ctx, spec)?;
+    let f =
+        sys::open(&fs.path("evil"), false).map_err(|e| anyhow::anyhow!("open evil: errno {e}"))?;
+    let m = Mapping::shared(&f, 0, (2 * MIB) as usize, false).context("mmap")?;
+    m.advise(libc::MADV_NOHUGEPAGE)?;
+    let p0 = fs.expected("evil", 0, 4096)?;
+    c.touch("alias: page 0", m.ptr(), p0[0]);
+    for k in [1usize, 7] {
+        let o = k * 4096 + 5;
+        let got = sys::probe_read_here(m.ptr().wrapping_add(o))?;
+        c.check(
+            got == Access::Ok(p0[5]) || got == Access::Signal(libc::SIGBUS),
+            format!("alias: page {k} (device page of page 0) reads page 0's byte or SIGBUS: {got}"),
+        );
+    }
+    let w = warnings(&mut kmsg, &mut seen);
+    c.check(
+        w.is_empty(),
+        format!(
+            "one device page at three file pages: no kernel WARNING/BUG{}",
+            if w.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", w.join(" | "))
+            }
+        ),
+    );
+    drop((m, f));
     fs.stop()?;
     Ok(c.outcome())
 }

@@ -126,7 +126,9 @@ fn random_faults(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     }
     let reads = Arc::new(reads);
     let seeds: Vec<String> = (0..threads).map(|t| format!("{}:t{t}", ctx.id)).collect();
-    // Each write file starts with its thread's pattern; threads only ever rewrite it.
+    // Each write file starts with its thread's pattern A; every write then stores, byte for
+    // byte, the other of two patterns (A <-> B) than the byte holds: no write stores what is
+    // already there, so a lost one shows.
     for (t, seed) in seeds.iter().enumerate() {
         let rel = format!("w/t{t}");
         let size = shared.maps[&rel].file_size;
@@ -144,12 +146,17 @@ fn random_faults(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         .collect();
     std::thread::sleep(Duration::from_secs(secs));
     shared.stop.store(true, Ordering::SeqCst);
+    let mut states = Vec::new();
     for h in handles {
-        if let Err(e) = h
+        match h
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("a worker panicked")))
         {
-            shared.error(format!("{e:#}"));
+            Ok(st) => states.push(Some(st)),
+            Err(e) => {
+                shared.error(format!("{e:#}"));
+                states.push(None);
+            }
         }
     }
     let ops = shared.ops.load(Ordering::SeqCst);
@@ -176,22 +183,64 @@ fn random_faults(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     c.check(ops > threads as u64, "the threads made progress");
     for (t, seed) in seeds.iter().enumerate() {
         let rel = format!("w/t{t}");
+        let Some(Some(st)) = states.get(t) else {
+            c.fail(format!("{rel}: its thread failed; the file is not checked"));
+            continue;
+        };
         let size = shared.maps[&rel].file_size;
         let f = File::open(fs.path(&rel))?;
         let got =
             sys::pread(&f, 0, size as usize).map_err(|e| anyhow::anyhow!("pread: errno {e}"))?;
-        let want = fs.seeded(&rel, 0, size, seed)?;
+        let alt = alt_seed(seed);
+        let want = mix(
+            &fs.seeded(&rel, 0, size, seed)?,
+            &fs.seeded(&rel, 0, size, &alt)?,
+            st,
+        );
+        let changed = st.iter().filter(|&&b| b).count();
         println!(
-            "{rel}: fnv {:#018x} (expected {:#018x})",
+            "{rel}: {changed} of {size} bytes hold pattern B; fnv {:#018x} (expected {:#018x})",
             fnv(&got),
             fnv(&want)
         );
+        c.check(
+            changed > 0,
+            format!("{rel}: the thread's writes changed bytes"),
+        );
         c.bytes(format!("{rel}: whole file at the end"), 0, &got, &want);
-        ctx.verify(fs.ranges(&rel, 0, size, Some(seed))?);
+        for (off, len, b) in runs(st) {
+            ctx.verify(fs.ranges(&rel, off, len, Some(if b { &alt } else { seed }))?);
+        }
     }
     drop(reads);
     fs.stop()?;
     Ok(c.outcome())
+}
+
+/// The second pattern of a write file.
+fn alt_seed(seed: &str) -> String {
+    format!("{seed}:B")
+}
+
+/// Byte `i` of `a` or, where `alt[i]`, of `b`.
+fn mix(a: &[u8], b: &[u8], alt: &[bool]) -> Vec<u8> {
+    a.iter()
+        .zip(b)
+        .zip(alt)
+        .map(|((&x, &y), &z)| if z { y } else { x })
+        .collect()
+}
+
+/// Runs of equal values: (offset, length, value).
+fn runs(v: &[bool]) -> Vec<(u64, u64, bool)> {
+    let mut out: Vec<(u64, u64, bool)> = Vec::new();
+    for (i, &b) in v.iter().enumerate() {
+        match out.last_mut() {
+            Some(r) if r.2 == b => r.1 += 1,
+            _ => out.push((i as u64, 1, b)),
+        }
+    }
+    out
 }
 
 fn fnv(b: &[u8]) -> u64 {
@@ -213,7 +262,7 @@ fn worker(
     reads: &[(String, File, MapPtr)],
     wpath: &std::path::Path,
     seed: &str,
-) -> Result<()> {
+) -> Result<Vec<bool>> {
     let mut r = Rng::new(0x5eed ^ t as u64);
     let wrel = format!("w/t{t}");
     let wmap = &s.maps[&wrel];
@@ -221,6 +270,9 @@ fn worker(
     let wf = File::options().read(true).write(true).open(wpath)?;
     let mut wm =
         Mapping::shared(&wf, 0, wsize.div_ceil(4096) as usize * 4096, true).context("mmap")?;
+    let alt = alt_seed(seed);
+    // which pattern each byte holds (false: A, the seed; true: B)
+    let mut st = vec![false; wsize as usize];
     while !s.stop.load(Ordering::Relaxed) {
         let op = r.below(5);
         let res: Result<()> = (|| {
@@ -249,7 +301,12 @@ fn worker(
                 2 | 3 => {
                     let off = r.below(wsize);
                     let len = (1 + r.below(16384)).min(wsize - off);
-                    let data = expect::expected_seed(wmap, &s.slots, off, len, seed)?;
+                    let (o, l) = (off as usize, len as usize);
+                    let a = expect::expected_seed(wmap, &s.slots, off, len, seed)?;
+                    let b = expect::expected_seed(wmap, &s.slots, off, len, &alt)?;
+                    let flip: Vec<bool> = st[o..o + l].iter().map(|x| !x).collect();
+                    let data = mix(&a, &b, &flip);
+                    st[o..o + l].copy_from_slice(&flip);
                     if op == 2 {
                         wm.bytes_mut()[off as usize..(off + len) as usize].copy_from_slice(&data);
                     } else {
@@ -259,7 +316,12 @@ fn worker(
                 _ => {
                     let off = r.below(wsize);
                     let len = (1 + r.below(16384)).min(wsize - off);
-                    let want = expect::expected_seed(wmap, &s.slots, off, len, seed)?;
+                    let (o, l) = (off as usize, len as usize);
+                    let want = mix(
+                        &expect::expected_seed(wmap, &s.slots, off, len, seed)?,
+                        &expect::expected_seed(wmap, &s.slots, off, len, &alt)?,
+                        &st[o..o + l],
+                    );
                     let got = sys::pread(&wf, off, len as usize)
                         .map_err(|e| anyhow::anyhow!("pread {wrel}: errno {e}"))?;
                     if got != want {
@@ -275,5 +337,23 @@ fn worker(
         s.ops.fetch_add(1, Ordering::Relaxed);
     }
     wm.sync(libc::MS_SYNC)?;
-    Ok(())
+    Ok(st)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{mix, runs};
+
+    #[test]
+    fn mix_and_runs() {
+        assert_eq!(
+            mix(&[1, 2, 3, 4], &[5, 6, 7, 8], &[false, true, true, false]),
+            vec![1, 6, 7, 4]
+        );
+        assert_eq!(
+            runs(&[false, true, true, false]),
+            vec![(0, 1, false), (1, 2, true), (3, 1, false)]
+        );
+        assert!(runs(&[]).is_empty());
+    }
 }

@@ -222,6 +222,233 @@ fn probe(addr: *mut u8, val: Option<u8>) -> Result<Access> {
     Ok(Access::Ok(b[0]))
 }
 
+/// Reads `*addr` in this process (not in a child: a child inherits no PTEs of a shared file
+/// mapping, so its access is always a first fault). SIGBUS/SIGSEGV of that one load is caught
+/// and returned; the process goes on.
+pub fn probe_read_here(addr: *const u8) -> Result<Access> {
+    here::probe(addr.cast_mut(), None)
+}
+
+/// Writes `val` to `*addr` in this process, catching SIGBUS/SIGSEGV as [`probe_read_here`].
+pub fn probe_write_here(addr: *mut u8, val: u8) -> Result<Access> {
+    here::probe(addr, Some(val))
+}
+
+/// Whether the page holding `addr` is mapped in this process right now
+/// (`/proc/self/pagemap`, bit 63 "present").
+pub fn page_present(addr: *const u8) -> Result<bool> {
+    let f = File::open("/proc/self/pagemap").context("opening /proc/self/pagemap")?;
+    let mut e = [0u8; 8];
+    let off = (addr as u64 / 4096) * 8;
+    f.read_exact_at(&mut e, off)
+        .with_context(|| format!("reading /proc/self/pagemap at {off:#x} (page of {addr:p})"))?;
+    Ok(u64::from_le_bytes(e) >> 63 == 1)
+}
+
+/// Loads `*addr` in this process and proves its page is mapped afterwards: a page mapped
+/// "before an event" really is, and a later access of it is not a first fault.
+/// The byte, or why the page is not mapped.
+pub fn touch(addr: *const u8) -> Result<u8> {
+    let b = match probe_read_here(addr)? {
+        Access::Ok(b) => b,
+        a => bail!("touching {addr:p} to map its page: {a}"),
+    };
+    if !page_present(addr)? {
+        bail!("touching {addr:p} read {b:#04x} but left its page unmapped (pagemap: not present)");
+    }
+    Ok(b)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod here {
+    //! One load or store whose fault is survived: the instruction is preceded by a `lea` of
+    //! its landing address into rcx; the handler, for the armed address only, moves rip there
+    //! and puts the signal number in rdx (0 when nothing faulted). Any other fault restores
+    //! the default action and returns, so it faults again and kills the process as usual.
+    use super::Access;
+    use anyhow::{bail, Result};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    static ARMED: AtomicBool = AtomicBool::new(false);
+    static AT: AtomicUsize = AtomicUsize::new(0);
+
+    extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+        // SAFETY: the kernel passes a valid siginfo and ucontext to an SA_SIGINFO handler.
+        unsafe {
+            let armed = ARMED.load(Ordering::SeqCst);
+            let at = (*info).si_addr() as usize;
+            let g = &mut (*uc.cast::<libc::ucontext_t>()).uc_mcontext.gregs;
+            if armed && at == AT.load(Ordering::SeqCst) && g[libc::REG_RCX as usize] != 0 {
+                g[libc::REG_RIP as usize] = g[libc::REG_RCX as usize];
+                g[libc::REG_RDX as usize] = i64::from(sig);
+                return;
+            }
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
+
+    fn sigaction(sig: i32, new: &libc::sigaction) -> Result<libc::sigaction> {
+        // SAFETY: zeroed is a valid sigaction to be filled by the kernel.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: valid pointers to sigaction structs.
+        if unsafe { libc::sigaction(sig, new, &mut old) } != 0 {
+            bail!("sigaction({sig}): {}", std::io::Error::last_os_error());
+        }
+        Ok(old)
+    }
+
+    pub(super) fn probe(addr: *mut u8, val: Option<u8>) -> Result<Access> {
+        // SAFETY: an all-zero sigaction is valid; the fields that matter are set below.
+        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+        sa.sa_sigaction = on_fault as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO;
+        let old_bus = sigaction(libc::SIGBUS, &sa)?;
+        let old_segv = match sigaction(libc::SIGSEGV, &sa) {
+            Ok(o) => o,
+            Err(e) => {
+                let _ = sigaction(libc::SIGBUS, &old_bus);
+                return Err(e);
+            }
+        };
+        AT.store(addr as usize, Ordering::SeqCst);
+        ARMED.store(true, Ordering::SeqCst);
+        let sig: u64;
+        let got: u8;
+        // SAFETY: one access to `addr`; a fault there resumes at label 3 with rdx = the signal.
+        unsafe {
+            match val {
+                None => {
+                    let v: u32;
+                    std::arch::asm!(
+                        "lea rcx, [rip + 3f]",
+                        "movzx {v:e}, byte ptr [{a}]",
+                        "3:",
+                        a = in(reg) addr,
+                        v = out(reg) v,
+                        inout("rdx") 0u64 => sig,
+                        out("rcx") _,
+                        options(nostack, preserves_flags),
+                    );
+                    got = v as u8;
+                }
+                Some(b) => {
+                    std::arch::asm!(
+                        "lea rcx, [rip + 3f]",
+                        "mov byte ptr [{a}], {b}",
+                        "3:",
+                        a = in(reg) addr,
+                        b = in(reg_byte) b,
+                        inout("rdx") 0u64 => sig,
+                        out("rcx") _,
+                        options(nostack, preserves_flags),
+                    );
+                    got = b;
+                }
+            }
+        }
+        ARMED.store(false, Ordering::SeqCst);
+        let r1 = sigaction(libc::SIGSEGV, &old_segv);
+        let r2 = sigaction(libc::SIGBUS, &old_bus);
+        r1?;
+        r2?;
+        Ok(if sig == 0 {
+            Access::Ok(got)
+        } else {
+            Access::Signal(sig as i32)
+        })
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod here {
+    use super::Access;
+    use anyhow::{bail, Result};
+
+    pub(super) fn probe(_addr: *mut u8, _val: Option<u8>) -> Result<Access> {
+        bail!("in-process access probes are implemented for x86_64 only")
+    }
+}
+
+/// How an open(2) in a child process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildOpen {
+    /// open returned: 0 on success, else its errno.
+    Returned(i32),
+    /// open had not returned by the deadline; the child was killed (`reaped`: and is gone).
+    TimedOut { reaped: bool },
+}
+
+/// open(2) of `path` read-only in a forked child, waited for at most `timeout`: an open
+/// that never returns (restarted forever, stuck on the server) is reported, not waited for.
+/// Call only while the process has one thread.
+pub fn open_in_child(path: &Path, timeout: Duration) -> Result<ChildOpen> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .with_context(|| format!("{} has a NUL byte", path.display()))?;
+    let mut fds = [0i32; 2];
+    // SAFETY: fds has room for two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("pipe");
+    }
+    // SAFETY: the child only calls open, write and _exit (async-signal-safe).
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error()).context("fork");
+    }
+    if pid == 0 {
+        // SAFETY: see above.
+        unsafe {
+            let fd = libc::open(c.as_ptr(), libc::O_RDONLY);
+            let e: i32 = if fd >= 0 {
+                0
+            } else {
+                *libc::__errno_location()
+            };
+            libc::write(fds[1], (&e as *const i32).cast(), 4);
+            libc::_exit(0);
+        }
+    }
+    // SAFETY: our copy of the write end.
+    unsafe { libc::close(fds[1]) };
+    let mut pfd = libc::pollfd {
+        fd: fds[0],
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: one valid pollfd.
+    let ready = unsafe { libc::poll(&mut pfd, 1, ms) };
+    let mut e = [0u8; 4];
+    let n = if ready > 0 {
+        // SAFETY: reading 4 bytes into e.
+        unsafe { libc::read(fds[0], e.as_mut_ptr().cast(), 4) }
+    } else {
+        0
+    };
+    // SAFETY: our read end.
+    unsafe { libc::close(fds[0]) };
+    if n == 4 {
+        let mut st = 0;
+        // SAFETY: our child, which has written its result and exits.
+        unsafe { libc::waitpid(pid, &mut st, 0) };
+        return Ok(ChildOpen::Returned(i32::from_ne_bytes(e)));
+    }
+    // SAFETY: killing our own child.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut st = 0;
+        // SAFETY: polling our child.
+        let w = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+        if w == pid {
+            return Ok(ChildOpen::TimedOut { reaped: true });
+        }
+        if w < 0 || Instant::now() > deadline {
+            return Ok(ChildOpen::TimedOut { reaped: false });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The kernel log from the moment [`Kmsg::open`] was called.
 pub struct Kmsg {
     f: File,
@@ -470,6 +697,65 @@ mod tests {
         assert_eq!(
             probe_read(std::ptr::null()).unwrap(),
             Access::Signal(libc::SIGSEGV)
+        );
+    }
+
+    #[test]
+    fn probes_here_survive_faults_and_see_the_pagemap() {
+        let mut v = vec![7u8; 8192];
+        assert_eq!(probe_read_here(v.as_ptr()).unwrap(), Access::Ok(7));
+        assert_eq!(probe_write_here(v.as_mut_ptr(), 9).unwrap(), Access::Ok(9));
+        assert_eq!(v[0], 9);
+        assert_eq!(
+            probe_read_here(std::ptr::null()).unwrap(),
+            Access::Signal(libc::SIGSEGV)
+        );
+        // a fresh anonymous page is not present until touched; a file page past EOF is SIGBUS
+        let f = tempfile::tempfile().unwrap();
+        f.set_len(4096).unwrap();
+        let m = crate::mapping::Mapping::shared(&f, 0, 8192, true).unwrap();
+        assert!(!page_present(m.ptr()).unwrap());
+        assert_eq!(touch(m.ptr()).unwrap(), 0);
+        assert!(page_present(m.ptr()).unwrap());
+        assert_eq!(
+            probe_read_here(m.ptr().wrapping_add(4096)).unwrap(),
+            Access::Signal(libc::SIGBUS)
+        );
+        assert_eq!(
+            probe_write_here(m.ptr().wrapping_add(5000), 1).unwrap(),
+            Access::Signal(libc::SIGBUS)
+        );
+        assert!(touch(m.ptr().wrapping_add(4096)).is_err());
+        // the process still dies of a fault nobody armed for: checked in a child
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let _ = probe_read_here(v.as_ptr());
+            unsafe { std::ptr::read_volatile(std::ptr::null::<u8>()) };
+            unsafe { libc::_exit(0) };
+        }
+        let mut st = 0;
+        assert_eq!(unsafe { libc::waitpid(pid, &mut st, 0) }, pid);
+        assert!(libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGSEGV);
+    }
+
+    #[test]
+    fn open_in_child_reports_the_errno_or_the_timeout() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("f");
+        std::fs::write(&f, b"x").unwrap();
+        let t = Duration::from_secs(5);
+        assert_eq!(open_in_child(&f, t).unwrap(), ChildOpen::Returned(0));
+        assert_eq!(
+            open_in_child(&d.path().join("nope"), t).unwrap(),
+            ChildOpen::Returned(libc::ENOENT)
+        );
+        // a FIFO without a writer: open blocks until killed
+        let fifo = d.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert_eq!(
+            open_in_child(&fifo, Duration::from_millis(200)).unwrap(),
+            ChildOpen::TimedOut { reaped: true }
         );
     }
 

@@ -8,9 +8,8 @@ use crate::mapping::Mapping;
 use crate::sys::{self, Access, Kmsg};
 use crate::Outcome;
 use anyhow::{bail, Context, Result};
-use famfs_fmap::{encode, FileMap};
+use famfs_fmap::{encode, Extents, FileMap, SimpleExtent};
 use famfs_lab_cases::expect::{boundaries, simple_map, AreaAlloc, MIB, READ_AREA};
-use famfs_shadow::{Allocator, DaxDev, DaxDevs};
 use std::fs::File;
 use std::time::Duration;
 
@@ -43,24 +42,50 @@ fn open_rw(fs: &Famfs, rel: &str) -> Result<File> {
         .with_context(|| format!("open {rel}"))
 }
 
-/// The map the server serves after a size change of `rel` to `size` (famfs-fused does
-/// `famfs_shadow::resize` with an allocator that reserved every file of the tree).
-fn resized(fs: &Famfs, rel: &str, size: u64) -> Result<FileMap> {
-    let mut devs = DaxDevs::default();
-    for (slot, d) in &fs.slots.0 {
-        devs.0.insert(
-            *slot,
-            DaxDev {
-                path: format!("/dev/{}", d.name),
-                size: Some(d.size),
-            },
+/// The map after a size change of a file whose extents already hold `[0, size)`: the same
+/// extents (famfs keeps a file's bytes in place), the new size. Computed from the model
+/// alone, never with the server's resize code: the bytes below the new size are the ones
+/// the old map had there.
+fn resized_in_place(old: &FileMap, size: u64) -> Result<FileMap> {
+    if size > old.mapped_size() {
+        bail!(
+            "{size:#x} is past the {:#x} bytes the extents hold: not a size change in place",
+            old.mapped_size()
         );
     }
-    let mut alloc = Allocator::new(devs, 0);
-    for f in &fs.spec.files {
-        alloc.reserve(fs.map(&f.path)?);
-    }
-    famfs_shadow::resize(fs.map(rel)?, size, &mut alloc).map_err(|e| anyhow::anyhow!("{e}"))
+    Ok(FileMap {
+        file_size: size,
+        ..old.clone()
+    })
+}
+
+/// `old` grown to `size` with one more simple extent on `slot`, taken from `a`: what the
+/// case makes the server serve (through its blob directory) after a growth past the extents.
+fn grown(old: &FileMap, size: u64, slot: u32, a: &mut AreaAlloc) -> Result<FileMap> {
+    let more = size
+        .checked_sub(old.mapped_size())
+        .filter(|&m| m > 0)
+        .with_context(|| {
+            format!(
+                "{size:#x} is not past the extents ({:#x})",
+                old.mapped_size()
+            )
+        })?;
+    let Extents::Simple(v) = &old.extents else {
+        bail!("grown: simple extents only");
+    };
+    let len = more.div_ceil(2 * MIB) * 2 * MIB;
+    let mut v = v.clone();
+    v.push(SimpleExtent {
+        dev_index: slot,
+        offset: a.take(slot, len).context("read area full")?,
+        len,
+    });
+    Ok(FileMap {
+        file_size: size,
+        extents: Extents::Simple(v),
+        ..old.clone()
+    })
 }
 
 /// Everything observable about `rel` that a refused size change must leave alone.
@@ -91,7 +116,7 @@ fn refused_default(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let before = snapshot(&fs, "t", &f, &m)?;
     let want_first = fs.expected("t", 0, 4096)?;
     c.bytes("t: bytes before", 0, &m.read_at(0, 4096), &want_first);
-    let fmaps = fs.stats()?.fmap("t");
+    let fmaps = fs.stats()?.fmap("t")?;
     for (what, new) in [
         ("smaller", size - PAGE),
         ("larger", size + PAGE),
@@ -126,7 +151,7 @@ fn refused_default(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     );
     c.eq(
         "GET_FMAP: none since the first open (nothing was dropped)",
-        fs.stats()?.fmap("t"),
+        fs.stats()?.fmap("t")?,
         fmaps,
     );
     c.bytes("t: bytes after", 0, &m.read_at(0, 4096), &want_first);
@@ -147,17 +172,21 @@ fn shrink(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     m.advise(libc::MADV_NOHUGEPAGE)?;
     let touch = [0, 2 * MIB + 5, 3 * MIB + 8192, 5 * MIB];
     for &o in &touch {
-        let _ = m.bytes()[o as usize];
+        c.touch(
+            format!("before the truncate: {o:#x}"),
+            m.ptr().wrapping_add(o as usize),
+            fs.expected("t", o, 1)?[0],
+        );
     }
     let new = 3 * MIB + 100;
-    let fmaps = fs.stats()?.fmap("t");
+    let fmaps = fs.stats()?.fmap("t")?;
     c.eq(format!("ftruncate to {new:#x}"), sys::ftruncate(&f, new), 0);
-    let map = resized(&fs, "t", new)?;
+    let map = resized_in_place(fs.map("t")?, new)?;
     fs.set_map("t", map);
     c.eq("stat size", sys::size_of(&fs.path("t")), Ok(new));
     c.eq(
         "GET_FMAP right after the size change (the meta is dropped, not re-fetched yet)",
-        fs.stats()?.fmap("t") - fmaps,
+        fs.stats()?.fmap("t")? - fmaps,
         0,
     );
     let got = sys::pread(&f, 0, 4096).map_err(|e| anyhow::anyhow!("pread: errno {e}"))?;
@@ -169,20 +198,27 @@ fn shrink(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     );
     c.eq(
         "GET_FMAP after the next access: one re-fetch",
-        fs.stats()?.fmap("t") - fmaps,
+        fs.stats()?.fmap("t")? - fmaps,
         1,
     );
+    for o in [3 * MIB + 8192, 5 * MIB] {
+        c.mapped(
+            format!("{o:#x} (past the new EOF) after the truncate: unmapped by it"),
+            m.ptr().wrapping_add(o as usize),
+            false,
+        );
+    }
     for o in [0, 2 * MIB + 5, new - 1, new + 50] {
         c.access(
-            format!("fault at {o:#x} (below the new EOF page)"),
-            sys::probe_read(m.ptr().wrapping_add(o as usize))?,
+            format!("load at {o:#x} (below the new EOF page)"),
+            sys::probe_read_here(m.ptr().wrapping_add(o as usize))?,
             Access::Ok(fs.expected("t", o, 1)?[0]),
         );
     }
     for o in [page_up(new), 3 * MIB + 8192, 5 * MIB] {
         c.access(
-            format!("fault at {o:#x} (past the new EOF; was mapped before)"),
-            sys::probe_read(m.ptr().wrapping_add(o as usize))?,
+            format!("load at {o:#x} (past the new EOF; mapped before at 3 MiB + 8 KiB and 5 MiB)"),
+            sys::probe_read_here(m.ptr().wrapping_add(o as usize))?,
             Access::Signal(libc::SIGBUS),
         );
     }
@@ -193,7 +229,7 @@ fn shrink(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     );
     c.eq(
         "GET_FMAP in all: one re-fetch",
-        fs.stats()?.fmap("t") - fmaps,
+        fs.stats()?.fmap("t")? - fmaps,
         1,
     );
     drop((m, f));
@@ -207,6 +243,7 @@ fn grow(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let g = simple_map(&mut a, &[(0, 4 * MIB)], 3 * MIB).context("read area full")?;
     let mut spec = Spec::new(&ctx.ops()?, ctx.slots(1)?).file("g", g);
     spec.allow_resize = true;
+    spec.blob_dir = true;
     let mut fs = Famfs::start(ctx, spec)?;
     let f = open_rw(&fs, "g")?;
     let m = Mapping::shared(&f, 0, (8 * MIB) as usize, false).context("mmap")?;
@@ -217,9 +254,18 @@ fn grow(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         Access::Signal(libc::SIGBUS),
     );
     for new in [4 * MIB, 7 * MIB] {
-        let fmaps = fs.stats()?.fmap("g");
+        let fmaps = fs.stats()?.fmap("g")?;
+        let old = fs.map("g")?.clone();
+        let map = if new <= old.mapped_size() {
+            resized_in_place(&old, new)?
+        } else {
+            // past the extents: the server's map would come from its own allocator; the
+            // case serves its own, one more extent from the read area, as a blob
+            let map = grown(&old, new, 0, &mut a)?;
+            fs.write_blob("g", &encode(&map))?;
+            map
+        };
         c.eq(format!("ftruncate to {new:#x}"), sys::ftruncate(&f, new), 0);
-        let map = resized(&fs, "g", new)?;
         println!("the server now serves {map:?}");
         fs.set_map("g", map);
         c.eq(
@@ -237,7 +283,7 @@ fn grow(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         );
         c.eq(
             format!("{new:#x}: GET_FMAP: one re-fetch"),
-            fs.stats()?.fmap("g") - fmaps,
+            fs.stats()?.fmap("g")? - fmaps,
             1,
         );
         for o in [3 * MIB, new - 1] {
@@ -270,8 +316,12 @@ fn o_trunc(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         let f = open_rw(&fs, "t")?;
         let m = Mapping::shared(&f, 0, page_up(size) as usize, false).context("mmap")?;
         m.advise(libc::MADV_NOHUGEPAGE)?;
-        let _ = m.bytes()[0];
-        let fmaps = fs.stats()?.fmap("t");
+        c.touch(
+            format!("{tag}: before the O_TRUNC: 0"),
+            m.ptr(),
+            fs.expected("t", 0, 1)?[0],
+        );
+        let fmaps = fs.stats()?.fmap("t")?;
         let r = sys::open_flags(&fs.path("t"), true, libc::O_TRUNC);
         if !allow {
             c.errno(format!("{tag}: open(O_TRUNC)"), &r, libc::EINVAL);
@@ -282,26 +332,32 @@ fn o_trunc(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             );
             c.access(
                 format!("{tag}: the mapping still reads"),
-                sys::probe_read(m.ptr())?,
+                sys::probe_read_here(m.ptr())?,
                 Access::Ok(fs.expected("t", 0, 1)?[0]),
             );
             c.eq(
                 format!("{tag}: no re-fetch"),
-                fs.stats()?.fmap("t") - fmaps,
+                fs.stats()?.fmap("t")? - fmaps,
                 0,
             );
         } else {
             c.errno(format!("{tag}: open(O_TRUNC)"), &r, 0);
-            fs.set_map("t", resized(&fs, "t", 0)?);
+            let full = fs.map("t")?.clone();
+            fs.set_map("t", resized_in_place(&full, 0)?);
             c.eq(format!("{tag}: size 0"), sys::size_of(&fs.path("t")), Ok(0));
             c.eq(
                 format!("{tag}: read at 0"),
                 sys::pread(&f, 0, 10).map(|v| v.len()),
                 Ok(0),
             );
+            c.mapped(
+                format!("{tag}: 0 after the O_TRUNC: unmapped by it"),
+                m.ptr(),
+                false,
+            );
             c.access(
-                format!("{tag}: fault at 0"),
-                sys::probe_read(m.ptr())?,
+                format!("{tag}: load at 0 (mapped before the O_TRUNC)"),
+                sys::probe_read_here(m.ptr())?,
                 Access::Signal(libc::SIGBUS),
             );
             c.eq(
@@ -309,7 +365,7 @@ fn o_trunc(ctx: &mut Ctx<'_>) -> Result<Outcome> {
                 sys::ftruncate(&f, 2 * MIB),
                 0,
             );
-            fs.set_map("t", resized(&fs, "t", 2 * MIB)?);
+            fs.set_map("t", resized_in_place(&full, 2 * MIB)?);
             let got = sys::pread(&f, 0, 4096).map_err(|e| anyhow::anyhow!("pread: errno {e}"))?;
             c.bytes(
                 format!("{tag}: bytes after growing back"),
@@ -318,7 +374,7 @@ fn o_trunc(ctx: &mut Ctx<'_>) -> Result<Outcome> {
                 &fs.expected("t", 0, 4096)?,
             );
             c.check(
-                fs.stats()?.fmap("t") - fmaps >= 1,
+                fs.stats()?.fmap("t")? - fmaps >= 1,
                 format!("{tag}: the fmap was fetched again"),
             );
         }
@@ -357,13 +413,13 @@ fn size_mismatch(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     // FUSE drops an inode at its last reference (inode_just_drop) and revalidation drops a bad
     // one: a later lookup gets a fresh inode, whose stat works and whose open fails again.
     for n in 2..=3 {
-        let before = fs.stats()?.fmap("bad");
+        let before = fs.stats()?.fmap("bad")?;
         c.errno(
             format!("bad: open #{n}"),
             &sys::open(&fs.path("bad"), false),
             libc::EIO,
         );
-        let fetched = fs.stats()?.fmap("bad") - before;
+        let fetched = fs.stats()?.fmap("bad")? - before;
         println!("bad: open #{n} sent {fetched} GET_FMAP");
     }
     let st = sys::size_of(&fs.path("bad"));
@@ -381,11 +437,7 @@ fn size_mismatch(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let m = Mapping::shared(&f, 0, 4 * MIB as usize, false).context("mmap")?;
     m.advise(libc::MADV_NOHUGEPAGE)?;
     let first = fs.expected("m", 0, 1)?[0];
-    c.access(
-        "m: fault before",
-        sys::probe_read(m.ptr())?,
-        Access::Ok(first),
-    );
+    c.touch("m: before the size change: 0", m.ptr(), first);
     fs.write_blob(
         "m",
         &encode(&FileMap {
@@ -404,8 +456,8 @@ fn size_mismatch(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         libc::EIO,
     );
     c.access(
-        "m: fault after",
-        sys::probe_read(m.ptr())?,
+        "m: load at 0 after (mapped before; the file is bad now)",
+        sys::probe_read_here(m.ptr())?,
         Access::Signal(libc::SIGBUS),
     );
     // the byte the device already holds: a write that wrongly goes through changes nothing
@@ -415,4 +467,28 @@ fn size_mismatch(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     drop(f);
     fs.stop()?;
     Ok(c.outcome())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_changes_come_from_the_model() {
+        let mut a = AreaAlloc::new(READ_AREA);
+        let old = simple_map(&mut a, &[(0, 4 * MIB)], 3 * MIB).unwrap();
+        let same = resized_in_place(&old, 4 * MIB).unwrap();
+        assert_eq!((same.file_size, &same.extents), (4 * MIB, &old.extents));
+        assert!(resized_in_place(&old, 4 * MIB + 1).is_err());
+        let g = grown(&old, 7 * MIB, 0, &mut a).unwrap();
+        assert_eq!(g.file_size, 7 * MIB);
+        assert_eq!(g.mapped_size(), 8 * MIB);
+        famfs_fmap::validate(&g).unwrap();
+        // the new extent is the area's next one, disjoint from the old
+        let Extents::Simple(v) = &g.extents else {
+            panic!("simple")
+        };
+        assert_eq!(v[1].offset, READ_AREA.start + 4 * MIB);
+        assert!(grown(&old, 4 * MIB, 0, &mut a).is_err());
+    }
 }

@@ -105,6 +105,7 @@ pub fn config(ops: OpsKind) -> Config {
         meta_size_override: None,
         blob_extra: 0,
         blob_dir: None,
+        claim_fmap: false,
         max_write: 128 << 10,
     }
 }
