@@ -302,6 +302,7 @@ pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
     let excuse = |id: &str| lab_runner::plan::skip_excuse(id, &req.kernel, req.topology.hosts);
     let facts = lab_ci::expected::RunFacts {
         ops: Some(args.ops.name()),
+        topology: Some(req.topology.name.as_str()),
         excuse: &excuse,
         reproduce: &req.reproduce,
     };

@@ -8,6 +8,7 @@
 //!   reason: why it fails      # the human explanation, shown in the report
 //!   fixed_by: "issue 16"      # the issue or commit that removes the entry
 //!   ops: [famfs_native]       # optional: only with these ops
+//!   topologies: [two-devices] # optional: only on these topologies
 //!   splat: "fs/dax.c:223 at get_next_unlocked_entry"
 //!                             # optional: the bug shows as this kernel splat
 //! ```
@@ -54,6 +55,8 @@ struct EntryFile {
     #[serde(default)]
     ops: Option<Vec<String>>,
     #[serde(default)]
+    topologies: Option<Vec<String>>,
+    #[serde(default)]
     splat: Option<String>,
 }
 
@@ -90,6 +93,8 @@ pub struct ExpectedFailure {
     pub fixed_by: String,
     /// Only with these ops; None: with any ops, and without.
     pub ops: Option<Vec<String>>,
+    /// Only on these topologies; None: on any.
+    pub topologies: Option<Vec<String>>,
     /// The known failure shows as kernel splats whose first line contains this; None: no
     /// splat is allowed.
     pub splat: Option<String>,
@@ -98,12 +103,13 @@ pub struct ExpectedFailure {
 }
 
 impl ExpectedFailure {
-    fn applies(&self, ops: Option<&str>) -> bool {
-        match (&self.ops, ops) {
+    fn applies(&self, ops: Option<&str>, topology: Option<&str>) -> bool {
+        let within = |list: &Option<Vec<String>>, v: Option<&str>| match (list, v) {
             (None, _) => true,
-            (Some(list), Some(o)) => list.iter().any(|x| x == o),
+            (Some(list), Some(v)) => list.iter().any(|x| x == v),
             (Some(_), None) => false,
-        }
+        };
+        within(&self.ops, ops) && within(&self.topologies, topology)
     }
 
     /// `ORIGIN: reason (fixed by X)`.
@@ -119,6 +125,8 @@ impl ExpectedFailure {
 pub struct RunFacts<'a> {
     /// The run's ops (None for kernels without the ops axis).
     pub ops: Option<&'a str>,
+    /// The run's topology (entries with `topologies:` apply only there).
+    pub topology: Option<&'a str>,
     /// For a case id: why this run's kernel or topology cannot run it, known before boot (the
     /// kernel's `.config` lacks a feature the case needs; the topology has the wrong number of
     /// guests); None when it has everything the case needs. Only an excused SKIP needs no entry.
@@ -200,10 +208,21 @@ impl ExpectedFailures {
         ops: Option<&str>,
         case_id: &str,
     ) -> Option<&ExpectedFailure> {
+        self.lookup_on(kernel, ops, None, case_id)
+    }
+
+    /// [`Self::lookup`] on a topology (None: only entries for every topology).
+    pub fn lookup_on(
+        &self,
+        kernel: &str,
+        ops: Option<&str>,
+        topology: Option<&str>,
+        case_id: &str,
+    ) -> Option<&ExpectedFailure> {
         self.by_kernel
             .get(kernel_of_label(kernel))?
             .iter()
-            .find(|e| e.case == case_id && e.applies(ops))
+            .find(|e| e.case == case_id && e.applies(ops, topology))
     }
 
     /// Judges a finished run against the list of its kernel (module doc): known failures
@@ -216,7 +235,7 @@ impl ExpectedFailures {
         for suite in &mut report.suites {
             for case in &mut suite.cases {
                 let id = format!("{}.{}", suite.name, case.name);
-                let entry = self.lookup(&kernel, run.ops, &id);
+                let entry = self.lookup_on(&kernel, run.ops, run.topology, &id);
                 let excuse = (run.excuse)(&id);
                 let Some((outcome, reason)) = verdict(case, entry, excuse.as_deref(), &file) else {
                     continue;
@@ -440,11 +459,23 @@ fn parse(kernel: &str, text: &str, file: &str, known: &Known) -> Result<Vec<Expe
                 }
             }
         }
+        if let Some(topologies) = &e.topologies {
+            for (j, t) in topologies.iter().enumerate() {
+                if !known.topologies.is_empty() && !known.topologies.contains(t) {
+                    problems.push((
+                        at.key("topologies").index(j),
+                        format!("no topology {t:?} in lab/topologies"),
+                    ));
+                }
+            }
+        }
         // Two entries that can both apply to one run would make the verdict ambiguous.
-        if let Some(j) = raw[..i]
-            .iter()
-            .position(|p| e.case.is_some() && p.case == e.case && overlap(&p.ops, &e.ops))
-        {
+        if let Some(j) = raw[..i].iter().position(|p| {
+            e.case.is_some()
+                && p.case == e.case
+                && overlap(&p.ops, &e.ops)
+                && overlap(&p.topologies, &e.topologies)
+        }) {
             let first = line_of(text, &KeyPath::root().index(j))
                 .map_or_else(String::new, |l| format!(" (line {l})"));
             problems.push((
@@ -485,6 +516,7 @@ fn parse(kernel: &str, text: &str, file: &str, known: &Known) -> Result<Vec<Expe
             reason: e.reason.unwrap_or_default(),
             fixed_by: e.fixed_by.unwrap_or_default(),
             ops: e.ops,
+            topologies: e.topologies,
         })
         .collect())
 }

@@ -425,6 +425,7 @@ fn judged(kernel: &str, c: CaseReport, excuse: &dyn Fn(&str) -> Option<String>) 
     let mut report = run_of(kernel, vec![c]);
     let facts = RunFacts {
         ops: Some("famfs"),
+        topology: Some("default"),
         excuse,
         reproduce: "cargo xtask lab up --kernel famfs-bpf",
     };
@@ -518,6 +519,7 @@ fn an_unlisted_skip_on_a_kernel_with_the_feature_fails_the_run() {
     );
     let facts = RunFacts {
         ops: Some("famfs"),
+        topology: Some("default"),
         excuse: &nothing_missing,
         reproduce: "cargo xtask lab up --kernel famfs-bpf",
     };
@@ -555,6 +557,7 @@ fn a_listed_skip_with_its_message_passes_and_another_message_fails() {
     );
     let facts = RunFacts {
         ops: None,
+        topology: None,
         excuse: &nothing_missing,
         reproduce: "x",
     };
@@ -594,6 +597,7 @@ fn a_kernel_without_the_feature_keeps_its_skips() {
     );
     let facts = RunFacts {
         ops: None,
+        topology: None,
         excuse: &stock_excuse,
         reproduce: "x",
     };
@@ -695,4 +699,34 @@ fn a_known_oops_matches_on_any_of_its_lines_and_its_panic_goes_with_it() {
     lone.splats.push(c.splats[1].clone());
     let got = judged("famfs-bpf", lone, &nothing_missing);
     assert_eq!(got.outcome, Outcome::Fail, "{:?}", got.reason);
+}
+
+#[test]
+fn a_topologies_list_limits_the_entry_to_those_topologies() {
+    const ON_TWO: &str = "\
+- case: smoke.fsdev_bind
+  expect: rebind timed out
+  reason: only with a second device
+  fixed_by: issue 16
+  topologies: [two-devices]
+";
+    let mut x = ExpectedFailures::default();
+    x.add("famfs-bpf", ON_TWO, "ci/expected/famfs-bpf.yaml", &known())
+        .unwrap();
+    let judge = |topology: &str| {
+        let mut report = run_of(
+            "famfs-bpf",
+            vec![case("fsdev_bind", Outcome::Fail, Some("rebind timed out"))],
+        );
+        let facts = RunFacts {
+            ops: Some("famfs"),
+            topology: Some(topology),
+            excuse: &nothing_missing,
+            reproduce: "x",
+        };
+        x.apply(&mut report, &facts);
+        report.suites[0].cases[0].outcome
+    };
+    assert_eq!(judge("two-devices"), Outcome::Xfail);
+    assert_eq!(judge("default"), Outcome::Fail);
 }

@@ -338,6 +338,8 @@ pub const CASES: &[Case] = &[
         "one device page mapped by two files, or at many offsets by evil_oob: SIGBUS or the same bytes, no WARN"),
     fmap("security", "unprivileged_no_fmap", 60,
         "without CAP_SYS_RAWIO the kernel does not offer FUSE_DAX_FMAP; a plain mount still works"),
+    fmap("security", "daxdev_other_namespace", 60,
+        "a first open from another mount namespace (a node bind-mounted over the device path) does not change the slot's device"),
     fmap("security", "notify_store_refused", 60,
         "FUSE_NOTIFY_STORE on an fmap inode is refused; mmap and pread still give the device's bytes"),
     fmap("security", "notify_retrieve_refused", 60,

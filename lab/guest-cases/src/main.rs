@@ -14,6 +14,7 @@ mod famfs;
 mod fault;
 mod fuzz;
 mod mapping;
+mod namespaces;
 mod notify;
 mod open;
 mod region;

@@ -159,6 +159,7 @@ pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
         "claim_fmap_unoffered" => claim_fmap_unoffered(ctx),
         "alias_pages" => alias_pages(ctx),
         "unprivileged_no_fmap" => unprivileged(ctx),
+        "daxdev_other_namespace" => crate::namespaces::daxdev_other_namespace(ctx),
         "notify_store_refused" => crate::notify::refused(ctx, true),
         "notify_retrieve_refused" => crate::notify::refused(ctx, false),
         _ => bail!("no security case {name:?}"),
