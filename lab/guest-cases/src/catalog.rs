@@ -356,6 +356,8 @@ pub const CASES: &[Case] = &[
         "fsdev_dax unbound under a mapped file: SIGBUS, EIO, ENODEV, clean unmount, rebind works"),
     fmap("device_missing", "memory_failure", 90,
         "memory failure on a mapped page (MADV_HWPOISON) fails the slot through the holder"),
+    fmap("device_missing", "holder_handover", 90,
+        "two mounts of one device in turn: B's open fails while A holds it, works once A unmounted; A remounts"),
     fmap("device_missing", "dirty_unbind", 180,
         "fsdev_dax unbound under dirty shared-mmap pages: pages unmapped, msync/fsync/unmount finish, no splat"),
     Case {

@@ -26,6 +26,7 @@ pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
         "unbind_while_mapped" => unbind_while_mapped(ctx),
         "memory_failure" => memory_failure(ctx),
         "dirty_unbind" => crate::teardown::dirty_unbind(ctx),
+        "holder_handover" => crate::teardown::holder_handover(ctx),
         _ => bail!("no device_missing case {name:?}"),
     }
 }

@@ -139,3 +139,81 @@ pub fn dirty_unbind(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     fs.stop()?;
     Ok(c.outcome())
 }
+
+/// One dax device, two mounts in turn: while mount A holds the device, mount B's first open
+/// fails (the holder is exclusive) without poisoning B's slot; once A is unmounted (its
+/// cached inodes evicted), B's next open resolves the device and reads its bytes; and A
+/// mounts again after B.
+pub fn holder_handover(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    let mut a = AreaAlloc::new(famfs_lab_cases::expect::READ_AREA);
+    let fa = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB).context("read area full")?;
+    let fb = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB).context("read area full")?;
+    let spec_a = Spec::new(&ctx.ops()?, ctx.slots(1)?).file("a", fa);
+    // B runs the native ops: a second server cannot attach BPF struct_ops of the name A's
+    // server attached (the registry is by name), and the device handover is not about ops.
+    let spec_b = Spec::new("famfs_native", ctx.slots(1)?).file("b", fb);
+    let mount_a = Famfs::start(ctx, spec_a.clone())?;
+    let f =
+        sys::open(&mount_a.path("a"), false).map_err(|e| anyhow::anyhow!("open a: errno {e}"))?;
+    let got = sys::pread(&f, 0, PAGE).map_err(|e| anyhow::anyhow!("pread a: errno {e}"))?;
+    c.bytes(
+        "mount A: a's bytes",
+        0,
+        &got,
+        &mount_a.expected("a", 0, PAGE as u64)?,
+    );
+    drop(f);
+    let mount_b = Famfs::start(ctx, spec_b)?;
+    let want_b = mount_b.expected("b", 0, PAGE as u64)?;
+    match sys::open(&mount_b.path("b"), false) {
+        Err(e) => c.pass(format!(
+            "mount B's open while A holds the device: {} (the holder is exclusive)",
+            sys::errno_name(e)
+        )),
+        Ok(_) => c.note("mount B's open while A holds the device succeeded (shared holders?)"),
+    }
+    // A goes; its inode of a is cached until the unmount evicts it.
+    match bounded(STEP, move || mount_a.stop().map_err(|e| format!("{e:#}"))) {
+        Some(Ok(())) => c.pass("mount A unmounts cleanly with a cached inode"),
+        Some(Err(e)) => c.fail(format!("unmounting A: {e}")),
+        None => {
+            c.fail(format!("unmounting A did not finish within {STEP:?}"));
+            return Ok(c.outcome());
+        }
+    }
+    match sys::open(&mount_b.path("b"), false) {
+        Ok(f) => {
+            let got = sys::pread(&f, 0, PAGE).map_err(|e| anyhow::anyhow!("pread b: errno {e}"))?;
+            c.bytes(
+                "mount B's open after A unmounted: the device is B's now, b's bytes",
+                0,
+                &got,
+                &want_b,
+            );
+        }
+        Err(e) => c.fail(format!(
+            "mount B's open after A unmounted: {} (the device stayed held after A's unmount, or B's failed first GET_DAXDEV poisoned its slot)",
+            sys::errno_name(e)
+        )),
+    }
+    mount_b.stop()?;
+    let again = Famfs::start(ctx, spec_a)?;
+    match sys::open(&again.path("a"), false) {
+        Ok(f) => {
+            let got = sys::pread(&f, 0, PAGE).map_err(|e| anyhow::anyhow!("pread a: errno {e}"))?;
+            c.bytes(
+                "A mounted again after B: a's bytes",
+                0,
+                &got,
+                &again.expected("a", 0, PAGE as u64)?,
+            );
+        }
+        Err(e) => c.fail(format!(
+            "A mounted again after B: open a: {}",
+            sys::errno_name(e)
+        )),
+    }
+    again.stop()?;
+    Ok(c.outcome())
+}
