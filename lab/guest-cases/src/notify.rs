@@ -89,24 +89,6 @@ fn read_lines(p: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Whether the page at `off` of `m` is mapped in this process (mincore walks the page
-/// tables, which is what a DAX pfn mapping has).
-fn resident(m: &Mapping, off: usize) -> Result<bool> {
-    let mut v = [0u8; 1];
-    // SAFETY: one page inside the live mapping; `v` has room for one page's byte.
-    let r = unsafe { libc::mincore(m.ptr().add(off).cast(), PAGE, v.as_mut_ptr()) };
-    if r != 0 {
-        bail!("mincore: {}", std::io::Error::last_os_error());
-    }
-    Ok(v[0] & 1 == 1)
-}
-
-/// A load the compiler must emit.
-fn touch(m: &Mapping, off: usize) -> u8 {
-    // SAFETY: `off` is inside the live mapping.
-    unsafe { std::ptr::read_volatile(m.ptr().add(off)) }
-}
-
 fn one_file(ctx: &mut Ctx<'_>, ch: &Channel, size: u64) -> Result<Famfs> {
     let slots = ctx.slots(1)?;
     let mut a = AreaAlloc::new(READ_AREA);
@@ -127,11 +109,11 @@ pub fn inval_inode(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     for &o in &probes {
         c.eq(
             format!("byte {o} through the mapping"),
-            touch(&m, o),
+            sys::touch(m.ptr().wrapping_add(o))?,
             want[o],
         );
         c.check(
-            resident(&m, o)?,
+            sys::page_present(m.ptr().wrapping_add(o))?,
             format!("page at {o} is mapped after the touch"),
         );
     }
@@ -149,7 +131,7 @@ pub fn inval_inode(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     );
     for &o in &probes {
         c.check(
-            !resident(&m, o)?,
+            !sys::page_present(m.ptr().wrapping_add(o))?,
             format!(
                 "page at {o} is unmapped by the invalidation (the mappings built from the dropped fmap go with it)"
             ),
@@ -159,7 +141,7 @@ pub fn inval_inode(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     for &o in &probes {
         c.eq(
             format!("byte {o} through the mapping after the invalidation"),
-            touch(&m, o),
+            sys::touch(m.ptr().wrapping_add(o))?,
             want[o],
         );
     }
@@ -214,7 +196,10 @@ pub fn refused(ctx: &mut Ctx<'_>, store: bool) -> Result<Outcome> {
         ),
     );
     let m = Mapping::shared(&f, 0, 4 * PAGE, false).context("mmap a")?;
-    let through_map: Vec<u8> = (0..4 * PAGE).map(|o| touch(&m, o)).collect();
+    for page in 0..4 {
+        sys::touch(m.ptr().wrapping_add(page * PAGE))?;
+    }
+    let through_map = m.read_at(0, 4 * PAGE);
     c.bytes(
         format!("bytes through mmap after {name}"),
         0,

@@ -32,14 +32,6 @@ fn bounded<T: Send + 'static>(
     rx.recv_timeout(within).ok()
 }
 
-fn resident(m: &Mapping, off: usize) -> Result<bool> {
-    let mut v = [0u8; 1];
-    // SAFETY: one page inside the live mapping; `v` has room for its byte.
-    let r = unsafe { libc::mincore(m.ptr().add(off).cast(), PAGE, v.as_mut_ptr()) };
-    anyhow::ensure!(r == 0, "mincore: {}", std::io::Error::last_os_error());
-    Ok(v[0] & 1 == 1)
-}
-
 pub fn dirty_unbind(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let mut c = Checks::new();
     let dax = ctx.dax().first().context("no dax device")?.name.clone();
@@ -59,7 +51,7 @@ pub fn dirty_unbind(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     }
     let mapped = pages
         .iter()
-        .map(|&o| resident(&m, o))
+        .map(|&o| sys::page_present(m.ptr().wrapping_add(o)))
         .collect::<Result<Vec<bool>>>()?;
     c.check(
         mapped.iter().all(|&r| r),
@@ -82,7 +74,7 @@ pub fn dirty_unbind(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let still: Vec<usize> = pages
         .iter()
         .copied()
-        .filter(|&o| resident(&m, o).unwrap_or(true))
+        .filter(|&o| sys::page_present(m.ptr().wrapping_add(o)).unwrap_or(true))
         .collect();
     c.check(
         still.is_empty(),
