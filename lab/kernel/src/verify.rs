@@ -100,13 +100,20 @@ fn maintainers_answer(output: &str, patch: &[u8], maintainers: &str) -> Option<S
     ))
 }
 
-/// The MAINTAINERS section with an `F:` directory (`dir/`) holding `file`, and that directory.
+/// The MAINTAINERS section with an `F:` directory holding `file`, and that pattern: `dir/`
+/// (anything below dir) or `dir/*` (files directly in dir, as MAINTAINERS reads it).
 fn covering_section(maintainers: &str, file: &str) -> Option<(String, String)> {
     let mut section = String::new();
     for l in maintainers.lines() {
         if let Some(pat) = l.strip_prefix("F:") {
             let pat = pat.trim();
-            if pat.ends_with('/') && file.starts_with(pat) {
+            let covers = if let Some(dir) = pat.strip_suffix('*').filter(|d| d.ends_with('/')) {
+                file.strip_prefix(dir)
+                    .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
+            } else {
+                pat.ends_with('/') && file.starts_with(pat)
+            };
+            if covers {
                 return Some((section.clone(), pat.to_string()));
             }
         } else if !l.is_empty()
@@ -166,6 +173,28 @@ mod tests {
             got.contains("fs/fuse/new.c is under F: fs/fuse/ (FUSE: FILESYSTEM IN USERSPACE)"),
             "{got}"
         );
+    }
+
+    #[test]
+    fn a_dir_star_pattern_covers_files_directly_in_the_dir() {
+        let m = "FUSE FILESYSTEM [CORE]\nF:\tDocumentation/filesystems/fuse/*\nF:\tfs/fuse/\n";
+        let got = maintainers_answer(
+            WARN,
+            &adding(&["Documentation/filesystems/fuse/fuse-dax-fmap.rst"]),
+            m,
+        )
+        .unwrap();
+        assert!(
+            got.contains("is under F: Documentation/filesystems/fuse/* (FUSE FILESYSTEM [CORE])"),
+            "{got}"
+        );
+        // Not a file in a subdirectory, nor one in a directory with the same prefix.
+        for f in [
+            "Documentation/filesystems/fuse/uapi/new.rst",
+            "Documentation/filesystems/fuse2/new.rst",
+        ] {
+            assert!(maintainers_answer(WARN, &adding(&[f]), m).is_none(), "{f}");
+        }
     }
 
     #[test]
