@@ -209,7 +209,8 @@ pub fn prepare_tree(
         Kind::Tree(path) if patches.is_empty() => return Ok(path.clone()),
         Kind::Tree(path) => bail!(
             "{} is built as it is, never modified: apply the series there yourself \
-             (git am kernels/<name>/patches/*.patch) or use a `git:` source",
+             (git am the files kernels/<name>/patches/series lists, in its order; not \
+             patches/*.patch, which takes the cover letter too) or use a `git:` source",
             path.display()
         ),
         Kind::Repo { repo, commit } => (repo, commit),

@@ -100,14 +100,24 @@ fn maintainers_answer(output: &str, patch: &[u8], maintainers: &str) -> Option<S
     ))
 }
 
-/// The MAINTAINERS section with an `F:` directory (`dir/`) holding `file`, and that directory.
+/// The MAINTAINERS section with an `F:` directory holding `file`, and that pattern: `dir/`
+/// (anything below dir) or `dir/*` (files directly in dir, as MAINTAINERS reads it). Of
+/// several, the most specific (longest) pattern: `Documentation/filesystems/fuse/*` (FUSE)
+/// rather than `Documentation/` (DOCUMENTATION).
 fn covering_section(maintainers: &str, file: &str) -> Option<(String, String)> {
     let mut section = String::new();
+    let mut best: Option<(String, String)> = None;
     for l in maintainers.lines() {
         if let Some(pat) = l.strip_prefix("F:") {
             let pat = pat.trim();
-            if pat.ends_with('/') && file.starts_with(pat) {
-                return Some((section.clone(), pat.to_string()));
+            let covers = if let Some(dir) = pat.strip_suffix('*').filter(|d| d.ends_with('/')) {
+                file.strip_prefix(dir)
+                    .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
+            } else {
+                pat.ends_with('/') && file.starts_with(pat)
+            };
+            if covers && best.as_ref().is_none_or(|(_, b)| pat.len() > b.len()) {
+                best = Some((section.clone(), pat.to_string()));
             }
         } else if !l.is_empty()
             && !l.starts_with(char::is_whitespace)
@@ -116,7 +126,7 @@ fn covering_section(maintainers: &str, file: &str) -> Option<(String, String)> {
             section = l.trim().to_string();
         }
     }
-    None
+    best
 }
 
 /// The source tree checkpatch runs from: the kernel's own source.
@@ -166,6 +176,32 @@ mod tests {
             got.contains("fs/fuse/new.c is under F: fs/fuse/ (FUSE: FILESYSTEM IN USERSPACE)"),
             "{got}"
         );
+    }
+
+    #[test]
+    fn a_dir_star_pattern_covers_files_directly_in_the_dir() {
+        let m = "DOCUMENTATION\nF:\tDocumentation/\n\nFUSE FILESYSTEM [CORE]\nF:\tDocumentation/filesystems/fuse/*\nF:\tfs/fuse/\n";
+        let got = maintainers_answer(
+            WARN,
+            &adding(&["Documentation/filesystems/fuse/fuse-dax-fmap.rst"]),
+            m,
+        )
+        .unwrap();
+        assert!(
+            got.contains("is under F: Documentation/filesystems/fuse/* (FUSE FILESYSTEM [CORE])"),
+            "{got}"
+        );
+        // A file in a subdirectory, or in a directory with the same prefix: only Documentation/.
+        for f in [
+            "Documentation/filesystems/fuse/uapi/new.rst",
+            "Documentation/filesystems/fuse2/new.rst",
+        ] {
+            let got = maintainers_answer(WARN, &adding(&[f]), m).unwrap();
+            assert!(
+                got.contains("under F: Documentation/ (DOCUMENTATION)"),
+                "{got}"
+            );
+        }
     }
 
     #[test]
