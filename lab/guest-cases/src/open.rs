@@ -72,7 +72,8 @@ fn first_open_counts(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         // declared ranges refuse (EBUSY) a file on bytes another live file holds, whatever slot
         // names them.
         let from = if rel == "alias" { 0 } else { slot };
-        let mut map = simple_map(&mut a, &[(from, 2 * MIB)], 2 * MIB - 1000).context("area full")?;
+        let mut map =
+            simple_map(&mut a, &[(from, 2 * MIB)], 2 * MIB - 1000).context("area full")?;
         if let famfs_fmap::Extents::Simple(v) = &mut map.extents {
             for e in v.iter_mut() {
                 e.dev_index = slot;

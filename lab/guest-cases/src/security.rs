@@ -635,7 +635,11 @@ fn alias_pages(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     // Declared ranges (kernels/famfs-bpf/README.md): one owner per device page, so the open of
     // b, whose extent a's live fmap holds, fails with EBUSY and a log line naming both nodeids.
     let fb = sys::open(&fs.path("b"), false);
-    c.errno("two files: open of b (a's extent) while a is live", &fb, libc::EBUSY);
+    c.errno(
+        "two files: open of b (a's extent) while a is live",
+        &fb,
+        libc::EBUSY,
+    );
     let refused = format!("nodeid {ino_b}: ");
     let holder = format!("overlaps nodeid {ino_a} ");
     let lines = kmsg.lines().to_vec();
@@ -645,10 +649,17 @@ fn alias_pages(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             .any(|l| l.contains("dax_fmap:") && l.contains(&refused) && l.contains(&holder)),
         format!(
             "two files: a log line says nodeid {ino_b}'s range overlaps nodeid {ino_a}'s: {:?}",
-            lines.iter().filter(|l| l.contains("dax_fmap")).collect::<Vec<_>>()
+            lines
+                .iter()
+                .filter(|l| l.contains("dax_fmap"))
+                .collect::<Vec<_>>()
         ),
     );
-    c.touch("two files: a's page 0 after b's refused open", ma.ptr(), want);
+    c.touch(
+        "two files: a's page 0 after b's refused open",
+        ma.ptr(),
+        want,
+    );
     let w = warnings(&mut kmsg, &mut seen);
     c.check(
         w.is_empty(),
@@ -664,7 +675,8 @@ fn alias_pages(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     // Once a is evicted its ranges are free: b opens and maps the extent.
     drop((ma, fa));
     fs.settle_and_drop_caches()?;
-    let fb = sys::open(&fs.path("b"), false).map_err(|e| anyhow::anyhow!("open b after a's eviction: errno {e}"))?;
+    let fb = sys::open(&fs.path("b"), false)
+        .map_err(|e| anyhow::anyhow!("open b after a's eviction: errno {e}"))?;
     let mb = Mapping::shared(&fb, 0, (2 * MIB) as usize, false).context("mmap b")?;
     mb.advise(libc::MADV_NOHUGEPAGE)?;
     c.touch("two files: b's page 0 after a was evicted", mb.ptr(), want);
