@@ -208,6 +208,10 @@ pub fn expected_open(blob: &[u8], i_size: u64, present: &dyn Fn(u32) -> bool) ->
     if map.file_size > MAX_LFS_FILESIZE {
         return OpenOutcome::Fails(EINVAL);
     }
+    // Declared ranges: the file's own ranges overlapping is EINVAL right after the parse.
+    if ranges_outcome(&map, &[]).is_err() {
+        return OpenOutcome::Fails(EINVAL);
+    }
     if map
         .device_ranges()
         .iter()
