@@ -719,5 +719,51 @@ fn alias_pages(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     );
     drop((m, f));
     fs.stop()?;
+    // 3. two slots naming one device, the alias slot resolved first: a file on slot 0 over the
+    //    bytes a file on slot 1 holds is still refused (one range tree per device).
+    let mut slots = ctx.slots(1)?;
+    let first = match slots.get(&0) {
+        Some(Target::Dax(n)) => n.clone(),
+        _ => bail!("no slot 0"),
+    };
+    slots.insert(1, Target::Dax(first.clone()));
+    let mut xm = am.clone();
+    if let famfs_fmap::Extents::Simple(v) = &mut xm.extents {
+        for e in v.iter_mut() {
+            e.dev_index = 1;
+        }
+    }
+    let spec = Spec::new(&ctx.ops()?, slots)
+        .file("x", xm)
+        .file("y", am.clone());
+    let fs = Famfs::start(ctx, spec)?;
+    let fx = sys::open(&fs.path("x"), false).map_err(|e| anyhow::anyhow!("open x: errno {e}"))?;
+    let mx = Mapping::shared(&fx, 0, (2 * MIB) as usize, false).context("mmap x")?;
+    mx.advise(libc::MADV_NOHUGEPAGE)?;
+    c.touch(
+        format!("two slots: x (slot 1 = {first}) page 0"),
+        mx.ptr(),
+        want,
+    );
+    let fy = sys::open(&fs.path("y"), false);
+    c.errno(
+        format!("two slots: open of y (slot 0 = {first}, x's bytes) while x is live"),
+        &fy,
+        libc::EBUSY,
+    );
+    let w = warnings(&mut kmsg, &mut seen);
+    c.check(
+        w.is_empty(),
+        format!(
+            "two slots, one device: no kernel WARNING/BUG{}",
+            if w.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", w.join(" | "))
+            }
+        ),
+    );
+    drop((mx, fx));
+    fs.stop()?;
     Ok(c.outcome())
 }
