@@ -12,6 +12,8 @@
  *   __u32 fmap_blob_size(struct parse_env *)
  *   int fmap_set_dev(struct parse_env *, __u32 index)
  *   int fmap_set_size(struct parse_env *, __u64 size)
+ *   int fmap_declare_range(struct parse_env *, __u32 slot, __u64 dev_offset, __u64 len,
+ *                          __u64 file_offset, __u64 chunk, __u64 stride)
  *   const void *fmap_rmeta(struct resolve_env *, __u32 off, const __u32 size)
  * all static __always_inline, so sizes reach the kfuncs as constants.
  *
@@ -62,10 +64,24 @@ static __always_inline int famfs_check_range(__u32 dev, __u64 off, __u64 len)
 	return 0;
 }
 
-/* One strip of interleaved extent `ext`: check it, declare its device, store it. */
-static __always_inline int famfs_parse_strip(struct parse_env *env, __u32 *cur, __u32 n, __u32 j,
-					     __u64 nbytes, __u64 c, __u32 ns, __u32 s)
+/* Declare the device bytes of one extent or strip, unless they all lie at or past EOF (never
+ * resolved): the kernel refuses files whose ranges overlap, and maps nothing outside them. */
+static __always_inline int famfs_declare(struct parse_env *env, __u32 dev, __u64 off, __u64 len,
+					 __u64 file_offset, __u64 file_size, __u64 c, __u64 stride)
 {
+	if (!len || file_offset >= file_size)
+		return 0;
+	return fmap_declare_range(env, dev, off, len, file_offset, c, stride);
+}
+
+/* One strip of interleaved extent `ext`: check it, declare its device and its chunks (chunk k
+ * of the extent is run k / ns of strip k % ns, at file offset base + k * c), store it. */
+static __always_inline int famfs_parse_strip(struct parse_env *env, __u32 *cur, __u32 n, __u32 j,
+					     __u64 nbytes, __u64 c, __u32 ns, __u32 s,
+					     __u64 base, __u64 file_size)
+{
+	__u64 need;
+
 	const struct famfs_fmap_simple_ext *st;
 	struct famfs_meta_strip *ms;
 	int err;
@@ -77,14 +93,19 @@ static __always_inline int famfs_parse_strip(struct parse_env *env, __u32 *cur, 
 	err = famfs_check_range(st->devindex, st->offset, st->len);
 	if (err)
 		return err;
-	if (famfs_strip_chunks(nbytes, c, ns, s) > st->len / c)
+	need = famfs_strip_chunks(nbytes, c, ns, s);
+	if (need > st->len / c)
 		return -EINVAL;
 	ms = fmap_meta(env, FAMFS_META_STRIP_OFF(n, j), sizeof(*ms));
 	if (!ms)
 		return -EINVAL;
 	ms->dev_offset = st->offset;
 	ms->dev_index = st->devindex;
-	return fmap_set_dev(env, st->devindex);
+	err = fmap_set_dev(env, st->devindex);
+	if (err)
+		return err;
+	return famfs_declare(env, st->devindex, st->offset, need * c,
+			     famfs_sat_add(base, (__u64)s * c), file_size, c, (__u64)ns * c);
 }
 
 /* Parse the blob into meta; returns 0 or a negative errno. */
@@ -129,6 +150,10 @@ static __always_inline int famfs_parse(struct parse_env *env)
 			err = fmap_set_dev(env, se->devindex);
 			if (err)
 				return err;
+			err = famfs_declare(env, se->devindex, se->offset, se->len, covered,
+					    file_size, 0, 0);
+			if (err)
+				return err;
 			covered = famfs_sat_add(covered, se->len);
 		} else {
 			const struct famfs_fmap_interleaved_ext *ie = fmap_blob(env, cur, sizeof(*ie));
@@ -150,7 +175,8 @@ static __always_inline int famfs_parse(struct parse_env *env)
 			me->nstrips = ns;
 			me->first_strip = nstrips_total;
 			bpf_for(s, 0, ns) {
-				err = famfs_parse_strip(env, &cur, n, nstrips_total, nbytes, c, ns, s);
+				err = famfs_parse_strip(env, &cur, n, nstrips_total, nbytes, c, ns, s,
+							covered, file_size);
 				if (err)
 					return err;
 				nstrips_total++;

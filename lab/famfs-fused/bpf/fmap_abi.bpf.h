@@ -77,6 +77,21 @@ struct fuse_dax_fmap_resolve_ctx {
 	__u32 reserved;
 } __attribute__((preserve_access_index));
 
+/* Device bytes a file may map (series v2 "declared ranges"): [dev_offset, dev_offset + length)
+ * of `slot`, at file offset file_offset on; with chunk != 0 cut in runs of `chunk` bytes that
+ * are `stride` bytes apart in the file. All page aligned; flags 0. */
+struct fuse_dax_fmap_range {
+	__u64 dev_offset;
+	__u64 length;
+	__u64 file_offset;
+	__u64 chunk;
+	__u64 stride;
+	__u32 slot;
+	__u32 flags;
+} __attribute__((preserve_access_index));
+
+#define FUSE_DAX_FMAP_MAX_RANGES 1024
+
 /* libbpf matches the members of a struct_ops map to the kernel type by name; `owner` is set by
  * the kernel and left out here. */
 struct fuse_dax_fmap_ops {
@@ -93,6 +108,11 @@ extern __u8 *bpf_fuse_dax_parse_get_meta(struct fuse_dax_fmap_parse_ctx *ctx, __
 					 const __u32 rdwr_buf_size) __ksym;
 extern int bpf_fuse_dax_parse_set_dev(struct fuse_dax_fmap_parse_ctx *ctx, __u32 index) __ksym;
 extern int bpf_fuse_dax_parse_set_size(struct fuse_dax_fmap_parse_ctx *ctx, __u64 size) __ksym;
+/* Declares the range's slot too. The open fails (EINVAL within the file, EBUSY against another
+ * live file) if ranges overlap on a device; iomap_begin results must lie in one range, at the
+ * file offset it gives them. */
+extern int bpf_fuse_dax_parse_declare_range(struct fuse_dax_fmap_parse_ctx *ctx,
+					    const struct fuse_dax_fmap_range *range) __ksym;
 
 /* Resolve kfunc: only from iomap_begin (not sleepable). */
 extern const __u8 *bpf_fuse_dax_resolve_get_meta(struct fuse_dax_fmap_resolve_ctx *ctx, __u32 offset,

@@ -40,6 +40,22 @@ static __always_inline int fmap_set_size(struct parse_env *env, __u64 size)
 	return bpf_fuse_dax_parse_set_size(env->ctx, size);
 }
 
+static __always_inline int fmap_declare_range(struct parse_env *env, __u32 slot, __u64 dev_offset,
+					      __u64 len, __u64 file_offset, __u64 chunk,
+					      __u64 stride)
+{
+	struct fuse_dax_fmap_range r = {
+		.dev_offset = dev_offset,
+		.length = len,
+		.file_offset = file_offset,
+		.chunk = chunk,
+		.stride = stride,
+		.slot = slot,
+	};
+
+	return bpf_fuse_dax_parse_declare_range(env->ctx, &r);
+}
+
 /* famfs_logic.bpf.h adds fmap_fill_io() for these ops. */
 #define FMAP_HAVE_IOMAP_IO 1
 

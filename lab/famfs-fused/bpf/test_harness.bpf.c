@@ -19,6 +19,7 @@ __u32 meta_size;
 /* parse results */
 __u32 dev_bitmap;
 __u64 parsed_size;
+__u32 nr_ranges;
 
 /* resolve input and results */
 __u64 req_offset;
@@ -72,6 +73,19 @@ static __always_inline int fmap_set_size(struct parse_env *env, __u64 size)
 	return 0;
 }
 
+static __always_inline int fmap_declare_range(struct parse_env *env, __u32 slot, __u64 dev_offset,
+					      __u64 len, __u64 file_offset, __u64 chunk,
+					      __u64 stride)
+{
+	if (slot >= FUSE_DAX_FMAP_MAX_DEVS || !len || (chunk ? stride < chunk : stride != 0))
+		return -EINVAL;
+	if (nr_ranges >= FUSE_DAX_FMAP_MAX_RANGES)
+		return -E2BIG;
+	nr_ranges++;
+	dev_bitmap |= 1U << slot;
+	return 0;
+}
+
 #include "famfs_logic.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -97,6 +111,7 @@ int harness_parse(void *ctx)
 
 	if (err)
 		return err;
+	nr_ranges = 0;
 	return famfs_parse(&env);
 }
 

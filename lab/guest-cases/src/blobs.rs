@@ -208,6 +208,10 @@ pub fn expected_open(blob: &[u8], i_size: u64, present: &dyn Fn(u32) -> bool) ->
     if map.file_size > MAX_LFS_FILESIZE {
         return OpenOutcome::Fails(EINVAL);
     }
+    // Declared ranges: the file's own ranges overlapping is EINVAL right after the parse.
+    if ranges_outcome(&map, &[]).is_err() {
+        return OpenOutcome::Fails(EINVAL);
+    }
     if map
         .device_ranges()
         .iter()
@@ -219,6 +223,69 @@ pub fn expected_open(blob: &[u8], i_size: u64, present: &dyn Fn(u32) -> bool) ->
         return OpenOutcome::Fails(EIO);
     }
     OpenOutcome::Opens(map)
+}
+
+pub const EBUSY: i32 = 16;
+
+/// The device ranges `[start, end)` per slot the lab's ops declare for `map` (series v2
+/// "declared ranges", kernels/famfs-bpf/README.md): every simple extent, and for interleaved
+/// extents the chunks each strip holds, unless the range starts at or past EOF.
+pub fn declared_ranges(map: &FileMap) -> Vec<(u32, Range<u64>)> {
+    let mut out = Vec::new();
+    let mut base = 0u64;
+    match &map.extents {
+        famfs_fmap::Extents::Simple(v) => {
+            for e in v {
+                if e.len > 0 && base < map.file_size {
+                    out.push((e.dev_index, e.offset..e.offset.saturating_add(e.len)));
+                }
+                base = base.saturating_add(e.len);
+            }
+        }
+        famfs_fmap::Extents::Interleaved(v) => {
+            for ie in v {
+                let c = u64::from(ie.chunk_size);
+                let ns = ie.strips.len() as u64;
+                let chunks = if c == 0 { 0 } else { ie.nbytes.div_ceil(c) };
+                for (s, st) in ie.strips.iter().enumerate() {
+                    let s = s as u64;
+                    let need = if s >= chunks {
+                        0
+                    } else {
+                        (chunks - s).div_ceil(ns)
+                    };
+                    let file_offset = base.saturating_add(s * c);
+                    if need > 0 && file_offset < map.file_size {
+                        out.push((st.dev_index, st.offset..st.offset.saturating_add(need * c)));
+                    }
+                }
+                base = base.saturating_add(ie.nbytes);
+            }
+        }
+    }
+    out
+}
+
+/// What the open of a file the model lets open gives with declared ranges, next to the
+/// ranges of the live files `live`: EINVAL if its own ranges overlap, EBUSY if they overlap a
+/// live file's, else it opens (and its ranges are live after).
+pub fn ranges_outcome(
+    map: &FileMap,
+    live: &[(u32, Range<u64>)],
+) -> std::result::Result<Vec<(u32, Range<u64>)>, i32> {
+    let mine = declared_ranges(map);
+    let hit = |a: &(u32, Range<u64>), b: &(u32, Range<u64>)| {
+        a.0 == b.0 && a.1.start < b.1.end && b.1.start < a.1.end
+    };
+    for (i, r) in mine.iter().enumerate() {
+        if mine[..i].iter().any(|o| hit(r, o)) {
+            return Err(EINVAL);
+        }
+    }
+    if mine.iter().any(|r| live.iter().any(|o| hit(r, o))) {
+        return Err(EBUSY);
+    }
+    Ok(mine)
 }
 
 /// splitmix64: small, seedable, and the same everywhere.

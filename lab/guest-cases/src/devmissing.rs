@@ -50,7 +50,14 @@ fn one_bad_slot(
     slots.insert(1, target);
     let mut a = AreaAlloc::new(READ_AREA);
     let ok = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB - 7).context("read area full")?;
-    let gone = simple_map(&mut a, &[(1, 2 * MIB)], 2 * MIB).context("read area full")?;
+    // gone's bytes come after ok's (slot 0's allocation): when slot 1 names the same device
+    // (the symlink), declared ranges would refuse two live files on the same bytes.
+    let mut gone = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB).context("read area full")?;
+    if let famfs_fmap::Extents::Simple(v) = &mut gone.extents {
+        for e in v.iter_mut() {
+            e.dev_index = 1;
+        }
+    }
     let fs = Famfs::start(
         ctx,
         Spec::new(&ctx.ops()?, slots)
