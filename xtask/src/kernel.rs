@@ -17,6 +17,8 @@ pub enum Kernel {
     Checkpatch(BuildArgs),
     /// Builds every prefix of the series: each patch must build alone.
     BisectBuild(BuildArgs),
+    /// Mutation testing: builds each mutant of kernels/<k>/mutants/ and runs the suites on it.
+    Mutate(crate::mutate::MutateArgs),
 }
 
 /// Which kernel, shared by every verb that needs one.
@@ -40,6 +42,9 @@ pub struct BuildArgs {
     /// make -j (default: cores + 1).
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// A mutant on top of the series (`kernel mutate` only).
+    #[arg(skip)]
+    pub mutant: Option<Box<lab_kernel::mutant::Mutant>>,
 }
 
 impl BuildArgs {
@@ -62,6 +67,7 @@ impl BuildArgs {
             cache_root: lab_host::paths::cache_root(),
             jobs: self.jobs.unwrap_or(cores + 1),
             refresh_source: self.refresh_source,
+            mutant: self.mutant.as_deref().cloned(),
         }
     }
 }
@@ -115,6 +121,7 @@ impl Kernel {
                 println!("every prefix of the series builds");
                 Ok(())
             }
+            Kernel::Mutate(args) => crate::mutate::run(sh, &args),
             Kernel::List => {
                 let dir = lab_host::paths::repo_root().join("kernels");
                 for name in lab_kernel::spec::list(&dir)? {
