@@ -501,4 +501,22 @@ mod tests {
             "int a;\n"
         );
     }
+
+    #[test]
+    fn the_famfs_bpf_mutants_parse_and_touch_the_series_files() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let kernel = root.join("kernels/famfs-bpf");
+        let all = list(&kernel.join(MUTANTS_DIR)).unwrap();
+        assert!(all.len() >= 20, "{} mutants", all.len());
+        let series = crate::series::read(&kernel.join("patches")).unwrap();
+        let touched: Vec<String> = series
+            .iter()
+            .flat_map(|p| crate::series::touched_files(&p.bytes))
+            .collect();
+        for m in &all {
+            for f in &m.files {
+                assert!(touched.contains(f), "{}: {f} is not in the series", m.name);
+            }
+        }
+    }
 }
