@@ -48,6 +48,10 @@ pub struct MutateArgs {
     /// one that fails without the mutant too.
     #[arg(long)]
     pub no_baseline: bool,
+    /// Take the baseline from this earlier `lab up` run of the unmutated series (its
+    /// results.json, e.g. the `baseline.run_dir` of an earlier mutate.json) instead of running it.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "no_baseline")]
+    pub baseline: Option<PathBuf>,
 }
 
 /// What became of one mutant.
@@ -328,6 +332,14 @@ fn run_dir_of(report: &RunReport) -> String {
         .to_string()
 }
 
+/// The report of an earlier run (`RUN_DIR/results.json`).
+fn read_run(dir: &Path) -> Result<RunReport> {
+    let path = dir.join("results.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    RunReport::from_json(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
 pub fn run(sh: &Shell, args: &MutateArgs) -> Result<()> {
     let dir = mutants_dir(&args.kernel.kernel);
     let all = lab_kernel::mutant::list(&dir)?;
@@ -373,8 +385,11 @@ pub fn run(sh: &Shell, args: &MutateArgs) -> Result<()> {
         eprintln!("famfs-lab: mutate: the baseline (the series without a mutant)");
         let mut plain = args.kernel.clone();
         plain.mutant = None;
-        let base = crate::lab::up_report(sh, &up_args(args, plain))
-            .context("the baseline run of the unmutated series (without it no mutant can be judged; --no-baseline skips it)")?;
+        let base = match &args.baseline {
+            Some(dir) => read_run(dir)?,
+            None => crate::lab::up_report(sh, &up_args(args, plain))
+                .context("the baseline run of the unmutated series (without it no mutant can be judged; --no-baseline skips it)")?,
+        };
         let failing = failing_cases(&base);
         if !failing.is_empty() {
             eprintln!(
@@ -384,7 +399,10 @@ pub fn run(sh: &Shell, args: &MutateArgs) -> Result<()> {
         }
         baseline_failing = failing.iter().cloned().collect();
         report.baseline = Some(Baseline {
-            run_dir: run_dir_of(&base),
+            run_dir: match &args.baseline {
+                Some(dir) => dir.display().to_string(),
+                None => run_dir_of(&base),
+            },
             kernel_key: base.kernel_hash.clone(),
             cases: base.counts().total(),
             failing,
