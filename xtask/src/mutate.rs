@@ -444,7 +444,12 @@ fn one(sh: &Shell, args: &MutateArgs, m: &Mutant, baseline: &BTreeSet<String>) -
     let mut result = MutantResult {
         name: m.name.clone(),
         description: m.description.clone(),
-        file: m.path.display().to_string(),
+        file: m
+            .path
+            .strip_prefix(lab_host::paths::repo_root())
+            .unwrap_or(&m.path)
+            .display()
+            .to_string(),
         verdict: Verdict::LabError,
         killed_by: Vec::new(),
         also_failing_without: Vec::new(),
