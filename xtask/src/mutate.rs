@@ -52,6 +52,14 @@ pub struct MutateArgs {
     /// results.json, e.g. the `baseline.run_dir` of an earlier mutate.json) instead of running it.
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "no_baseline")]
     pub baseline: Option<PathBuf>,
+    /// Do not run the killing cases a second time on the mutant: then a case that failed once
+    /// by chance (a flaky case) counts as a kill.
+    #[arg(long)]
+    pub no_confirm: bool,
+    /// Take the killed and survived mutants (and the baseline) of this earlier mutate.json
+    /// instead of running them again (repeatable; a later file wins). For an interrupted run.
+    #[arg(long, value_name = "MUTATE_JSON")]
+    pub resume: Vec<PathBuf>,
 }
 
 /// What became of one mutant.
@@ -93,6 +101,10 @@ pub struct MutantResult {
     /// Cases that failed on the mutant but fail on the series too (no evidence).
     #[serde(default)]
     pub also_failing_without: Vec<String>,
+    /// Cases that failed on the mutant once but passed when run again on it (flaky: no
+    /// evidence either).
+    #[serde(default)]
+    pub flaky: Vec<String>,
     /// The cases the mutant's file expects to kill it.
     #[serde(default)]
     pub expect: Vec<String>,
@@ -213,6 +225,15 @@ pub fn judge_report(
     (verdict, killed_by, also)
 }
 
+/// Splits the cases that killed a mutant by whether they failed again when run
+/// a second time on it: (confirmed, flaky).
+pub fn confirm(killed_by: &[String], rerun_failing: &[String]) -> (Vec<String>, Vec<String>) {
+    killed_by
+        .iter()
+        .cloned()
+        .partition(|c| rerun_failing.contains(c))
+}
+
 /// Judges a failure to get a mutant kernel: the series' own errors say
 /// whether the mutant did not apply or did not build; anything else is the lab's.
 pub fn judge_build_error(err: &anyhow::Error) -> (Verdict, String) {
@@ -268,6 +289,9 @@ pub fn table(results: &[MutantResult]) -> String {
     for r in results {
         let detail = match r.verdict {
             Verdict::Killed => format!("by {}", shorten(&r.killed_by, 4)),
+            Verdict::Survived if !r.flaky.is_empty() => {
+                format!("only flaky failures: {}", shorten(&r.flaky, 3))
+            }
             Verdict::Survived if r.expect.is_empty() => "no case failed".to_string(),
             Verdict::Survived => format!("no case failed (expected: {})", shorten(&r.expect, 3)),
             _ => first_line(r.detail.as_deref().unwrap_or(""), 100),
@@ -332,6 +356,35 @@ fn run_dir_of(report: &RunReport) -> String {
         .to_string()
 }
 
+/// What earlier runs settled: the baseline and the judged mutants by name
+/// (killed and survived only: anything else is worth another try).
+pub fn resumed(
+    reports: &[MutateReport],
+) -> (
+    Option<Baseline>,
+    std::collections::BTreeMap<String, MutantResult>,
+) {
+    let mut baseline = None;
+    let mut judged = std::collections::BTreeMap::new();
+    for r in reports {
+        if r.baseline.is_some() {
+            baseline = r.baseline.clone();
+        }
+        for m in &r.mutants {
+            if matches!(m.verdict, Verdict::Killed | Verdict::Survived) {
+                judged.insert(m.name.clone(), m.clone());
+            }
+        }
+    }
+    (baseline, judged)
+}
+
+fn read_mutate_json(path: &Path) -> Result<MutateReport> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
 /// The report of an earlier run (`RUN_DIR/results.json`).
 fn read_run(dir: &Path) -> Result<RunReport> {
     let path = dir.join("results.json");
@@ -380,8 +433,18 @@ pub fn run(sh: &Shell, args: &MutateArgs) -> Result<()> {
         mutants.len(),
         out_dir.display()
     );
+    let earlier = args
+        .resume
+        .iter()
+        .map(|p| read_mutate_json(p))
+        .collect::<Result<Vec<_>>>()?;
+    let (resumed_baseline, mut judged) = resumed(&earlier);
     let mut baseline_failing = BTreeSet::new();
-    if !args.no_baseline {
+    if let (Some(b), None, false) = (&resumed_baseline, &args.baseline, args.no_baseline) {
+        eprintln!("famfs-lab: mutate: the baseline of {}", b.run_dir);
+        baseline_failing = b.failing.iter().cloned().collect();
+        report.baseline = resumed_baseline.clone();
+    } else if !args.no_baseline {
         eprintln!("famfs-lab: mutate: the baseline (the series without a mutant)");
         let mut plain = args.kernel.clone();
         plain.mutant = None;
@@ -417,7 +480,13 @@ pub fn run(sh: &Shell, args: &MutateArgs) -> Result<()> {
             m.name,
             m.description
         );
-        let result = one(sh, args, m, &baseline_failing);
+        let result = match judged.remove(&m.name) {
+            Some(r) => {
+                eprintln!("famfs-lab: mutate: {} judged by an earlier run", m.name);
+                r
+            }
+            None => one(sh, args, m, &baseline_failing),
+        };
         eprintln!(
             "famfs-lab: mutate: {} {}{}",
             result.name,
@@ -453,6 +522,7 @@ fn one(sh: &Shell, args: &MutateArgs, m: &Mutant, baseline: &BTreeSet<String>) -
         verdict: Verdict::LabError,
         killed_by: Vec::new(),
         also_failing_without: Vec::new(),
+        flaky: Vec::new(),
         expect: m.expect.clone(),
         detail: None,
         run_dir: None,
@@ -478,12 +548,42 @@ fn one(sh: &Shell, args: &MutateArgs, m: &Mutant, baseline: &BTreeSet<String>) -
                     result.killed_by = killed_by;
                     result.also_failing_without = also;
                     result.run_dir = Some(run_dir_of(&report));
+                    if verdict == Verdict::Killed && !args.no_confirm {
+                        confirm_kill(sh, args, m, &mut result);
+                    }
                 }
             }
         }
     }
     result.seconds = started.elapsed().as_secs();
     result
+}
+
+/// Runs the cases that killed `m` once more on it; those that pass this time
+/// are flaky and no evidence. No confirmed case left: the mutant survived.
+fn confirm_kill(sh: &Shell, args: &MutateArgs, m: &Mutant, result: &mut MutantResult) {
+    eprintln!(
+        "famfs-lab: mutate: {}: running {} again to confirm",
+        m.name,
+        result.killed_by.join(", ")
+    );
+    let mut kernel = args.kernel.clone();
+    kernel.mutant = Some(Box::new(m.clone()));
+    let mut up = up_args(args, kernel);
+    up.cases = result.killed_by.clone();
+    match crate::lab::up_report(sh, &up) {
+        Ok(rerun) => {
+            let (confirmed, flaky) = confirm(&result.killed_by, &failing_cases(&rerun));
+            result.killed_by = confirmed;
+            result.flaky = flaky;
+            if result.killed_by.is_empty() {
+                result.verdict = Verdict::Survived;
+            }
+        }
+        Err(e) => {
+            result.detail = Some(format!("the confirmation run failed (kills kept): {e:#}"));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -519,6 +619,7 @@ mod tests {
             verdict,
             killed_by: killed_by.iter().map(|s| s.to_string()).collect(),
             also_failing_without: Vec::new(),
+            flaky: Vec::new(),
             expect: Vec::new(),
             detail: None,
             run_dir: None,
@@ -560,6 +661,59 @@ mod tests {
         );
         let clean = report(&[("open", "a", Outcome::Pass), ("open", "x", Outcome::Xfail)]);
         assert_eq!(judge_report(&clean, &BTreeSet::new()).0, Verdict::Survived);
+    }
+
+    #[test]
+    fn a_kill_counts_only_if_the_case_fails_again() {
+        let by: Vec<String> = vec!["open.a".into(), "fault.b".into()];
+        let (confirmed, flaky) = confirm(&by, &["fault.b".into(), "open.z".into()]);
+        assert_eq!(
+            (confirmed, flaky),
+            (vec!["fault.b".into()], vec!["open.a".into()])
+        );
+        let mut r = result("m", Verdict::Survived, &[]);
+        r.flaky = vec!["open.concurrent_first_open".into()];
+        assert!(table(&[r]).contains("only flaky failures: open.concurrent_first_open"));
+    }
+
+    #[test]
+    fn resume_takes_judged_mutants_and_the_last_baseline() {
+        let base = |dir: &str| Baseline {
+            run_dir: dir.into(),
+            kernel_key: "k".into(),
+            cases: 41,
+            failing: vec![],
+        };
+        let report = |baseline: Option<Baseline>, mutants: Vec<MutantResult>| MutateReport {
+            id: "1".into(),
+            kernel: "famfs-bpf".into(),
+            topology: "default".into(),
+            ops: "famfs".into(),
+            suites: vec![],
+            baseline,
+            planned: vec![],
+            score: Score::of(&mutants),
+            mutants,
+        };
+        let first = report(
+            Some(base("runs/a")),
+            vec![
+                result("a", Verdict::Killed, &["open.b"]),
+                result("b", Verdict::BuildFailed, &[]),
+                result("c", Verdict::Survived, &[]),
+            ],
+        );
+        let second = report(
+            Some(base("runs/b")),
+            vec![
+                result("c", Verdict::Killed, &["fault.x"]),
+                result("d", Verdict::LabError, &[]),
+            ],
+        );
+        let (b, judged) = resumed(&[first, second]);
+        assert_eq!(b.map(|b| b.run_dir), Some("runs/b".into()));
+        assert_eq!(judged.keys().collect::<Vec<_>>(), ["a", "c"]);
+        assert_eq!(judged["c"].verdict, Verdict::Killed);
     }
 
     #[test]
