@@ -321,6 +321,9 @@ impl MutateReport {
     }
 }
 
+/// So many lab errors in a row end the run: the lab is broken, not the mutants.
+const STOP_AFTER_LAB_ERRORS: usize = 3;
+
 fn mutants_dir(kernel: &str) -> PathBuf {
     lab_host::paths::repo_root()
         .join("kernels")
@@ -500,6 +503,19 @@ pub fn run(sh: &Shell, args: &MutateArgs) -> Result<()> {
         report.mutants.push(result);
         report.score = Score::of(&report.mutants);
         report.write(&out_dir)?;
+        let lab_errors = report
+            .mutants
+            .iter()
+            .rev()
+            .take_while(|r| r.verdict == Verdict::LabError)
+            .count();
+        if lab_errors >= STOP_AFTER_LAB_ERRORS {
+            eprintln!(
+                "famfs-lab: mutate: {lab_errors} lab errors in a row: stopping (the lab, not the mutants, is broken; see {})",
+                out_dir.display()
+            );
+            break;
+        }
     }
     print!("{}", table(&report.mutants));
     let path = report.write(&out_dir)?;

@@ -180,12 +180,14 @@ pub fn build(sh: &Shell, req: &BuildRequest, t: &mut Timings) -> Result<BuiltKer
     let started = Instant::now();
     t.stage("kernel: make", || {
         make(&spec, &src, &build_dir, &work, req.jobs).map_err(|e| match &req.mutant {
-            Some(m) => MutantError::BuildFailed {
+            // Only a compiler's error is the mutant's; make failing otherwise (a
+            // broken build tree, a full disk) is the lab's.
+            Some(m) if format!("{e:#}").contains(": error:") => MutantError::BuildFailed {
                 name: m.name.clone(),
                 detail: format!("{e:#}"),
             }
             .into(),
-            None => e,
+            _ => e,
         })
     })?;
     let build_seconds = started.elapsed().as_secs();

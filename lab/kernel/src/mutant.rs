@@ -252,9 +252,20 @@ pub fn restore(work: &Path) -> Result<()> {
         let _ = std::fs::remove_file(&marker);
         return Ok(());
     }
-    let dirty = marker.exists() || !git(&src, &["diff", "--quiet", "HEAD"])?.status.success();
+    let interrupted = std::fs::read_to_string(&marker).ok();
+    let dirty = interrupted.is_some() || !git(&src, &["diff", "--quiet", "HEAD"])?.status.success();
     if !dirty {
         return Ok(());
+    }
+    // A build killed while compiling the mutant can leave a half-written object
+    // or saved command (make then fails to parse it): drop both, so the files
+    // the mutant touched are compiled again.
+    if let Some(diff) = &interrupted {
+        for file in crate::series::touched_files(diff.as_bytes()) {
+            for stale in build_products(&work.join("build"), &file) {
+                let _ = std::fs::remove_file(stale);
+            }
+        }
     }
     for args in [
         &["reset", "-q", "--hard", "HEAD"][..],
@@ -272,6 +283,23 @@ pub fn restore(work: &Path) -> Result<()> {
     }
     let _ = std::fs::remove_file(&marker);
     Ok(())
+}
+
+/// The object and saved-command files kbuild makes in `build` for the source
+/// `file` (`fs/fuse/x.c` -> `fs/fuse/x.o`, `fs/fuse/.x.o.cmd`); none for headers.
+pub fn build_products(build: &Path, file: &str) -> Vec<PathBuf> {
+    let path = Path::new(file);
+    let (Some(dir), Some(stem), Some("c")) = (
+        path.parent(),
+        path.file_stem().and_then(|s| s.to_str()),
+        path.extension().and_then(|e| e.to_str()),
+    ) else {
+        return Vec::new();
+    };
+    vec![
+        build.join(dir).join(format!("{stem}.o")),
+        build.join(dir).join(format!(".{stem}.o.cmd")),
+    ]
 }
 
 /// A mutant applied to a tree; restores the tree when dropped.
@@ -406,6 +434,19 @@ mod tests {
     }
 
     #[test]
+    fn build_products_of_c_files_only() {
+        let b = Path::new("/b");
+        assert_eq!(
+            build_products(b, "fs/fuse/dax_fmap.c"),
+            [
+                PathBuf::from("/b/fs/fuse/dax_fmap.o"),
+                PathBuf::from("/b/fs/fuse/.dax_fmap.o.cmd")
+            ]
+        );
+        assert!(build_products(b, "include/linux/fuse_dax_fmap.h").is_empty());
+    }
+
+    #[test]
     fn list_reads_patches_by_name_and_select_keeps_the_given_order() {
         let d = tempfile::tempdir().unwrap();
         assert!(list(&d.path().join("none")).unwrap().is_empty());
@@ -471,11 +512,17 @@ mod tests {
         );
         assert!(!d.path().join(APPLIED_MARKER).exists());
 
-        // A run killed while the mutant was in: the next restore cleans up.
+        // A run killed while the mutant was in: the next restore cleans up,
+        // also the half-built products of the files it touched.
         let applied = apply(d.path(), &m).unwrap();
         std::fs::write(src.join("new.c"), "junk").unwrap();
+        std::fs::create_dir_all(d.path().join("build")).unwrap();
+        std::fs::write(d.path().join("build/.a.o.cmd"), "savedcmd_a.o := $(wildc").unwrap();
+        std::fs::write(d.path().join("build/b.o"), "kept").unwrap();
         std::mem::forget(applied);
         restore(d.path()).unwrap();
+        assert!(!d.path().join("build/.a.o.cmd").exists());
+        assert!(d.path().join("build/b.o").exists());
         assert_eq!(
             std::fs::read_to_string(src.join("a.c")).unwrap(),
             "int a;\n"
