@@ -20,6 +20,8 @@ pub enum Kernel {
     Checkpatch(BuildArgs),
     /// Builds every prefix of the series: each patch must build alone.
     BisectBuild(BuildArgs),
+    /// Mutation testing: builds each mutant of kernels/<k>/mutants/ and runs the suites on it.
+    Mutate(crate::mutate::MutateArgs),
 }
 
 /// Which kernel, shared by every verb that needs one.
@@ -43,6 +45,9 @@ pub struct BuildArgs {
     /// make -j (default: cores + 1).
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// A mutant on top of the series (`kernel mutate` only).
+    #[arg(skip)]
+    pub mutant: Option<Box<lab_kernel::mutant::Mutant>>,
 }
 
 impl BuildArgs {
@@ -65,6 +70,7 @@ impl BuildArgs {
             cache_root: lab_host::paths::cache_root(),
             jobs: self.jobs.unwrap_or(cores + 1),
             refresh_source: self.refresh_source,
+            mutant: self.mutant.as_deref().cloned(),
         }
     }
 }
@@ -118,6 +124,7 @@ impl Kernel {
                 println!("every prefix of the series builds");
                 Ok(())
             }
+            Kernel::Mutate(args) => crate::mutate::run(sh, &args),
             Kernel::List { json } => {
                 let root = lab_host::paths::repo_root();
                 let kernels = list(&root)?;

@@ -8,6 +8,7 @@ mod host;
 mod image;
 mod kernel;
 mod lab;
+mod mutate;
 mod ops;
 mod shadow;
 mod test;

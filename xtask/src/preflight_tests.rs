@@ -10,7 +10,8 @@ use std::path::Path;
 
 /// Present on every Debian system that can run cargo (Essential packages, dpkg, apt).
 const BASE: &[&str] = &[
-    "sh", "echo", "tar", "dpkg", "dpkg-deb", "apt-get", "cat", "env", "ls", "true", "sleep",
+    "sh", "echo", "tar", "dpkg", "dpkg-deb", "apt-get", "cat", "env", "ls", "true", "sleep", "cp",
+    "rm", "mv",
 ];
 
 /// Source files (relative to the repository) whose commands run in each stage.

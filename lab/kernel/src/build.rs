@@ -2,6 +2,7 @@
 
 use crate::cache::{self, Entry, KeyInputs, Meta};
 use crate::config::Merged;
+use crate::mutant::{self, MutantError};
 use crate::series;
 use crate::source;
 use crate::spec::{self, KernelSpec, Source};
@@ -26,6 +27,9 @@ pub struct BuildRequest {
     pub jobs: usize,
     /// Fetch the Debian source again even if one is unpacked.
     pub refresh_source: bool,
+    /// Build the series with this mutant on top, in its own work tree
+    /// (`work/<label>+mutate`) and under its own cache key.
+    pub mutant: Option<crate::mutant::Mutant>,
 }
 
 /// A kernel in the cache.
@@ -78,6 +82,16 @@ fn plan(sh: &Shell, req: &BuildRequest, t: &mut Timings) -> Result<Planned> {
         spec.source = Source::Path(dir.clone());
         label.push_str("@tree");
     }
+    if req.mutant.is_some() {
+        if let Source::Path(dir) = &spec.source {
+            bail!(
+                "mutants are applied to a work tree of the kernel's own source, never to a \
+                 user's tree ({})",
+                dir.display()
+            );
+        }
+        label.push_str("+mutate");
+    }
     let patches = series::read(&spec.patches_dir())?;
     let merged = Merged::from_files(&spec.fragments)?;
     let resolved = t.stage("kernel: source", || {
@@ -94,6 +108,11 @@ fn plan(sh: &Shell, req: &BuildRequest, t: &mut Timings) -> Result<Planned> {
         patches: patches
             .iter()
             .map(|p| (p.name.clone(), p.bytes.clone()))
+            .chain(
+                req.mutant
+                    .iter()
+                    .map(|m| (format!("mutant:{}", m.name), m.diff.clone().into_bytes())),
+            )
             .collect(),
         targets: spec.targets.clone(),
         toolchain: toolchain(sh)?,
@@ -138,9 +157,21 @@ pub fn build(sh: &Shell, req: &BuildRequest, t: &mut Timings) -> Result<BuiltKer
     let _lock =
         lab_host::lock::exclusive(&req.cache_root.join("kernel-build.lock"), "a kernel build")?;
     let work = req.cache_root.join("work").join(sanitize(&label));
+    if req.mutant.is_some() {
+        seed_mutant_tree(req, &label, &resolved, &work, t);
+        // Whatever an interrupted mutant run left in the tree goes first.
+        mutant::restore(&work)?;
+    }
     let src = t.stage("kernel: patch series", || {
         source::prepare_tree(sh, &resolved, &work, &patches)
     })?;
+    // Taken out again when this goes out of scope, built or not.
+    let _applied = match &req.mutant {
+        Some(m) => Some(t.stage(&format!("kernel: mutant {}", m.name), || {
+            mutant::apply(&work, m)
+        })?),
+        None => None,
+    };
     let build_dir = work.join("build");
     std::fs::create_dir_all(&build_dir)?;
     t.stage("kernel: config", || {
@@ -148,7 +179,16 @@ pub fn build(sh: &Shell, req: &BuildRequest, t: &mut Timings) -> Result<BuiltKer
     })?;
     let started = Instant::now();
     t.stage("kernel: make", || {
-        make(&spec, &src, &build_dir, &work, req.jobs)
+        make(&spec, &src, &build_dir, &work, req.jobs).map_err(|e| match &req.mutant {
+            // Only a compiler's error is the mutant's; make failing otherwise (a
+            // broken build tree, a full disk) is the lab's.
+            Some(m) if format!("{e:#}").contains(": error:") => MutantError::BuildFailed {
+                name: m.name.clone(),
+                detail: format!("{e:#}"),
+            }
+            .into(),
+            _ => e,
+        })
     })?;
     let build_seconds = started.elapsed().as_secs();
     t.stage("kernel: install", || {
@@ -158,13 +198,20 @@ pub fn build(sh: &Shell, req: &BuildRequest, t: &mut Timings) -> Result<BuiltKer
         let meta = Meta {
             key: key.clone(),
             kernel: spec.name.clone(),
-            label: label.clone(),
+            label: match &req.mutant {
+                Some(m) => format!("{label}:{}", m.name),
+                None => label.clone(),
+            },
             source_id: inputs.source_id.clone(),
             source_version: resolved.version.clone(),
             release,
             base: inputs.base.clone(),
             fragments: inputs.fragments.iter().map(|(n, _)| n.clone()).collect(),
-            patches: patches.iter().map(|p| p.name.clone()).collect(),
+            patches: patches
+                .iter()
+                .map(|p| p.name.clone())
+                .chain(req.mutant.iter().map(|m| format!("mutant:{}", m.name)))
+                .collect(),
             toolchain: inputs.toolchain.clone(),
             build_seconds,
         };
@@ -180,6 +227,34 @@ pub fn build(sh: &Shell, req: &BuildRequest, t: &mut Timings) -> Result<BuiltKer
             cache_hit: false,
         })
     })
+}
+
+/// A mutant tree that does not exist yet starts as a copy of the kernel's own
+/// work tree when that one has been built (a copy takes a minute, a cold
+/// build tens); if it cannot be copied, the build starts cold.
+fn seed_mutant_tree(
+    req: &BuildRequest,
+    label: &str,
+    resolved: &source::Resolved,
+    work: &Path,
+    t: &mut Timings,
+) {
+    let (Some(base), source::Kind::Repo { repo, .. }) =
+        (label.strip_suffix("+mutate"), &resolved.kind)
+    else {
+        return;
+    };
+    let from = req.cache_root.join("work").join(sanitize(base));
+    let built = from.join(source::TREE_STATE).is_file()
+        && from.join("src").join(".git").exists()
+        && from.join("build").join(".config").is_file();
+    if work.exists() || !built {
+        return;
+    }
+    let name = format!("kernel: seed {} from {}", work.display(), from.display());
+    if let Err(e) = t.stage(&name, || crate::seed::seed(repo, &from, work)) {
+        eprintln!("famfs-lab: could not seed the mutant tree, building it cold: {e:#}");
+    }
 }
 
 fn stem(p: &Path) -> String {

@@ -6,6 +6,8 @@
 pub mod build;
 pub mod cache;
 pub mod config;
+pub mod mutant;
+pub mod seed;
 pub mod series;
 pub mod source;
 pub mod spec;
