@@ -89,21 +89,23 @@ fn read_lines(p: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn one_file(ctx: &mut Ctx<'_>, ch: &Channel, size: u64) -> Result<Famfs> {
+/// A server with one 2 MiB file `a`, its expected bytes and an open descriptor of it.
+fn one_file(ctx: &mut Ctx<'_>, ch: &Channel) -> Result<(Famfs, Vec<u8>, std::fs::File)> {
     let slots = ctx.slots(1)?;
     let mut a = AreaAlloc::new(READ_AREA);
-    let map = simple_map(&mut a, &[(0, 2 * MIB)], size).context("area full")?;
+    let map = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB).context("area full")?;
     let spec = ch.args(Spec::new(&ctx.ops()?, slots).file("a", map));
-    Famfs::start(ctx, spec)
+    let fs = Famfs::start(ctx, spec)?;
+    let want = fs.expected("a", 0, 2 * MIB)?;
+    let f = sys::open(&fs.path("a"), false).map_err(|e| anyhow::anyhow!("open a: errno {e}"))?;
+    Ok((fs, want, f))
 }
 
 pub fn inval_inode(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let mut c = Checks::new();
     let ch = Channel::new(&ctx.id)?;
     let len = 2 * MIB;
-    let fs = one_file(ctx, &ch, len)?;
-    let want = fs.expected("a", 0, len)?;
-    let f = sys::open(&fs.path("a"), false).map_err(|e| anyhow::anyhow!("open a: errno {e}"))?;
+    let (fs, want, f) = one_file(ctx, &ch)?;
     let m = Mapping::shared(&f, 0, len as usize, false).context("mmap a")?;
     let probes = [0usize, MIB as usize + 8 * PAGE];
     for &o in &probes {
@@ -176,10 +178,7 @@ pub fn inval_inode(ctx: &mut Ctx<'_>) -> Result<Outcome> {
 pub fn refused(ctx: &mut Ctx<'_>, store: bool) -> Result<Outcome> {
     let mut c = Checks::new();
     let ch = Channel::new(&ctx.id)?;
-    let len = 2 * MIB;
-    let fs = one_file(ctx, &ch, len)?;
-    let want = fs.expected("a", 0, len)?;
-    let f = sys::open(&fs.path("a"), false).map_err(|e| anyhow::anyhow!("open a: errno {e}"))?;
+    let (fs, want, f) = one_file(ctx, &ch)?;
     let got = sys::pread(&f, 0, 4 * PAGE).map_err(|e| anyhow::anyhow!("pread: errno {e}"))?;
     c.bytes("bytes before the notification", 0, &got, &want[..4 * PAGE]);
     // 0x5a is nowhere near the lab's pattern at these offsets by chance: the bytes below show it.
