@@ -27,6 +27,8 @@ pub struct Config {
     pub blob_dir: Option<PathBuf>,
     /// Negative tests: claim FUSE_DAX_FMAP at INIT even when the kernel did not offer it.
     pub claim_fmap: bool,
+    /// How dax devices are opened for registration (negative tests: read-only).
+    pub daxdev_open: crate::register::OpenMode,
     pub max_write: u32,
 }
 
@@ -44,6 +46,9 @@ pub struct Server {
     pub cfg: Config,
     pub negotiated: OnceLock<Result<Negotiated, String>>,
     pub destroyed: AtomicBool,
+    /// Set once mounted: registers dax devices on GET_DAXDEV. Unset (unit tests, no kernel):
+    /// GET_DAXDEV is answered with the path, as for a kernel without the ioctl.
+    pub registrar: OnceLock<crate::register::Registrar>,
 }
 
 /// Outcome of one message.
@@ -57,6 +62,7 @@ impl Server {
             cfg,
             negotiated: OnceLock::new(),
             destroyed: AtomicBool::new(false),
+            registrar: OnceLock::new(),
         }
     }
 
@@ -303,6 +309,14 @@ impl Server {
     fn get_daxdev(&self, u: u64, index: u32) -> Result<Vec<u8>, i32> {
         self.stats.get_daxdev(index);
         let dev = self.fs.daxdevs.get(index).ok_or(libc::ENODEV)?;
+        if let Some(r) = self.registrar.get() {
+            let res = r.register(index, &dev.path);
+            self.stats.registered(index, res.err().unwrap_or(0));
+            if res? == crate::register::Registered::Yes {
+                return Ok(reply::ok(u, &[]));
+            }
+        }
+        // No registrar, or a kernel without the ioctl: the path, as the v1 series wants it.
         let mut out = abi::GetDaxdevOut {
             name: [0; abi::DAXDEV_NAME_LEN],
         };

@@ -18,6 +18,7 @@ pub mod meta;
 pub mod notify;
 pub mod ops;
 pub mod probe;
+pub mod register;
 pub mod reply;
 pub mod request;
 pub mod session;

@@ -107,6 +107,13 @@ struct Cli {
     /// Load dax_fmap_parse as a non-sleepable program.
     #[arg(long)]
     parse_not_sleepable: bool,
+    /// Negative tests: open dax devices read-only to register them (the kernel must refuse).
+    #[arg(long)]
+    daxdev_read_only: bool,
+    /// Negative tests: drop CAP_SYS_RAWIO right after the mount, as a daemon mounted by a
+    /// setuid helper would run (registering a device must then fail).
+    #[arg(long)]
+    drop_rawio_after_mount: bool,
 }
 
 fn main() -> ExitCode {
@@ -197,6 +204,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         blob_extra: cli.blob_extra,
         blob_dir: cli.blob_dir.clone(),
         claim_fmap: cli.claim_fmap,
+        daxdev_open: if cli.daxdev_read_only {
+            famfs_fused::register::OpenMode::ReadOnly
+        } else {
+            famfs_fused::register::OpenMode::ReadWrite
+        },
         max_write: 128 << 10,
     };
     let server = Arc::new(Server::new(fs, stats, cfg));
@@ -210,6 +222,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         threads: cli.threads,
         ready_file: cli.ready_file.clone(),
         notify: cli.notify_fifo.clone().zip(cli.notify_log.clone()),
+        drop_rawio: cli.drop_rawio_after_mount,
     };
     let res = session::run(server, &spec, &opts);
     drop(attached);

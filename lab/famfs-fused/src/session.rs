@@ -117,6 +117,8 @@ pub struct RunOptions {
     pub ready_file: Option<PathBuf>,
     /// `--notify-fifo` and `--notify-log`: notifications sent on command (see `notify`).
     pub notify: Option<(PathBuf, PathBuf)>,
+    /// Negative tests: serve without CAP_SYS_RAWIO, dropped right after the mount.
+    pub drop_rawio: bool,
 }
 
 /// Mount, serve until a stop signal or an external unmount, unmount. Errors if the kernel
@@ -139,6 +141,16 @@ pub fn run(server: Arc<Server>, spec: &MountSpec, opts: &RunOptions) -> anyhow::
     let dev = open_dev()?;
     mount(&dev, spec)?;
     let mounted = Mounted(spec.mountpoint.clone());
+    if opts.drop_rawio {
+        crate::register::drop_rawio()?;
+    }
+    let registrar = crate::register::Registrar::new(
+        dev.try_clone().context("duplicating the /dev/fuse fd")?,
+        server.cfg.daxdev_open,
+    );
+    if server.registrar.set(registrar).is_err() {
+        anyhow::bail!("the server was run twice");
+    }
     let bufsize = server.cfg.max_write as usize + (64 << 10);
     let alive = Arc::new(AtomicUsize::new(0));
     let mut devs = Vec::with_capacity(opts.threads.max(1));

@@ -10,14 +10,17 @@
 //!   "opcodes": {"LOOKUP": 3, "GET_FMAP": 1, "OPCODE_99": 1},
 //!   "errors": {"LOOKUP": 1},
 //!   "get_fmap": {"by_nodeid": {"5": 1}, "by_path": {"dir/file": 1}},
-//!   "get_daxdev": {"by_index": {"0": 1}}
+//!   "get_daxdev": {"by_index": {"0": 1}},
+//!   "register": {"0": 0}
 //! }
 //! ```
 //! `errors` counts error replies per opcode; `by_path` paths are relative to the mount point.
 //! Every named opcode (in `opcodes` and `errors`), every file of the tree (`by_path`) and every
 //! slot of `daxdevs.yaml` (`by_index`) is there from the start, at 0 ([`Stats::seed`]): a
 //! reader can tell a count of 0 from a key that is wrong (a typo, a path the tree does not
-//! have), which must not read as 0.
+//! have), which must not read as 0. `register` is the result of the last
+//! FUSE_DEV_IOC_DAX_REGISTER per slot (0, or the errno of the open or the ioctl), present only
+//! for slots the server tried to register.
 
 use crate::abi::op;
 use serde::Serialize;
@@ -59,6 +62,7 @@ pub struct Snapshot {
     pub errors: BTreeMap<String, u64>,
     pub get_fmap: ByNodeid,
     pub get_daxdev: ByIndex,
+    pub register: BTreeMap<u32, i32>,
 }
 
 #[derive(Debug)]
@@ -138,6 +142,13 @@ impl Stats {
 
     pub fn get_daxdev(&self, index: u32) {
         self.update(|d| *d.get_daxdev.by_index.entry(index).or_default() += 1);
+    }
+
+    /// The result of registering slot `index` (0 or an errno).
+    pub fn registered(&self, index: u32, errno: i32) {
+        self.update(|d| {
+            d.register.insert(index, errno);
+        });
     }
 
     pub fn init(&self, info: InitInfo) {

@@ -546,6 +546,36 @@ fn get_daxdev_answers_the_table_and_counts_per_index() {
 }
 
 #[test]
+fn get_daxdev_with_a_registrar_opens_the_device_and_reports_its_errno() {
+    let s = server();
+    let dev = tempfile::tempfile().expect("tempfile");
+    s.registrar
+        .set(famfs_fused::register::Registrar::new(
+            dev,
+            famfs_fused::register::OpenMode::ReadWrite,
+        ))
+        .expect("registrar set once");
+    // /dev/dax0.0 does not exist here: the open's errno is the reply, not a path.
+    let e = err(
+        &s,
+        &msg(
+            op::GET_DAXDEV,
+            0,
+            1,
+            abi::GetDaxdevIn {
+                index: 0,
+                reserved: 0,
+            }
+            .as_bytes(),
+        ),
+    );
+    assert_eq!(e, libc::ENOENT);
+    let st = s.stats.snapshot();
+    assert_eq!(st.register.get(&0), Some(&libc::ENOENT));
+    assert_eq!(st.get_daxdev.by_index.get(&0), Some(&1));
+}
+
+#[test]
 fn other_opcodes_are_enosys() {
     let s = server();
     for opcode in [op::READ, op::WRITE, 5, 9, 35, 52, 53, 56, 4096, u32::MAX] {

@@ -18,6 +18,7 @@ mod namespaces;
 mod notify;
 mod open;
 mod region;
+mod registration;
 mod security;
 mod selftest;
 mod setup;

@@ -1,7 +1,8 @@
-//! Whose view of the file system names a dax device: the server's answer to GET_DAXDEV is a
-//! path, and it must mean the same device whoever opens the file first. A process in a mount
-//! namespace of its own, with another node bind-mounted over the device's path, opens first;
-//! then the file must still read the device's bytes for everyone else.
+//! Whose view of the file system names a dax device: the slot's device must be the one the
+//! server means, whoever opens the file first. A process in a mount namespace of its own,
+//! with another node bind-mounted over the device's path, opens first; then the file must
+//! still read the device's bytes for everyone else. (The v1 series resolved GET_DAXDEV's
+//! path in the opener's namespace; v2 has the server open the device and register the fd.)
 //!
 //! The lab's kernel has no CONFIG_USER_NS, so the private namespace is made as root
 //! (`unshare -m`); the kernel path taken is the one an unprivileged `unshare -Urm` user would
@@ -98,7 +99,7 @@ pub fn daxdev_other_namespace(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             }
         }
         Err(e) => c.fail(format!(
-            "open after another namespace's first open: {} (GET_DAXDEV's path was resolved in the first opener's mount namespace, where /dev/{dax} is /dev/null)",
+            "open after another namespace's first open: {} (the slot's device was looked up in the first opener's mount namespace, where /dev/{dax} is /dev/null)",
             sys::errno_name(e)
         )),
     }
