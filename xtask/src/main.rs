@@ -12,6 +12,7 @@ mod mutate;
 mod ops;
 mod shadow;
 mod test;
+mod topo_fuzz;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};

@@ -14,6 +14,7 @@ pub fn run(name: &str, plan: &SetupPlan, map: &DeviceMap) -> Result<Outcome> {
         "regions" => regions(plan, map),
         "devdax_guest_write" => guest_write(map),
         "devdax_host_write" => host_write(map),
+        "region_bytes" => crate::region_bytes::run(plan, map),
         "fsdev_bind" => fsdev_bind(map),
         "hang_times_out" => crate::selftest::hang(),
         _ => bail!("no smoke case {name:?}"),

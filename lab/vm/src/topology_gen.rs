@@ -132,9 +132,17 @@ fn windows(rng: &mut Rng, t: &Topology) -> Vec<MemoryWindow> {
         .map(|_| {
             let ways: Vec<usize> = [1, 2, 4].into_iter().filter(|&w| w <= ids.len()).collect();
             let n = *rng.pick(&ways);
+            // Bridges with devices first (in random order), so that most windows can hold a
+            // region; then the others.
             let mut targets: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
             rng.shuffle(&mut targets);
+            targets.sort_by_key(|id| {
+                !t.devices
+                    .iter()
+                    .any(|d| t.host_bridge_of(d).is_some_and(|hb| &hb.id == id))
+            });
             targets.truncate(n);
+            rng.shuffle(&mut targets);
             let below: u64 = t
                 .devices
                 .iter()
@@ -161,14 +169,32 @@ fn windows(rng: &mut Rng, t: &Topology) -> Vec<MemoryWindow> {
 }
 
 fn regions(rng: &mut Rng, t: &Topology) -> Vec<Region> {
+    // Capacity left per device, so that most regions fit (a few are made too big on purpose).
+    let mut free: Vec<(String, u64)> = t.devices.iter().map(|d| (d.id.clone(), d.size.0)).collect();
+    let free_of = |free: &[(String, u64)], id: &str| {
+        free.iter().find(|(d, _)| d == id).map_or(0, |(_, f)| *f)
+    };
     let mut out = Vec::new();
     for i in 0..rng.range(1, MAX_REGIONS) {
-        let window = rng.range(0, t.windows.len() - 1);
+        // Mostly a window with a device under each of its targets.
+        let usable: Vec<usize> = (0..t.windows.len())
+            .filter(|&k| {
+                t.windows[k].targets.iter().all(|target| {
+                    t.devices.iter().any(|d| {
+                        free_of(&free, &d.id) > 0
+                            && t.host_bridge_of(d).is_some_and(|hb| &hb.id == target)
+                    })
+                })
+            })
+            .collect();
+        let window = if usable.is_empty() || rng.chance(10) {
+            rng.range(0, t.windows.len() - 1)
+        } else {
+            *rng.pick(&usable)
+        };
         let w = &t.windows[window];
         let n = w.targets.len();
-        let ways: Vec<usize> = [1, 2, 4].into_iter().filter(|&x| x % n == 0).collect();
-        let per_bridge = rng.pick(&ways) / n;
-        // Devices under each target, each bridge's in random order.
+        // Devices with free capacity under each target, each bridge's in random order.
         let mut columns: Vec<Vec<String>> = w
             .targets
             .iter()
@@ -177,15 +203,27 @@ fn regions(rng: &mut Rng, t: &Topology) -> Vec<Region> {
                     .devices
                     .iter()
                     .filter(|d| t.host_bridge_of(d).is_some_and(|hb| &hb.id == target))
+                    .filter(|d| free_of(&free, &d.id) > 0)
                     .map(|d| d.id.clone())
                     .collect();
                 rng.shuffle(&mut under);
-                under.truncate(per_bridge);
                 under
             })
             .collect();
-        // Interleave order: position p under target p mod n. A bridge short of devices leaves
-        // the region unbalanced, which the checks refuse.
+        let fewest = columns.iter().map(Vec::len).min().unwrap_or(0);
+        let mut ways: Vec<usize> = [1, 2, 4]
+            .into_iter()
+            .filter(|&x| x % n == 0 && x / n <= fewest)
+            .collect();
+        if ways.is_empty() || rng.chance(5) {
+            // Now and then a region the bridges cannot balance.
+            ways = [1, 2, 4].into_iter().filter(|&x| x % n == 0).collect();
+        }
+        let per_bridge = rng.pick(&ways) / n;
+        for c in columns.iter_mut() {
+            c.truncate(per_bridge);
+        }
+        // Interleave order: position p under target p mod n.
         let mut devices = Vec::new();
         while columns.iter().any(|c| !c.is_empty()) {
             for c in columns.iter_mut().filter(|c| !c.is_empty()) {
@@ -195,16 +233,26 @@ fn regions(rng: &mut Rng, t: &Topology) -> Vec<Region> {
         if devices.is_empty() {
             continue;
         }
-        if devices.len() > 1 && rng.chance(15) {
+        if devices.len() > 1 && rng.chance(10) {
             rng.shuffle(&mut devices);
         }
-        let size = if rng.chance(30) {
+        let share_free = devices.iter().map(|d| free_of(&free, d)).min().unwrap_or(0) / (256 * MIB);
+        let size = if rng.chance(25) {
             None
-        } else {
+        } else if share_free == 0 || rng.chance(5) {
             Some(ByteSize(
-                256 * MIB * devices.len() as u64 * rng.range(1, 2) as u64,
+                256 * MIB * devices.len() as u64 * (share_free + 1),
             ))
+        } else {
+            let units = rng.range(1, (share_free as usize).min(2)) as u64;
+            Some(ByteSize(256 * MIB * devices.len() as u64 * units))
         };
+        let share = size.map_or(share_free * 256 * MIB, |s| s.0 / devices.len() as u64);
+        for (id, f) in free.iter_mut() {
+            if devices.contains(id) {
+                *f = f.saturating_sub(share);
+            }
+        }
         let granularity = match rng.range(0, 9) {
             0..=3 => None,
             4..=6 => w.interleave_granularity,

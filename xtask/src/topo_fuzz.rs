@@ -1,0 +1,461 @@
+//! `cargo xtask lab topo-fuzz`: the topology property. Topology `i` of a run is
+//! `lab_vm::topology_gen::random_topology(SEED + i)`; the host checks accept it or refuse it.
+//! A refused one must name a rule in every problem; an accepted one boots (one guest each,
+//! the kernel and image built once) and must set up and pass the smoke suite, whose
+//! `smoke.region_bytes` checks every region's bytes from both sides. The seeds of failures are
+//! printed with the command that reruns each.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use lab_host::stage::Timings;
+use lab_vm::decoder_checks::rule_of;
+use lab_vm::topology_gen::random_topology;
+use lab_vm::Topology;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use xshell::Shell;
+
+use crate::kernel::BuildArgs;
+
+#[derive(Args, Debug)]
+pub struct TopoFuzzArgs {
+    #[command(flatten)]
+    pub kernel: BuildArgs,
+    /// Topologies to draw.
+    #[arg(long, default_value_t = 30)]
+    pub count: u64,
+    /// Seed of the first topology; topology i has seed SEED + i, so `--count 1 --seed S`
+    /// reruns the one of seed S.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Only the host's checks: no guest boots.
+    #[arg(long)]
+    pub host_only: bool,
+    /// The summary as JSON on stdout: `{"seed", "count", "accepted", "refused", "failed",
+    /// "by_rule": {rule: n}, "topologies": [{seed, verdict, rules, run_dir, why}]}`.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds QEMU may take to boot each guest to its agent.
+    #[arg(long, default_value_t = 120)]
+    pub boot_timeout: u64,
+}
+
+/// What became of one topology.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Refused on the host; the rules its problems name, in order, without repeats.
+    Refused(Vec<String>),
+    /// Refused by a problem that names no rule: a failure of the property.
+    RefusedWithoutRule(String),
+    /// Accepted; not booted (`--host-only`).
+    Accepted,
+    /// Accepted, booted, set up and passed smoke.
+    Passed,
+    /// Accepted but the guest could not set it up, or a smoke case failed.
+    Failed(String),
+}
+
+impl Verdict {
+    fn is_failure(&self) -> bool {
+        matches!(self, Verdict::Failed(_) | Verdict::RefusedWithoutRule(_))
+    }
+
+    fn word(&self) -> &'static str {
+        match self {
+            Verdict::Refused(_) => "refused",
+            Verdict::RefusedWithoutRule(_) => "refused-without-rule",
+            Verdict::Accepted => "accepted",
+            Verdict::Passed => "passed",
+            Verdict::Failed(_) => "failed",
+        }
+    }
+}
+
+/// The host's verdict on `t`: accepted, or refused by the rules its problems name.
+pub fn judge_on_host(t: &Topology) -> Verdict {
+    let problems = t.validate();
+    if problems.is_empty() {
+        return Verdict::Accepted;
+    }
+    let mut rules: Vec<String> = Vec::new();
+    for (key, message) in &problems {
+        match rule_of(message) {
+            Some(r) if !rules.iter().any(|x| x == r) => rules.push(r.to_string()),
+            Some(_) => {}
+            None => return Verdict::RefusedWithoutRule(format!("{key}: {message}")),
+        }
+    }
+    Verdict::Refused(rules)
+}
+
+struct Entry {
+    seed: u64,
+    yaml: PathBuf,
+    verdict: Verdict,
+    run_dir: Option<PathBuf>,
+}
+
+/// Runs the fuzzer; returns the exit status (0 the property held, 1 it failed somewhere).
+pub fn run(sh: &Shell, args: &TopoFuzzArgs) -> Result<i32> {
+    let dir = lab_host::paths::runs_dir()
+        .join("topo-fuzz")
+        .join(crate::lab::run_id());
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut entries = Vec::new();
+    for i in 0..args.count {
+        let seed = args.seed.wrapping_add(i);
+        let t = random_topology(seed);
+        let yaml = dir.join(format!("{}.yaml", t.name));
+        let text = serde_norway::to_string(&t).context("writing a topology as YAML")?;
+        std::fs::write(&yaml, text).with_context(|| format!("writing {}", yaml.display()))?;
+        let verdict = judge_on_host(&t);
+        entries.push((
+            t,
+            Entry {
+                seed,
+                yaml,
+                verdict,
+                run_dir: None,
+            },
+        ));
+    }
+    let accepted = entries
+        .iter()
+        .filter(|(_, e)| e.verdict == Verdict::Accepted)
+        .count();
+    lab_host::progress!(
+        "famfs-lab: topo-fuzz: {} topologies (seeds {}..{}), {accepted} accepted; YAML in {}",
+        args.count,
+        args.seed,
+        args.seed.wrapping_add(args.count),
+        dir.display()
+    );
+    if !args.host_only && accepted > 0 {
+        boot_accepted(sh, args, &mut entries)?;
+    }
+    let entries: Vec<Entry> = entries.into_iter().map(|(_, e)| e).collect();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary_json(args, &entries))?
+        );
+    } else {
+        print!("{}", summary_text(args, &entries));
+    }
+    Ok(i32::from(entries.iter().any(|e| e.verdict.is_failure())))
+}
+
+/// The smoke cases that must pass (not the one that times out on purpose).
+fn smoke_cases() -> Vec<String> {
+    famfs_lab_cases::catalog::CASES
+        .iter()
+        .filter(|c| c.suite == "smoke" && c.expect == famfs_lab_cases::catalog::Expect::Pass)
+        .map(|c| c.id())
+        .collect()
+}
+
+fn boot_accepted(sh: &Shell, args: &TopoFuzzArgs, entries: &mut [(Topology, Entry)]) -> Result<()> {
+    let first = entries
+        .iter()
+        .find(|(_, e)| e.verdict == Verdict::Accepted)
+        .map(|(t, _)| t.clone())
+        .context("no accepted topology")?;
+    let mut timings = Timings::default();
+    let prepared = crate::lab::prepare_for(sh, &args.kernel, first, &mut timings)?;
+    let config = std::fs::read_to_string(prepared.kernel.entry.config())
+        .context("reading the kernel's config")?;
+    let features =
+        lab_runner::plan::KernelFeatures::from_config(&prepared.kernel.meta.label, &config);
+    let cases = smoke_cases();
+    let total = entries
+        .iter()
+        .filter(|(_, e)| e.verdict == Verdict::Accepted)
+        .count();
+    let mut done = 0;
+    for (t, e) in entries
+        .iter_mut()
+        .filter(|(_, e)| e.verdict == Verdict::Accepted)
+    {
+        done += 1;
+        let run_id = format!("{}-{}", crate::lab::run_id(), t.name);
+        let run_dir = lab_host::paths::runs_dir().join(&run_id);
+        let req = lab_runner::run::RunRequest {
+            run_id,
+            run_dir: run_dir.clone(),
+            kernel: features.clone(),
+            kernel_hash: prepared.kernel.meta.key.clone(),
+            bzimage: prepared.kernel.entry.bzimage(),
+            initramfs: prepared.image.path.clone(),
+            topology: t.clone(),
+            suites: Vec::new(),
+            cases: cases.clone(),
+            accel: prepared.accel.clone(),
+            reproduce: format!(
+                "cargo xtask lab up --kernel {} --topology {} --suite smoke",
+                args.kernel.kernel,
+                e.yaml.display()
+            ),
+            cmdline: String::new(),
+            ops: crate::ops::Ops::Famfs.name().to_string(),
+            boot_timeout: Duration::from_secs(args.boot_timeout),
+            user_tree: None,
+        };
+        lab_host::progress!(
+            "famfs-lab: topo-fuzz: [{done}/{total}] seed {} booting",
+            e.seed
+        );
+        let started = Instant::now();
+        e.verdict = match lab_runner::run::run(&req, crate::lab::rfc3339_now()) {
+            Ok(report) if report.exit_code() == 0 => Verdict::Passed,
+            Ok(report) => Verdict::Failed(why_failed(&report)),
+            Err(err) => Verdict::Failed(format!("{err:#}")),
+        };
+        lab_host::progress!(
+            "famfs-lab: topo-fuzz: [{done}/{total}] seed {}: {} in {:.0} s ({})",
+            e.seed,
+            e.verdict.word(),
+            started.elapsed().as_secs_f64(),
+            run_dir.display()
+        );
+        e.run_dir = Some(run_dir);
+    }
+    Ok(())
+}
+
+/// The lab error, or the failed cases with their reasons.
+fn why_failed(report: &lab_report::RunReport) -> String {
+    if let Some(e) = report.lab_error() {
+        return first_line(e);
+    }
+    report
+        .suites
+        .iter()
+        .flat_map(|s| s.cases.iter().map(move |c| (s, c)))
+        .filter(|(_, c)| c.outcome.is_failure())
+        .map(|(s, c)| {
+            format!(
+                "{}.{}: {}",
+                s.name,
+                c.name,
+                first_line(c.reason.as_deref().unwrap_or("failed"))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_string()
+}
+
+fn by_rule(entries: &[Entry]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for e in entries {
+        if let Verdict::Refused(rules) = &e.verdict {
+            for r in rules {
+                *m.entry(r.clone()).or_insert(0) += 1;
+            }
+        }
+    }
+    m
+}
+
+fn rerun(args: &TopoFuzzArgs, e: &Entry) -> String {
+    format!(
+        "cargo xtask lab topo-fuzz --count 1 --seed {}{}   # or: cargo xtask lab up --topology {} --suite smoke",
+        e.seed,
+        if args.host_only { " --host-only" } else { "" },
+        e.yaml.display()
+    )
+}
+
+fn summary_text(args: &TopoFuzzArgs, entries: &[Entry]) -> String {
+    let mut out = String::new();
+    for e in entries {
+        let detail = match &e.verdict {
+            Verdict::Refused(rules) => rules.join(", "),
+            Verdict::RefusedWithoutRule(why) | Verdict::Failed(why) => why.clone(),
+            Verdict::Accepted | Verdict::Passed => String::new(),
+        };
+        out.push_str(&format!(
+            "seed {:<6} {:<22} {detail}\n",
+            e.seed,
+            e.verdict.word()
+        ));
+    }
+    let count = |f: fn(&Verdict) -> bool| entries.iter().filter(|e| f(&e.verdict)).count();
+    let refused = count(|v| matches!(v, Verdict::Refused(_) | Verdict::RefusedWithoutRule(_)));
+    let accepted = entries.len() - refused;
+    out.push_str(&format!(
+        "{} topologies: {accepted} accepted ({} passed smoke, {} failed, {} not booted), {refused} refused\n",
+        entries.len(),
+        count(|v| *v == Verdict::Passed),
+        count(|v| matches!(v, Verdict::Failed(_))),
+        count(|v| *v == Verdict::Accepted),
+    ));
+    let rules = by_rule(entries);
+    if !rules.is_empty() {
+        let list: Vec<String> = rules.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        out.push_str(&format!(
+            "refused by rule (a topology may break several): {}\n",
+            list.join(", ")
+        ));
+    }
+    let failures: Vec<&Entry> = entries.iter().filter(|e| e.verdict.is_failure()).collect();
+    if failures.is_empty() && args.host_only {
+        out.push_str("every refusal named a rule (host only: nothing booted)\n");
+    } else if failures.is_empty() {
+        out.push_str(
+            "the property held: every accepted topology set up, every refusal named a rule\n",
+        );
+    } else {
+        out.push_str(&format!(
+            "FAILED seeds: {}\n",
+            failures
+                .iter()
+                .map(|e| e.seed.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+        for e in failures {
+            out.push_str(&format!("  {}\n", rerun(args, e)));
+        }
+    }
+    out
+}
+
+fn summary_json(args: &TopoFuzzArgs, entries: &[Entry]) -> serde_json::Value {
+    let topologies: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|e| {
+            let (rules, why) = match &e.verdict {
+                Verdict::Refused(r) => (r.clone(), None),
+                Verdict::RefusedWithoutRule(w) | Verdict::Failed(w) => {
+                    (Vec::new(), Some(w.clone()))
+                }
+                _ => (Vec::new(), None),
+            };
+            serde_json::json!({
+                "seed": e.seed,
+                "verdict": e.verdict.word(),
+                "rules": rules,
+                "why": why,
+                "yaml": e.yaml,
+                "run_dir": e.run_dir.as_deref().map(Path::to_path_buf),
+            })
+        })
+        .collect();
+    let failed: Vec<u64> = entries
+        .iter()
+        .filter(|e| e.verdict.is_failure())
+        .map(|e| e.seed)
+        .collect();
+    let refused = entries
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.verdict,
+                Verdict::Refused(_) | Verdict::RefusedWithoutRule(_)
+            )
+        })
+        .count();
+    serde_json::json!({
+        "seed": args.seed,
+        "count": args.count,
+        "accepted": entries.len() - refused,
+        "refused": refused,
+        "failed": failed,
+        "by_rule": by_rule(entries),
+        "topologies": topologies,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_verdict_names_the_rules_or_accepts() {
+        let mut seen_refused = false;
+        let mut seen_accepted = false;
+        for seed in 0..200 {
+            match judge_on_host(&random_topology(seed)) {
+                Verdict::Refused(rules) => {
+                    seen_refused = true;
+                    assert!(!rules.is_empty(), "{seed}");
+                }
+                Verdict::Accepted => seen_accepted = true,
+                other => panic!("seed {seed}: {other:?}"),
+            }
+        }
+        assert!(seen_refused && seen_accepted);
+    }
+
+    #[test]
+    fn a_refusal_without_a_rule_fails_the_property() {
+        let mut t = random_topology(1);
+        t.cpus = 0; // refused by a check that names no rule
+        match judge_on_host(&t) {
+            Verdict::RefusedWithoutRule(why) => assert!(why.contains("cpus"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(Verdict::RefusedWithoutRule(String::new()).is_failure());
+        assert!(Verdict::Failed(String::new()).is_failure());
+        assert!(!Verdict::Refused(vec!["hpa-order".into()]).is_failure());
+    }
+
+    #[test]
+    fn smoke_cases_leave_out_the_deliberate_timeout() {
+        let cases = smoke_cases();
+        assert!(
+            cases.contains(&"smoke.region_bytes".to_string()),
+            "{cases:?}"
+        );
+        assert!(
+            !cases.iter().any(|c| c == "smoke.hang_times_out"),
+            "{cases:?}"
+        );
+    }
+
+    #[test]
+    fn the_summary_counts_rules_and_lists_failed_seeds() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            a: TopoFuzzArgs,
+        }
+        let args = <Cli as clap::Parser>::parse_from(["x", "--count", "3", "--seed", "10"]).a;
+        assert_eq!(
+            (args.count, args.seed, args.kernel.kernel.as_str()),
+            (3, 10, "famfs-bpf")
+        );
+        let e = |seed, verdict| Entry {
+            seed,
+            yaml: PathBuf::from(format!("/t/fuzz-{seed}.yaml")),
+            verdict,
+            run_dir: None,
+        };
+        let entries = [
+            e(10, Verdict::Passed),
+            e(
+                11,
+                Verdict::Refused(vec!["hpa-order".into(), "interleave-order".into()]),
+            ),
+            e(12, Verdict::Failed("lab error".into())),
+        ];
+        let text = summary_text(&args, &entries);
+        assert!(
+            text.contains(
+                "3 topologies: 2 accepted (1 passed smoke, 1 failed, 0 not booted), 1 refused"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("hpa-order 1, interleave-order 1"), "{text}");
+        assert!(text.contains("FAILED seeds: 12"), "{text}");
+        assert!(text.contains("--count 1 --seed 12"), "{text}");
+        let json = summary_json(&args, &entries);
+        assert_eq!(json["failed"], serde_json::json!([12]));
+        assert_eq!(json["by_rule"]["hpa-order"], 1);
+    }
+}
