@@ -226,7 +226,16 @@ fn boot_accepted(sh: &Shell, args: &TopoFuzzArgs, entries: &mut [(Topology, Entr
 /// The lab error, or the failed cases with their reasons.
 fn why_failed(report: &lab_report::RunReport) -> String {
     if let Some(e) = report.lab_error() {
-        return first_line(e);
+        // "guest setup failed: Exited(1)" then the guest's output, whose FAIL line says why.
+        let lines: Vec<&str> = e.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        return match lines
+            .iter()
+            .skip(1)
+            .find(|l| l.contains("FAIL") || l.contains("rror"))
+        {
+            Some(why) => format!("{}: {why}", lines[0]),
+            None => first_line(e),
+        };
     }
     report
         .suites
