@@ -32,6 +32,10 @@ pub struct TopoFuzzArgs {
     /// Only the host's checks: no guest boots.
     #[arg(long)]
     pub host_only: bool,
+    /// Boot the topologies the decoder model refuses too (those refused by its rules alone):
+    /// the guest must fail to set each up, or the rule is too strict (a failure).
+    #[arg(long, conflicts_with = "host_only")]
+    pub boot_refused: bool,
     /// The summary as JSON on stdout: `{"seed", "count", "accepted", "refused", "failed",
     /// "by_rule": {rule: n}, "topologies": [{seed, verdict, rules, run_dir, why}]}`.
     #[arg(long)]
@@ -72,6 +76,15 @@ impl Verdict {
     }
 }
 
+/// What the guest made of a topology the host refused (`--boot-refused`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefusalInGuest {
+    /// The guest could not set it up either: why.
+    Confirmed(String),
+    /// The guest set it up and passed smoke: the rule is too strict.
+    SetUpAnyway,
+}
+
 /// The host's verdict on `t`: accepted, or refused by the rules its problems name.
 pub fn judge_on_host(t: &Topology) -> Verdict {
     let problems = t.validate();
@@ -94,6 +107,23 @@ struct Entry {
     yaml: PathBuf,
     verdict: Verdict,
     run_dir: Option<PathBuf>,
+    refusal: Option<RefusalInGuest>,
+}
+
+impl Entry {
+    fn is_failure(&self) -> bool {
+        self.verdict.is_failure() || self.refusal == Some(RefusalInGuest::SetUpAnyway)
+    }
+
+    /// Refused by decoder-model rules alone: QEMU boots it, the guest's setup must fail.
+    fn refused_by_model_only(&self) -> bool {
+        match &self.verdict {
+            Verdict::Refused(rules) => rules
+                .iter()
+                .all(|r| lab_vm::decoder_checks::MODEL_RULES.contains(&r.as_str())),
+            _ => false,
+        }
+    }
 }
 
 /// Runs the fuzzer; returns the exit status (0 the property held, 1 it failed somewhere).
@@ -117,6 +147,7 @@ pub fn run(sh: &Shell, args: &TopoFuzzArgs) -> Result<i32> {
                 yaml,
                 verdict,
                 run_dir: None,
+                refusal: None,
             },
         ));
     }
@@ -131,8 +162,14 @@ pub fn run(sh: &Shell, args: &TopoFuzzArgs) -> Result<i32> {
         args.seed.wrapping_add(args.count),
         dir.display()
     );
-    if !args.host_only && accepted > 0 {
-        boot_accepted(sh, args, &mut entries)?;
+    let to_boot = entries
+        .iter()
+        .filter(|(_, e)| {
+            e.verdict == Verdict::Accepted || (args.boot_refused && e.refused_by_model_only())
+        })
+        .count();
+    if !args.host_only && to_boot > 0 {
+        boot_all(sh, args, &mut entries, to_boot)?;
     }
     let entries: Vec<Entry> = entries.into_iter().map(|(_, e)| e).collect();
     if args.json {
@@ -143,7 +180,7 @@ pub fn run(sh: &Shell, args: &TopoFuzzArgs) -> Result<i32> {
     } else {
         print!("{}", summary_text(args, &entries));
     }
-    Ok(i32::from(entries.iter().any(|e| e.verdict.is_failure())))
+    Ok(i32::from(entries.iter().any(Entry::is_failure)))
 }
 
 /// The smoke cases that must pass (not the one that times out on purpose).
@@ -155,12 +192,18 @@ fn smoke_cases() -> Vec<String> {
         .collect()
 }
 
-fn boot_accepted(sh: &Shell, args: &TopoFuzzArgs, entries: &mut [(Topology, Entry)]) -> Result<()> {
+/// Boots every accepted topology (and with `--boot-refused` every one refused by the decoder
+/// model alone), one guest each, the kernel and image prepared once.
+fn boot_all(
+    sh: &Shell,
+    args: &TopoFuzzArgs,
+    entries: &mut [(Topology, Entry)],
+    total: usize,
+) -> Result<()> {
     let first = entries
-        .iter()
-        .find(|(_, e)| e.verdict == Verdict::Accepted)
+        .first()
         .map(|(t, _)| t.clone())
-        .context("no accepted topology")?;
+        .context("no topology")?;
     let mut timings = Timings::default();
     let prepared = crate::lab::prepare_for(sh, &args.kernel, first, &mut timings)?;
     let config = std::fs::read_to_string(prepared.kernel.entry.config())
@@ -168,15 +211,12 @@ fn boot_accepted(sh: &Shell, args: &TopoFuzzArgs, entries: &mut [(Topology, Entr
     let features =
         lab_runner::plan::KernelFeatures::from_config(&prepared.kernel.meta.label, &config);
     let cases = smoke_cases();
-    let total = entries
-        .iter()
-        .filter(|(_, e)| e.verdict == Verdict::Accepted)
-        .count();
     let mut done = 0;
-    for (t, e) in entries
-        .iter_mut()
-        .filter(|(_, e)| e.verdict == Verdict::Accepted)
-    {
+    for (t, e) in entries.iter_mut() {
+        let refused = args.boot_refused && e.refused_by_model_only();
+        if e.verdict != Verdict::Accepted && !refused {
+            continue;
+        }
         done += 1;
         let run_id = format!("{}-{}", crate::lab::run_id(), t.name);
         let run_dir = lab_host::paths::runs_dir().join(&run_id);
@@ -201,20 +241,42 @@ fn boot_accepted(sh: &Shell, args: &TopoFuzzArgs, entries: &mut [(Topology, Entr
             boot_timeout: Duration::from_secs(args.boot_timeout),
             user_tree: None,
         };
+        let what = if refused {
+            "refused, booting anyway"
+        } else {
+            "booting"
+        };
         lab_host::progress!(
-            "famfs-lab: topo-fuzz: [{done}/{total}] seed {} booting",
+            "famfs-lab: topo-fuzz: [{done}/{total}] seed {} {what}",
             e.seed
         );
         let started = Instant::now();
-        e.verdict = match lab_runner::run::run(&req, crate::lab::rfc3339_now()) {
-            Ok(report) if report.exit_code() == 0 => Verdict::Passed,
-            Ok(report) => Verdict::Failed(why_failed(&report)),
-            Err(err) => Verdict::Failed(format!("{err:#}")),
+        let outcome = match lab_runner::run::run(&req, crate::lab::rfc3339_now()) {
+            Ok(report) if report.exit_code() == 0 => Ok(()),
+            Ok(report) => Err(why_failed(&report)),
+            Err(err) => Err(format!("{err:#}")),
+        };
+        let said = if refused {
+            let r = match outcome {
+                Ok(()) => RefusalInGuest::SetUpAnyway,
+                Err(why) => RefusalInGuest::Confirmed(why),
+            };
+            let word = match &r {
+                RefusalInGuest::SetUpAnyway => "set up anyway: the rule is too strict",
+                RefusalInGuest::Confirmed(_) => "the guest failed too: refusal confirmed",
+            };
+            e.refusal = Some(r);
+            word
+        } else {
+            e.verdict = match outcome {
+                Ok(()) => Verdict::Passed,
+                Err(why) => Verdict::Failed(why),
+            };
+            e.verdict.word()
         };
         lab_host::progress!(
-            "famfs-lab: topo-fuzz: [{done}/{total}] seed {}: {} in {:.0} s ({})",
+            "famfs-lab: topo-fuzz: [{done}/{total}] seed {}: {said} in {:.0} s ({})",
             e.seed,
-            e.verdict.word(),
             started.elapsed().as_secs_f64(),
             run_dir.display()
         );
@@ -283,7 +345,18 @@ fn summary_text(args: &TopoFuzzArgs, entries: &[Entry]) -> String {
     let mut out = String::new();
     for e in entries {
         let detail = match &e.verdict {
-            Verdict::Refused(rules) => rules.join(", "),
+            Verdict::Refused(rules) => match &e.refusal {
+                None => rules.join(", "),
+                Some(RefusalInGuest::Confirmed(why)) => {
+                    format!("{}; the guest failed too: {why}", rules.join(", "))
+                }
+                Some(RefusalInGuest::SetUpAnyway) => {
+                    format!(
+                        "{}; BUT THE GUEST SET IT UP (rule too strict)",
+                        rules.join(", ")
+                    )
+                }
+            },
             Verdict::RefusedWithoutRule(why) | Verdict::Failed(why) => why.clone(),
             Verdict::Accepted | Verdict::Passed => String::new(),
         };
@@ -303,6 +376,16 @@ fn summary_text(args: &TopoFuzzArgs, entries: &[Entry]) -> String {
         count(|v| matches!(v, Verdict::Failed(_))),
         count(|v| *v == Verdict::Accepted),
     ));
+    let booted_refused = entries.iter().filter(|e| e.refusal.is_some()).count();
+    if booted_refused > 0 {
+        let confirmed = entries
+            .iter()
+            .filter(|e| matches!(e.refusal, Some(RefusalInGuest::Confirmed(_))))
+            .count();
+        out.push_str(&format!(
+            "refused and booted anyway: {booted_refused}, the guest failed on {confirmed}\n"
+        ));
+    }
     let rules = by_rule(entries);
     if !rules.is_empty() {
         let list: Vec<String> = rules.iter().map(|(r, n)| format!("{r} {n}")).collect();
@@ -311,7 +394,7 @@ fn summary_text(args: &TopoFuzzArgs, entries: &[Entry]) -> String {
             list.join(", ")
         ));
     }
-    let failures: Vec<&Entry> = entries.iter().filter(|e| e.verdict.is_failure()).collect();
+    let failures: Vec<&Entry> = entries.iter().filter(|e| e.is_failure()).collect();
     if failures.is_empty() && args.host_only {
         out.push_str("every refusal named a rule (host only: nothing booted)\n");
     } else if failures.is_empty() {
@@ -345,9 +428,15 @@ fn summary_json(args: &TopoFuzzArgs, entries: &[Entry]) -> serde_json::Value {
                 }
                 _ => (Vec::new(), None),
             };
+            let in_guest = match &e.refusal {
+                None => None,
+                Some(RefusalInGuest::Confirmed(why)) => Some(format!("failed: {why}")),
+                Some(RefusalInGuest::SetUpAnyway) => Some("set up".to_string()),
+            };
             serde_json::json!({
                 "seed": e.seed,
                 "verdict": e.verdict.word(),
+                "refused_in_guest": in_guest,
                 "rules": rules,
                 "why": why,
                 "yaml": e.yaml,
@@ -357,7 +446,7 @@ fn summary_json(args: &TopoFuzzArgs, entries: &[Entry]) -> serde_json::Value {
         .collect();
     let failed: Vec<u64> = entries
         .iter()
-        .filter(|e| e.verdict.is_failure())
+        .filter(|e| e.is_failure())
         .map(|e| e.seed)
         .collect();
     let refused = entries
@@ -444,6 +533,7 @@ mod tests {
             yaml: PathBuf::from(format!("/t/fuzz-{seed}.yaml")),
             verdict,
             run_dir: None,
+            refusal: None,
         };
         let entries = [
             e(10, Verdict::Passed),
@@ -453,6 +543,10 @@ mod tests {
             ),
             e(12, Verdict::Failed("lab error".into())),
         ];
+        let mut too_strict = e(13, Verdict::Refused(vec!["hpa-order".into()]));
+        too_strict.refusal = Some(RefusalInGuest::SetUpAnyway);
+        assert!(too_strict.is_failure() && too_strict.refused_by_model_only());
+        assert!(!e(14, Verdict::Refused(vec!["window-size".into()])).refused_by_model_only());
         let text = summary_text(&args, &entries);
         assert!(
             text.contains(

@@ -110,6 +110,21 @@ pub const RULES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The rules of the decoder model itself (the others are the lab's own input checks): a
+/// topology refused only by these is one QEMU boots and the guest fails to set up, which
+/// `cargo xtask lab topo-fuzz --boot-refused` confirms.
+pub const MODEL_RULES: &[&str] = &[
+    "passthrough-decoder",
+    "bridge-decoders",
+    "device-decoders",
+    "hpa-order",
+    "interleave-order",
+    "region-ways",
+    "window-granularity",
+    "bridge-granularity",
+    "interleave-bits",
+];
+
 /// `message` ending with the rule's tag.
 pub(crate) fn tagged(rule: &'static str, message: impl Into<String>) -> String {
     debug_assert!(
