@@ -76,6 +76,24 @@ impl Verdict {
     }
 }
 
+/// Seeds `cargo xtask test` runs after `lab up`: three accepted, one refused.
+pub const TEST_SAMPLE: (u64, u64) = (1, 4);
+
+impl TopoFuzzArgs {
+    /// The fixed sample of `cargo xtask test` on `kernel`.
+    pub fn sample(kernel: &BuildArgs) -> TopoFuzzArgs {
+        TopoFuzzArgs {
+            kernel: kernel.clone(),
+            count: TEST_SAMPLE.1,
+            seed: TEST_SAMPLE.0,
+            host_only: false,
+            boot_refused: false,
+            json: false,
+            boot_timeout: 120,
+        }
+    }
+}
+
 /// What the guest made of a topology the host refused (`--boot-refused`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefusalInGuest {
@@ -501,6 +519,19 @@ mod tests {
         assert!(Verdict::RefusedWithoutRule(String::new()).is_failure());
         assert!(Verdict::Failed(String::new()).is_failure());
         assert!(!Verdict::Refused(vec!["hpa-order".into()]).is_failure());
+    }
+
+    #[test]
+    fn the_test_sample_boots_some_and_refuses_some() {
+        let (seed, count) = TEST_SAMPLE;
+        let verdicts: Vec<Verdict> = (seed..seed + count)
+            .map(|s| judge_on_host(&random_topology(s)))
+            .collect();
+        assert!(verdicts.contains(&Verdict::Accepted), "{verdicts:?}");
+        assert!(
+            verdicts.iter().any(|v| matches!(v, Verdict::Refused(_))),
+            "{verdicts:?}"
+        );
     }
 
     #[test]
