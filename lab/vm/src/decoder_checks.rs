@@ -25,7 +25,9 @@
 //!   (`set_interleave_granularity`; QEMU's default window granularity is 256); the host bridge
 //!   then decodes at granularity x N, which must stay a valid granularity (<= 16K).
 //! - QEMU's decoders route interleave on address bits 8..14 only (capability bits 256B and 4K;
-//!   Linux `check_interleave_cap`): for a power-of-two interleave, ways x granularity <= 32K.
+//!   Linux `check_interleave_cap`): ways x granularity <= 32K, where 3-, 6- and 12-way count
+//!   as 1, 2 and 4 (the factor 3 is routed apart). (3-target windows are modelled from the
+//!   source only: the random topologies use 1, 2 or 4 targets.)
 
 use crate::size::{ByteSize, KIB};
 use crate::topology::{HostBridge, Topology};
@@ -233,23 +235,25 @@ pub(crate) fn check_decoders(t: &Topology, p: &mut Problems) {
                     ),
                 ),
             ));
-        } else if n > 1 && g * n as u64 > MAX_GRANULARITY {
+        } else if n > 1 && g * power_of_two_part(n) > MAX_GRANULARITY {
             p.push((
                 at.key("granularity"),
                 tagged(
                     "bridge-granularity",
                     format!(
-                        "granularity {} over {n} host bridges: each bridge decodes at {} x {n} = {}, \
+                        "granularity {} over {n} host bridges: each bridge decodes at {} x {} = {}, \
                          over the 16K an HDM decoder encodes; use a window granularity of at most {}",
                         ByteSize(g),
                         ByteSize(g),
-                        ByteSize(g * n as u64),
-                        ByteSize(MAX_GRANULARITY / n as u64)
+                        power_of_two_part(n),
+                        ByteSize(g * power_of_two_part(n)),
+                        ByteSize(MAX_GRANULARITY / power_of_two_part(n))
                     ),
                 ),
             ));
         }
-        if ways > 1 && ways.is_power_of_two() && g * ways as u64 > MAX_WAYS_X_GRANULARITY {
+        let routed = power_of_two_part(ways);
+        if routed > 1 && g * routed > MAX_WAYS_X_GRANULARITY {
             p.push((
                 at.key("granularity"),
                 tagged(
@@ -258,8 +262,8 @@ pub(crate) fn check_decoders(t: &Topology, p: &mut Problems) {
                         "{ways}-way at granularity {} spans {} per stripe, over the 32K QEMU's \
                          decoders route (address bits 8..14): use a granularity of at most {}",
                         ByteSize(g),
-                        ByteSize(g * ways as u64),
-                        ByteSize(MAX_WAYS_X_GRANULARITY / ways as u64)
+                        ByteSize(g * routed),
+                        ByteSize(MAX_WAYS_X_GRANULARITY / routed)
                     ),
                 ),
             ));
@@ -337,6 +341,13 @@ pub(crate) fn check_decoders(t: &Topology, p: &mut Problems) {
             }
         }
     }
+}
+
+/// The power-of-two factor of an interleave (3, 6 and 12 ways route the factor 3 apart; Linux
+/// `check_interleave_cap` and `cxl_port_setup_targets`): 6 -> 2, 4 -> 4, 3 -> 1.
+fn power_of_two_part(ways: usize) -> u64 {
+    let w = if ways.is_multiple_of(3) { ways / 3 } else { ways };
+    w as u64
 }
 
 fn region_names(t: &Topology, idx: &[usize]) -> String {

@@ -262,3 +262,26 @@ fn random_topologies_are_accepted_or_refused_by_a_rule() {
         "{accepted} accepted, {refused} refused"
     );
 }
+
+#[test]
+fn a_three_bridge_window_routes_the_factor_three_apart() {
+    let src = "\
+name: three
+memory: 1G
+cpus: 1
+host_bridges:
+  - { id: hb1, bus_nr: 12, root_ports: [{ id: rp1, port: 0, slot: 2 }] }
+  - { id: hb2, bus_nr: 20, root_ports: [{ id: rp2, port: 0, slot: 3 }] }
+  - { id: hb3, bus_nr: 28, root_ports: [{ id: rp3, port: 0, slot: 4 }] }
+devices:
+  - { id: mem1, root_port: rp1, size: 256M }
+  - { id: mem2, root_port: rp2, size: 256M }
+  - { id: mem3, root_port: rp3, size: 256M }
+windows:
+  - { targets: [hb1, hb2, hb3], size: 768M, interleave_granularity: 16K }
+regions:
+  - { name: r, devices: [mem1, mem2, mem3] }
+";
+    // 3 ways x 16K: the bridges decode at 16K x 1 and the devices route no power-of-two bits.
+    assert_eq!(rules(src), Vec::<&str>::new());
+}
