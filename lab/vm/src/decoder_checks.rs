@@ -346,7 +346,11 @@ pub(crate) fn check_decoders(t: &Topology, p: &mut Problems) {
 /// The power-of-two factor of an interleave (3, 6 and 12 ways route the factor 3 apart; Linux
 /// `check_interleave_cap` and `cxl_port_setup_targets`): 6 -> 2, 4 -> 4, 3 -> 1.
 fn power_of_two_part(ways: usize) -> u64 {
-    let w = if ways.is_multiple_of(3) { ways / 3 } else { ways };
+    let w = if ways.is_multiple_of(3) {
+        ways / 3
+    } else {
+        ways
+    };
     w as u64
 }
 

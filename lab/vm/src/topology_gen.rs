@@ -1,7 +1,7 @@
 //! Random topologies within the lab's limits, for the topology fuzzer
-//! (`cargo xtask lab topo-fuzz`): 1-4 host bridges with 1-4 root ports each, 1-8 devices,
-//! 1-3 windows over 1, 2 or 4 host bridges, and 1-4 regions with 1-, 2- or 4-way interleave at
-//! several granularities and sizes. The same seed gives the same topology on every machine.
+//! (`cargo xtask lab topo-fuzz`): 1-4 host bridges with 1-4 root ports each, 1-8 devices of
+//! 256M-2G, 1-3 windows over 1, 2 or 4 host bridges, and 1-6 regions (more than the 4
+//! decoders a port has) with 1-, 2- or 4-way interleave at several granularities and sizes. The same seed gives the same topology on every machine.
 //!
 //! The generator makes what a user might write, not only what works: regions sometimes list
 //! their devices out of interleave order, pick a granularity the window does not use, or share
@@ -15,7 +15,7 @@ pub const MAX_BRIDGES: usize = 4;
 pub const MAX_ROOT_PORTS: usize = 4;
 pub const MAX_DEVICES: usize = 8;
 pub const MAX_WINDOWS: usize = 3;
-pub const MAX_REGIONS: usize = 4;
+pub const MAX_REGIONS: usize = 6;
 /// Granularities regions and windows pick from.
 pub const GRANULARITIES: [u64; 7] = [256, 512, KIB, 2 * KIB, 4 * KIB, 8 * KIB, 16 * KIB];
 
@@ -120,7 +120,7 @@ fn devices(rng: &mut Rng, bridges: &[HostBridge]) -> Vec<Type3Device> {
         .map(|(i, rp)| Type3Device {
             id: format!("mem{i}"),
             root_port: rp.to_string(),
-            size: ByteSize(256 * MIB * rng.range(1, 4) as u64),
+            size: ByteSize(256 * MIB * rng.range(1, 8) as u64),
             backing: None,
         })
         .collect()
@@ -187,6 +187,9 @@ fn regions(rng: &mut Rng, t: &Topology) -> Vec<Region> {
                 })
             })
             .collect();
+        if usable.is_empty() && rng.chance(80) {
+            continue; // the devices are full: most users would stop here
+        }
         let window = if usable.is_empty() || rng.chance(10) {
             rng.range(0, t.windows.len() - 1)
         } else {
