@@ -108,6 +108,9 @@ pub struct MutantResult {
     /// The cases the mutant's file expects to kill it.
     #[serde(default)]
     pub expect: Vec<String>,
+    /// The mutant file's `Equivalent:` reason: a survivor with one is not counted.
+    #[serde(default)]
+    pub equivalent: Option<String>,
     /// The error, for build-failed, does-not-apply and lab-error.
     #[serde(default)]
     pub detail: Option<String>,
@@ -128,11 +131,16 @@ pub struct Baseline {
     pub failing: Vec<String>,
 }
 
-/// killed / (killed + survived); None before any mutant was judged.
+/// killed / (killed + survived), survivors declared equivalent left out; None before any
+/// mutant was judged.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Score {
     pub killed: usize,
+    /// Survivors not declared equivalent.
     pub survived: usize,
+    /// Survivors declared equivalent (`Equivalent:` in the mutant's file): not judged.
+    #[serde(default)]
+    pub equivalent: usize,
     pub build_failed: usize,
     pub does_not_apply: usize,
     pub lab_error: usize,
@@ -142,10 +150,16 @@ pub struct Score {
 impl Score {
     pub fn of(results: &[MutantResult]) -> Score {
         let n = |v: Verdict| results.iter().filter(|r| r.verdict == v).count();
-        let (killed, survived) = (n(Verdict::Killed), n(Verdict::Survived));
+        let equivalent = results
+            .iter()
+            .filter(|r| r.verdict == Verdict::Survived && r.equivalent.is_some())
+            .count();
+        let killed = n(Verdict::Killed);
+        let survived = n(Verdict::Survived) - equivalent;
         Score {
             killed,
             survived,
+            equivalent,
             build_failed: n(Verdict::BuildFailed),
             does_not_apply: n(Verdict::DoesNotApply),
             lab_error: n(Verdict::LabError),
@@ -165,6 +179,7 @@ impl Score {
             self.killed + self.survived
         );
         for (n, what) in [
+            (self.equivalent, "equivalent, not judged"),
             (self.build_failed, "build-failed"),
             (self.does_not_apply, "does-not-apply"),
             (self.lab_error, "lab-error"),
@@ -288,7 +303,15 @@ pub fn table(results: &[MutantResult]) -> String {
     );
     for r in results {
         let detail = match r.verdict {
+            Verdict::Killed if r.equivalent.is_some() => format!(
+                "by {} (declared equivalent: it is not)",
+                shorten(&r.killed_by, 4)
+            ),
             Verdict::Killed => format!("by {}", shorten(&r.killed_by, 4)),
+            Verdict::Survived if r.equivalent.is_some() => format!(
+                "equivalent: {}",
+                first_line(r.equivalent.as_deref().unwrap_or(""), 90)
+            ),
             Verdict::Survived if !r.flaky.is_empty() => {
                 format!("only flaky failures: {}", shorten(&r.flaky, 3))
             }
@@ -485,8 +508,11 @@ pub fn run(sh: &Shell, args: &MutateArgs) -> Result<()> {
             m.description
         );
         let result = match judged.remove(&m.name) {
-            Some(r) => {
+            Some(mut r) => {
                 eprintln!("famfs-lab: mutate: {} judged by an earlier run", m.name);
+                // the verdict is the earlier run's; what the file says about it is today's
+                r.expect = m.expect.clone();
+                r.equivalent = m.equivalent.clone();
                 r
             }
             None => one(sh, args, m, &baseline_failing),
@@ -541,6 +567,7 @@ fn one(sh: &Shell, args: &MutateArgs, m: &Mutant, baseline: &BTreeSet<String>) -
         also_failing_without: Vec::new(),
         flaky: Vec::new(),
         expect: m.expect.clone(),
+        equivalent: m.equivalent.clone(),
         detail: None,
         run_dir: None,
         kernel_key: None,
@@ -638,6 +665,7 @@ mod tests {
             also_failing_without: Vec::new(),
             flaky: Vec::new(),
             expect: Vec::new(),
+            equivalent: None,
             detail: None,
             run_dir: None,
             kernel_key: None,
@@ -750,6 +778,33 @@ mod tests {
         assert_eq!(judge_build_error(&e).0, Verdict::BuildFailed);
         let e = anyhow::anyhow!("qemu: no such file").context("lab");
         assert_eq!(judge_build_error(&e).0, Verdict::LabError);
+    }
+
+    #[test]
+    fn equivalent_survivors_are_left_out_of_the_score_but_not_equivalent_kills() {
+        let mut eq = result("eq", Verdict::Survived, &[]);
+        eq.equivalent = Some("the type check refuses it first".into());
+        let mut wrongly_eq = result("weq", Verdict::Killed, &["open.a"]);
+        wrongly_eq.equivalent = Some("thought so".into());
+        let rs = [
+            result("a", Verdict::Killed, &["open.a"]),
+            result("b", Verdict::Survived, &[]),
+            eq,
+            wrongly_eq,
+        ];
+        let s = Score::of(&rs);
+        assert_eq!((s.killed, s.survived, s.equivalent), (2, 1, 1));
+        assert!((s.score.unwrap() - 2.0 / 3.0).abs() < 1e-9);
+        assert_eq!(
+            s.line(),
+            "score 0.67 (2 killed / 3 judged; 1 equivalent, not judged)"
+        );
+        let t = table(&rs);
+        assert!(
+            t.contains("equivalent: the type check refuses it first"),
+            "{t}"
+        );
+        assert!(t.contains("(declared equivalent: it is not)"), "{t}");
     }
 
     #[test]

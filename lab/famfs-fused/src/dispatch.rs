@@ -3,6 +3,7 @@
 use crate::abi::{self, flag, op, InitIn, InitOut};
 use crate::fs::{Fs, Node};
 use crate::ops::OpsKind;
+use crate::register::Registered;
 use crate::reply;
 use crate::request::{self, Op, Request};
 use crate::stats::{InitInfo, Stats};
@@ -29,6 +30,8 @@ pub struct Config {
     pub claim_fmap: bool,
     /// How dax devices are opened for registration (negative tests: read-only).
     pub daxdev_open: crate::register::OpenMode,
+    /// Negative tests: misuses of the registration ioctl.
+    pub register_abuse: crate::register::Abuse,
     pub max_write: u32,
 }
 
@@ -310,9 +313,26 @@ impl Server {
         self.stats.get_daxdev(index);
         let dev = self.fs.daxdevs.get(index).ok_or(libc::ENODEV)?;
         if let Some(r) = self.registrar.get() {
-            let res = r.register(index, &dev.path);
+            let abuse = &self.cfg.register_abuse;
+            if abuse.reply_only {
+                self.stats.probe(format!("reply-only:{index}"), 0);
+                return Ok(reply::ok(u, &[]));
+            }
+            let res = match r.register(index, &dev.path) {
+                // filled already (by this server, racing with itself): what the kernel needs
+                Err(libc::EEXIST) => Ok(Registered::Yes),
+                res => res,
+            };
             self.stats.registered(index, res.err().unwrap_or(0));
-            if res? == crate::register::Registered::Yes {
+            if res? == Registered::Yes {
+                if abuse.twice {
+                    let again = Registered::errno(r.register(index, &dev.path));
+                    self.stats.probe(format!("again:{index}"), again);
+                }
+                for &bad in &abuse.bad_index {
+                    let res = Registered::errno(r.register(bad, &dev.path));
+                    self.stats.probe(format!("index:{bad}"), res);
+                }
                 return Ok(reply::ok(u, &[]));
             }
         }

@@ -114,6 +114,20 @@ struct Cli {
     /// setuid helper would run (registering a device must then fail).
     #[arg(long)]
     drop_rawio_after_mount: bool,
+    /// Negative tests: register every slot twice (stats `probes`, `again:N`).
+    #[arg(long)]
+    register_twice: bool,
+    /// Negative tests: after registering a slot, also register its device at this index
+    /// (repeatable; stats `probes`, `index:N`).
+    #[arg(long, value_name = "N")]
+    register_bad_index: Vec<u32>,
+    /// Negative tests: answer GET_DAXDEV without registering a device.
+    #[arg(long)]
+    reply_without_register: bool,
+    /// Negative tests: once unmounted, register slot 0 again (stats `probes`,
+    /// `after-unmount:0`).
+    #[arg(long)]
+    register_after_unmount: bool,
 }
 
 fn main() -> ExitCode {
@@ -208,6 +222,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             famfs_fused::register::OpenMode::ReadOnly
         } else {
             famfs_fused::register::OpenMode::ReadWrite
+        },
+        register_abuse: famfs_fused::register::Abuse {
+            twice: cli.register_twice,
+            bad_index: cli.register_bad_index.clone(),
+            reply_only: cli.reply_without_register,
+            after_unmount: cli.register_after_unmount,
         },
         max_write: 128 << 10,
     };

@@ -32,6 +32,23 @@ pub enum OpenMode {
     ReadOnly,
 }
 
+/// Negative tests: a server that misuses the ioctl, each with the answer the kernel owes it
+/// (recorded in the stats under `probes`, see [`Registered::errno`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Abuse {
+    /// After registering a slot, register it again (`again:N`; the kernel: EEXIST).
+    pub twice: bool,
+    /// After registering a slot, also try these indexes with the same device (`index:N`; the
+    /// kernel: EINVAL from 24 on).
+    pub bad_index: Vec<u32>,
+    /// Answer GET_DAXDEV without registering anything (`reply-only:N`; the kernel must fail
+    /// the open with ENODEV).
+    pub reply_only: bool,
+    /// Once unmounted, register slot 0 again (`after-unmount:0`; the kernel: ENOTCONN, the
+    /// connection's devices are gone).
+    pub after_unmount: bool,
+}
+
 /// What a GET_DAXDEV for one slot came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Registered {
@@ -46,6 +63,18 @@ pub enum Registered {
 pub struct Registrar {
     dev: File,
     mode: OpenMode,
+}
+
+impl Registered {
+    /// A registration's result as the stats record it: 0, ENOTTY for a kernel without the
+    /// ioctl, or the errno.
+    pub fn errno(res: Result<Registered, i32>) -> i32 {
+        match res {
+            Ok(Registered::Yes) => 0,
+            Ok(Registered::Legacy) => libc::ENOTTY,
+            Err(e) => e,
+        }
+    }
 }
 
 impl Registrar {

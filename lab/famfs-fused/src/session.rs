@@ -206,12 +206,33 @@ pub fn run(server: Arc<Server>, spec: &MountSpec, opts: &RunOptions) -> anyhow::
         }
     }
     drop(mounted);
+    if server.cfg.register_abuse.after_unmount {
+        register_after_unmount(&server);
+    }
     for h in handles {
         if h.is_finished() {
             let _ = h.join();
         }
     }
     ready.map(|_| ())
+}
+
+/// Negative tests: register slot 0 again once unmounted. Until the kernel has evicted the
+/// last inode the slot is still filled (EEXIST); then the devices are released and a new
+/// registration must be refused (ENOTCONN). The last answer goes to the stats.
+fn register_after_unmount(server: &Server) {
+    let (Some(r), Some(dev)) = (server.registrar.get(), server.fs.daxdevs.get(0)) else {
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let result = loop {
+        let res = crate::register::Registered::errno(r.register(0, &dev.path));
+        if res != libc::EEXIST || Instant::now() > deadline {
+            break res;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    server.stats.probe("after-unmount:0".into(), result);
 }
 
 /// Wait for INIT, then stat the root through the mount: a kernel that rejected our INIT reply

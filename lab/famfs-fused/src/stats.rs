@@ -20,7 +20,8 @@
 //! reader can tell a count of 0 from a key that is wrong (a typo, a path the tree does not
 //! have), which must not read as 0. `register` is the result of the last
 //! FUSE_DEV_IOC_DAX_REGISTER per slot (0, or the errno of the open or the ioctl), present only
-//! for slots the server tried to register.
+//! for slots the server tried to register. `probes` holds the results of negative tests'
+//! misuses of the ioctl (famfs-fused `--register-*`), e.g. `{"again:0": 17}`.
 
 use crate::abi::op;
 use serde::Serialize;
@@ -63,6 +64,8 @@ pub struct Snapshot {
     pub get_fmap: ByNodeid,
     pub get_daxdev: ByIndex,
     pub register: BTreeMap<u32, i32>,
+    /// Negative tests: results of misused registrations (`again:0`, `index:24`, ...).
+    pub probes: BTreeMap<String, i32>,
 }
 
 #[derive(Debug)]
@@ -148,6 +151,13 @@ impl Stats {
     pub fn registered(&self, index: u32, errno: i32) {
         self.update(|d| {
             d.register.insert(index, errno);
+        });
+    }
+
+    /// The result of a misused registration (negative tests), under `probes`.
+    pub fn probe(&self, what: String, errno: i32) {
+        self.update(|d| {
+            d.probes.insert(what, errno);
         });
     }
 

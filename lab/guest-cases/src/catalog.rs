@@ -359,6 +359,8 @@ pub const CASES: &[Case] = &[
         "a first open from another mount namespace (a node bind-mounted over the device path) does not change the slot's device"),
     fmap("security", "daemon_credentials", 90,
         "FUSE_DEV_IOC_DAX_REGISTER checks the server, not the mounter: without CAP_SYS_RAWIO EPERM, a read-only fd EACCES, files ENODEV"),
+    fmap("security", "register_misuse", 60,
+        "FUSE_DEV_IOC_DAX_REGISTER misused: a filled slot EEXIST, index >= 24 EINVAL, after the unmount ENOTCONN; a GET_DAXDEV reply without a registration fails the open"),
     fmap("security", "notify_store_refused", 60,
         "FUSE_NOTIFY_STORE on an fmap inode is refused; mmap and pread still give the device's bytes"),
     fmap("security", "notify_retrieve_refused", 60,

@@ -109,3 +109,75 @@ pub fn daemon_credentials(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     }
     Ok(c.outcome())
 }
+
+/// A server that misuses the registration ioctl: a slot registered twice (EEXIST), indexes
+/// past the table (EINVAL), a registration after the unmount (ENOTCONN), and a GET_DAXDEV
+/// answered without registering (the open fails with ENODEV, the kernel says why).
+pub fn misuse(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    let mut a = AreaAlloc::new(READ_AREA);
+    let map = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB).context("read area full")?;
+    let probe = |st: &crate::famfs::Stats, what: &str| -> Option<i64> {
+        st.0.pointer(&format!("/probes/{what}"))
+            .and_then(serde_json::Value::as_i64)
+    };
+    // Registered twice, at bad indexes, and again after the unmount: the file still works.
+    let spec = Spec::new(&ctx.ops()?, ctx.slots(1)?)
+        .file("f", map.clone())
+        .arg("--register-twice")
+        .arg("--register-bad-index")
+        .arg("24")
+        .arg("--register-bad-index")
+        .arg("4294967295")
+        .arg("--register-after-unmount");
+    let fs = Famfs::start(ctx, spec)?;
+    let want = fs.expected("f", 0, PAGE)?;
+    match sys::open(&fs.path("f"), false).and_then(|f| sys::pread(&f, 0, PAGE as usize)) {
+        Ok(got) => {
+            c.bytes("open and pread f (slot 0 registered once)", 0, &got, &want);
+        }
+        Err(e) => c.fail(format!("open and pread f: {}", sys::errno_name(e))),
+    }
+    let st = fs.stats()?;
+    for (what, errno, why) in [
+        ("again:0", libc::EEXIST, "slot 0 registered a second time"),
+        ("index:24", libc::EINVAL, "index 24 (one past the table)"),
+        ("index:4294967295", libc::EINVAL, "index 2^32-1"),
+    ] {
+        c.eq(
+            format!("{why}: the kernel's answer"),
+            probe(&st, what),
+            Some(i64::from(errno)),
+        );
+    }
+    let stats_path = fs.stats_path.clone();
+    fs.stop()?;
+    let text = std::fs::read_to_string(&stats_path)
+        .with_context(|| format!("reading {} after the stop", stats_path.display()))?;
+    let st = crate::famfs::Stats(serde_json::from_str(&text).context("parsing the stats")?);
+    c.eq(
+        "slot 0 registered again after the unmount: the kernel's answer",
+        probe(&st, "after-unmount:0"),
+        Some(i64::from(libc::ENOTCONN)),
+    );
+    // GET_DAXDEV answered with success but nothing registered.
+    let spec = Spec::new(&ctx.ops()?, ctx.slots(1)?)
+        .file("f", map)
+        .arg("--reply-without-register");
+    let fs = Famfs::start(ctx, spec)?;
+    let mut kmsg = Kmsg::open()?;
+    sys::ratelimit_quiet();
+    c.errno(
+        "a GET_DAXDEV reply without a registration: open f",
+        &sys::open(&fs.path("f"), false),
+        libc::ENODEV,
+    );
+    match kmsg.wait_for("GET_DAXDEV succeeded without a registered device", Duration::from_secs(3)) {
+        Some(l) => c.pass(format!("kernel log: {l}")),
+        None => c.fail(
+            "no \"GET_DAXDEV succeeded without a registered device\" in the kernel log",
+        ),
+    }
+    fs.stop()?;
+    Ok(c.outcome())
+}

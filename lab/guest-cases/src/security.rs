@@ -161,6 +161,7 @@ pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
         "unprivileged_no_fmap" => unprivileged(ctx),
         "daxdev_other_namespace" => crate::namespaces::daxdev_other_namespace(ctx),
         "daemon_credentials" => crate::registration::daemon_credentials(ctx),
+        "register_misuse" => crate::registration::misuse(ctx),
         "notify_store_refused" => crate::notify::refused(ctx, true),
         "notify_retrieve_refused" => crate::notify::refused(ctx, false),
         _ => bail!("no security case {name:?}"),

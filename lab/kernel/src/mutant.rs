@@ -7,6 +7,8 @@
 //! Expect: security.evil_past_end, security.evil_overflow
 //! Note: free text, e.g. why the suites cannot see it;
 //!   continued on lines that start with white space
+//! Equivalent: why no test can tell it from the series (it then does not count
+//!   against the score when it survives); continued like Note
 //!
 //! diff --git a/fs/fuse/dax_fmap.c b/fs/fuse/dax_fmap.c
 //! --- a/fs/fuse/dax_fmap.c
@@ -41,6 +43,9 @@ pub struct Mutant {
     pub expect: Vec<String>,
     /// Free text, e.g. which case should catch a survivor.
     pub note: Option<String>,
+    /// Why the mutant is equivalent to the series (no test can kill it): a survivor with
+    /// this does not count against the score.
+    pub equivalent: Option<String>,
     /// The unified diff, from its first `diff --git` or `---` line.
     pub diff: String,
     /// The files the diff changes (`+++ b/...`).
@@ -77,6 +82,7 @@ pub fn parse(text: &str, name: &str, path: &Path) -> Result<Mutant> {
     let mut description: Option<String> = None;
     let mut expect = Vec::new();
     let mut note: Option<String> = None;
+    let mut equivalent: Option<String> = None;
     let mut last_key: Option<&str> = None;
     let mut i = 0;
     while i < lines.len() && !lines[i].trim().is_empty() {
@@ -84,17 +90,22 @@ pub fn parse(text: &str, name: &str, path: &Path) -> Result<Mutant> {
         let n = i + 1;
         i += 1;
         if line.starts_with([' ', '\t']) {
-            match last_key {
-                Some("Note") => {
-                    let text = note.get_or_insert_with(String::new);
+            let continued = match last_key {
+                Some("Note") => Some(&mut note),
+                Some("Equivalent") => Some(&mut equivalent),
+                _ => None,
+            };
+            match (continued, last_key) {
+                (Some(field), _) => {
+                    let text = field.get_or_insert_with(String::new);
                     text.push(' ');
                     text.push_str(line.trim());
                 }
-                Some(key) => bail!(
-                    "{}: only Note continues on the next line, not {key}",
+                (None, Some(key)) => bail!(
+                    "{}: only Note and Equivalent continue on the next line, not {key}",
                     where_(n)
                 ),
-                None => bail!("{}: a continuation line before any field", where_(n)),
+                (None, None) => bail!("{}: a continuation line before any field", where_(n)),
             }
             continue;
         }
@@ -106,7 +117,7 @@ pub fn parse(text: &str, name: &str, path: &Path) -> Result<Mutant> {
         }
         let Some((key, value)) = line.split_once(':') else {
             bail!(
-                "{}: expected `Key: value` (Description, Expect or Note), got {line:?}",
+                "{}: expected `Key: value` (Description, Expect, Note or Equivalent), got {line:?}",
                 where_(n)
             );
         };
@@ -141,8 +152,21 @@ pub fn parse(text: &str, name: &str, path: &Path) -> Result<Mutant> {
                 note = Some(value.to_string());
                 last_key = Some("Note");
             }
+            "Equivalent" => {
+                if equivalent.is_some() {
+                    bail!("{}: Equivalent given twice", where_(n));
+                }
+                if value.is_empty() {
+                    bail!(
+                        "{}: Equivalent needs the reason no test can kill the mutant",
+                        where_(n)
+                    );
+                }
+                equivalent = Some(value.to_string());
+                last_key = Some("Equivalent");
+            }
             other => bail!(
-                "{}: unknown field {other:?} (known: Description, Expect, Note)",
+                "{}: unknown field {other:?} (known: Description, Expect, Note, Equivalent)",
                 where_(n)
             ),
         }
@@ -179,6 +203,7 @@ pub fn parse(text: &str, name: &str, path: &Path) -> Result<Mutant> {
         description,
         expect,
         note,
+        equivalent,
         diff,
         files,
     })
@@ -373,11 +398,31 @@ mod tests {
     }
 
     #[test]
+    fn equivalent_takes_a_reason_on_one_or_more_lines() {
+        let text = format!(
+            "Description: a becomes b\nEquivalent: the type check\n  refuses it first\n\n{DIFF}"
+        );
+        let m = parse_text(&text).unwrap();
+        assert_eq!(
+            m.equivalent.as_deref(),
+            Some("the type check refuses it first")
+        );
+        let msg = format!(
+            "{:#}",
+            parse_text(&format!("Description: x\nEquivalent:\n\n{DIFF}")).unwrap_err()
+        );
+        assert!(
+            msg.contains("m1.patch:2: Equivalent needs the reason"),
+            "{msg}"
+        );
+    }
+
+    #[test]
     fn plain_diff_without_git_header_is_accepted() {
         let m =
             parse_text("Description: x\n\n\n--- a/b.c\n+++ b/b.c\n@@ -1 +1 @@\n-a\n+b\n").unwrap();
         assert_eq!(m.files, ["b.c"]);
-        assert!(m.note.is_none() && m.expect.is_empty());
+        assert!(m.note.is_none() && m.expect.is_empty() && m.equivalent.is_none());
     }
 
     #[test]
@@ -402,7 +447,7 @@ mod tests {
             ),
             (
                 format!("Description: x\n  more\n\n{DIFF}"),
-                "m1.patch:2: only Note continues",
+                "m1.patch:2: only Note and Equivalent continue",
             ),
             (
                 format!("Description: x\n{DIFF}"),

@@ -107,6 +107,7 @@ pub fn config(ops: OpsKind) -> Config {
         blob_dir: None,
         claim_fmap: false,
         daxdev_open: Default::default(),
+        register_abuse: Default::default(),
         max_write: 128 << 10,
     }
 }
