@@ -24,6 +24,9 @@ pub enum Lab {
     /// Benchmarks: boot (QEMU start -> agent -> devices ready -> first case).
     #[command(subcommand)]
     Bench(crate::bench::Bench),
+    /// Random topologies: every one the checks accept must set up and pass smoke in the guest,
+    /// every one they refuse must name a rule. Prints the seeds of failures.
+    TopoFuzz(crate::topo_fuzz::TopoFuzzArgs),
 }
 
 #[derive(Args, Debug)]
@@ -105,6 +108,7 @@ impl Lab {
             Lab::Up(args) => exit_with(up(sh, &args)?),
             Lab::Shell(args) => shell(sh, &args),
             Lab::Bench(b) => b.run(sh),
+            Lab::TopoFuzz(args) => exit_with(crate::topo_fuzz::run(sh, &args)?),
             Lab::List { json: true } => {
                 println!("{}", list_json());
                 Ok(())
@@ -158,14 +162,14 @@ fn load_topology(name: &str) -> Result<lab_vm::Topology> {
 }
 
 /// A run id that sorts by time and never collides between parallel runs.
-fn run_id() -> String {
+pub(crate) fn run_id() -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     format!("{}-{}", now.as_secs(), std::process::id())
 }
 
-fn rfc3339_now() -> String {
+pub(crate) fn rfc3339_now() -> String {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
@@ -213,16 +217,26 @@ pub fn exit_with(code: i32) -> Result<()> {
 
 /// What every guest boot needs: the topology, the kernel and image (built or
 /// cached) and the accelerator.
-struct Prepared {
-    topology: lab_vm::Topology,
-    kernel: lab_kernel::BuiltKernel,
-    image: lab_image::BuiltImage,
-    accel: lab_vm::AccelChoice,
+pub(crate) struct Prepared {
+    pub(crate) topology: lab_vm::Topology,
+    pub(crate) kernel: lab_kernel::BuiltKernel,
+    pub(crate) image: lab_image::BuiltImage,
+    pub(crate) accel: lab_vm::AccelChoice,
 }
 
 fn prepare(sh: &Shell, kernel: &BuildArgs, topology: &str, t: &mut Timings) -> Result<Prepared> {
     // Everything cheap first: input, every tool of every stage, the accelerator.
     let topology = load_topology(topology)?;
+    prepare_for(sh, kernel, topology, t)
+}
+
+/// [`prepare`] for a topology already loaded (and checked).
+pub(crate) fn prepare_for(
+    sh: &Shell,
+    kernel: &BuildArgs,
+    topology: lab_vm::Topology,
+    t: &mut Timings,
+) -> Result<Prepared> {
     crate::host::preflight(sh, crate::host::LAB_STAGES, kernel.no_install)?;
     let cache = lab_host::paths::cache_root();
     let accel = lab_vm::choose_accel(

@@ -12,6 +12,8 @@ mod mutate;
 mod ops;
 mod shadow;
 mod test;
+mod topo_fuzz;
+mod topo_fuzz_report;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};

@@ -52,7 +52,18 @@ impl TestArgs {
             lab_host::say::progress_block(&t.table());
             return Ok(());
         }
-        let code = t.stage("lab up", || crate::lab::up(sh, &self.lab))?;
+        let mut code = t.stage("lab up", || crate::lab::up(sh, &self.lab))?;
+        if code == 0 {
+            // The topology property on a fixed sample: ~5 s a topology under TCG.
+            let sample = crate::topo_fuzz::TopoFuzzArgs::sample(&self.lab.kernel);
+            let fuzz = t.stage("topology sample (topo-fuzz)", || {
+                crate::topo_fuzz::run(sh, &sample)
+            })?;
+            if fuzz != 0 {
+                eprintln!("error: topo-fuzz: an accepted topology failed in the guest (see above)");
+                code = lab_report::EXIT_CASES_FAILED;
+            }
+        }
         lab_host::say::progress_block(&t.table());
         match code {
             0 => Ok(()),

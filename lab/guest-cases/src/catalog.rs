@@ -31,6 +31,12 @@ pub enum HostPart {
     FmapPattern {
         fill_head: u64,
     },
+    /// `smoke.region_bytes`: before boot the host fills the first `fill_head` (and the last
+    /// [`crate::expect::FILL_TAIL`]) bytes of every device's share of each region, as for the
+    /// fmap suites but on any kernel; after the case it checks the case's verify file.
+    RegionFill {
+        fill_head: u64,
+    },
     /// `lab up --shadow DIR`: after setup the host writes the device bytes of the user's tree
     /// and what each of its files must read ([`crate::user_tree`]); no fill.
     UserTree,
@@ -126,6 +132,9 @@ pub const SMOKE_HOST_WRITE: HostPart = HostPart::WriteBeforeBoot {
     len: 64 << 10,
     seed: "smoke-host-write",
 };
+
+/// The host's part of `smoke.region_bytes`: a fill deep enough for the bytes it reads.
+pub const SMOKE_REGION_FILL: HostPart = HostPart::RegionFill { fill_head: 1 << 20 };
 
 pub const SUITES: &[Suite] = &[
     Suite {
@@ -229,6 +238,14 @@ pub const CASES: &[Case] = &[
             "smoke",
             "devdax_host_write",
             "bytes the host wrote before boot are read through a devdax mapping",
+        )
+    },
+    Case {
+        host: SMOKE_REGION_FILL,
+        ..case(
+            "smoke",
+            "region_bytes",
+            "every region: the host's bytes read at both ends of its dax devices, the guest's found in the backing files",
         )
     },
     case(

@@ -94,6 +94,33 @@ impl DaxDevice {
     }
 }
 
+impl DaxDevice {
+    /// `(dax offset, backing offset, length)` of each piece of backing bytes
+    /// `[offset, offset + len)` of `memdev` in this dax device: a granularity chunk of the
+    /// backing file is contiguous in the dax device. `None` if a byte is not in it.
+    pub fn pieces_of(&self, memdev: &str, offset: u64, len: u64) -> Option<Vec<(u64, u64, u64)>> {
+        let target = self.targets.iter().find(|t| t.memdev == memdev)?;
+        let g = self.granularity.max(1);
+        let mut out = Vec::new();
+        let mut o = offset;
+        while o < offset + len {
+            let at = self.offset_of(memdev, o)?;
+            let rel = o.checked_sub(target.dpa)?;
+            let n = if self.ways == 1 {
+                offset + len - o
+            } else {
+                (g - rel % g).min(offset + len - o)
+            };
+            if at + n > self.size {
+                return None;
+            }
+            out.push((at, o, n));
+            o += n;
+        }
+        Some(out)
+    }
+}
+
 impl DeviceMap {
     pub fn dax(&self, name: &str) -> Option<&DaxDevice> {
         self.dax.iter().find(|d| d.name == name)
@@ -184,5 +211,32 @@ mod tests {
         assert_eq!(d.backing_of(0).unwrap().offset, 2 << 20);
         assert_eq!(d.offset_of("mem0", 2 << 20), Some(0));
         assert_eq!(d.offset_of("mem0", 0), None);
+    }
+
+    #[test]
+    fn pieces_of_follow_the_interleave_and_round_trip() {
+        let d = two_way();
+        // 10 KiB of mem1 from 1 KiB into its share: the rest of chunk 0, chunk 1, part of 2.
+        let p = d.pieces_of("mem1", (512 << 20) + 1024, 10 << 10).unwrap();
+        assert_eq!(
+            p,
+            [
+                (4096 + 1024, (512 << 20) + 1024, 3072),
+                (3 * 4096, (512 << 20) + 4096, 4096),
+                (5 * 4096, (512 << 20) + 8192, 3072),
+            ]
+        );
+        for (at, backing, n) in &p {
+            let b = d.backing_of(*at).unwrap();
+            assert_eq!((b.memdev.as_str(), b.offset), ("mem1", *backing));
+            assert!(b.run >= *n);
+        }
+        // One way: one piece; a byte past the device: none.
+        assert_eq!(
+            simple().pieces_of("mem0", 100, 9000),
+            Some(vec![(100, 100, 9000)])
+        );
+        assert_eq!(simple().pieces_of("mem0", (1 << 30) - 1, 2), None);
+        assert_eq!(d.pieces_of("mem9", 0, 1), None);
     }
 }

@@ -201,6 +201,17 @@ pub fn dax_fill_ranges(
     off: u64,
     len: u64,
 ) -> Result<Vec<VerifyRange>, ExpectError> {
+    dax_ranges(dax, off, len, None)
+}
+
+/// The backing ranges of dax bytes `[off, off + len)` of `dax`, in dax order, each to hold
+/// pattern `seed` (the fill pattern if `None`) at its backing offsets.
+pub fn dax_ranges(
+    dax: &DaxDevice,
+    off: u64,
+    len: u64,
+    seed: Option<&str>,
+) -> Result<Vec<VerifyRange>, ExpectError> {
     let mut out = Vec::new();
     let mut pos = off;
     while pos < off + len {
@@ -212,7 +223,7 @@ pub fn dax_fill_ranges(
             })?;
         let n = b.run.min(off + len - pos);
         out.push(VerifyRange {
-            seed: fill_seed(&b.memdev).to_string(),
+            seed: seed.unwrap_or(fill_seed(&b.memdev)).to_string(),
             memdev: b.memdev,
             offset: b.offset,
             len: n,
@@ -220,6 +231,19 @@ pub fn dax_fill_ranges(
         pos += n;
     }
     Ok(crate::verify::coalesce(out))
+}
+
+/// The bytes `ranges` (consecutive in dax order) must hold, one after the other.
+pub fn range_bytes(ranges: &[VerifyRange]) -> Vec<u8> {
+    let total: u64 = ranges.iter().map(|r| r.len).sum();
+    let mut out = vec![0u8; usize::try_from(total).unwrap_or(0)];
+    let mut at = 0usize;
+    for r in ranges {
+        let n = r.len as usize;
+        pattern::fill_into(&r.seed, r.offset, &mut out[at..at + n]);
+        at += n;
+    }
+    out
 }
 
 /// File offsets worth checking: the first and last byte of every extent and of every
@@ -480,5 +504,24 @@ mod tests {
         let r = dax_fill_ranges(&d, 0, 16384).unwrap();
         assert_eq!(r.len(), 4);
         assert_eq!((r[1].memdev.as_str(), r[1].seed.as_str()), ("mem1", "mem1"));
+    }
+
+    #[test]
+    fn range_bytes_follow_each_range_seed_and_backing_offset() {
+        let d = dax("dax2.0", 2);
+        let r = dax_ranges(&d, 4096, 16384, Some("s")).unwrap();
+        assert!(r.iter().all(|r| r.seed == "s"));
+        let bytes = range_bytes(&r);
+        assert_eq!(bytes.len(), 16384);
+        // Each piece holds the pattern at its own backing offset, not at its dax offset.
+        let first = &r[0];
+        assert_eq!(
+            &bytes[..first.len as usize],
+            pattern::fill("s", first.offset, first.len as usize).as_slice()
+        );
+        let second = &r[1];
+        let at = first.len as usize;
+        assert_eq!(bytes[at], pattern::fill("s", second.offset, 1)[0], "{r:?}");
+        assert_ne!(first.memdev, second.memdev, "{r:?}");
     }
 }

@@ -18,6 +18,7 @@ mod namespaces;
 mod notify;
 mod open;
 mod region;
+mod region_bytes;
 mod registration;
 mod security;
 mod selftest;

@@ -178,6 +178,17 @@ pub fn misuse(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             "no \"GET_DAXDEV succeeded without a registered device\" in the kernel log",
         ),
     }
+    // Nothing of the failed open stays cached: the next open asks for the slot again.
+    c.errno(
+        "a GET_DAXDEV reply without a registration: open f again",
+        &sys::open(&fs.path("f"), false),
+        libc::ENODEV,
+    );
+    c.eq(
+        "GET_DAXDEV for slot 0 after two opens (the empty slot is asked for again)",
+        fs.stats()?.daxdev(0)?,
+        2,
+    );
     fs.stop()?;
     Ok(c.outcome())
 }

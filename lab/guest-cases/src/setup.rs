@@ -31,8 +31,10 @@ pub fn run(plan: &SetupPlan) -> Result<DeviceMap> {
         });
     }
     let mut dax = Vec::new();
+    // DPA each memdev has given to the regions created so far (allocated from 0, in order).
+    let mut used: BTreeMap<String, u64> = BTreeMap::new();
     for region in &plan.regions {
-        let kernel_region = create_region(region, &memdevs)?;
+        let kernel_region = create_region(region, &memdevs, &mut used)?;
         dax.extend(describe_region(region, &kernel_region, &memdevs)?);
     }
     Ok(DeviceMap { memdevs, dax })
@@ -54,7 +56,13 @@ fn wait_for_memdevs(plan: &SetupPlan) -> Result<BTreeMap<u64, String>> {
     })
 }
 
-fn create_region(region: &PlannedRegion, memdevs: &[Memdev]) -> Result<String> {
+/// Creates `region`; a region without a size takes what its devices have left after the
+/// regions before it (`used`, which this updates).
+fn create_region(
+    region: &PlannedRegion,
+    memdevs: &[Memdev],
+    used: &mut BTreeMap<String, u64>,
+) -> Result<String> {
     let names: Vec<String> = region
         .devices
         .iter()
@@ -72,13 +80,11 @@ fn create_region(region: &PlannedRegion, memdevs: &[Memdev]) -> Result<String> {
     })?;
     let per_device = match region.size {
         Some(size) => size / names.len() as u64,
-        None => memdevs
-            .iter()
-            .filter(|m| region.devices.contains(&m.id))
-            .map(|m| m.ram_size)
-            .min()
-            .unwrap_or(0),
+        None => free_share(memdevs, &region.devices, used),
     };
+    for id in &region.devices {
+        *used.entry(id.clone()).or_insert(0) += per_device;
+    }
     crate::region::create(&crate::region::RegionRequest {
         root: &decoder,
         memdevs: &names,
@@ -86,6 +92,23 @@ fn create_region(region: &PlannedRegion, memdevs: &[Memdev]) -> Result<String> {
         granularity: region.granularity,
     })
     .with_context(|| format!("region {}", region.name))
+}
+
+/// The largest share every one of `devices` still has free, in whole 256 MiB units (the
+/// region size must be a multiple of 256 MiB x ways).
+fn free_share(memdevs: &[Memdev], devices: &[String], used: &BTreeMap<String, u64>) -> u64 {
+    const UNIT: u64 = 256 << 20;
+    memdevs
+        .iter()
+        .filter(|m| devices.contains(&m.id))
+        .map(|m| {
+            m.ram_size
+                .saturating_sub(used.get(&m.id).copied().unwrap_or(0))
+        })
+        .min()
+        .unwrap_or(0)
+        / UNIT
+        * UNIT
 }
 
 fn describe_region(
@@ -180,4 +203,34 @@ pub fn bind_devdax(dax: &str) -> Result<()> {
         Duration::from_secs(5),
         || (sysfs::driver_of(&dev).as_deref() == Some("device_dax")).then_some(()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memdev(id: &str, ram_size: u64) -> Memdev {
+        Memdev {
+            name: id.into(),
+            id: id.into(),
+            serial: 0,
+            ram_size,
+            backing: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_region_without_a_size_takes_what_its_devices_have_left() {
+        const M: u64 = 1 << 20;
+        let devs = [memdev("mem0", 1024 * M), memdev("mem1", 768 * M)];
+        let mut used = BTreeMap::new();
+        let both = ["mem0".to_string(), "mem1".to_string()];
+        assert_eq!(free_share(&devs, &both, &used), 768 * M);
+        used.insert("mem0".to_string(), 512 * M);
+        assert_eq!(free_share(&devs, &both, &used), 512 * M);
+        assert_eq!(free_share(&devs, &both[..1], &used), 512 * M);
+        // Whole 256 MiB units only.
+        used.insert("mem1".to_string(), 600 * M);
+        assert_eq!(free_share(&devs, &both, &used), 0);
+    }
 }

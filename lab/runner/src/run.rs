@@ -172,7 +172,9 @@ pub(crate) fn prepare_bytes(
         .iter()
         .filter(|p| p.skip.is_none())
         .filter_map(|p| match p.case.host {
-            HostPart::FmapPattern { fill_head } => Some(fill_head),
+            HostPart::FmapPattern { fill_head } | HostPart::RegionFill { fill_head } => {
+                Some(fill_head)
+            }
             _ => None,
         })
         .max();

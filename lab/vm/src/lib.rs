@@ -2,7 +2,9 @@
 //!
 //! - [`topology`]: the lab topology YAML (guest size, CXL host bridges, root ports, type-3
 //!   devices, fixed memory windows, regions), checked by [`topology_checks`]/[`region_checks`]
-//!   with line numbers from [`yaml_locate`].
+//!   with line numbers from [`yaml_locate`]; [`decoder_checks`] models the HDM decoders QEMU
+//!   and Linux give each port, so an accepted topology is one the guest can set up;
+//!   [`topology_gen`] makes random topologies for the topology fuzzer.
 //! - [`qemu_args`]: the QEMU argv as a pure function, and its shell rendering.
 //! - [`backing`]: sparse CXL backing files and host-side byte access to them.
 //! - [`accel`]: KVM or TCG, from a real QEMU probe or `FAMFS_LAB_ACCEL`.
@@ -12,6 +14,7 @@
 
 pub mod accel;
 pub mod backing;
+pub mod decoder_checks;
 pub mod error;
 pub mod process_cleanup;
 pub mod qemu_args;
@@ -21,6 +24,7 @@ pub mod serial_log;
 pub mod size;
 pub mod topology;
 pub mod topology_checks;
+pub mod topology_gen;
 pub mod vm;
 pub mod vm_spec;
 pub use lab_yaml_lines as yaml_locate;

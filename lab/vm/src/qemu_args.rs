@@ -173,9 +173,17 @@ fn cxl_args(a: &mut Argv, t: &Topology, run_dir: &Path) {
         a.opt("-object", obj);
     }
     for hb in &t.host_bridges {
+        let passthrough = if hb.hdm_for_passthrough {
+            ",hdm_for_passthrough=on"
+        } else {
+            ""
+        };
         a.opt(
             "-device",
-            format!("pxb-cxl,bus_nr={},bus=pcie.0,id={}", hb.bus_nr, hb.id),
+            format!(
+                "pxb-cxl,bus_nr={},bus=pcie.0,id={}{passthrough}",
+                hb.bus_nr, hb.id
+            ),
         );
         for rp in &hb.root_ports {
             a.opt(

@@ -1,5 +1,6 @@
 //! Semantic checks of `regions`: devices, windows, interleave ways and capacity left.
 
+use crate::decoder_checks::tagged;
 use crate::size::ByteSize;
 use crate::topology::{Region, Topology};
 use crate::topology_checks::{granularity_ok, Problems, CXL_ALIGN, INTERLEAVE_WAYS};
@@ -66,10 +67,13 @@ pub(crate) fn check_regions(t: &Topology, p: &mut Problems) {
         if size == 0 || size / ways > per_device_free {
             p.push((
                 at.key("size"),
-                format!(
-                    "needs {} on each of its devices but only {} is free on the fullest one",
-                    ByteSize(size / ways),
-                    ByteSize(per_device_free)
+                tagged(
+                    "device-capacity",
+                    format!(
+                        "needs {} on each of its devices but only {} is free on the fullest one",
+                        ByteSize(size / ways),
+                        ByteSize(per_device_free)
+                    ),
                 ),
             ));
             continue;
@@ -81,9 +85,12 @@ pub(crate) fn check_regions(t: &Topology, p: &mut Problems) {
         if window_used[r.window] > t.windows[r.window].size.0 {
             p.push((
                 at.key("size"),
-                format!(
-                    "regions in window {} exceed its size {}",
-                    r.window, t.windows[r.window].size
+                tagged(
+                    "window-capacity",
+                    format!(
+                        "regions in window {} exceed its size {}",
+                        r.window, t.windows[r.window].size
+                    ),
                 ),
             ));
         }
@@ -134,9 +141,12 @@ fn check_region_devices(t: &Topology, r: &Region, at: &KeyPath, p: &mut Problems
             Some(n) => *n += 1,
             None => p.push((
                 at,
-                format!(
-                    "device {id} is under host bridge {} which window {} does not target",
-                    hb.id, r.window
+                tagged(
+                    "window-targets",
+                    format!(
+                        "device {id} is under host bridge {} which window {} does not target",
+                        hb.id, r.window
+                    ),
                 ),
             )),
         }
@@ -148,10 +158,13 @@ fn check_region_devices(t: &Topology, r: &Region, at: &KeyPath, p: &mut Problems
     if counts.len() > 1 || counts.contains(&0) {
         p.push((
             at.key("devices"),
-            format!(
-                "window {} targets [{}]: the region needs the same number of devices under each",
-                r.window,
-                window.targets.join(", ")
+            tagged(
+                "bridge-balance",
+                format!(
+                    "window {} targets [{}]: the region needs the same number of devices under each",
+                    r.window,
+                    window.targets.join(", ")
+                ),
             ),
         ));
     }

@@ -42,6 +42,15 @@ pub struct HostBridge {
     /// First PCI bus number of the bridge; its root ports take the following numbers.
     pub bus_nr: u8,
     pub root_ports: Vec<RootPort>,
+    /// QEMU's `hdm_for_passthrough=on`: a bridge with one root port gets HDM decoders of its
+    /// own (4, so up to 4 regions through it) instead of passing every address through to its
+    /// one root port (which Linux models as a single decoder: one region).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub hdm_for_passthrough: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// A CXL root port (`cxl-rp`) under a host bridge.

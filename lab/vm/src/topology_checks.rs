@@ -1,6 +1,7 @@
 //! Semantic checks of a parsed [`Topology`]: each problem names its key path, which
 //! [`crate::yaml_locate::line_of`] turns into a line.
 
+use crate::decoder_checks::{check_decoders, tagged};
 use crate::region_checks::check_regions;
 use crate::size::{ByteSize, KIB, MIB};
 use crate::topology::Topology;
@@ -30,6 +31,10 @@ impl Topology {
         check_devices(self, &mut p);
         check_windows(self, &mut p);
         check_regions(self, &mut p);
+        // The decoder model reasons about well-formed regions only.
+        if p.is_empty() {
+            check_decoders(self, &mut p);
+        }
         p
     }
 }
@@ -120,6 +125,19 @@ fn check_bridges(t: &Topology, p: &mut Problems) {
             p.push((
                 at.key("root_ports"),
                 "a host bridge needs at least one root port".into(),
+            ));
+        }
+        if hb.hdm_for_passthrough && hb.root_ports.len() != 1 {
+            p.push((
+                at.key("hdm_for_passthrough"),
+                tagged(
+                    "passthrough-key",
+                    format!(
+                        "host bridge {} has {} root ports: QEMU gives it HDM decoders anyway; `hdm_for_passthrough` only changes a bridge with one root port",
+                        hb.id,
+                        hb.root_ports.len()
+                    ),
+                ),
             ));
         }
         // The bridge takes bus_nr, each root port the next bus numbers.
@@ -248,10 +266,13 @@ fn check_windows(t: &Topology, p: &mut Problems) {
         if w.size.0 < below {
             p.push((
                 at.key("size"),
-                format!(
-                    "size {} is too small for the {} of devices under its targets",
-                    w.size,
-                    ByteSize(below)
+                tagged(
+                    "window-size",
+                    format!(
+                        "size {} is too small for the {} of devices under its targets",
+                        w.size,
+                        ByteSize(below)
+                    ),
                 ),
             ));
         }

@@ -29,6 +29,21 @@ fn two_devices_topology_loads() {
 }
 
 #[test]
+fn two_bridges_topology_loads_and_is_refused_without_hdm_for_passthrough() {
+    let t = Topology::load_named("two-bridges").expect("two-bridges.yaml must load");
+    assert!(t.host_bridges[1].hdm_for_passthrough);
+    assert_eq!(t.regions[1].devices, ["mem0", "mem2"]);
+    let path = lab_vm::topology::topologies_dir().join("two-bridges.yaml");
+    let src = std::fs::read_to_string(path).expect("readable");
+    let without = src.replace("    hdm_for_passthrough: true\n", "");
+    assert_ne!(without, src);
+    let err = Topology::from_yaml(&without, "two-bridges.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("[passthrough-decoder]"), "{err}");
+}
+
+#[test]
 fn shared_2_topology_boots_two_guests_on_one_backing() {
     let t = Topology::load_named("shared-2").expect("shared-2.yaml must load");
     assert_eq!(t.hosts, 2);
