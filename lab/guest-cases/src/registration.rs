@@ -172,11 +172,12 @@ pub fn misuse(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         &sys::open(&fs.path("f"), false),
         libc::ENODEV,
     );
-    match kmsg.wait_for("GET_DAXDEV succeeded without a registered device", Duration::from_secs(3)) {
+    match kmsg.wait_for(
+        "GET_DAXDEV succeeded without a registered device",
+        Duration::from_secs(3),
+    ) {
         Some(l) => c.pass(format!("kernel log: {l}")),
-        None => c.fail(
-            "no \"GET_DAXDEV succeeded without a registered device\" in the kernel log",
-        ),
+        None => c.fail("no \"GET_DAXDEV succeeded without a registered device\" in the kernel log"),
     }
     // Nothing of the failed open stays cached: the next open asks for the slot again.
     c.errno(
