@@ -48,6 +48,9 @@ pub struct BuildArgs {
     /// A mutant on top of the series (`kernel mutate` only).
     #[arg(skip)]
     pub mutant: Option<Box<lab_kernel::mutant::Mutant>>,
+    /// A step of a bisection (`lab bisect` only).
+    #[arg(skip)]
+    pub step: Option<Box<lab_kernel::build::BisectStep>>,
 }
 
 impl BuildArgs {
@@ -71,6 +74,7 @@ impl BuildArgs {
             jobs: self.jobs.unwrap_or(cores + 1),
             refresh_source: self.refresh_source,
             mutant: self.mutant.as_deref().cloned(),
+            step: self.step.as_deref().cloned(),
         }
     }
 }

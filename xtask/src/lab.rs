@@ -27,6 +27,9 @@ pub enum Lab {
     /// Random topologies: every one the checks accept must set up and pass smoke in the guest,
     /// every one they refuse must name a rule. Prints the seeds of failures.
     TopoFuzz(crate::topo_fuzz::TopoFuzzArgs),
+    /// From a failing case to the first bad commit (a git range of your tree) or patch (the
+    /// prefixes of the series): builds and runs each step, prints the culprit.
+    Bisect(crate::bisect::BisectArgs),
 }
 
 #[derive(Args, Debug)]
@@ -109,6 +112,7 @@ impl Lab {
             Lab::Shell(args) => shell(sh, &args),
             Lab::Bench(b) => b.run(sh),
             Lab::TopoFuzz(args) => exit_with(crate::topo_fuzz::run(sh, &args)?),
+            Lab::Bisect(args) => exit_with(crate::bisect::run(sh, &args)?),
             Lab::List { json: true } => {
                 println!("{}", list_json());
                 Ok(())

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_fault;
+mod bisect;
 mod ci;
 mod host;
 mod image;

@@ -277,6 +277,11 @@ pub const CASES: &[Case] = &[
     case("selftest", "fail", "fails: must be reported as a failure"),
     case(
         "selftest",
+        "flaky",
+        "fails one run in two (even runs of the host's FAMFS_LAB_FLAKY_COUNTER file): flaky detection",
+    ),
+    case(
+        "selftest",
         "warn",
         "triggers a kernel WARNING through lkdtm-like sysrq: the splat fails the case",
     ),

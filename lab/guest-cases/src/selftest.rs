@@ -13,6 +13,7 @@ pub fn run(name: &str) -> Result<Outcome> {
             bail!("the guest survived a sysrq crash")
         }
         "fail" => Ok(Outcome::Fail("this case fails on purpose".into())),
+        "flaky" => flaky(),
         "warn" => {
             let path = "/sys/kernel/debug/provoke-crash/DIRECT";
             std::fs::write(path, "WARNING")?;
@@ -20,6 +21,29 @@ pub fn run(name: &str) -> Result<Outcome> {
             Ok(Outcome::Pass)
         }
         _ => bail!("no selftest case {name:?}"),
+    }
+}
+
+/// Fails one run in two: even values of `FAMFS_LAB_FLAKY_RUN` (the host's run counter,
+/// `FAMFS_LAB_FLAKY_COUNTER`) fail, odd ones pass; without it, a random bit decides.
+fn flaky() -> Result<Outcome> {
+    let run = match std::env::var("FAMFS_LAB_FLAKY_RUN") {
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .map_err(|e| anyhow::anyhow!("FAMFS_LAB_FLAKY_RUN={v:?}: {e}"))?,
+        Err(_) => {
+            let uuid = std::fs::read_to_string("/proc/sys/kernel/random/uuid")?;
+            uuid.bytes().next().map(u64::from).unwrap_or(0)
+        }
+    };
+    println!("run {run} of a case that fails one run in two");
+    if run % 2 == 0 {
+        Ok(Outcome::Fail(
+            "this case fails one run in two (an even run)".into(),
+        ))
+    } else {
+        Ok(Outcome::Pass)
     }
 }
 

@@ -30,6 +30,35 @@ pub struct BuildRequest {
     /// Build the series with this mutant on top, in its own work tree
     /// (`work/<label>+mutate`) and under its own cache key.
     pub mutant: Option<crate::mutant::Mutant>,
+    /// A step of a bisection: another series (and source) in the bisection's own work tree.
+    pub step: Option<BisectStep>,
+}
+
+/// What one step of a bisection (`lab bisect`) builds instead of the kernel's source and
+/// series, in its own work tree (`work/<label><work_suffix>`, seeded from `work/<label>`
+/// when that one is built and this one is new), configured leniently (a requested option
+/// that does not exist yet at this step is listed, not an error) and cached under its own
+/// key (the key covers the patches and the commit, so the full series is the kernel's
+/// own cache entry).
+#[derive(Debug, Clone)]
+pub struct BisectStep {
+    /// The patches applied on top of the source: a prefix of the series, or none (a commit
+    /// of a git range carries its changes itself).
+    pub patches: Vec<series::Patch>,
+    /// This commit of this repository (the lab's clone of the user's tree) instead of the
+    /// kernel's own source.
+    pub git: Option<crate::spec::GitSource>,
+    /// Appended to the label for the work tree's name, e.g. `+bisect`.
+    pub work_suffix: String,
+}
+
+/// A step of a bisection whose kernel does not compile (the compiler said `error:`):
+/// the step is skipped. Any other failure to build is the lab's.
+#[derive(Debug, thiserror::Error)]
+#[error("{label} does not build: {detail}")]
+pub struct DoesNotBuild {
+    pub label: String,
+    pub detail: String,
 }
 
 /// A kernel in the cache.
@@ -46,6 +75,8 @@ pub struct BuiltKernel {
 struct Planned {
     spec: KernelSpec,
     label: String,
+    /// The work tree a new work tree is seeded from (a mutant's or a bisection's).
+    seed_from: Option<String>,
     patches: Vec<series::Patch>,
     merged: Merged,
     resolved: source::Resolved,
@@ -82,6 +113,17 @@ fn plan(sh: &Shell, req: &BuildRequest, t: &mut Timings) -> Result<Planned> {
         spec.source = Source::Path(dir.clone());
         label.push_str("@tree");
     }
+    let mut seed_from = None;
+    if let Some(step) = &req.step {
+        if req.mutant.is_some() || req.source_dir.is_some() {
+            bail!("a bisection step builds its own source and series: no mutant, no --source-dir");
+        }
+        if let Some(git) = &step.git {
+            spec.source = Source::Git(git.clone());
+        }
+        seed_from = Some(label.clone());
+        label.push_str(&step.work_suffix);
+    }
     if req.mutant.is_some() {
         if let Source::Path(dir) = &spec.source {
             bail!(
@@ -90,9 +132,13 @@ fn plan(sh: &Shell, req: &BuildRequest, t: &mut Timings) -> Result<Planned> {
                 dir.display()
             );
         }
+        seed_from = Some(label.clone());
         label.push_str("+mutate");
     }
-    let patches = series::read(&spec.patches_dir())?;
+    let patches = match &req.step {
+        Some(step) => step.patches.clone(),
+        None => series::read(&spec.patches_dir())?,
+    };
     let merged = Merged::from_files(&spec.fragments)?;
     let resolved = t.stage("kernel: source", || {
         source::resolve(sh, &spec.source, &req.cache_root, req.refresh_source)
@@ -121,6 +167,7 @@ fn plan(sh: &Shell, req: &BuildRequest, t: &mut Timings) -> Result<Planned> {
     Ok(Planned {
         spec,
         label,
+        seed_from,
         patches,
         merged,
         resolved,
@@ -134,6 +181,7 @@ pub fn build(sh: &Shell, req: &BuildRequest, t: &mut Timings) -> Result<BuiltKer
     let Planned {
         spec,
         label,
+        seed_from,
         patches,
         merged,
         resolved,
@@ -157,8 +205,10 @@ pub fn build(sh: &Shell, req: &BuildRequest, t: &mut Timings) -> Result<BuiltKer
     let _lock =
         lab_host::lock::exclusive(&req.cache_root.join("kernel-build.lock"), "a kernel build")?;
     let work = req.cache_root.join("work").join(sanitize(&label));
+    if let Some(from) = &seed_from {
+        seed_tree(req, from, &resolved, &work, t);
+    }
     if req.mutant.is_some() {
-        seed_mutant_tree(req, &label, &resolved, &work, t);
         // Whatever an interrupted mutant run left in the tree goes first.
         mutant::restore(&work)?;
     }
@@ -174,8 +224,19 @@ pub fn build(sh: &Shell, req: &BuildRequest, t: &mut Timings) -> Result<BuiltKer
     };
     let build_dir = work.join("build");
     std::fs::create_dir_all(&build_dir)?;
-    t.stage("kernel: config", || {
-        configure(sh, &spec, &merged, &src, &build_dir)
+    t.stage("kernel: config", || match &req.step {
+        // A step of a bisection may predate an option the fragments ask for.
+        Some(_) => {
+            let absent = configure_prefix(sh, &spec, &merged, &src, &build_dir)?;
+            if !absent.is_empty() {
+                lab_host::progress!(
+                    "famfs-lab: not in this step's Kconfig: {}",
+                    absent.join(", ")
+                );
+            }
+            Ok(())
+        }
+        None => configure(sh, &spec, &merged, &src, &build_dir),
     })?;
     let started = Instant::now();
     t.stage("kernel: make", || {
@@ -184,6 +245,11 @@ pub fn build(sh: &Shell, req: &BuildRequest, t: &mut Timings) -> Result<BuiltKer
             // broken build tree, a full disk) is the lab's.
             Some(m) if format!("{e:#}").contains(": error:") => MutantError::BuildFailed {
                 name: m.name.clone(),
+                detail: format!("{e:#}"),
+            }
+            .into(),
+            None if req.step.is_some() && format!("{e:#}").contains(": error:") => DoesNotBuild {
+                label: label.clone(),
                 detail: format!("{e:#}"),
             }
             .into(),
@@ -229,19 +295,17 @@ pub fn build(sh: &Shell, req: &BuildRequest, t: &mut Timings) -> Result<BuiltKer
     })
 }
 
-/// A mutant tree that does not exist yet starts as a copy of the kernel's own
-/// work tree when that one has been built (a copy takes a minute, a cold
-/// build tens); if it cannot be copied, the build starts cold.
-fn seed_mutant_tree(
+/// A mutant's or a bisection's tree that does not exist yet starts as a copy of
+/// the work tree `base` when that one has been built (a copy takes a minute, a
+/// cold build tens); if it cannot be copied, the build starts cold.
+fn seed_tree(
     req: &BuildRequest,
-    label: &str,
+    base: &str,
     resolved: &source::Resolved,
     work: &Path,
     t: &mut Timings,
 ) {
-    let (Some(base), source::Kind::Repo { repo, .. }) =
-        (label.strip_suffix("+mutate"), &resolved.kind)
-    else {
+    let source::Kind::Repo { repo, .. } = &resolved.kind else {
         return;
     };
     let from = req.cache_root.join("work").join(sanitize(base));
@@ -253,7 +317,10 @@ fn seed_mutant_tree(
     }
     let name = format!("kernel: seed {} from {}", work.display(), from.display());
     if let Err(e) = t.stage(&name, || crate::seed::seed(repo, &from, work)) {
-        eprintln!("famfs-lab: could not seed the mutant tree, building it cold: {e:#}");
+        eprintln!(
+            "famfs-lab: could not seed {}, building it cold: {e:#}",
+            work.display()
+        );
     }
 }
 

@@ -427,7 +427,10 @@ pub(crate) fn run_case(
     let from = s.serial.len();
     let started = Instant::now();
     let timeout = Duration::from_secs(case.timeout_s);
-    let env = case_env();
+    let mut env = case_env();
+    if let Some(n) = flaky_run_number(&id) {
+        env.push((FLAKY_RUN.into(), n.to_string()));
+    }
     let exec = agent.kmsg(&begin, Duration::from_secs(5)).and_then(|_| {
         let mut r = ExecRequest::new(["famfs-lab-cases", "run", id.as_str()])
             .env("FAMFS_LAB_OPS", req.ops.as_str())
@@ -529,6 +532,36 @@ pub(crate) fn case_env() -> Vec<(String, String)> {
         .collect();
     v.sort();
     v
+}
+
+/// The test-only case that fails one run in two (`selftest.flaky`, for `lab bisect`'s
+/// flaky detection).
+const FLAKY_CASE: &str = "selftest.flaky";
+/// The host file counting `selftest.flaky`'s runs: each run takes its number and adds one.
+pub const FLAKY_COUNTER: &str = "FAMFS_LAB_FLAKY_COUNTER";
+/// The run number `selftest.flaky` gets (an even one fails).
+const FLAKY_RUN: &str = "FAMFS_LAB_FLAKY_RUN";
+
+/// The number of this run of `selftest.flaky` when `FAMFS_LAB_FLAKY_COUNTER` names a counter
+/// file (missing or unreadable counts as 0), which goes up by one. None for other cases.
+fn flaky_run_number(id: &str) -> Option<u64> {
+    if id != FLAKY_CASE {
+        return None;
+    }
+    let file = std::env::var_os(FLAKY_COUNTER)?;
+    Some(take_number(Path::new(&file)))
+}
+
+/// The number in `file` (0 when missing or unreadable), leaving the next one there.
+pub fn take_number(file: &Path) -> u64 {
+    let n = std::fs::read_to_string(file)
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    if let Err(e) = std::fs::write(file, format!("{}\n", n + 1)) {
+        tracing::warn!("{FLAKY_COUNTER}: cannot write {}: {e}", file.display());
+    }
+    n
 }
 
 /// `K=V K=V ` for a command line.
@@ -674,6 +707,20 @@ pub(crate) fn report_of(
 mod tests {
     use super::*;
     use famfs_lab_cases::catalog::find;
+
+    #[test]
+    fn the_flaky_counter_hands_out_0_1_2_and_only_to_the_flaky_case() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("n");
+        assert_eq!(
+            [take_number(&f), take_number(&f), take_number(&f)],
+            [0, 1, 2]
+        );
+        std::fs::write(&f, "junk").unwrap();
+        assert_eq!(take_number(&f), 0);
+        assert_eq!(flaky_run_number("selftest.fail"), None);
+        assert!(find(FLAKY_CASE).is_some());
+    }
 
     #[test]
     fn judge_maps_exit_codes_and_expectations() {
