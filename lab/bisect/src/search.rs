@@ -3,8 +3,12 @@
 //! The first bad position is between the last good one below the first bad one and that bad
 //! one; each step tests the untested position nearest the middle of that interval (git
 //! bisect's choice, the later one on a tie). Skipped and flaky positions are never tested
-//! again: the next one nearest the middle is. When every position left in the interval was
-//! skipped, the first bad one is one of them or the bad end, and the result says so.
+//! again. While the interval holds a skipped position, the search bisects between the
+//! highest one and the bad end first: skips tend to come in runs from the good end (a case
+//! that cannot run before the patch that gives it what it needs), and a good step above them
+//! makes them irrelevant; only when nothing is left above them does it go below. When
+//! every position left in the interval was skipped, the first bad one is one of them or the
+//! bad end, and the result says so.
 
 use crate::verdict::Verdict;
 
@@ -85,14 +89,20 @@ impl Search {
                 last_good: lo,
             };
         }
-        // twice the distance to the middle, to stay in integers; ties go to the later one
-        let mid2 = lo + hi;
-        let best = untested
-            .iter()
-            .copied()
-            .min_by_key(|&p| ((2 * p).abs_diff(mid2), std::cmp::Reverse(p)))
-            .unwrap_or(untested[0]);
-        Next::Test(best)
+        let skipped = (lo + 1..hi).rev().find(|&p| self.verdict(p).is_some());
+        if let Some(s) = skipped {
+            let above: Vec<usize> = untested.iter().copied().filter(|&p| p > s).collect();
+            if let Some(p) = nearest(&above, s + hi) {
+                return Next::Test(p);
+            }
+        }
+        match nearest(&untested, lo + hi) {
+            Some(p) => Next::Test(p),
+            None => Next::Found {
+                first_bad: hi,
+                last_good: lo,
+            },
+        }
     }
 
     /// The most steps left if nothing is skipped: ceil(log2(positions left to decide)).
@@ -105,6 +115,15 @@ impl Search {
             32 - (n - 1).leading_zeros()
         }
     }
+}
+
+/// The position of `among` nearest `mid2 / 2` (twice the middle, to stay in integers), the
+/// later one on a tie.
+fn nearest(among: &[usize], mid2: usize) -> Option<usize> {
+    among
+        .iter()
+        .copied()
+        .min_by_key(|&p| ((2 * p).abs_diff(mid2), std::cmp::Reverse(p)))
 }
 
 #[cfg(test)]
@@ -187,11 +206,36 @@ mod tests {
                 last_good: 4
             }
         );
-        assert_eq!(tested, [3, 4, 5]);
+        assert_eq!(tested, [3, 5, 4]);
+        // a run of skips from the good end (the case cannot run before patch 9) costs one
+        // step: the search goes above it
+        let mut t = truth(14, 10);
+        for v in &mut t[1..=8] {
+            *v = Skip;
+        }
+        let (got, tested) = bisect(&t);
+        assert_eq!(
+            got,
+            Next::Found {
+                first_bad: 10,
+                last_good: 9
+            }
+        );
+        assert_eq!(tested, [7, 11, 9, 10]);
+        // below the skips when the culprit is there
+        let t = [Good, Bad, Bad, Skip, Bad, Bad, Bad];
+        let (got, _) = bisect(&t);
+        assert_eq!(
+            got,
+            Next::Found {
+                first_bad: 1,
+                last_good: 0
+            }
+        );
         // skipped positions that are far from the culprit cost nothing more
         let mut t = truth(14, 12);
-        for p in 1..=4 {
-            t[p] = Skip;
+        for v in &mut t[1..=4] {
+            *v = Skip;
         }
         let (got, tested) = bisect(&t);
         assert_eq!(
