@@ -166,7 +166,10 @@ pub fn run(sh: &Shell, args: &BisectArgs) -> Result<i32> {
     };
     report.seconds = started.elapsed().as_secs();
     let path = write(&report, &out_dir)?;
-    print!("{}", report.text());
+    let text = report.text();
+    std::fs::write(out_dir.join("bisect.txt"), &text)
+        .with_context(|| format!("writing {}", out_dir.join("bisect.txt").display()))?;
+    print!("{text}");
     lab_host::progress!("famfs-lab: bisect: {}", path.display());
     if let (Verdict::Skip, Outcome::Unfinished { why }) = (bad_verdict, &report.outcome) {
         // The lab could not run the case where it must fail: not a verdict on the kernel.

@@ -842,3 +842,40 @@ fn the_workflow_runs_the_nightly_cells_on_its_schedule_only() {
         "{run}"
     );
 }
+
+#[test]
+fn the_workflow_bisects_a_case_by_hand_instead_of_the_matrix() {
+    let path = repo_root().join(".github/workflows/lab.yml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let wf: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    let inputs = &wf["on"]["workflow_dispatch"]["inputs"];
+    for input in ["bisect_case", "bisect_good", "bisect_bad"] {
+        assert!(
+            inputs.get(input).is_some(),
+            "workflow_dispatch input {input}"
+        );
+    }
+    let job = &wf["jobs"]["bisect"];
+    let cond = job["if"].as_str().unwrap_or_default();
+    assert!(
+        cond.contains("workflow_dispatch") && cond.contains("inputs.bisect_case != ''"),
+        "{cond}"
+    );
+    let matrix_if = wf["jobs"]["matrix"]["if"].as_str().unwrap_or_default();
+    assert!(
+        matrix_if.contains("inputs.bisect_case == ''"),
+        "{matrix_if}"
+    );
+    let steps = job["steps"].as_sequence().unwrap();
+    let run = steps
+        .iter()
+        .find(|s| s["name"].as_str() == Some("Bisect"))
+        .and_then(|s| s["run"].as_str())
+        .unwrap_or_default();
+    assert!(
+        run.contains("lab bisect --kernel famfs-bpf --series --case \"$CASE\"")
+            && run.contains("--good \"$GOOD\"")
+            && run.contains("--bad \"$BAD\""),
+        "{run}"
+    );
+}

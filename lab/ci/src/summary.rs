@@ -82,6 +82,12 @@ pub fn markdown(report: &RunReport, cell: Option<&str>) -> String {
             }
             if let Some(command) = &case.reproduce {
                 out.push_str(&format!("\n```sh\n{}\n```\n", one_line(command)));
+                if let Some(bisect) = bisect_command(command).filter(|_| case.outcome.is_failure())
+                {
+                    out.push_str(&format!(
+                        "\nThe commit or patch that broke it:\n\n```sh\n{bisect}\n```\n"
+                    ));
+                }
             }
         }
     }
@@ -92,6 +98,34 @@ pub fn markdown(report: &RunReport, cell: Option<&str>) -> String {
         ));
     }
     out
+}
+
+/// The `lab bisect` command that finds the culprit of a failing case, from the `lab up`
+/// line that reproduces it: over the prefixes of the kernel's series, or, for a run of a
+/// tree (`--source-dir`), over a git range whose good end only the reader knows. None where
+/// there is nothing to bisect (the stock kernel has no series) or the run had options
+/// `lab bisect` does not take (a shadow tree of the user's).
+pub fn bisect_command(reproduce: &str) -> Option<String> {
+    let command = one_line(reproduce);
+    let at = command.find("cargo xtask lab up ")?;
+    let (env, rest) = command.split_at(at);
+    let args = rest.strip_prefix("cargo xtask lab up ")?;
+    let words: Vec<&str> = args.split(' ').collect();
+    if words
+        .iter()
+        .any(|w| matches!(*w, "--shadow" | "--daxdev-data"))
+    {
+        return None;
+    }
+    let mut out = format!("{env}cargo xtask lab bisect {args}");
+    if words.contains(&"--source-dir") {
+        out.push_str(" --good LAST_GOOD_COMMIT --bad HEAD");
+    } else if words.windows(2).any(|w| w == ["--kernel", "stock"]) {
+        return None;
+    } else {
+        out.push_str(" --series");
+    }
+    Some(out)
 }
 
 /// The summary of a run that left no `results.json` (it ended before the
@@ -213,9 +247,39 @@ kernel `famfs-bpf+debug` (`0123456789abcdef`), topology `default`, accel `tcg`, 
 cargo xtask lab up --kernel famfs-bpf --topology default --case smoke.devdax_guest_write
 ```
 
+The commit or patch that broke it:
+
+```sh
+cargo xtask lab bisect --kernel famfs-bpf --topology default --case smoke.devdax_guest_write --series
+```
+
 The whole cell, locally: `cargo xtask ci run --entry famfs-bpf+debug.famfs.default.tcg`
 ";
         assert_eq!(got, want, "\n{got}");
+    }
+
+    #[test]
+    fn a_failing_case_gets_the_bisect_command_that_finds_its_culprit() {
+        let got = markdown(&report(), Some("famfs-bpf.default.tcg"));
+        assert!(
+            got.contains("The commit or patch that broke it:\n\n```sh\ncargo xtask lab bisect --kernel famfs-bpf --topology default --case smoke.devdax_guest_write --series\n```"),
+            "{got}"
+        );
+        assert_eq!(
+            bisect_command("FAMFS_LAB_X=1 cargo xtask lab up --kernel stock --source-dir /t --topology default --case a.b").as_deref(),
+            Some("FAMFS_LAB_X=1 cargo xtask lab bisect --kernel stock --source-dir /t --topology default --case a.b --good LAST_GOOD_COMMIT --bad HEAD")
+        );
+        assert_eq!(
+            bisect_command("cargo xtask lab up --kernel stock --case a.b"),
+            None
+        );
+        assert_eq!(
+            bisect_command(
+                "cargo xtask lab up --kernel famfs-bpf --shadow /t --case shadow.user_tree"
+            ),
+            None
+        );
+        assert_eq!(bisect_command("something else"), None);
     }
 
     #[test]
