@@ -294,11 +294,15 @@ fn step(sh: &Shell, args: &BisectArgs, range: &Range, p: usize, judge: &mut Judg
         runs: Vec::new(),
         kernel_key: None,
         build_seconds: 0,
+        wait_seconds: 0,
         seconds: 0,
     };
     let mut t = lab_host::stage::Timings::default();
     let built = kernel.build(sh, &mut t);
-    s.build_seconds = started.elapsed().as_secs();
+    // the build's own stages: the time spent waiting for another build's lock is not the step's
+    let staged: u64 = t.stages().iter().map(|(_, d)| d.as_secs()).sum();
+    s.build_seconds = staged;
+    s.wait_seconds = started.elapsed().as_secs().saturating_sub(staged);
     let built = match built {
         Ok(b) => b,
         Err(e) => {
@@ -311,16 +315,13 @@ fn step(sh: &Shell, args: &BisectArgs, range: &Range, p: usize, judge: &mut Judg
             s.runs.push(Run {
                 verdict: v,
                 run_dir: None,
-                seconds: s.build_seconds,
+                seconds: 0,
             });
             s.verdict = verdict::settle(&runs_of(&s));
             s.seconds = started.elapsed().as_secs();
             return s;
         }
     };
-    if built.cache_hit {
-        s.build_seconds = 0;
-    }
     s.kernel_key = Some(built.meta.key.clone());
     let up = crate::lab::UpArgs {
         kernel,

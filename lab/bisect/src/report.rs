@@ -31,9 +31,12 @@ pub struct Step {
     /// The kernel's cache key, when it built.
     #[serde(default)]
     pub kernel_key: Option<String>,
-    /// Building the kernel (0 when it was cached).
+    /// Building the kernel (its stages; about 0 when it was cached).
     pub build_seconds: u64,
-    /// The whole step: build and every run.
+    /// Waiting for another process's kernel build (the machine's build lock).
+    #[serde(default)]
+    pub wait_seconds: u64,
+    /// The whole step: waiting, building and every run.
     pub seconds: u64,
 }
 
@@ -112,15 +115,17 @@ impl BisectReport {
         for l in &self.looking_for {
             out.push_str(&format!("looking for: {l}\n"));
         }
-        out.push_str("\nSTEP  POS  VERDICT  RUNS  BUILD  SECS  AT\n");
+        out.push_str("\nSTEP  POS  VERDICT  RUNS  BUILD  RUN  SECS  AT\n");
         for (i, s) in self.steps.iter().enumerate() {
+            let run: u64 = s.runs.iter().map(|r| r.seconds).sum();
             out.push_str(&format!(
-                "{:>4}  {:>3}  {:7}  {:>4}  {:>5}  {:>4}  {} {}\n",
+                "{:>4}  {:>3}  {:7}  {:>4}  {:>5}  {:>3}  {:>4}  {} {}\n",
                 i + 1,
                 s.position,
                 s.verdict.as_str(),
                 s.runs.len(),
                 s.build_seconds,
+                run,
                 s.seconds,
                 s.label,
                 s.subject
@@ -177,14 +182,23 @@ impl BisectReport {
             out.push_str(&format!("flaky steps: {}\n", flaky.join(", ")));
         }
         let builds: u64 = self.steps.iter().map(|s| s.build_seconds).sum();
+        let waits: u64 = self.steps.iter().map(|s| s.wait_seconds).sum();
+        let running: u64 = self
+            .steps
+            .iter()
+            .flat_map(|s| s.runs.iter())
+            .map(|r| r.seconds)
+            .sum();
         let runs: usize = self.steps.iter().map(|s| s.runs.len()).sum();
         out.push_str(&format!(
-            "{} steps, {runs} runs, {} s ({} s building)\nreproduce: {}\n",
+            "{} steps, {runs} runs, {} s: {builds} s building, {running} s running",
             self.steps.len(),
             self.seconds,
-            builds,
-            self.reproduce
         ));
+        if waits > 0 {
+            out.push_str(&format!(", {waits} s waiting for other kernel builds"));
+        }
+        out.push_str(&format!("\nreproduce: {}\n", self.reproduce));
         out
     }
 
@@ -230,7 +244,8 @@ mod tests {
             }],
             kernel_key: Some("k".into()),
             build_seconds: 60,
-            seconds: 160,
+            wait_seconds: 5,
+            seconds: 165,
         }
     }
 
@@ -290,7 +305,10 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("  | kernel line at 0001-a.patch"), "{t}");
-        assert!(t.contains("2 steps, 2 runs, 320 s (120 s building)"), "{t}");
+        assert!(
+            t.contains("2 steps, 2 runs, 320 s: 120 s building, 200 s running, 10 s waiting"),
+            "{t}"
+        );
         assert!(t.contains("reproduce: cargo xtask lab bisect"), "{t}");
         let lines: Vec<&str> = t.lines().collect();
         let header = lines.iter().position(|l| l.starts_with("STEP")).unwrap();
