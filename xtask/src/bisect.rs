@@ -775,8 +775,11 @@ fn clone_of(sh: &Shell, tree: &Path) -> Result<PathBuf> {
         std::fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    lab_host::say::run(cmd!(sh, "git clone -q --shared --no-checkout {tree} {tmp}"))
-        .with_context(|| format!("cloning {}", tree.display()))?;
+    lab_host::say::run(cmd!(
+        sh,
+        "git -c init.defaultBranch=main clone -q --shared --no-checkout {tree} {tmp}"
+    ))
+    .with_context(|| format!("cloning {}", tree.display()))?;
     lab_host::say::run(cmd!(sh, "git -C {tmp} config gc.auto 0"))?;
     std::fs::rename(&tmp, &repo)
         .with_context(|| format!("moving {} into place", repo.display()))?;
