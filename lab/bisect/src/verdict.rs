@@ -96,7 +96,10 @@ pub fn wanted(report: &RunReport, cases: &[String]) -> Wanted {
 pub fn judge(attempt: &Attempt<'_>, wanted: &Wanted) -> RunVerdict {
     let report = match attempt {
         Attempt::DoesNotBuild(why) => {
-            return RunVerdict::new(Verdict::Skip, format!("does not build: {why}"))
+            return RunVerdict::new(
+                Verdict::Skip,
+                format!("does not build: {}\n{why}", compiler_error(why)),
+            )
         }
         Attempt::LabError(why) => {
             return RunVerdict::new(Verdict::Skip, format!("the lab could not run: {why}"))
@@ -144,6 +147,22 @@ pub fn judge(attempt: &Attempt<'_>, wanted: &Wanted) -> RunVerdict {
         return RunVerdict::new(Verdict::Good, format!("{} passed", ids.join(", ")));
     }
     RunVerdict::new(Verdict::Skip, undecided.join("; "))
+}
+
+/// The compiler's first error in a build's output, its path made relative to the tree
+/// (`fs/fuse/dax_fmap.c:1299:30: error: ...`); the first line when there is none.
+pub fn compiler_error(log: &str) -> String {
+    let line = log
+        .lines()
+        .find(|l| l.contains(": error:") || l.contains(": fatal error:"))
+        .or_else(|| log.lines().find(|l| l.contains("undefined reference")))
+        .or_else(|| log.lines().find(|l| !l.trim().is_empty()))
+        .unwrap_or("")
+        .trim();
+    match line.find("/src/") {
+        Some(i) if line.starts_with('/') => line[i + "/src/".len()..].to_string(),
+        _ => line.to_string(),
+    }
 }
 
 /// Whether a step whose runs so far are `runs` is to be run again: a bad verdict is
@@ -304,9 +323,23 @@ mod tests {
     #[test]
     fn no_build_and_lab_errors_are_skips() {
         let w = at_bad();
-        let v = judge(&Attempt::DoesNotBuild("fs/fuse/x.c:1: error: y".into()), &w);
+        let log = "  DESCEND bpf/resolve_btfids\n  CC      fs/fuse/dax_fmap.o\n\
+                   /c/work/k+bisect/src/fs/fuse/dax_fmap.c: In function 'f':\n\
+                   /c/work/k+bisect/src/fs/fuse/dax_fmap.c:1299:30: error: expected expression\n";
+        let v = judge(&Attempt::DoesNotBuild(log.into()), &w);
         assert_eq!(v.verdict, Verdict::Skip);
-        assert!(v.why.starts_with("does not build"), "{}", v.why);
+        assert!(
+            v.why.starts_with(
+                "does not build: fs/fuse/dax_fmap.c:1299:30: error: expected expression\n"
+            ),
+            "{}",
+            v.why
+        );
+        assert_eq!(
+            compiler_error("ld: undefined reference to `x'"),
+            "ld: undefined reference to `x'"
+        );
+        assert_eq!(compiler_error("\nmake failed\n"), "make failed");
         assert_eq!(
             judge(&Attempt::LabError("qemu".into()), &w).verdict,
             Verdict::Skip
