@@ -721,7 +721,7 @@ pub fn native_available() -> std::result::Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "the famfs_native ops are not in this kernel: modprobe {NATIVE_MODULE} failed ({}); CONFIG_FUSE_DAX_FMAP_NATIVE_TEST / patch 8",
+            "the famfs_native ops are not in this kernel: modprobe {NATIVE_MODULE} failed ({}); CONFIG_FUSE_DAX_FMAP_NATIVE_TEST / patch 10",
             out.trim()
         ))
     }
