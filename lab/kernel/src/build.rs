@@ -263,6 +263,11 @@ fn stem(p: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// The work tree (`src/`, `build/`) a kernel of `label` is built in.
+pub fn work_dir(cache_root: &Path, label: &str) -> PathBuf {
+    cache_root.join("work").join(sanitize(label))
+}
+
 fn sanitize(label: &str) -> String {
     label
         .chars()
