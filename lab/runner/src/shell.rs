@@ -259,7 +259,7 @@ pub fn banner(b: &BannerInfo) -> String {
             if let Some(f) = &m.first_file {
                 let _ = writeln!(
                     s,
-                    "  try: ls -lR {MOUNTPOINT}; od -A x -t x1z {MOUNTPOINT}/{f} | head"
+                    "  try: ls -lR {MOUNTPOINT}; hexdump -C {MOUNTPOINT}/{f} | head"
                 );
             }
         }
@@ -449,7 +449,7 @@ mod tests {
             "256 MiB",
             "driver fsdev_dax",
             "mount: /mnt/famfs: famfs-fused --ops famfs serving a generated tree (6 files",
-            "od -A x -t x1z /mnt/famfs/d0/f0",
+            "hexdump -C /mnt/famfs/d0/f0 | head",
             "run its body:  famfs-lab-cases run fault.read_pte",
             "FAMFS_LAB_OPS=famfs",
             "/results in the guest is /r/results; serial log /r/serial.log",
