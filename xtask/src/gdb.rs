@@ -8,8 +8,19 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use xshell::{cmd, Shell};
 
-/// The kernel command line a debugger needs: symbols at their link addresses.
-pub const DEBUG_CMDLINE: &str = "nokaslr";
+/// The kernel command line a debugger needs on a kernel of `config`: symbols at their link
+/// addresses (`nokaslr` where the kernel randomizes them; elsewhere the word would only reach
+/// init as an argument).
+pub fn debug_cmdline(config: &str) -> &'static str {
+    if config
+        .lines()
+        .any(|l| l.trim() == "CONFIG_RANDOMIZE_BASE=y")
+    {
+        "nokaslr"
+    } else {
+        ""
+    }
+}
 
 /// A free TCP port on 127.0.0.1 (the listener is closed again; QEMU binds it right after).
 pub fn free_port() -> Result<u16> {
@@ -199,6 +210,15 @@ mod tests {
             lines.contains("127.0.0.1:41234") && lines.contains("lx-dmesg"),
             "{lines}"
         );
+    }
+
+    #[test]
+    fn nokaslr_only_where_the_kernel_randomizes() {
+        assert_eq!(
+            debug_cmdline("CONFIG_X=y\nCONFIG_RANDOMIZE_BASE=y\n"),
+            "nokaslr"
+        );
+        assert_eq!(debug_cmdline("# CONFIG_RANDOMIZE_BASE is not set\n"), "");
     }
 
     #[test]

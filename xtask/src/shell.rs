@@ -53,7 +53,8 @@ pub struct GuestArgs {
     /// Seconds QEMU may take to boot the guest to its agent.
     #[arg(long, default_value_t = 120)]
     pub boot_timeout: u64,
-    /// QEMU's gdb stub on a free port (and `nokaslr`); prints the gdb command line.
+    /// QEMU's gdb stub on a free port (and `nokaslr` on a KASLR kernel); prints the gdb
+    /// command line.
     #[arg(long)]
     pub gdb: bool,
 }
@@ -121,7 +122,7 @@ fn request(sh: &Shell, a: &GuestArgs, terminal: bool, prefix: &str) -> Result<Re
         None
     };
     let cmdline = match &gdb {
-        Some(_) => format!("{} {}", a.cmdline, crate::gdb::DEBUG_CMDLINE),
+        Some(_) => format!("{} {}", a.cmdline, crate::gdb::debug_cmdline(&config)),
         None => a.cmdline.clone(),
     };
     let req = RunRequest {
