@@ -4,6 +4,7 @@
 mod bench;
 mod bench_fault;
 mod ci;
+mod exec_check;
 mod gdb;
 mod host;
 mod image;

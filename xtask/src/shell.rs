@@ -10,7 +10,6 @@ use lab_host::stage::Timings;
 use lab_runner::bringup::{self, Guest};
 use lab_runner::run::{Console, RunRequest};
 use lab_runner::shell as gshell;
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 use xshell::Shell;
@@ -241,8 +240,8 @@ fn after(g: &Guest) {
 
 /// `lab exec`: exits with the command's status (125 when the lab could not run it).
 pub fn exec(sh: &Shell, args: &ExecArgs) -> Result<()> {
-    let code = match exec_status(sh, args) {
-        Ok(code) => code,
+    let code = match exec_to(sh, args, &mut std::io::stdout(), &mut std::io::stderr()) {
+        Ok(done) => done.code,
         Err(e) => {
             eprintln!("error: {e:#}");
             eprintln!("famfs-lab: the lab could not run the command (exit {EXIT_CANNOT_TEST})");
@@ -272,7 +271,21 @@ pub fn exit_code(status: &ExitStatus) -> i32 {
     }
 }
 
-fn exec_status(sh: &Shell, args: &ExecArgs) -> Result<i32> {
+/// How a `lab exec` ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecDone {
+    /// What `lab exec` exits with.
+    pub code: i32,
+    pub run_dir: PathBuf,
+}
+
+/// `lab exec` with the command's stdout and stderr written to `out` and `err`.
+pub fn exec_to(
+    sh: &Shell,
+    args: &ExecArgs,
+    out: &mut dyn std::io::Write,
+    err: &mut dyn std::io::Write,
+) -> Result<ExecDone> {
     let a = &args.guest;
     let Request { req, gdb, .. } = request(sh, a, false, "exec")?;
     if let Some(g) = &gdb {
@@ -281,7 +294,7 @@ fn exec_status(sh: &Shell, args: &ExecArgs) -> Result<i32> {
         }
     }
     let mut g = bringup::bring_up(&req)?;
-    let result = run_command(&g, a, args);
+    let result = run_command(&g, a, args, out, err);
     g.poweroff();
     let mut code = result?;
     let splats = g.splats();
@@ -298,10 +311,19 @@ fn exec_status(sh: &Shell, args: &ExecArgs) -> Result<i32> {
         code = 1;
     }
     lab_host::progress!("famfs-lab: serial log {}", g.serial_log().display());
-    Ok(code)
+    Ok(ExecDone {
+        code,
+        run_dir: g.req.run_dir.clone(),
+    })
 }
 
-fn run_command(g: &Guest, a: &GuestArgs, args: &ExecArgs) -> Result<i32> {
+fn run_command(
+    g: &Guest,
+    a: &GuestArgs,
+    args: &ExecArgs,
+    stdout: &mut dyn std::io::Write,
+    stderr: &mut dyn std::io::Write,
+) -> Result<i32> {
     if let Some(m) = mount(g, a)? {
         lab_host::progress!(
             "famfs-lab: {} mounted at {} ({} files, ops {})",
@@ -320,9 +342,9 @@ fn run_command(g: &Guest, a: &GuestArgs, args: &ExecArgs) -> Result<i32> {
         r = r.env(k, v);
     }
     let out = g.exec(r, Duration::from_secs(args.timeout))?;
-    std::io::stdout().write_all(out.stdout.as_bytes())?;
-    std::io::stdout().flush()?;
-    std::io::stderr().write_all(out.stderr.as_bytes())?;
+    stdout.write_all(out.stdout.as_bytes())?;
+    stdout.flush()?;
+    stderr.write_all(out.stderr.as_bytes())?;
     if out.truncated {
         eprintln!(
             "famfs-lab: the output was cut at {} bytes per stream",
