@@ -201,7 +201,9 @@ pub fn banner(b: &BannerInfo) -> String {
         b.kernel, b.topology, b.accel
     );
     let _ = writeln!(s, "CXL memory devices:");
-    for m in &b.map.memdevs {
+    let mut memdevs: Vec<_> = b.map.memdevs.iter().collect();
+    memdevs.sort_by(|a, c| a.name.cmp(&c.name));
+    for m in memdevs {
         let _ = writeln!(
             s,
             "  {:8} {:>10}  topology device {} (backing file {})",
