@@ -155,6 +155,27 @@ pub fn drgn_check() -> Result<PathBuf> {
     )
 }
 
+/// `--drgn` on a kernel of `config`: drgn opens a QEMU memory dump only with the guest's
+/// vmcoreinfo, which the kernel hands QEMU's `vmcoreinfo` device through fw_cfg.
+pub fn drgn_kernel_check(config: &str) -> Result<()> {
+    let has = |opt: &str| {
+        config
+            .lines()
+            .any(|l| l.trim() == format!("{opt}=y") || l.trim() == format!("{opt}=m"))
+    };
+    let missing: Vec<&str> = ["CONFIG_VMCORE_INFO", "CONFIG_FW_CFG_SYSFS"]
+        .into_iter()
+        .filter(|o| !has(o))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "--drgn: this kernel has no {} (drgn reads a dump of the guest only with the              vmcoreinfo the kernel gives QEMU through fw_cfg); build one with a config fragment              holding CONFIG_KEXEC=y (it selects VMCORE_INFO) and CONFIG_FW_CFG_SYSFS=y              (`--fragment FILE`), or use --gdb",
+            missing.join(" and ")
+        );
+    }
+    Ok(())
+}
+
 /// The lines that say how to look at the guest with drgn.
 pub fn drgn_lines(drgn: &Path, vmlinux: &Path, run_dir: &Path) -> Vec<String> {
     let core = run_dir.join("vmcore");
@@ -226,6 +247,19 @@ mod tests {
         let p = free_port().unwrap();
         assert!(p > 0);
         TcpListener::bind(("127.0.0.1", p)).unwrap();
+    }
+
+    #[test]
+    fn drgn_needs_vmcoreinfo_and_fw_cfg() {
+        let e = drgn_kernel_check("# CONFIG_FW_CFG_SYSFS is not set\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("CONFIG_VMCORE_INFO and CONFIG_FW_CFG_SYSFS")
+                && e.contains("CONFIG_KEXEC=y"),
+            "{e}"
+        );
+        drgn_kernel_check("CONFIG_VMCORE_INFO=y\nCONFIG_FW_CFG_SYSFS=m\n").unwrap();
     }
 
     #[test]

@@ -89,7 +89,7 @@ struct Request {
     gdb: Option<crate::gdb::Gdb>,
 }
 
-fn request(sh: &Shell, a: &GuestArgs, terminal: bool, prefix: &str) -> Result<Request> {
+fn request(sh: &Shell, a: &GuestArgs, terminal: bool, drgn: bool, prefix: &str) -> Result<Request> {
     if let Some(id) = &a.case {
         if famfs_lab_cases::catalog::find(id).is_none() {
             bail!("--case {id:?}: no such case; cases are SUITE.NAME (`cargo xtask lab list`)");
@@ -114,6 +114,9 @@ fn request(sh: &Shell, a: &GuestArgs, terminal: bool, prefix: &str) -> Result<Re
     let run_dir = lab_host::paths::runs_dir().join(&run_id);
     let config =
         std::fs::read_to_string(kernel.entry.config()).context("reading the kernel's config")?;
+    if drgn {
+        crate::gdb::drgn_kernel_check(&config)?;
+    }
     let gdb = if a.gdb {
         let port = crate::gdb::free_port()?;
         Some(crate::gdb::prepare(sh, &kernel, port)?)
@@ -143,6 +146,7 @@ fn request(sh: &Shell, a: &GuestArgs, terminal: bool, prefix: &str) -> Result<Re
         console: Console {
             terminal,
             gdb_port: gdb.as_ref().map(|g| g.port),
+            vmcoreinfo: drgn,
         },
     };
     Ok(Request { req, kernel, gdb })
@@ -164,7 +168,7 @@ pub fn shell(sh: &Shell, args: &ShellArgs) -> Result<()> {
     } else {
         None
     };
-    let Request { req, kernel, gdb } = request(sh, a, true, "shell")?;
+    let Request { req, kernel, gdb } = request(sh, a, true, args.drgn, "shell")?;
     let mut debug = gdb.as_ref().map(|g| g.lines()).unwrap_or_default();
     if let Some(d) = &drgn {
         debug.extend(crate::gdb::drgn_lines(
@@ -287,7 +291,7 @@ pub fn exec_to(
     err: &mut dyn std::io::Write,
 ) -> Result<ExecDone> {
     let a = &args.guest;
-    let Request { req, gdb, .. } = request(sh, a, false, "exec")?;
+    let Request { req, gdb, .. } = request(sh, a, false, false, "exec")?;
     if let Some(g) = &gdb {
         for l in g.lines() {
             lab_host::progress!("famfs-lab: {l}");

@@ -54,6 +54,8 @@ pub struct Console {
     pub terminal: bool,
     /// QEMU's gdb stub on `127.0.0.1:PORT`.
     pub gdb_port: Option<u16>,
+    /// QEMU's `vmcoreinfo` device, so a memory dump carries the guest's vmcoreinfo (drgn).
+    pub vmcoreinfo: bool,
 }
 
 /// `meta` key present when kmemleak was cleared after setup (and is checked at the end).
@@ -262,6 +264,10 @@ pub(crate) async fn boot_at(
         spec.options.serial = lab_vm::SerialOutput::Terminal(dir.join("serial.log"));
     }
     spec.options.gdb_port = req.console.gdb_port;
+    if req.console.vmcoreinfo {
+        spec.extra_args
+            .extend(["-device".into(), "vmcoreinfo".into()]);
+    }
     let vm = Vm::launch(spec).await.context("starting QEMU")?;
     let serial = vm
         .serial_log()
