@@ -169,7 +169,10 @@ pub fn drgn_kernel_check(config: &str) -> Result<()> {
         .collect();
     if !missing.is_empty() {
         bail!(
-            "--drgn: this kernel has no {} (drgn reads a dump of the guest only with the              vmcoreinfo the kernel gives QEMU through fw_cfg); build one with a config fragment              holding CONFIG_KEXEC=y (it selects VMCORE_INFO) and CONFIG_FW_CFG_SYSFS=y              (`--fragment FILE`), or use --gdb",
+            "--drgn: this kernel has no {} (drgn reads a dump of the guest only with the \
+             vmcoreinfo the kernel gives QEMU through fw_cfg); build one with a config fragment \
+             holding CONFIG_KEXEC=y (it selects VMCORE_INFO) and CONFIG_FW_CFG_SYSFS=y \
+             (`--fragment FILE`), or use --gdb",
             missing.join(" and ")
         );
     }
