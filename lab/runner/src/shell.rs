@@ -12,7 +12,7 @@ use famfs_lab_cases::verify::GUEST_RESULTS;
 use famfs_shadow::{DaxDev, DaxDevs, GenerateParams, Layout, ShadowTree};
 use lab_agent_proto::messages::ExecRequest;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Where the shell's famfs mount is in the guest.
@@ -353,12 +353,6 @@ pub fn start_console(g: &Guest, banner: &str, env: &[(String, String)]) -> Resul
     Ok(())
 }
 
-/// The host path of a guest path under `/results`.
-pub fn host_results_path(run_dir: &Path, guest: &str) -> Option<PathBuf> {
-    let rel = guest.strip_prefix(GUEST_RESULTS)?.trim_start_matches('/');
-    Some(run_dir.join("results").join(rel))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -515,14 +509,5 @@ mod tests {
         assert!(s.contains(&format!("cat {BANNER_FILE}")), "{s}");
         assert!(s.contains(&format!(". {ENV_FILE}; cd /; sh -l;")), "{s}");
         assert!(s.contains("poweroff -f' <$tty >$tty 2>&1 &"), "{s}");
-    }
-
-    #[test]
-    fn results_paths_map_to_the_run_directory() {
-        assert_eq!(
-            host_results_path(Path::new("/r"), "/results/user-shadow"),
-            Some(PathBuf::from("/r/results/user-shadow"))
-        );
-        assert_eq!(host_results_path(Path::new("/r"), "/tmp/x"), None);
     }
 }
