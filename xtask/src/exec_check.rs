@@ -1,7 +1,9 @@
 //! `cargo xtask test`'s end-to-end check of `lab exec` (and of the set-up guest `lab shell`
 //! opens): one command in a guest of the default topology must see every dax device of the
 //! setup and the famfs mount, its copy of a mounted file must hold the bytes the host wrote
-//! (the host's CRCs), and its stdout, stderr and exit status must come back apart.
+//! (the host's CRCs), and its stdout, stderr and exit status must come back apart. Then a
+//! case's body run by hand in the state the case begins in (`--case`) must pass as it does in
+//! `lab up`.
 
 use crate::kernel::BuildArgs;
 use crate::shell::{exec_to, ExecArgs, GuestArgs};
@@ -28,23 +30,58 @@ pub fn script() -> String {
     )
 }
 
-/// Runs the check; an error says what did not hold.
-pub fn run(sh: &Shell, kernel: &BuildArgs) -> Result<()> {
-    let args = ExecArgs {
+/// The case whose body runs by hand (it needs the host's fill and the fmap kernel).
+pub const CASE: &str = "fault.read_pte";
+
+fn exec_args(kernel: &BuildArgs, case: Option<&str>, command: Vec<String>) -> ExecArgs {
+    ExecArgs {
         guest: GuestArgs {
             kernel: kernel.clone(),
             topology: "default".into(),
             ops: crate::ops::Ops::Famfs,
             shadow: None,
             daxdev_data: Vec::new(),
-            case: None,
+            case: case.map(String::from),
             cmdline: String::new(),
             boot_timeout: 120,
             gdb: false,
         },
         timeout: 300,
-        command: vec![script()],
-    };
+        command,
+    }
+}
+
+/// Runs both checks; an error says what did not hold.
+pub fn run(sh: &Shell, kernel: &BuildArgs) -> Result<()> {
+    set_up_guest(sh, kernel)?;
+    case_by_hand(sh, kernel)
+}
+
+/// `lab exec --case CASE -- famfs-lab-cases run CASE` exits 0, as `lab up --case CASE` passes.
+fn case_by_hand(sh: &Shell, kernel: &BuildArgs) -> Result<()> {
+    let command = lab_runner::shell::case_command(CASE)
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let args = exec_args(kernel, Some(CASE), command);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let done = exec_to(sh, &args, &mut out, &mut err)?;
+    if done.code != 0 {
+        bail!(
+            "lab exec --case {CASE} ({}): the case's body exited {} by hand:\n{}{}",
+            done.run_dir.display(),
+            done.code,
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(&err)
+        );
+    }
+    lab_host::progress!("famfs-lab: lab exec --case {CASE}: the case's body passes by hand");
+    Ok(())
+}
+
+/// One command in the plain set-up guest.
+fn set_up_guest(sh: &Shell, kernel: &BuildArgs) -> Result<()> {
+    let args = exec_args(kernel, None, vec![script()]);
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let done = exec_to(sh, &args, &mut out, &mut err)?;
     let map: DeviceMap = read_json(&done.run_dir.join("devices.json"))?;
