@@ -258,6 +258,10 @@ pub fn banner(b: &BannerInfo) -> String {
                 s,
                 "  server log, stats: {MOUNTPOINT}.server/; the host wrote each file's bytes"
             );
+            let _ = writeln!(
+                s,
+                "  it holds the ops: `umount {MOUNTPOINT}` before running a case (its own server)"
+            );
             if let Some(f) = &m.first_file {
                 let _ = writeln!(
                     s,
@@ -446,6 +450,7 @@ mod tests {
             "driver fsdev_dax",
             "mount: /mnt/famfs: famfs-fused --ops famfs serving a generated tree (6 files",
             "hexdump -C /mnt/famfs/d0/f0 | head",
+            "`umount /mnt/famfs` before running a case",
             "run its body:  famfs-lab-cases run fault.read_pte",
             "FAMFS_LAB_OPS=famfs",
             "/results in the guest is /r/results; serial log /r/serial.log",
