@@ -221,7 +221,7 @@ fn after(g: &Guest) {
             match g.host_checks() {
                 Ok(notes) => {
                     for n in notes {
-                        lab_host::progress!("famfs-lab: {}: host check: {n}", case.id());
+                        lab_host::progress!("famfs-lab: {}: {n}", case.id());
                     }
                 }
                 Err(e) => eprintln!("famfs-lab: {}: host check FAILED: {e:#}", case.id()),
@@ -373,7 +373,7 @@ fn run_command(
         match g.host_checks() {
             Ok(notes) => {
                 for n in notes {
-                    lab_host::progress!("famfs-lab: host check: {n}");
+                    lab_host::progress!("famfs-lab: {n}");
                 }
             }
             Err(e) => {
