@@ -45,6 +45,7 @@ fn exec_args(kernel: &BuildArgs, case: Option<&str>, command: Vec<String>) -> Ex
             cmdline: String::new(),
             boot_timeout: 120,
             gdb: false,
+            mutant: None,
         },
         timeout: 300,
         command,

@@ -56,6 +56,28 @@ pub struct GuestArgs {
     /// command line.
     #[arg(long)]
     pub gdb: bool,
+    /// Boot the kernel with this mutant (kernels/<k>/mutants/NAME) on top, as `kernel mutate`
+    /// built and cached it; never builds one.
+    #[arg(long, value_name = "NAME")]
+    pub mutant: Option<String>,
+}
+
+impl GuestArgs {
+    /// The kernel flags, with `--mutant`'s mutant (cache only).
+    fn kernel(&self) -> Result<BuildArgs> {
+        let mut k = self.kernel.clone();
+        if let Some(name) = &self.mutant {
+            let all = lab_kernel::mutant::list(&crate::mutate::mutants_dir(&k.kernel))?;
+            let m = lab_kernel::mutant::select(&all, std::slice::from_ref(name))?;
+            let m = m
+                .into_iter()
+                .next()
+                .with_context(|| format!("--mutant {name}: not found"))?;
+            k.mutant = Some(Box::new(m));
+            k.cached_only = true;
+        }
+        Ok(k)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -102,7 +124,7 @@ fn request(sh: &Shell, a: &GuestArgs, terminal: bool, drgn: bool, prefix: &str) 
         kernel,
         image,
         accel,
-    } = crate::lab::prepare(sh, &a.kernel, &a.topology, &mut t)?;
+    } = crate::lab::prepare(sh, &a.kernel()?, &a.topology, &mut t)?;
     if topology.hosts > 1 {
         bail!(
             "topology {} has hosts: {}; lab shell and lab exec run one guest",
@@ -426,6 +448,10 @@ mod tests {
         };
         assert_eq!(e.command, ["ls", "--gdb"]);
         assert!(!e.guest.gdb);
+        let Ok(crate::lab::Lab::Exec(e)) = parse(&["exec", "--mutant", "m", "--", "true"]) else {
+            panic!("exec must parse");
+        };
+        assert_eq!(e.guest.mutant.as_deref(), Some("m"));
     }
 
     #[test]
