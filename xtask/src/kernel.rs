@@ -45,9 +45,12 @@ pub struct BuildArgs {
     /// make -j (default: cores + 1).
     #[arg(long)]
     pub jobs: Option<usize>,
-    /// A mutant on top of the series (`kernel mutate` only).
+    /// A mutant on top of the series (`kernel mutate`, `lab exec --mutant`).
     #[arg(skip)]
     pub mutant: Option<Box<lab_kernel::mutant::Mutant>>,
+    /// Only take the kernel from the cache, never build it (`lab exec --mutant`).
+    #[arg(skip)]
+    pub cached_only: bool,
 }
 
 impl BuildArgs {
@@ -71,6 +74,7 @@ impl BuildArgs {
             jobs: self.jobs.unwrap_or(cores + 1),
             refresh_source: self.refresh_source,
             mutant: self.mutant.as_deref().cloned(),
+            cached_only: self.cached_only,
         }
     }
 }

@@ -4,6 +4,8 @@
 mod bench;
 mod bench_fault;
 mod ci;
+mod exec_check;
+mod gdb;
 mod host;
 mod image;
 mod kernel;
@@ -11,6 +13,7 @@ mod lab;
 mod mutate;
 mod ops;
 mod shadow;
+mod shell;
 mod test;
 mod topo_fuzz;
 mod topo_fuzz_report;

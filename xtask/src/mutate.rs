@@ -353,7 +353,7 @@ impl MutateReport {
 /// So many lab errors in a row end the run: the lab is broken, not the mutants.
 const STOP_AFTER_LAB_ERRORS: usize = 3;
 
-fn mutants_dir(kernel: &str) -> PathBuf {
+pub(crate) fn mutants_dir(kernel: &str) -> PathBuf {
     lab_host::paths::repo_root()
         .join("kernels")
         .join(kernel)

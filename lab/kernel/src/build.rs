@@ -30,6 +30,8 @@ pub struct BuildRequest {
     /// Build the series with this mutant on top, in its own work tree
     /// (`work/<label>+mutate`) and under its own cache key.
     pub mutant: Option<crate::mutant::Mutant>,
+    /// Take the kernel from the cache or fail: never build (`lab exec --mutant`).
+    pub cached_only: bool,
 }
 
 /// A kernel in the cache.
@@ -154,6 +156,12 @@ pub fn build(sh: &Shell, req: &BuildRequest, t: &mut Timings) -> Result<BuiltKer
             });
         }
     }
+    if req.cached_only {
+        bail!(
+            "kernel {label} is not in the cache (key {key}) and this verb does not build one; \
+             `cargo xtask kernel mutate` (or `kernel build`) builds it"
+        );
+    }
     let _lock =
         lab_host::lock::exclusive(&req.cache_root.join("kernel-build.lock"), "a kernel build")?;
     let work = req.cache_root.join("work").join(sanitize(&label));
@@ -261,6 +269,11 @@ fn stem(p: &Path) -> String {
     p.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+/// The work tree (`src/`, `build/`) a kernel of `label` is built in.
+pub fn work_dir(cache_root: &Path, label: &str) -> PathBuf {
+    cache_root.join("work").join(sanitize(label))
 }
 
 fn sanitize(label: &str) -> String {
