@@ -284,6 +284,7 @@ fn step(sh: &Shell, args: &BisectArgs, range: &Range, p: usize, judge: &mut Judg
         jobs: args.jobs,
         mutant: None,
         step: Some(Box::new(pos.step.clone())),
+        cached_only: false,
     };
     let mut s = Step {
         position: p,

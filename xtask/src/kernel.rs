@@ -45,12 +45,15 @@ pub struct BuildArgs {
     /// make -j (default: cores + 1).
     #[arg(long)]
     pub jobs: Option<usize>,
-    /// A mutant on top of the series (`kernel mutate` only).
+    /// A mutant on top of the series (`kernel mutate`, `lab exec --mutant`).
     #[arg(skip)]
     pub mutant: Option<Box<lab_kernel::mutant::Mutant>>,
     /// A step of a bisection (`lab bisect` only).
     #[arg(skip)]
     pub step: Option<Box<lab_kernel::build::BisectStep>>,
+    /// Only take the kernel from the cache, never build it (`lab exec --mutant`).
+    #[arg(skip)]
+    pub cached_only: bool,
 }
 
 impl BuildArgs {
@@ -75,6 +78,7 @@ impl BuildArgs {
             refresh_source: self.refresh_source,
             mutant: self.mutant.as_deref().cloned(),
             step: self.step.as_deref().cloned(),
+            cached_only: self.cached_only,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! `cargo xtask lab ...`: the whole chain (kernel -> image -> VM -> suites
-//! -> report) and an interactive guest.
+//! -> report); `lab shell` and `lab exec` are in [`crate::shell`].
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -13,8 +13,13 @@ use crate::kernel::BuildArgs;
 pub enum Lab {
     /// Builds what is needed, boots the guest, runs the suites, reports.
     Up(UpArgs),
-    /// Boots the same guest with an interactive serial console.
-    Shell(ShellArgs),
+    /// The guest set up as a run sets it up (regions, dax devices, famfs mounted with the ops)
+    /// or as a case begins (--case), with a banner and a shell on its console; leaving the
+    /// shell (Ctrl-D, `poweroff -f`, Ctrl-A x) powers it off.
+    Shell(crate::shell::ShellArgs),
+    /// The same set-up guest, one command (after `--`): its stdout, stderr and exit status
+    /// passed through (125: the lab could not run it), the guest powered off after.
+    Exec(crate::shell::ExecArgs),
     /// Lists suites and cases.
     List {
         /// As JSON: `{"suites": [{name, default, about, cases: [{id, timeout_s, about}]}]}`.
@@ -72,44 +77,46 @@ pub struct UpArgs {
 impl UpArgs {
     /// The user's tree of `--shadow`, checked (file and line for every problem).
     fn user_tree(&self) -> Result<Option<lab_runner::user_tree::UserTree>> {
-        let Some(dir) = &self.shadow else {
-            return Ok(None);
-        };
-        let mut data = std::collections::BTreeMap::new();
-        for arg in &self.daxdev_data {
-            let (i, file) = lab_runner::user_tree::parse_data_arg(arg)?;
-            if data.insert(i, file).is_some() {
-                anyhow::bail!("--daxdev-data: index {i} given twice");
-            }
-        }
-        let tree = lab_runner::user_tree::UserTree {
-            dir: dir.clone(),
-            data,
-        };
-        let checked = tree.check()?;
-        lab_host::progress!(
-            "famfs-lab: shadow tree {}: {} files, {} directories, valid",
-            dir.display(),
-            checked.files.len(),
-            checked.dirs.len()
-        );
-        Ok(Some(tree))
+        user_tree(self.shadow.as_deref(), &self.daxdev_data)
     }
 }
 
-#[derive(Args, Debug)]
-pub struct ShellArgs {
-    #[command(flatten)]
-    pub kernel: BuildArgs,
-    #[arg(long, default_value = "default")]
-    pub topology: String,
+/// The tree of `--shadow DIR` with its `--daxdev-data`, checked (file and line for every
+/// problem) before anything is built.
+pub(crate) fn user_tree(
+    dir: Option<&std::path::Path>,
+    daxdev_data: &[String],
+) -> Result<Option<lab_runner::user_tree::UserTree>> {
+    let Some(dir) = dir else {
+        return Ok(None);
+    };
+    let mut data = std::collections::BTreeMap::new();
+    for arg in daxdev_data {
+        let (i, file) = lab_runner::user_tree::parse_data_arg(arg)?;
+        if data.insert(i, file).is_some() {
+            anyhow::bail!("--daxdev-data: index {i} given twice");
+        }
+    }
+    let tree = lab_runner::user_tree::UserTree {
+        dir: dir.to_path_buf(),
+        data,
+    };
+    let checked = tree.check()?;
+    lab_host::progress!(
+        "famfs-lab: shadow tree {}: {} files, {} directories, valid",
+        dir.display(),
+        checked.files.len(),
+        checked.dirs.len()
+    );
+    Ok(Some(tree))
 }
 
 impl Lab {
     pub fn run(self, sh: &Shell) -> Result<()> {
         match self {
             Lab::Up(args) => exit_with(up(sh, &args)?),
-            Lab::Shell(args) => shell(sh, &args),
+            Lab::Shell(args) => crate::shell::shell(sh, &args),
+            Lab::Exec(args) => crate::shell::exec(sh, &args),
             Lab::Bench(b) => b.run(sh),
             Lab::TopoFuzz(args) => exit_with(crate::topo_fuzz::run(sh, &args)?),
             Lab::Bisect(args) => exit_with(crate::bisect::run(sh, &args)?),
@@ -228,7 +235,12 @@ pub(crate) struct Prepared {
     pub(crate) accel: lab_vm::AccelChoice,
 }
 
-fn prepare(sh: &Shell, kernel: &BuildArgs, topology: &str, t: &mut Timings) -> Result<Prepared> {
+pub(crate) fn prepare(
+    sh: &Shell,
+    kernel: &BuildArgs,
+    topology: &str,
+    t: &mut Timings,
+) -> Result<Prepared> {
     // Everything cheap first: input, every tool of every stage, the accelerator.
     let topology = load_topology(topology)?;
     prepare_for(sh, kernel, topology, t)
@@ -309,6 +321,7 @@ pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
         ops: args.ops.name().to_string(),
         boot_timeout: Duration::from_secs(args.boot_timeout),
         user_tree,
+        console: Default::default(),
     };
     let (_, expected) = crate::ci::load()?;
     let mut report = t.stage("lab: boot, setup, suites", || {
@@ -341,38 +354,6 @@ pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
         println!("{}", summary.trim_end());
     }
     Ok(report)
-}
-
-fn shell(sh: &Shell, args: &ShellArgs) -> Result<()> {
-    let mut t = Timings::default();
-    let Prepared {
-        topology,
-        kernel,
-        image,
-        accel,
-    } = prepare(sh, &args.kernel, &args.topology, &mut t)?;
-    let run_dir = lab_host::paths::runs_dir().join(format!("shell-{}", run_id()));
-    let cmdline = format!(
-        "{} famfs_lab.shell=1",
-        lab_vm::qemu_args::BASE_KERNEL_CMDLINE
-    );
-    let boot = lab_vm::KernelBoot {
-        kernel: kernel.entry.bzimage(),
-        initramfs: image.path,
-        cmdline,
-    };
-    let mut spec = lab_vm::VmSpec::new(topology, Some(boot), &run_dir, accel.accel);
-    spec.options.serial = lab_vm::SerialOutput::Stdio;
-    lab_host::progress!(
-        "famfs-lab: {}; the guest's console follows (Ctrl-A x quits QEMU)",
-        accel.reason
-    );
-    let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(async {
-        let mut vm = lab_vm::Vm::launch(spec).await?;
-        vm.wait_exit(Duration::from_secs(24 * 3600)).await?;
-        anyhow::Ok(())
-    })
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! `cargo xtask test`: the README's test command (and `.ci/run`'s): host
-//! setup, the unit tests under nextest, then a full `lab up`.
+//! setup, the unit tests under nextest, then a full `lab up`, a sample of random topologies,
+//! and one `lab exec` (`exec_check`).
 
 use anyhow::Result;
 use clap::Args;
@@ -11,6 +12,9 @@ pub struct TestArgs {
     /// Only the unit tests (no VM).
     #[arg(long)]
     pub unit_only: bool,
+    /// Only the end-to-end check of `lab exec` (one guest; no unit tests, no `lab up`).
+    #[arg(long, conflicts_with = "unit_only")]
+    pub exec_only: bool,
     #[command(flatten)]
     pub lab: crate::lab::UpArgs,
 }
@@ -21,6 +25,13 @@ impl TestArgs {
         t.stage("host setup", || {
             crate::host::preflight(sh, crate::host::TEST_STAGES, self.lab.kernel.no_install)
         })?;
+        if self.exec_only {
+            let r = t.stage("lab exec (end to end)", || {
+                crate::exec_check::run(sh, &self.lab.kernel)
+            });
+            lab_host::say::progress_block(&t.table());
+            return r;
+        }
         let profile = if std::env::var_os("CI").is_some() {
             "ci"
         } else {
@@ -61,6 +72,16 @@ impl TestArgs {
             })?;
             if fuzz != 0 {
                 eprintln!("error: topo-fuzz: an accepted topology failed in the guest (see above)");
+                code = lab_report::EXIT_CASES_FAILED;
+            }
+        }
+        if code == 0 {
+            // What `lab shell` and `lab exec` set up, and what `lab exec` passes through.
+            let exec = t.stage("lab exec (end to end)", || {
+                crate::exec_check::run(sh, &self.lab.kernel)
+            });
+            if let Err(e) = exec {
+                eprintln!("error: {e:#}");
                 code = lab_report::EXIT_CASES_FAILED;
             }
         }

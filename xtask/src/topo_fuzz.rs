@@ -257,6 +257,7 @@ fn boot_all(
             ops: crate::ops::Ops::Famfs.name().to_string(),
             boot_timeout: Duration::from_secs(args.boot_timeout),
             user_tree: None,
+            console: Default::default(),
         };
         let what = if refused {
             "refused, booting anyway"

@@ -151,11 +151,32 @@ impl Server {
 
     fn attr_out(&self, n: &Node) -> abi::AttrOut {
         let t = self.fs.attr_timeout;
+        let mut attr = self.fs.attr(n);
+        if let Some(size) = self.size_override(n) {
+            attr.size = size;
+            attr.blocks = size.div_ceil(512);
+        }
         abi::AttrOut {
             attr_valid: t.as_secs(),
             attr_valid_nsec: t.subsec_nanos(),
             dummy: 0,
-            attr: self.fs.attr(n),
+            attr,
+        }
+    }
+
+    /// `--blob-dir`: the size in DIR/PATH.size (decimal), when it exists, is what GETATTR
+    /// reports for file PATH: a server that changes a file's size without a new fmap, a
+    /// SETATTR or an invalidation. An unreadable or malformed file is ignored, and said once.
+    fn size_override(&self, n: &Node) -> Option<u64> {
+        let dir = self.cfg.blob_dir.as_ref()?;
+        let path = dir.join(format!("{}.size", n.path));
+        let text = std::fs::read_to_string(&path).ok()?;
+        match text.trim().parse() {
+            Ok(size) => Some(size),
+            Err(e) => {
+                eprintln!("famfs-fused: {}: not a size ({e}): ignored", path.display());
+                None
+            }
         }
     }
 

@@ -338,6 +338,8 @@ pub const CASES: &[Case] = &[
         "open(O_TRUNC) behaves as truncate to 0: EINVAL by default, size 0 with --allow-resize"),
     fmap("truncate", "size_mismatch", 90,
         "an fmap whose size differs from i_size makes the open and every later access EIO"),
+    fmap("truncate", "attr_size_changed", 90,
+        "GETATTR reports a new size for an open, mapped file (no new fmap): pages mapped before SIGBUS, EIO"),
     fmap("security", "evil_past_end", 120,
         "evil_oob past-end: reads/writes EIO, faults SIGBUS, log line, canaries unchanged"),
     fmap("security", "evil_other_device", 120,

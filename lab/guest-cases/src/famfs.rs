@@ -165,6 +165,9 @@ pub struct Spec {
     /// Serve this existing tree (a user's, `lab up --shadow`) instead of writing one from
     /// `files`; `files` and `slots` must describe it.
     pub existing: Option<PathBuf>,
+    /// Mount here, with the server's files in `<mountpoint>.server/`, instead of under the
+    /// cases' directory (whose stale mounts every case sweeps away): `lab shell`'s mount.
+    pub mountpoint: Option<PathBuf>,
 }
 
 impl Spec {
@@ -181,6 +184,7 @@ impl Spec {
             drop_rawio: false,
             load_native: true,
             existing: None,
+            mountpoint: None,
         }
     }
 
@@ -292,9 +296,16 @@ impl Famfs {
     ) -> Result<std::result::Result<Famfs, StartFailure>> {
         SWEPT.get_or_init(sweep_stale_mounts);
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
-        let dir = Path::new(CASES_DIR).join(format!("{}.{n}", ctx.id));
+        let (dir, mnt) = match &spec.mountpoint {
+            Some(m) => (server_dir(m), m.clone()),
+            None => {
+                let dir = Path::new(CASES_DIR).join(format!("{}.{n}", ctx.id));
+                (dir.clone(), dir.join("mnt"))
+            }
+        };
         let _ = std::fs::remove_dir_all(&dir);
-        let (shadow, mnt, blobs) = (dir.join("shadow"), dir.join("mnt"), dir.join("blobs"));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let (shadow, blobs) = (dir.join("shadow"), dir.join("blobs"));
         std::fs::create_dir_all(&mnt).with_context(|| format!("creating {}", mnt.display()))?;
         std::fs::create_dir_all(&blobs)?;
         let mut slots = Slots::default();
@@ -561,6 +572,12 @@ impl Famfs {
         }
     }
 
+    /// Leaves the server running and mounted after this process ends (`lab shell`'s mount;
+    /// PID 1 reaps it).
+    pub fn detach(mut self) {
+        self.child = None;
+    }
+
     /// Unmounts and waits for the server; an error if it does not end cleanly.
     pub fn stop(mut self) -> Result<()> {
         self.shutdown()
@@ -638,6 +655,13 @@ fn umount(path: &Path, flags: i32) -> std::result::Result<(), i32> {
     } else {
         Err(sys::errno(&std::io::Error::last_os_error()))
     }
+}
+
+/// Where the server of a mount at `mnt` keeps its tree copy, stats and log: `<mnt>.server`.
+pub fn server_dir(mnt: &Path) -> PathBuf {
+    let mut s = mnt.as_os_str().to_os_string();
+    s.push(".server");
+    PathBuf::from(s)
 }
 
 /// Lazily unmounts famfs mounts a killed case left behind (they hold their dax devices).
@@ -721,7 +745,7 @@ pub fn native_available() -> std::result::Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "the famfs_native ops are not in this kernel: modprobe {NATIVE_MODULE} failed ({}); CONFIG_FUSE_DAX_FMAP_NATIVE_TEST / patch 8",
+            "the famfs_native ops are not in this kernel: modprobe {NATIVE_MODULE} failed ({}); CONFIG_FUSE_DAX_FMAP_NATIVE_TEST / patch 10",
             out.trim()
         ))
     }

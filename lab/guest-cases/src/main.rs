@@ -3,6 +3,7 @@
 //! ```text
 //! famfs-lab-cases setup PLAN_JSON     create regions; write the device map
 //! famfs-lab-cases run SUITE.CASE      run one case (exit 0 pass, 1 fail, 77 skip)
+//! famfs-lab-cases mount SHADOW MNT    serve a shadow tree at MNT and leave it mounted
 //! famfs-lab-cases list                print the catalog
 //! ```
 
@@ -24,6 +25,7 @@ mod security;
 mod selftest;
 mod setup;
 mod shared;
+mod shell_mount;
 mod smoke;
 mod stress;
 mod sys;
@@ -106,13 +108,20 @@ fn dispatch(args: &[String]) -> Result<Outcome> {
                 other => bail!("suite {other} has no guest implementation"),
             }
         }
+        ["mount", shadow, mnt] => {
+            let (_, map) = load()?;
+            let ctx = famfs::Ctx::new("shell", &map);
+            shell_mount::run(shadow, mnt, &ctx)
+        }
         ["list"] => {
             for c in catalog::CASES {
                 println!("{:40} {:>4}s  {}", c.id(), c.timeout_s, c.about);
             }
             Ok(Outcome::Pass)
         }
-        _ => bail!("usage: famfs-lab-cases setup PLAN_JSON | run SUITE.CASE | list"),
+        _ => bail!(
+            "usage: famfs-lab-cases setup PLAN_JSON | run SUITE.CASE | mount SHADOW MNT | list"
+        ),
     }
 }
 

@@ -137,6 +137,30 @@ pub fn size_of(path: &Path) -> std::result::Result<u64, i32> {
         .map_err(|e| errno(&e))
 }
 
+/// The size from a GETATTR sent now (statx with AT_STATX_FORCE_SYNC: no cached attributes),
+/// or the errno.
+pub fn size_synced(path: &Path) -> std::result::Result<u64, i32> {
+    let c =
+        std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| libc::EINVAL)?;
+    // SAFETY: an all-zero statx is a valid value to be filled.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a statx buffer of the right type.
+    let r = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_STATX_FORCE_SYNC,
+            libc::STATX_SIZE,
+            &mut stx,
+        )
+    };
+    if r == 0 {
+        Ok(stx.stx_size)
+    } else {
+        Err(errno(&std::io::Error::last_os_error()))
+    }
+}
+
 /// The inode number of an open file.
 pub fn ino(f: &File) -> Result<u64> {
     use std::os::unix::fs::MetadataExt;

@@ -20,6 +20,7 @@ pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
         "grow" => grow(ctx),
         "o_trunc" => o_trunc(ctx),
         "size_mismatch" => size_mismatch(ctx),
+        "attr_size_changed" => attr_size_changed(ctx),
         _ => bail!("no truncate case {name:?}"),
     }
 }
@@ -381,6 +382,64 @@ fn o_trunc(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         drop((m, f, r));
         fs.stop()?;
     }
+    Ok(c.outcome())
+}
+
+/// The server reports a new size in GETATTR for a file that is open and mapped, without a new
+/// fmap, a SETATTR or an invalidation: the kernel must mark the file bad and unmap it at once,
+/// so a page mapped before the change stops working too (not only new faults).
+fn attr_size_changed(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    let mut a = AreaAlloc::new(READ_AREA);
+    let map = simple_map(&mut a, &[(0, 4 * MIB)], 3 * MIB).context("read area full")?;
+    let mut spec = Spec::new(&ctx.ops()?, ctx.slots(1)?).file("m", map);
+    spec.blob_dir = true;
+    let fs = Famfs::start(ctx, spec)?;
+    let f = open_rw(&fs, "m")?;
+    let m = Mapping::shared(&f, 0, 3 * MIB as usize, false).context("mmap")?;
+    m.advise(libc::MADV_NOHUGEPAGE)?;
+    let first = fs.expected("m", 0, 1)?[0];
+    let second = fs.expected("m", PAGE, 1)?[0];
+    c.touch("m: page 0 mapped before the size change", m.ptr(), first);
+    c.eq(
+        "m: the size before",
+        sys::size_synced(&fs.path("m")),
+        Ok(3 * MIB),
+    );
+    let mut kmsg = Kmsg::open()?;
+    sys::ratelimit_quiet();
+    std::fs::write(fs.blobs.join("m.size"), format!("{}\n", 2 * MIB))
+        .context("writing the server's size override")?;
+    c.eq(
+        "m: GETATTR now reports 2 MiB",
+        sys::size_synced(&fs.path("m")),
+        Ok(2 * MIB),
+    );
+    match kmsg.wait_for("without a new fmap", Duration::from_secs(3)) {
+        Some(l) => c.pass(format!("kernel log: {l}")),
+        None => c.fail("no kernel log line about a size change without a new fmap"),
+    }
+    // The page mapped before: its PTE must be gone, or the stale map keeps working.
+    c.access(
+        "m: load at 0 (mapped before the size change)",
+        sys::probe_read_here(m.ptr())?,
+        Access::Signal(libc::SIGBUS),
+    );
+    c.access(
+        "m: load at 4 KiB (never mapped)",
+        sys::probe_read_here(m.ptr().wrapping_add(PAGE as usize))?,
+        Access::Signal(libc::SIGBUS),
+    );
+    c.errno("m: pread", &sys::pread(&f, 0, 10), libc::EIO);
+    // A write that wrongly goes through would store the byte already there: nothing changes.
+    c.errno(
+        "m: pwrite",
+        &sys::pwrite_once(&f, PAGE, &[second]),
+        libc::EIO,
+    );
+    drop(m);
+    drop(f);
+    fs.stop()?;
     Ok(c.outcome())
 }
 

@@ -32,6 +32,8 @@ pub struct BuildRequest {
     pub mutant: Option<crate::mutant::Mutant>,
     /// A step of a bisection: another series (and source) in the bisection's own work tree.
     pub step: Option<BisectStep>,
+    /// Take the kernel from the cache or fail: never build (`lab exec --mutant`).
+    pub cached_only: bool,
 }
 
 /// What one step of a bisection (`lab bisect`) builds instead of the kernel's source and
@@ -202,6 +204,12 @@ pub fn build(sh: &Shell, req: &BuildRequest, t: &mut Timings) -> Result<BuiltKer
             });
         }
     }
+    if req.cached_only {
+        bail!(
+            "kernel {label} is not in the cache (key {key}) and this verb does not build one; \
+             `cargo xtask kernel mutate` (or `kernel build`) builds it"
+        );
+    }
     let _lock =
         lab_host::lock::exclusive(&req.cache_root.join("kernel-build.lock"), "a kernel build")?;
     let work = req.cache_root.join("work").join(sanitize(&label));
@@ -328,6 +336,11 @@ fn stem(p: &Path) -> String {
     p.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+/// The work tree (`src/`, `build/`) a kernel of `label` is built in.
+pub fn work_dir(cache_root: &Path, label: &str) -> PathBuf {
+    cache_root.join("work").join(sanitize(label))
 }
 
 fn sanitize(label: &str) -> String {

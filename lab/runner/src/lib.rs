@@ -3,6 +3,7 @@
 //! window, do the host's checks, scan the rest of the serial log for splats
 //! (boot, setup, between cases, power off), and assemble the report.
 
+pub mod bringup;
 pub mod host_bytes;
 pub mod kvm_guard;
 pub mod leaks;
@@ -10,5 +11,6 @@ pub mod markers;
 pub mod multi;
 pub mod plan;
 pub mod run;
+pub mod shell;
 pub mod user_tree;
 pub mod whole_log;

@@ -43,6 +43,19 @@ pub struct RunRequest {
     pub boot_timeout: Duration,
     /// A shadow tree the user brought (`lab up --shadow`), for the `shadow` suite.
     pub user_tree: Option<crate::user_tree::UserTree>,
+    /// Where the console goes and whether QEMU's gdb stub listens (a run: `serial.log` only).
+    pub console: Console,
+}
+
+/// How the guest's console and debugger are wired.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Console {
+    /// The console on this process's terminal as well as in `serial.log` (`lab shell`).
+    pub terminal: bool,
+    /// QEMU's gdb stub on `127.0.0.1:PORT`.
+    pub gdb_port: Option<u16>,
+    /// QEMU's `vmcoreinfo` device, so a memory dump carries the guest's vmcoreinfo (drgn).
+    pub vmcoreinfo: bool,
 }
 
 /// `meta` key present when kmemleak was cleared after setup (and is checked at the end).
@@ -66,30 +79,11 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
         return crate::multi::run(req, started_at);
     }
     let planned = plan::select(&req.suites, &req.cases, &req.kernel, req.topology.hosts)?;
-    std::fs::create_dir_all(req.run_dir.join("results"))?;
-    std::fs::write(
-        req.run_dir.join("topology.yaml"),
-        serde_norway::to_string(&req.topology)?,
-    )?;
-    let backings = prepare_bytes(req, &planned, &[req.run_dir.join("results")])?;
-    let user = match &req.user_tree {
-        Some(u) => {
-            let tree = u.check()?;
-            u.stage(&req.run_dir.join("results"))?;
-            Some((u, tree))
-        }
-        None => None,
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let (backings, user) = stage_host(req, &planned)?;
+    let user = user.as_ref().map(|(u, t)| (u, t));
+    let rt = runtime()?;
     let start = Instant::now();
-    let (mut session, accel) = rt.block_on(async {
-        lab_vm::process_cleanup::install_signal_cleanup()
-            .context("installing the Ctrl-C handler")?;
-        crate::kvm_guard::boot_guarded(req, req.topology.clone(), &req.run_dir).await
-    })?;
+    let (mut session, accel) = boot(req, &rt)?;
     let mut meta = BTreeMap::new();
     if accel != req.accel {
         meta.insert("accel_fallback".into(), accel.reason.clone());
@@ -116,7 +110,7 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
                 req,
                 &planned,
                 &backings,
-                user.as_ref().map(|(u, t)| (*u, t)),
+                user,
                 &rt,
                 start,
                 &mut meta,
@@ -150,6 +144,50 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
     lab_report::write_run_dir(&req.run_dir, &report)?;
     host_bytes::discard_after(&req.run_dir, &backings, report.failed());
     Ok(report)
+}
+
+/// The host's part before boot: the run directory with its topology, the backing files with
+/// the planned cases' bytes, and the user's tree checked and copied into the results share.
+pub(crate) fn stage_host(
+    req: &RunRequest,
+    planned: &[Planned],
+) -> Result<(Backings, Option<(UserTree, ShadowTree)>)> {
+    std::fs::create_dir_all(req.run_dir.join("results"))?;
+    std::fs::write(
+        req.run_dir.join("topology.yaml"),
+        serde_norway::to_string(&req.topology)?,
+    )?;
+    let backings = prepare_bytes(req, planned, &[req.run_dir.join("results")])?;
+    let user = match &req.user_tree {
+        Some(u) => {
+            let tree = u.check()?;
+            u.stage(&req.run_dir.join("results"))?;
+            Some((u.clone(), tree))
+        }
+        None => None,
+    };
+    Ok((backings, user))
+}
+
+/// The runtime QEMU and QMP run on.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// Boots the run's one guest through the KVM guard (QEMU is killed on Ctrl-C); returns the
+/// session and the accelerator it really runs under.
+pub(crate) fn boot(
+    req: &RunRequest,
+    rt: &tokio::runtime::Runtime,
+) -> Result<(Session, AccelChoice)> {
+    rt.block_on(async {
+        lab_vm::process_cleanup::install_signal_cleanup()
+            .context("installing the Ctrl-C handler")?;
+        crate::kvm_guard::boot_guarded(req, req.topology.clone(), &req.run_dir).await
+    })
 }
 
 /// Creates the backing files in the run directory and writes the bytes the planned cases
@@ -222,6 +260,14 @@ pub(crate) async fn boot_at(
     };
     let mut spec = VmSpec::new(topology, Some(boot), dir, accel.accel);
     spec.options.results_dir = Some(dir.join("results"));
+    if req.console.terminal {
+        spec.options.serial = lab_vm::SerialOutput::Terminal(dir.join("serial.log"));
+    }
+    spec.options.gdb_port = req.console.gdb_port;
+    if req.console.vmcoreinfo {
+        spec.extra_args
+            .extend(["-device".into(), "vmcoreinfo".into()]);
+    }
     let vm = Vm::launch(spec).await.context("starting QEMU")?;
     let serial = vm
         .serial_log()
@@ -379,7 +425,7 @@ pub(crate) fn print_case(r: &CaseReport, case: &Case) {
     );
 }
 
-fn setup(agent: &AgentClient, req: &RunRequest) -> Result<DeviceMap> {
+pub(crate) fn setup(agent: &AgentClient, req: &RunRequest) -> Result<DeviceMap> {
     setup_at(agent, &req.topology, &req.run_dir)
 }
 

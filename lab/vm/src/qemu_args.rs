@@ -22,6 +22,10 @@ pub enum SerialOutput {
     File(PathBuf),
     /// The terminal, with the QEMU monitor multiplexed (Ctrl-A c; Ctrl-A x quits).
     Stdio,
+    /// The terminal as with [`SerialOutput::Stdio`], and everything the guest prints also
+    /// written to this file (QEMU's `logfile=`): `lab shell`'s console, tailed like a run's.
+    /// Ctrl-C goes to the guest (`signal=off`), not to QEMU.
+    Terminal(PathBuf),
 }
 
 /// Direct kernel boot.
@@ -42,6 +46,8 @@ pub struct QemuOptions {
     pub results_dir: Option<PathBuf>,
     /// `-S`: create the machine but do not start the vCPUs until QMP `cont`.
     pub start_paused: bool,
+    /// QEMU's gdb stub on `127.0.0.1:PORT` (`-gdb tcp:...`).
+    pub gdb_port: Option<u16>,
 }
 
 impl QemuOptions {
@@ -53,6 +59,7 @@ impl QemuOptions {
             agent_socket: run_dir.join("agent.sock"),
             results_dir: None,
             start_paused: false,
+            gdb_port: None,
         }
     }
 }
@@ -134,6 +141,17 @@ pub fn qemu_args(
             a.opt("-serial", "chardev:serial0");
         }
         SerialOutput::Stdio => a.opt("-serial", "mon:stdio"),
+        SerialOutput::Terminal(log) => {
+            let mut dev = OsString::from("stdio,id=serial0,mux=on,signal=off,");
+            dev.push(opt_path("logfile=", log));
+            dev.push(",logappend=off");
+            a.opt("-chardev", dev);
+            a.opt("-serial", "chardev:serial0");
+            a.opt("-mon", "chardev=serial0,mode=readline");
+        }
+    }
+    if let Some(port) = options.gdb_port {
+        a.opt("-gdb", format!("tcp:127.0.0.1:{port}"));
     }
     a.opt("-chardev", socket_chardev("qmp", &options.qmp_socket));
     a.opt("-mon", "chardev=qmp,mode=control");
@@ -281,6 +299,39 @@ mod tests {
         assert!(s.contains("-accel kvm -cpu host -m 512M -smp 1 -S "), "{s}");
         assert!(s.contains("-serial mon:stdio"), "{s}");
         assert!(!s.contains("-kernel") && !s.contains("cxl-"), "{s}");
+    }
+
+    #[test]
+    fn terminal_console_is_logged_and_gdb_listens_on_loopback() {
+        let mut o = QemuOptions::in_run_dir(Path::new("/r"));
+        o.serial = SerialOutput::Terminal(PathBuf::from("/r/serial.log"));
+        o.gdb_port = Some(41234);
+        let s = joined(&qemu_args(
+            &topology(),
+            None,
+            Path::new("/r"),
+            Accel::Tcg,
+            &o,
+        ));
+        assert!(
+            s.contains(
+                "-chardev stdio,id=serial0,mux=on,signal=off,logfile=/r/serial.log,logappend=off \
+                 -serial chardev:serial0 -mon chardev=serial0,mode=readline"
+            ),
+            "{s}"
+        );
+        assert!(s.contains("-gdb tcp:127.0.0.1:41234"), "{s}");
+        let plain = joined(&qemu_args(
+            &topology(),
+            None,
+            Path::new("/r"),
+            Accel::Tcg,
+            &QemuOptions::in_run_dir(Path::new("/r")),
+        ));
+        assert!(
+            !plain.contains("-gdb") && !plain.contains("stdio"),
+            "{plain}"
+        );
     }
 
     #[test]

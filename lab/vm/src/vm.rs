@@ -73,6 +73,7 @@ impl Vm {
             }
             // Interactive: QEMU must stay in the terminal's foreground group to read it.
             SerialOutput::Stdio => (None, false),
+            SerialOutput::Terminal(log) => (Some(SerialLog::new(log)), false),
         };
         let child = cmd
             .spawn()
@@ -117,7 +118,8 @@ impl Vm {
         &self.run_dir
     }
 
-    /// The serial log (absent with [`SerialOutput::Stdio`]).
+    /// The serial log (absent with [`SerialOutput::Stdio`]; QEMU's `logfile` with
+    /// [`SerialOutput::Terminal`]).
     pub fn serial_log(&self) -> Option<&SerialLog> {
         self.serial.as_ref()
     }

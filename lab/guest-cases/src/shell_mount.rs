@@ -1,0 +1,47 @@
+//! `famfs-lab-cases mount SHADOW MNT`: `lab shell`'s (and `lab exec`'s) mount. famfs-fused
+//! serves the shadow tree SHADOW (the host wrote its files' device bytes after setup) at MNT
+//! with the ops of `FAMFS_LAB_OPS`, started as the cases start it ([`crate::famfs`]: the dax
+//! devices bound to fsdev_dax, the native module loaded for `famfs_native`), and is left
+//! running after this command ends.
+
+use crate::famfs::{server_dir, Ctx, Famfs, FileSpec, Spec, Target};
+use crate::Outcome;
+use anyhow::{Context, Result};
+use famfs_lab_cases::user_tree;
+use std::path::Path;
+
+pub fn run(shadow: &str, mnt: &str, ctx: &Ctx<'_>) -> Result<Outcome> {
+    let dir = Path::new(shadow);
+    let tree = famfs_shadow::load(dir).map_err(|e| anyhow::anyhow!("{shadow}: {e}"))?;
+    let slots = user_tree::slots(&tree.daxdevs, ctx.map)?;
+    let mut spec = Spec::new(
+        &ctx.ops()?,
+        slots
+            .0
+            .iter()
+            .map(|(&i, d)| (i, Target::Dax(d.name.clone())))
+            .collect(),
+    );
+    spec.existing = Some(dir.to_path_buf());
+    spec.mountpoint = Some(mnt.into());
+    spec.files = tree
+        .files
+        .iter()
+        .map(|f| FileSpec {
+            path: f.path.clone(),
+            map: f.map.clone(),
+            shared: f.attrs.shared(),
+        })
+        .collect();
+    let fs = Famfs::start(ctx, spec).with_context(|| format!("mounting {shadow} at {mnt}"))?;
+    println!(
+        "mounted {mnt}: {} files, ops {}; server log {}, stats {}",
+        tree.files.len(),
+        fs.spec.ops,
+        fs.log_path.display(),
+        fs.stats_path.display()
+    );
+    println!("server files in {}", server_dir(Path::new(mnt)).display());
+    fs.detach();
+    Ok(Outcome::Pass)
+}
