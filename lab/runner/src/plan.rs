@@ -21,6 +21,9 @@ pub struct Planned {
 pub struct KernelFeatures {
     pub name: String,
     pub fmap: bool,
+    /// The kernel's compiled BPF selftests (its cache entry's `bpf-selftests/`), when its
+    /// tree has them.
+    pub bpf_selftests: Option<std::path::PathBuf>,
 }
 
 impl KernelFeatures {
@@ -28,7 +31,15 @@ impl KernelFeatures {
         KernelFeatures {
             name: name.to_string(),
             fmap: config.lines().any(|l| l.trim() == "CONFIG_FUSE_DAX_FMAP=y"),
+            bpf_selftests: None,
         }
+    }
+
+    /// With the BPF selftests compiled into `dir` (a cache entry's `bpf-selftests/`), if it
+    /// exists: a kernel whose tree had none has no such directory.
+    pub fn with_bpf_selftests(mut self, dir: std::path::PathBuf) -> Self {
+        self.bpf_selftests = dir.is_dir().then_some(dir);
+        self
     }
 }
 
@@ -98,10 +109,16 @@ fn skip_reason(case: &Case, kernel: &KernelFeatures) -> Option<String> {
     match case.needs {
         Needs::Nothing => None,
         Needs::FmapKernel if kernel.fmap => None,
-        Needs::FmapKernel => Some(format!(
+        Needs::FmapKernel | Needs::BpfSelftests if !kernel.fmap => Some(format!(
             "kernel {} has no CONFIG_FUSE_DAX_FMAP (the famfs-bpf series)",
             kernel.name
         )),
+        Needs::BpfSelftests if kernel.bpf_selftests.is_none() => Some(format!(
+            "kernel {} has no compiled BPF selftests of the series: its tree has no \
+             tools/testing/selftests/bpf/progs/fuse_dax_fmap*.c (or its cache entry predates them)",
+            kernel.name
+        )),
+        Needs::FmapKernel | Needs::BpfSelftests => None,
     }
 }
 
@@ -192,6 +209,21 @@ mod tests {
     fn fmap_feature_is_read_from_the_config() {
         assert!(!stock().fmap);
         assert!(KernelFeatures::from_config("k", "CONFIG_X=y\nCONFIG_FUSE_DAX_FMAP=y\n").fmap);
+    }
+
+    #[test]
+    fn bpf_selftests_need_the_series_and_its_compiled_selftests() {
+        let id = "bpf_selftests.programs";
+        let why = skip_excuse(id, &stock(), 1).unwrap_or_default();
+        assert!(why.contains("CONFIG_FUSE_DAX_FMAP"), "{why}");
+        let fmap = KernelFeatures::from_config("famfs-bpf", "CONFIG_FUSE_DAX_FMAP=y\n");
+        let gone = tempfile::tempdir().unwrap().path().join("bpf-selftests");
+        let without = fmap.clone().with_bpf_selftests(gone);
+        let why = skip_excuse(id, &without, 1).unwrap_or_default();
+        assert!(why.contains("fuse_dax_fmap*.c"), "{why}");
+        let dir = tempfile::tempdir().unwrap();
+        let with = fmap.with_bpf_selftests(dir.path().to_path_buf());
+        assert_eq!(skip_excuse(id, &with, 1), None);
     }
 
     #[test]
