@@ -63,7 +63,7 @@ fn programs(dir: &Path) -> Result<Outcome> {
                 .collect(),
         })
         .collect();
-    let previous = libbpf_rs::set_print(Some((PrintLevel::Debug, capture)));
+    let previous = libbpf_rs::set_print(Some((PrintLevel::Info, capture)));
     for obj in &manifest.objects {
         let stem = obj.strip_suffix(".bpf.o").unwrap_or(obj);
         let file = dir.join(obj);
@@ -188,6 +188,13 @@ fn specs(stem: &str, bytes: &[u8]) -> Result<Vec<Spec>> {
 /// whether the load succeeded and what libbpf printed. The object is closed again at once.
 fn load_one(bytes: &[u8], spec: &Spec, aux: &[String]) -> Result<(bool, String)> {
     let _ = take_log();
+    // libbpf prints a successful load's log (`__log_level`) at debug level, a failed one's
+    // as a warning; its debug chatter would bury the verifier's last words otherwise.
+    let level = match spec.log_level {
+        Some(_) => PrintLevel::Debug,
+        None => PrintLevel::Info,
+    };
+    libbpf_rs::set_print(Some((level, capture)));
     let mut open = ObjectBuilder::default()
         .open_memory(bytes)
         .with_context(|| format!("opening the object of {}", spec.prog))?;
@@ -200,12 +207,8 @@ fn load_one(bytes: &[u8], spec: &Spec, aux: &[String]) -> Result<(bool, String)>
             }
         }
     }
-    let result = open.load();
-    let mut log = take_log();
-    if let Err(e) = &result {
-        log.push_str(&format!("\n{e:#}\n"));
-    }
-    Ok((result.is_ok(), log))
+    let loaded = open.load().is_ok();
+    Ok((loaded, take_log()))
 }
 
 /// The last [`st::LOG_TAIL`] lines of the verifier log (or of what libbpf said).

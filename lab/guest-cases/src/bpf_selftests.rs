@@ -211,12 +211,20 @@ pub fn judge(spec: &Spec, loaded: bool, log: &str) -> Verdict {
     Verdict::Pass
 }
 
-/// The last non-empty line of the log that is not libbpf's framing.
+/// What made the load fail, in one line: the verifier's last words (its log's last line but
+/// the instruction count) or else libbpf's last complaint.
 fn last_words(log: &str) -> Option<&str> {
+    const END: &str = "-- END PROG LOAD LOG --";
+    let useful = |l: &&str| !l.is_empty() && !l.starts_with("processed ");
+    if let Some(end) = log.rfind(END) {
+        let begin = log[..end].rfind("-- BEGIN PROG LOAD LOG --").unwrap_or(0);
+        return log[begin..end].lines().rev().map(str::trim).find(useful);
+    }
     log.lines()
         .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !l.contains("PROG LOAD LOG") && !l.starts_with("libbpf:"))
+        .map(|l| l.trim().trim_start_matches("libbpf: "))
+        .filter(|l| !l.starts_with("failed to load object"))
+        .find(useful)
 }
 
 /// One program's result, as the guest prints it and the host reads it back.
@@ -351,15 +359,25 @@ mod tests {
                 "comment:2:test_expect_msg=R3 is not a const",
             ]),
         );
-        let log = "0: R1=ctx()\n1: call kfunc\nR3 is not a const\nprocessed 4 insns\n";
+        let log = "libbpf: prog 'p': -- BEGIN PROG LOAD LOG --\n0: R1=ctx()\n1: call kfunc\n\
+                   R3 is not a const\nprocessed 4 insns\n-- END PROG LOAD LOG --\n\
+                   libbpf: failed to load object 'o'\n";
         assert_eq!(judge(&fail, false, log), Verdict::Pass);
         assert!(matches!(judge(&fail, true, ""), Verdict::Fail(r) if r.contains("accepted")));
-        let Verdict::Fail(why) = judge(&fail, false, "R2 is not a const\nprocessed 4 insns\n")
-        else {
+        let other = log.replace("R3", "R2");
+        let Verdict::Fail(why) = judge(&fail, false, &other) else {
             panic!("a different message must fail");
         };
         assert!(why.contains("lacks \"R3 is not a const\""), "{why}");
-        assert!(why.contains("processed 4 insns"), "{why}");
+        assert!(why.contains("last line: R2 is not a const"), "{why}");
+        let Verdict::Fail(why) = judge(
+            &fail,
+            false,
+            "libbpf: extern 'k' not found\nlibbpf: failed to load object 'o'\n",
+        ) else {
+            panic!("no verifier log must fail");
+        };
+        assert!(why.contains("last line: extern 'k' not found"), "{why}");
 
         let ok = parse_spec("q", &[]);
         assert_eq!(judge(&ok, true, ""), Verdict::Pass);
