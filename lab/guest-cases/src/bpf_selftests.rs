@@ -403,7 +403,7 @@ mod tests {
 
     #[test]
     fn result_lines_round_trip() {
-        let results = vec![
+        let results = [
             ProgResult {
                 name: "a".into(),
                 verdict: Verdict::Pass,
