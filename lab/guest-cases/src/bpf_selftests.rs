@@ -12,6 +12,8 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The suite's name.
+pub const SUITE: &str = "bpf_selftests";
 /// The staged objects' directory in the results share (and in the kernel's cache entry).
 pub const STAGED: &str = "bpf-selftests";
 /// The manifest in [`STAGED`].

@@ -492,6 +492,17 @@ pub fn find(id: &str) -> Option<&'static Case> {
     all().find(|c| c.id() == id)
 }
 
+/// The case that runs `id`: the case itself, or for `bpf_selftests.<program>` (a program the
+/// host reports as a case of its own) the suite's one guest case, which loads them all.
+pub fn resolve(id: &str) -> Option<&'static Case> {
+    find(id).or_else(|| {
+        let (suite, program) = id.split_once('.')?;
+        (suite == "bpf_selftests" && !program.is_empty())
+            .then(|| find("bpf_selftests.programs"))
+            .flatten()
+    })
+}
+
 /// The suite named `name`.
 pub fn suite(name: &str) -> Option<&'static Suite> {
     SUITES.iter().find(|s| s.name == name)
@@ -591,6 +602,16 @@ mod tests {
             }
         }
         assert_eq!(hosts_needed(&Hosts::One), 1);
+    }
+
+    #[test]
+    fn a_bpf_selftest_program_resolves_to_the_suites_case() {
+        let programs = find("bpf_selftests.programs");
+        assert!(programs.is_some());
+        assert_eq!(resolve("bpf_selftests.parse_blob_oob"), programs);
+        assert_eq!(resolve("smoke.memdevs"), find("smoke.memdevs"));
+        assert_eq!(resolve("bpf_selftests."), None);
+        assert_eq!(resolve("open.no_such_case"), None);
     }
 
     #[test]

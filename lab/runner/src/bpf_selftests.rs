@@ -10,6 +10,8 @@ use std::path::Path;
 
 /// The name under which a failed header setup is reported.
 const SETUP: &str = "setup";
+/// How the suite's one guest case is asked for.
+const WHOLE: &str = "--case bpf_selftests.programs";
 
 /// Copies the objects of `compiled` into `results/bpf-selftests/` and writes the manifest:
 /// every `NAME.bpf.o` to load, every `NAME.err` (and `setup.err`) as a compile error.
@@ -70,11 +72,36 @@ pub fn expand(r: CaseReport) -> Vec<CaseReport> {
             c.reason = reason;
             c.diagnostics = p.log;
             if outcome.is_failure() {
-                c.reproduce = r.reproduce.clone();
+                let own = format!("--case {}.{}", st::SUITE, c.name);
+                c.reproduce = r.reproduce.as_ref().map(|s| s.replace(WHOLE, &own));
             }
             c
         })
         .collect()
+}
+
+/// The reports of the programs `--case bpf_selftests.<program>` asked for, when the run was
+/// asked for programs by name (all of them run; the others are left out of the report).
+pub fn only_asked(reports: Vec<CaseReport>, cases: &[String]) -> Vec<CaseReport> {
+    let prefix = format!("{}.", st::SUITE);
+    let named: Vec<&str> = cases
+        .iter()
+        .filter_map(|c| c.strip_prefix(prefix.as_str()))
+        .collect();
+    if named.is_empty() || named.contains(&"programs") {
+        return reports;
+    }
+    let kept: Vec<CaseReport> = reports
+        .iter()
+        .filter(|r| named.contains(&r.name.as_str()))
+        .cloned()
+        .collect();
+    // A name no program has: the whole picture, so the mistake shows.
+    if kept.is_empty() {
+        reports
+    } else {
+        kept
+    }
 }
 
 #[cfg(test)]
@@ -143,7 +170,20 @@ mod tests {
         );
         assert_eq!(out[1].reason.as_deref(), Some("the verifier accepted it"));
         assert_eq!(out[1].diagnostics, ["processed 3 insns"]);
-        assert!(out[1].reproduce.is_some() && out[0].reproduce.is_none());
+        assert_eq!(
+            out[1].reproduce.as_deref(),
+            Some("cargo xtask lab up --case bpf_selftests.b")
+        );
+        assert!(out[0].reproduce.is_none());
+        let asked = ["bpf_selftests.b".to_string(), "smoke.memdevs".to_string()];
+        let only = only_asked(out.clone(), &asked);
+        assert_eq!(only.len(), 1);
+        assert_eq!(only[0].name, "b");
+        assert_eq!(only_asked(out.clone(), &[]).len(), 3);
+        let whole = ["bpf_selftests.programs".to_string()];
+        assert_eq!(only_asked(out.clone(), &whole).len(), 3);
+        let typo = ["bpf_selftests.zz".to_string()];
+        assert_eq!(only_asked(out.clone(), &typo).len(), 3);
         assert_eq!(out[0].duration_ms, 300);
     }
 

@@ -59,13 +59,15 @@ pub fn select(
         }
     }
     for c in cases {
-        if catalog::find(c).is_none() {
+        if catalog::resolve(c).is_none() {
             bail!("no case {c:?}; cases are SUITE.NAME, e.g. smoke.memdevs (`cargo xtask lab list` shows them)");
         }
     }
     let chosen = catalog::CASES.iter().filter(|c| {
         if !cases.is_empty() {
-            cases.iter().any(|id| *id == c.id())
+            cases
+                .iter()
+                .any(|id| catalog::resolve(id).is_some_and(|r| r.id() == c.id()))
         } else if !suites.is_empty() {
             suites.iter().any(|s| s == c.suite)
         } else if hosts > 1 {
@@ -88,7 +90,7 @@ pub fn select(
 /// for ids that are not catalog cases): a SKIP of such a case is the case's own, and fails the
 /// run unless `ci/expected/<kernel>.yaml` lists it. The same reasons [`select`] skips with.
 pub fn skip_excuse(case_id: &str, kernel: &KernelFeatures, hosts: u32) -> Option<String> {
-    let case = catalog::find(case_id)?;
+    let case = catalog::resolve(case_id)?;
     hosts_reason(case, hosts).or_else(|| skip_reason(case, kernel))
 }
 

@@ -369,7 +369,9 @@ fn drive(
         let dead = r.outcome == Outcome::Error && !agent.is_connected();
         // The BPF selftests' case reports each program as a case of its own.
         let reports = match p.case.host {
-            HostPart::BpfSelftests => crate::bpf_selftests::expand(r),
+            HostPart::BpfSelftests => {
+                crate::bpf_selftests::only_asked(crate::bpf_selftests::expand(r), &req.cases)
+            }
             _ => vec![r],
         };
         for r in reports {
