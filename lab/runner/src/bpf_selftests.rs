@@ -8,8 +8,6 @@ use famfs_lab_cases::bpf_selftests::{self as st, CompileError, Manifest, Verdict
 use lab_report::{CaseReport, Outcome};
 use std::path::Path;
 
-/// The name under which a failed header setup is reported.
-const SETUP: &str = "setup";
 /// How the suite's one guest case is asked for.
 const WHOLE: &str = "--case bpf_selftests.programs";
 
@@ -34,12 +32,9 @@ pub fn stage(compiled: &Path, results: &Path) -> Result<Manifest> {
         } else if let Some(stem) = name.strip_suffix(".err") {
             let message = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {}", path.display()))?;
+            // `setup.err`: the headers could not be made; reported as `bpf_selftests.setup`.
             manifest.errors.push(CompileError {
-                name: if stem == "setup" {
-                    SETUP.into()
-                } else {
-                    stem.into()
-                },
+                name: stem.into(),
                 message,
             });
         }
