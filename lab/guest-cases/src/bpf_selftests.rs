@@ -220,7 +220,13 @@ fn last_words(log: &str) -> Option<&str> {
     let useful = |l: &&str| !l.is_empty() && !l.starts_with("processed ");
     if let Some(end) = log.rfind(END) {
         let begin = log[..end].rfind("-- BEGIN PROG LOAD LOG --").unwrap_or(0);
-        return log[begin..end].lines().rev().map(str::trim).find(useful);
+        let block = &log[begin..end];
+        // Newer verifiers explain a rejection after it ("Verification failed: ...", source
+        // and instruction context, a suggestion): the rejection itself comes before.
+        let block = block
+            .find("\nVerification failed:")
+            .map_or(block, |cut| &block[..cut]);
+        return block.lines().rev().map(str::trim).find(useful);
     }
     log.lines()
         .rev()
@@ -380,6 +386,16 @@ mod tests {
             panic!("no verifier log must fail");
         };
         assert!(why.contains("last line: extern 'k' not found"), "{why}");
+        let explained = log.replace(
+            "processed 4 insns\n",
+            "\nVerification failed: bounds: the access is outside\n  Suggestion:\n    \
+             Add a check.\nprocessed 4 insns\n",
+        );
+        let ok = parse_spec("q", &[]);
+        let Verdict::Fail(why) = judge(&ok, false, &explained) else {
+            panic!("a rejection must fail a __success program");
+        };
+        assert!(why.ends_with("R3 is not a const"), "{why}");
 
         let ok = parse_spec("q", &[]);
         assert_eq!(judge(&ok, true, ""), Verdict::Pass);
