@@ -40,6 +40,10 @@ pub enum HostPart {
     /// `lab up --shadow DIR`: after setup the host writes the device bytes of the user's tree
     /// and what each of its files must read ([`crate::user_tree`]); no fill.
     UserTree,
+    /// `bpf_selftests`: before boot the host stages the kernel's compiled BPF selftests and
+    /// their manifest in the results share ([`crate::bpf_selftests`]); after the case it
+    /// reports each program as a case of its own.
+    BpfSelftests,
 }
 
 /// What the outcome is expected to be.
@@ -56,6 +60,9 @@ pub enum Needs {
     Nothing,
     /// The famfs-bpf series (FUSE_DAX_FMAP).
     FmapKernel,
+    /// The famfs-bpf series and its BPF selftests in the kernel tree
+    /// (`tools/testing/selftests/bpf/progs/fuse_dax_fmap*.c`), compiled with the kernel.
+    BpfSelftests,
 }
 
 /// Which guests a case runs on.
@@ -146,6 +153,11 @@ pub const SUITES: &[Suite] = &[
         name: "selftest",
         default: false,
         about: "the lab's own failure handling: hang, panic, failure",
+    },
+    Suite {
+        name: "bpf_selftests",
+        default: true,
+        about: "the kernel tree's BPF selftests of fuse_dax_fmap_ops, each program loaded as annotated (one case per program)",
     },
     Suite {
         name: "open",
@@ -280,6 +292,18 @@ pub const CASES: &[Case] = &[
         "warn",
         "triggers a kernel WARNING through lkdtm-like sysrq: the splat fails the case",
     ),
+    // The kernel tree's BPF selftests of the series (guest side: src/bpf_load.rs); the host
+    // stages the objects compiled with the kernel and reports one case per program.
+    Case {
+        timeout_s: 600,
+        needs: Needs::BpfSelftests,
+        host: HostPart::BpfSelftests,
+        ..case(
+            "bpf_selftests",
+            "programs",
+            "every program of tools/testing/selftests/bpf/progs/fuse_dax_fmap*.c loads or is rejected with the log its annotations expect",
+        )
+    },
     // The fmap suites (guest side: src/{open,fault,truncate,security,devmissing,stress,fuzz}.rs).
     fmap("open", "notify_inval_inode", 60,
         "FUSE_NOTIFY_INVAL_INODE drops the fmap and its mappings: pages unmapped, one re-fetch, same bytes"),
@@ -470,6 +494,17 @@ pub fn find(id: &str) -> Option<&'static Case> {
     all().find(|c| c.id() == id)
 }
 
+/// The case that runs `id`: the case itself, or for `bpf_selftests.<program>` (a program the
+/// host reports as a case of its own) the suite's one guest case, which loads them all.
+pub fn resolve(id: &str) -> Option<&'static Case> {
+    find(id).or_else(|| {
+        let (suite, program) = id.split_once('.')?;
+        (suite == "bpf_selftests" && !program.is_empty())
+            .then(|| find("bpf_selftests.programs"))
+            .flatten()
+    })
+}
+
 /// The suite named `name`.
 pub fn suite(name: &str) -> Option<&'static Suite> {
     SUITES.iter().find(|s| s.name == name)
@@ -569,6 +604,16 @@ mod tests {
             }
         }
         assert_eq!(hosts_needed(&Hosts::One), 1);
+    }
+
+    #[test]
+    fn a_bpf_selftest_program_resolves_to_the_suites_case() {
+        let programs = find("bpf_selftests.programs");
+        assert!(programs.is_some());
+        assert_eq!(resolve("bpf_selftests.parse_blob_oob"), programs);
+        assert_eq!(resolve("smoke.memdevs"), find("smoke.memdevs"));
+        assert_eq!(resolve("bpf_selftests."), None);
+        assert_eq!(resolve("open.no_such_case"), None);
     }
 
     #[test]
