@@ -138,7 +138,7 @@ pub fn chunk_overrun(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         };
         c.check(
             got == Err(libc::EIO),
-            format!("pread 64 KiB {what}: EIO ({seen})"),
+            format!("pread 64 KiB {what} fails with EIO: {seen}"),
         );
         // flipped bytes: a write that wrongly goes through shows on the device
         let flipped: Vec<u8> = fs.expected("il", at, ACROSS)?.iter().map(|b| !b).collect();
