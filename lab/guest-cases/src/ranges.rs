@@ -166,10 +166,15 @@ pub fn chunk_overrun(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             }
         }
         if wrote.is_ok() {
-            // undo it, the same way, so that later cases read the fill there
-            let back = fs.expected("il", at, ACROSS)?;
+            // Undo it the same way, so that later cases read the fill there: the overrun put
+            // the write's second half on the next run's device bytes, so those get the next
+            // run's fill back.
+            let mut back = fs.expected("il", at, ACROSS / 2)?;
+            back.extend_from_slice(&next_bytes);
             let undone = sys::pwrite_once(&f, at, &back);
-            c.note(format!("the wrong write was undone: {undone:?}"));
+            c.note(format!(
+                "the wrong write was undone (the chunk's end and the next run's start written back through the same mapping): {undone:?}"
+            ));
         }
     }
     let log = "outside the ranges declared for the offset";
