@@ -19,6 +19,7 @@ mod mapping;
 mod namespaces;
 mod notify;
 mod open;
+mod ranges;
 mod region;
 mod region_bytes;
 mod registration;
