@@ -308,7 +308,8 @@ pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
     let req = lab_runner::run::RunRequest {
         run_id: run_id.clone(),
         run_dir: run_dir.clone(),
-        kernel: lab_runner::plan::KernelFeatures::from_config(&kernel.meta.label, &config),
+        kernel: lab_runner::plan::KernelFeatures::from_config(&kernel.meta.label, &config)
+            .with_bpf_selftests(kernel.entry.dir.join(lab_kernel::bpf_selftests::DIR)),
         kernel_hash: kernel.meta.key.clone(),
         bzimage: kernel.entry.bzimage(),
         initramfs: image.path.clone(),

@@ -18,6 +18,11 @@
  *   9 misaligned    the right mapping, addr + evil_length: not page aligned like the offset
  *  10 alias         every page of the file at the one device page evil_addr (inside the
  *                   file's own extent): one device page mapped at many file offsets
+ *  11 chunk-overrun the right mapping with the requested length, not cut at the end of the
+ *                   chunk: on an interleaved file it runs on into the device bytes of the
+ *                   strip's next run (another file offset)
+ *  12 no-ranges     the parse sets the slots and the size like famfs but declares no range
+ *                   (iomap_begin as famfs): the kernel must refuse the open
  */
 #include "kernel_env.bpf.h"
 
@@ -31,15 +36,28 @@ static __always_inline const void *fmap_rmeta(struct resolve_env *env, __u32 off
 	return bpf_fuse_dax_resolve_get_meta(env->ctx, off, size);
 }
 
-#include "famfs_logic.bpf.h"
-
-char LICENSE[] SEC("license") = "GPL";
-
 const volatile __u32 evil_flavour = 0;
 const volatile __u64 evil_dev_size = 0;
 const volatile __u32 evil_dev_index = 23;
 const volatile __u64 evil_addr = 0;
 const volatile __u64 evil_length = 1;
+
+#define EVIL_NO_RANGES 12
+
+/* famfs_logic.bpf.h declares its ranges through this: no-ranges drops them all */
+static __always_inline int evil_declare_range(struct parse_env *env, __u32 slot, __u64 dev_offset,
+					      __u64 len, __u64 file_offset, __u64 chunk,
+					      __u64 stride)
+{
+	if (evil_flavour == EVIL_NO_RANGES)
+		return 0;
+	return fmap_declare_range(env, slot, dev_offset, len, file_offset, chunk, stride);
+}
+#define fmap_declare_range evil_declare_range
+
+#include "famfs_logic.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
 
 SEC("struct_ops.s/dax_fmap_parse")
 int BPF_PROG(evil_parse, struct fuse_dax_fmap_parse_ctx *pctx)
@@ -104,6 +122,11 @@ int BPF_PROG(evil_iomap_begin, struct fuse_dax_fmap_resolve_ctx *rctx, struct fu
 			io->length = 4096 - in_page;
 		break;
 	}
+	case 11:
+		io->length = want;
+		break;
+	case EVIL_NO_RANGES:
+		break;
 	default:
 		io->type = 0;
 		break;

@@ -61,6 +61,11 @@ pub enum EvilFlavour {
     Misaligned,
     /// every page of the file at the one device page `--evil-addr`.
     Alias,
+    /// the right mapping with the requested length, not cut at the end of the chunk (into the
+    /// device bytes of the strip's next run).
+    ChunkOverrun,
+    /// the parse sets the slots and the size like famfs but declares no range.
+    NoRanges,
 }
 
 impl EvilFlavour {
@@ -231,4 +236,38 @@ pub fn load(kind: OpsKind, o: &BpfOptions) -> Result<Option<Attached>, BpfError>
     };
     take_log();
     Ok(Some(attached))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EvilFlavour;
+    use clap::ValueEnum;
+
+    /// The header of evil_oob.bpf.c lists `CODE NAME` per flavour: the rodata code each
+    /// `--evil NAME` sets must be the one the program switches on.
+    #[test]
+    fn evil_flavour_codes_match_the_bpf_source() {
+        let src = include_str!("../bpf/evil_oob.bpf.c");
+        let listed: Vec<(u32, String)> = src
+            .lines()
+            .take_while(|l| !l.starts_with(" */"))
+            .filter_map(|l| {
+                let (num, rest) = l.strip_prefix(" *")?.trim_start().split_once(' ')?;
+                Some((
+                    num.parse().ok()?,
+                    rest.split_whitespace().next()?.to_string(),
+                ))
+            })
+            .collect();
+        assert_eq!(
+            listed.len(),
+            EvilFlavour::value_variants().len(),
+            "flavours listed in evil_oob.bpf.c: {listed:?}"
+        );
+        for (code, name) in &listed {
+            let f = EvilFlavour::from_str(name, false)
+                .unwrap_or_else(|e| panic!("evil_oob.bpf.c lists {name:?}: {e}"));
+            assert_eq!(f.code(), *code, "--evil {name}");
+        }
+    }
 }

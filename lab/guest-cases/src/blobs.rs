@@ -1,7 +1,8 @@
 //! GET_FMAP blobs for the negative and fuzz cases, with what opening a file served with each
 //! must give. The errno of a malformed blob is the spec's (famfs-fmap's `decode` applies the
-//! same rules; a unit test pins every table entry to it), so a kernel-side parser (BPF or
-//! native) that answers differently is a bug in that parser.
+//! same rules, and for a blob it accepts the declared-range rule of [`ranges_outcome`]: a file
+//! whose own ranges overlap is EINVAL; a unit test pins every table entry to them), so a
+//! kernel-side parser (BPF or native) that answers differently is a bug in that parser.
 //!
 //! Blobs are built byte by byte (native endian, like the kernel reads them) so that they can be
 //! anything, not just what the model can express.
@@ -173,6 +174,15 @@ pub fn malformed(off: u64) -> Vec<BadBlob> {
         t(
             "offset_overflow",
             simple(1, &[(0, u64::MAX / M2 * M2, s)], s),
+            EINVAL,
+        ),
+        // Declared ranges: an fmap whose own ranges overlap (two extents on the same device
+        // bytes) is EINVAL right after the parse. The third extent, past EOF (declared as a
+        // slot, not as a range), names a slot the mount does not have: a kernel that found the
+        // overlap only later would first send GET_DAXDEV for it and fail with ENODEV.
+        t(
+            "overlapping_extents",
+            simple(3, &[(0, off, M2), (0, off, M2), (5, off + M2, M2)], s),
             EINVAL,
         ),
         t(
@@ -500,7 +510,7 @@ mod tests {
             let got = match decode(&b.blob) {
                 Ok(m) => {
                     assert_eq!(m.file_size, BAD_FILE_SIZE, "{}", b.name);
-                    0
+                    ranges_outcome(&m, &[]).err().unwrap_or(0)
                 }
                 Err(e) => e.errno(),
             };
@@ -518,6 +528,7 @@ mod tests {
             "strips_33",
             "misaligned_chunk",
             "devindex_24",
+            "overlapping_extents",
         ] {
             assert!(names.contains(&want), "{want} is in the table");
         }

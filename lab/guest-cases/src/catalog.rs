@@ -40,6 +40,10 @@ pub enum HostPart {
     /// `lab up --shadow DIR`: after setup the host writes the device bytes of the user's tree
     /// and what each of its files must read ([`crate::user_tree`]); no fill.
     UserTree,
+    /// `bpf_selftests`: before boot the host stages the kernel's compiled BPF selftests and
+    /// their manifest in the results share ([`crate::bpf_selftests`]); after the case it
+    /// reports each program as a case of its own.
+    BpfSelftests,
 }
 
 /// What the outcome is expected to be.
@@ -56,6 +60,9 @@ pub enum Needs {
     Nothing,
     /// The famfs-bpf series (FUSE_DAX_FMAP).
     FmapKernel,
+    /// The famfs-bpf series and its BPF selftests in the kernel tree
+    /// (`tools/testing/selftests/bpf/progs/fuse_dax_fmap*.c`), compiled with the kernel.
+    BpfSelftests,
 }
 
 /// Which guests a case runs on.
@@ -146,6 +153,11 @@ pub const SUITES: &[Suite] = &[
         name: "selftest",
         default: false,
         about: "the lab's own failure handling: hang, panic, failure",
+    },
+    Suite {
+        name: "bpf_selftests",
+        default: true,
+        about: "the kernel tree's BPF selftests of fuse_dax_fmap_ops, each program loaded as annotated (one case per program)",
     },
     Suite {
         name: "open",
@@ -285,6 +297,18 @@ pub const CASES: &[Case] = &[
         "warn",
         "triggers a kernel WARNING through lkdtm-like sysrq: the splat fails the case",
     ),
+    // The kernel tree's BPF selftests of the series (guest side: src/bpf_load.rs); the host
+    // stages the objects compiled with the kernel and reports one case per program.
+    Case {
+        timeout_s: 600,
+        needs: Needs::BpfSelftests,
+        host: HostPart::BpfSelftests,
+        ..case(
+            "bpf_selftests",
+            "programs",
+            "every program of tools/testing/selftests/bpf/progs/fuse_dax_fmap*.c loads or is rejected with the log its annotations expect",
+        )
+    },
     // The fmap suites (guest side: src/{open,fault,truncate,security,devmissing,stress,fuzz}.rs).
     fmap("open", "notify_inval_inode", 60,
         "FUSE_NOTIFY_INVAL_INODE drops the fmap and its mappings: pages unmapped, one re-fetch, same bytes"),
@@ -293,11 +317,13 @@ pub const CASES: &[Case] = &[
     fmap("open", "concurrent_first_open", 180,
         "16 threads open one file at once, repeatedly: all succeed, same bytes, no meta leaked"),
     fmap("open", "malformed_blobs", 120,
-        "every malformed blob class fails the open with the spec's errno (EINVAL/ERANGE), no GET_DAXDEV"),
+        "every malformed blob class (a self-overlapping fmap included) fails the open with the spec's errno (EINVAL/ERANGE), no GET_DAXDEV"),
     fmap("open", "reject_all", 90,
         "the reject_all ops fail every open with their errno; directories are unaffected"),
     fmap("open", "parse_errno_clamped", 120,
         "a parse failing with -512, -514, -515, -516 or -4095: open returns an ordinary errno"),
+    fmap("open", "parse_no_ranges", 60,
+        "ops whose parse sets the size and a slot but declares no range: open EINVAL, log line, no GET_DAXDEV"),
     fmap("open", "size_limits", 150,
         "meta_size/blob above 64 KiB: E2BIG, at 64 KiB: accepted by the limit; meta_size 0: EINVAL"),
     fmap("open", "init_unregistered_ops", 60,
@@ -354,6 +380,8 @@ pub const CASES: &[Case] = &[
         "evil_oob at another file's bytes in a slot it declared: EIO/SIGBUS, its bytes unchanged"),
     fmap("security", "evil_short_length", 120,
         "evil_oob lengths of 1..PAGE_SIZE-1: PTE faults SIGBUS without a WARN, reads right or EIO"),
+    fmap("security", "evil_chunk_overrun", 90,
+        "evil_oob not cutting a mapping at the chunk's end (into the strip's next run): reads/writes across it EIO, log line, the next run unchanged"),
     fmap("security", "evil_misaligned", 120,
         "evil_oob addresses not page aligned like the offset: EIO/SIGBUS, log line"),
     fmap("security", "claim_fmap_unoffered", 60,
@@ -475,6 +503,17 @@ pub fn find(id: &str) -> Option<&'static Case> {
     all().find(|c| c.id() == id)
 }
 
+/// The case that runs `id`: the case itself, or for `bpf_selftests.<program>` (a program the
+/// host reports as a case of its own) the suite's one guest case, which loads them all.
+pub fn resolve(id: &str) -> Option<&'static Case> {
+    find(id).or_else(|| {
+        let (suite, program) = id.split_once('.')?;
+        (suite == "bpf_selftests" && !program.is_empty())
+            .then(|| find("bpf_selftests.programs"))
+            .flatten()
+    })
+}
+
 /// The suite named `name`.
 pub fn suite(name: &str) -> Option<&'static Suite> {
     SUITES.iter().find(|s| s.name == name)
@@ -574,6 +613,16 @@ mod tests {
             }
         }
         assert_eq!(hosts_needed(&Hosts::One), 1);
+    }
+
+    #[test]
+    fn a_bpf_selftest_program_resolves_to_the_suites_case() {
+        let programs = find("bpf_selftests.programs");
+        assert!(programs.is_some());
+        assert_eq!(resolve("bpf_selftests.parse_blob_oob"), programs);
+        assert_eq!(resolve("smoke.memdevs"), find("smoke.memdevs"));
+        assert_eq!(resolve("bpf_selftests."), None);
+        assert_eq!(resolve("open.no_such_case"), None);
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub const KNOWN_OPS: &[&str] = &[
 
 pub mod benchdata;
 pub mod blobs;
+pub mod bpf_selftests;
 pub mod catalog;
 pub mod devices;
 pub mod expect;

@@ -9,6 +9,7 @@
 
 mod bench;
 mod bench_probe;
+mod bpf_load;
 mod check;
 mod devmissing;
 mod famfs;
@@ -18,6 +19,7 @@ mod mapping;
 mod namespaces;
 mod notify;
 mod open;
+mod ranges;
 mod region;
 mod region_bytes;
 mod registration;
@@ -91,6 +93,7 @@ fn dispatch(args: &[String]) -> Result<Outcome> {
                 .with_context(|| format!("no case {id:?}; `famfs-lab-cases list` shows them"))?;
             match case.suite {
                 "selftest" => selftest::run(case.name),
+                "bpf_selftests" => bpf_load::run(case.name),
                 "smoke" => {
                     let (plan, map) = load()?;
                     smoke::run(case.name, &plan, &map)

@@ -19,6 +19,7 @@ pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
         "malformed_blobs" => malformed_blobs(ctx),
         "reject_all" => reject_all(ctx),
         "parse_errno_clamped" => parse_errno_clamped(ctx),
+        "parse_no_ranges" => crate::ranges::parse_no_ranges(ctx),
         "size_limits" => size_limits(ctx),
         "init_unregistered_ops" => init_unregistered_ops(ctx),
         "directory_unaffected" => directory_unaffected(ctx),

@@ -131,6 +131,7 @@ pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
             )],
         ),
         "evil_short_length" => evil_short_length(ctx),
+        "evil_chunk_overrun" => crate::ranges::chunk_overrun(ctx),
         "evil_misaligned" => evil(
             ctx,
             &[

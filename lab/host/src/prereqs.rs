@@ -169,7 +169,7 @@ pub const TOOLS: &[Tool] = &[
     bin(
         "bpftool",
         "bpftool",
-        &[Need::Image],
+        &[Need::Kernel, Need::Image],
         "BTF dumps and struct_ops listing",
     ),
     Tool {
@@ -179,7 +179,12 @@ pub const TOOLS: &[Tool] = &[
         needs: &[Need::Vm],
         why: "runs the guest with emulated CXL memory",
     },
-    bin("clang", "clang", &[Need::Bpf], "compiles BPF programs"),
+    bin(
+        "clang",
+        "clang",
+        &[Need::Kernel, Need::Bpf],
+        "compiles BPF programs (the kernel's BPF selftests too)",
+    ),
     bin("pkg-config", "pkg-config", &[Need::Bpf], "libbpf-sys build"),
     file(
         "/usr/include/zlib.h",

@@ -541,6 +541,15 @@ fn install(sh: &Shell, spec: &KernelSpec, src: &Path, build: &Path, dest: &Path)
         ))
         .context("make modules_install")?;
     }
+    let vmlinux = dest.join("vmlinux");
+    match crate::bpf_selftests::compile(sh, src, &vmlinux, dest)? {
+        None => {}
+        Some((ok, 0)) => lab_host::progress!("famfs-lab: {ok} BPF selftest objects compiled"),
+        Some((ok, failed)) => eprintln!(
+            "famfs-lab: BPF selftests: {ok} compiled, {failed} did not (see {})",
+            dest.join(crate::bpf_selftests::DIR).display()
+        ),
+    }
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! patch series applied -> a config made of fragments, checked -> an
 //! incremental build -> artifacts in a content-addressed cache.
 
+pub mod bpf_selftests;
 pub mod build;
 pub mod cache;
 pub mod config;

@@ -4,6 +4,7 @@
 //! (boot, setup, between cases, power off), and assemble the report.
 
 pub mod bringup;
+pub mod bpf_selftests;
 pub mod host_bytes;
 pub mod kvm_guard;
 pub mod leaks;

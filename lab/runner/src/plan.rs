@@ -21,6 +21,9 @@ pub struct Planned {
 pub struct KernelFeatures {
     pub name: String,
     pub fmap: bool,
+    /// The kernel's compiled BPF selftests (its cache entry's `bpf-selftests/`), when its
+    /// tree has them.
+    pub bpf_selftests: Option<std::path::PathBuf>,
 }
 
 impl KernelFeatures {
@@ -28,7 +31,15 @@ impl KernelFeatures {
         KernelFeatures {
             name: name.to_string(),
             fmap: config.lines().any(|l| l.trim() == "CONFIG_FUSE_DAX_FMAP=y"),
+            bpf_selftests: None,
         }
+    }
+
+    /// With the BPF selftests compiled into `dir` (a cache entry's `bpf-selftests/`), if it
+    /// exists: a kernel whose tree had none has no such directory.
+    pub fn with_bpf_selftests(mut self, dir: std::path::PathBuf) -> Self {
+        self.bpf_selftests = dir.is_dir().then_some(dir);
+        self
     }
 }
 
@@ -48,13 +59,15 @@ pub fn select(
         }
     }
     for c in cases {
-        if catalog::find(c).is_none() {
+        if catalog::resolve(c).is_none() {
             bail!("no case {c:?}; cases are SUITE.NAME, e.g. smoke.memdevs (`cargo xtask lab list` shows them)");
         }
     }
     let chosen = catalog::CASES.iter().filter(|c| {
         if !cases.is_empty() {
-            cases.iter().any(|id| *id == c.id())
+            cases
+                .iter()
+                .any(|id| catalog::resolve(id).is_some_and(|r| r.id() == c.id()))
         } else if !suites.is_empty() {
             suites.iter().any(|s| s == c.suite)
         } else if hosts > 1 {
@@ -77,7 +90,7 @@ pub fn select(
 /// for ids that are not catalog cases): a SKIP of such a case is the case's own, and fails the
 /// run unless `ci/expected/<kernel>.yaml` lists it. The same reasons [`select`] skips with.
 pub fn skip_excuse(case_id: &str, kernel: &KernelFeatures, hosts: u32) -> Option<String> {
-    let case = catalog::find(case_id)?;
+    let case = catalog::resolve(case_id)?;
     hosts_reason(case, hosts).or_else(|| skip_reason(case, kernel))
 }
 
@@ -98,10 +111,16 @@ fn skip_reason(case: &Case, kernel: &KernelFeatures) -> Option<String> {
     match case.needs {
         Needs::Nothing => None,
         Needs::FmapKernel if kernel.fmap => None,
-        Needs::FmapKernel => Some(format!(
+        Needs::FmapKernel | Needs::BpfSelftests if !kernel.fmap => Some(format!(
             "kernel {} has no CONFIG_FUSE_DAX_FMAP (the famfs-bpf series)",
             kernel.name
         )),
+        Needs::BpfSelftests if kernel.bpf_selftests.is_none() => Some(format!(
+            "kernel {} has no compiled BPF selftests of the series: its tree has no \
+             tools/testing/selftests/bpf/progs/fuse_dax_fmap*.c (or its cache entry predates them)",
+            kernel.name
+        )),
+        Needs::FmapKernel | Needs::BpfSelftests => None,
     }
 }
 
@@ -192,6 +211,21 @@ mod tests {
     fn fmap_feature_is_read_from_the_config() {
         assert!(!stock().fmap);
         assert!(KernelFeatures::from_config("k", "CONFIG_X=y\nCONFIG_FUSE_DAX_FMAP=y\n").fmap);
+    }
+
+    #[test]
+    fn bpf_selftests_need_the_series_and_its_compiled_selftests() {
+        let id = "bpf_selftests.programs";
+        let why = skip_excuse(id, &stock(), 1).unwrap_or_default();
+        assert!(why.contains("CONFIG_FUSE_DAX_FMAP"), "{why}");
+        let fmap = KernelFeatures::from_config("famfs-bpf", "CONFIG_FUSE_DAX_FMAP=y\n");
+        let gone = tempfile::tempdir().unwrap().path().join("bpf-selftests");
+        let without = fmap.clone().with_bpf_selftests(gone);
+        let why = skip_excuse(id, &without, 1).unwrap_or_default();
+        assert!(why.contains("fuse_dax_fmap*.c"), "{why}");
+        let dir = tempfile::tempdir().unwrap();
+        let with = fmap.with_bpf_selftests(dir.path().to_path_buf());
+        assert_eq!(skip_excuse(id, &with, 1), None);
     }
 
     #[test]

@@ -158,6 +158,7 @@ pub(crate) fn stage_host(
         serde_norway::to_string(&req.topology)?,
     )?;
     let backings = prepare_bytes(req, planned, &[req.run_dir.join("results")])?;
+    stage_bpf_selftests(req, planned)?;
     let user = match &req.user_tree {
         Some(u) => {
             let tree = u.check()?;
@@ -188,6 +189,25 @@ pub(crate) fn boot(
             .context("installing the Ctrl-C handler")?;
         crate::kvm_guard::boot_guarded(req, req.topology.clone(), &req.run_dir).await
     })
+}
+
+/// Puts the kernel's compiled BPF selftests into the results share when a planned case loads
+/// them (`bpf_selftests`).
+fn stage_bpf_selftests(req: &RunRequest, planned: &[Planned]) -> Result<()> {
+    let wanted = planned
+        .iter()
+        .any(|p| p.skip.is_none() && p.case.host == HostPart::BpfSelftests);
+    let Some(compiled) = req.kernel.bpf_selftests.as_deref().filter(|_| wanted) else {
+        return Ok(());
+    };
+    let m = crate::bpf_selftests::stage(compiled, &req.run_dir.join("results"))
+        .context("staging the kernel's BPF selftests")?;
+    lab_host::progress!(
+        "famfs-lab: {} BPF selftest objects staged ({} did not compile)",
+        m.objects.len(),
+        m.errors.len()
+    );
+    Ok(())
 }
 
 /// Creates the backing files in the run directory and writes the bytes the planned cases
@@ -333,7 +353,7 @@ fn drive(
     rt: &tokio::runtime::Runtime,
     start: Instant,
     meta: &mut BTreeMap<String, String>,
-) -> Vec<CaseReport> {
+) -> Vec<(&'static Case, CaseReport)> {
     let setup_started = Instant::now();
     let map = match setup(agent, req) {
         Ok(map) => map,
@@ -373,12 +393,9 @@ fn drive(
     let mut out = Vec::new();
     for (i, p) in planned.iter().enumerate() {
         if let Some(why) = &p.skip {
-            out.push(case_report(
+            out.push((
                 p.case,
-                Outcome::Skip,
-                Some(why.clone()),
-                0,
-                vec![],
+                case_report(p.case, Outcome::Skip, Some(why.clone()), 0, vec![]),
             ));
             continue;
         }
@@ -395,16 +412,26 @@ fn drive(
             &[],
             &results,
         );
-        print_case(&r, p.case);
         let dead = r.outcome == Outcome::Error && !agent.is_connected();
-        out.push(r);
+        // The BPF selftests' case reports each program as a case of its own.
+        let reports = match p.case.host {
+            HostPart::BpfSelftests => {
+                crate::bpf_selftests::only_asked(crate::bpf_selftests::expand(r), &req.cases)
+            }
+            _ => vec![r],
+        };
+        for r in reports {
+            print_case(&r, p.case);
+            out.push((p.case, r));
+        }
         if dead {
             let why = format!("not run: the guest died during {}", p.case.id());
-            out.extend(
-                planned[i + 1..]
-                    .iter()
-                    .map(|p| case_report(p.case, Outcome::Error, Some(why.clone()), 0, vec![])),
-            );
+            out.extend(planned[i + 1..].iter().map(|p| {
+                (
+                    p.case,
+                    case_report(p.case, Outcome::Error, Some(why.clone()), 0, vec![]),
+                )
+            }));
             break;
         }
     }
@@ -418,8 +445,9 @@ pub(crate) fn print_case(r: &CaseReport, case: &Case) {
         .map(|w| format!(": {w}"))
         .unwrap_or_default();
     lab_host::progress!(
-        "famfs-lab: {} {} ({} ms){reason}",
-        case.id(),
+        "famfs-lab: {}.{} {} ({} ms){reason}",
+        case.suite,
+        r.name,
         r.outcome,
         r.duration_ms
     );
@@ -676,20 +704,27 @@ pub(crate) fn case_report(
     r
 }
 
-pub(crate) fn not_run(planned: &[Planned], why: &str, tail: &str) -> Vec<CaseReport> {
+pub(crate) fn not_run(
+    planned: &[Planned],
+    why: &str,
+    tail: &str,
+) -> Vec<(&'static Case, CaseReport)> {
     let mut tail = Some(tail);
     planned
         .iter()
-        .map(|p| match &p.skip {
-            Some(skip) => case_report(p.case, Outcome::Skip, Some(skip.clone()), 0, vec![]),
-            None => {
-                // The serial tail once, on the first case: the rest share its cause.
-                let diag = tail
-                    .take()
-                    .map(|t| t.lines().map(String::from).collect())
-                    .unwrap_or_default();
-                case_report(p.case, Outcome::Error, Some(why.to_string()), 0, diag)
-            }
+        .map(|p| {
+            let r = match &p.skip {
+                Some(skip) => case_report(p.case, Outcome::Skip, Some(skip.clone()), 0, vec![]),
+                None => {
+                    // The serial tail once, on the first case: the rest share its cause.
+                    let diag = tail
+                        .take()
+                        .map(|t| t.lines().map(String::from).collect())
+                        .unwrap_or_default();
+                    case_report(p.case, Outcome::Error, Some(why.to_string()), 0, diag)
+                }
+            };
+            (p.case, r)
         })
         .collect()
 }
@@ -719,13 +754,10 @@ fn assemble(
     req: &RunRequest,
     started_at: String,
     took: Duration,
-    cases: Vec<CaseReport>,
+    cases: Vec<(&'static Case, CaseReport)>,
     meta: BTreeMap<String, String>,
 ) -> RunReport {
-    let planned =
-        plan::select(&req.suites, &req.cases, &req.kernel, req.topology.hosts).unwrap_or_default();
-    let pairs = planned.iter().map(|p| p.case).zip(cases).collect();
-    report_of(req, &started_at, took, pairs, meta)
+    report_of(req, &started_at, took, cases, meta)
 }
 
 /// The run's report from its cases, in order.
