@@ -3,8 +3,8 @@
 //! window, do the host's checks, scan the rest of the serial log for splats
 //! (boot, setup, between cases, power off), and assemble the report.
 
-pub mod bringup;
 pub mod bpf_selftests;
+pub mod bringup;
 pub mod host_bytes;
 pub mod kvm_guard;
 pub mod leaks;
