@@ -452,24 +452,35 @@ fn size_limits(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let blob_len = encode(&map).len();
     let extra = |total: usize| vec!["--blob-extra".to_string(), (total - blob_len).to_string()];
     let meta = |n: u32| vec!["--meta-size".to_string(), n.to_string()];
-    let scenarios: Vec<(&str, Vec<String>, i32)> = vec![
-        ("meta_size 65536 (the limit)", meta(65536), 0),
-        ("meta_size 65537", meta(65537), libc::E2BIG),
-        ("meta_size 0", meta(0), libc::EINVAL),
+    // (what, server flags, the open's errno, parses the kernel runs: a reply refused before
+    // the parse must never reach the ops)
+    let scenarios: Vec<(&str, Vec<String>, i32, usize)> = vec![
+        ("meta_size 65536 (the limit)", meta(65536), 0, 1),
+        ("meta_size 65537", meta(65537), libc::E2BIG, 0),
+        ("meta_size 0", meta(0), libc::EINVAL, 0),
         (
             "blob 65536 bytes (at the limit; 8 trailing bytes or more: the parse refuses)",
             extra(65536),
             libc::EINVAL,
+            1,
         ),
-        ("blob 65537 bytes", extra(65537), libc::E2BIG),
-        ("blob 131072 bytes", extra(131072), libc::E2BIG),
+        ("blob 65537 bytes", extra(65537), libc::E2BIG, 0),
+        ("blob 131072 bytes", extra(131072), libc::E2BIG, 0),
         (
             "blob 131073 bytes (refused by the FUSE core)",
             extra(131073),
             libc::EIO,
+            0,
         ),
     ];
-    for (what, args, want) in scenarios {
+    let trace = Trace::new(&["fuse_dax_fmap/fuse_dax_fmap_parse"])?;
+    if trace.is_none() {
+        c.note("no fuse_dax_fmap tracepoints in this kernel: parses not counted");
+    }
+    for (what, args, want, parses) in scenarios {
+        if let Some(t) = &trace {
+            t.clear()?;
+        }
         let mut spec = Spec::new(&ctx.ops()?, ctx.slots(1)?).file("f", map.clone());
         spec.args = args;
         let fs = Famfs::start(ctx, spec)?;
@@ -485,6 +496,14 @@ fn size_limits(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             );
         }
         c.eq(format!("{what}: GET_FMAP"), fs.stats()?.fmap("f")?, 1);
+        if let Some(t) = &trace {
+            let n = t
+                .lines()?
+                .iter()
+                .filter(|l| l.contains("fuse_dax_fmap_parse:"))
+                .count();
+            c.eq(format!("{what}: parses (tracepoint)"), n, parses);
+        }
         fs.stop()?;
     }
     Ok(c.outcome())
