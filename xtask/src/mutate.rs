@@ -215,18 +215,22 @@ pub struct MutateReport {
     pub score: Score,
 }
 
+/// The ids (`SUITE.NAME`) of the cases of `report` that `keep` keeps.
+fn case_ids<'a>(
+    report: &'a RunReport,
+    keep: impl Fn(&lab_report::CaseReport) -> bool + Copy + 'a,
+) -> impl Iterator<Item = String> + 'a {
+    report.suites.iter().flat_map(move |s| {
+        s.cases
+            .iter()
+            .filter(move |c| keep(c))
+            .map(move |c| format!("{}.{}", s.name, c.name))
+    })
+}
+
 /// The ids (`SUITE.NAME`) of the cases of `report` that failed.
 pub fn failing_cases(report: &RunReport) -> Vec<String> {
-    report
-        .suites
-        .iter()
-        .flat_map(|s| {
-            s.cases
-                .iter()
-                .filter(|c| c.outcome.is_failure())
-                .map(move |c| format!("{}.{}", s.name, c.name))
-        })
-        .collect()
+    case_ids(report, |c| c.outcome.is_failure()).collect()
 }
 
 /// Judges a mutant's run against the cases that fail on the series anyway:
@@ -564,15 +568,7 @@ pub fn run(sh: &Shell, args: &MutateArgs) -> Result<()> {
 /// Builds and runs one mutant; every failure is a verdict, never an error.
 /// Every case of a run report, as `suite.case`.
 fn all_cases(report: &RunReport) -> BTreeSet<String> {
-    report
-        .suites
-        .iter()
-        .flat_map(|s| {
-            s.cases
-                .iter()
-                .map(move |c| format!("{}.{}", s.name, c.name))
-        })
-        .collect()
+    case_ids(report, |_| true).collect()
 }
 
 /// The cases a baseline run dir holds; none if it is gone (then no shortcut is taken).
