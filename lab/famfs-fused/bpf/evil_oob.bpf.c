@@ -86,7 +86,8 @@ int BPF_PROG(evil_iomap_begin, struct fuse_dax_fmap_resolve_ctx *rctx, struct fu
 		io->dev_index = evil_dev_index;
 		break;
 	case 2:
-		io->addr = ~0ULL - 4095;
+		/* addr + length wraps for every length, even 1 byte */
+		io->addr = ~0ULL;
 		break;
 	case 3:
 		io->length = want + FAMFS_ALIGN;
