@@ -485,12 +485,9 @@ fn read_run(dir: &Path) -> Result<lab_report::RunReport> {
 /// Writes `dir/bisect.json` (aside, then renamed).
 fn write(report: &BisectReport, dir: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join("bisect.json");
-    let tmp = dir.join(".bisect.json.tmp");
     let text = serde_json::to_string_pretty(report)? + "\n";
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(path)
+    lab_report::run_dir::write_atomic(dir, "bisect.json", &text)?;
+    Ok(dir.join("bisect.json"))
 }
 
 /// Every named case must be one the lab knows.

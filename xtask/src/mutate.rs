@@ -345,12 +345,9 @@ impl MutateReport {
     /// Writes `dir/mutate.json` (aside, then renamed: a reader never sees half of it).
     pub fn write(&self, dir: &Path) -> Result<PathBuf> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let path = dir.join("mutate.json");
-        let tmp = dir.join(".mutate.json.tmp");
         let text = serde_json::to_string_pretty(self)? + "\n";
-        std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
-        Ok(path)
+        lab_report::run_dir::write_atomic(dir, "mutate.json", &text)?;
+        Ok(dir.join("mutate.json"))
     }
 }
 

@@ -35,7 +35,9 @@ pub fn write_run_dir(dir: &Path, report: &RunReport) -> Result<()> {
     Ok(())
 }
 
-fn write_atomic(dir: &Path, name: &str, text: &str) -> Result<()> {
+/// Writes `dir/name` through a temporary file in `dir`, synced and renamed into place: a
+/// reader never sees half of it.
+pub fn write_atomic(dir: &Path, name: &str, text: &str) -> Result<()> {
     let path = dir.join(name);
     let fail = |source| Error::File {
         path: path.clone(),
