@@ -4,35 +4,16 @@
 //! devices bound to fsdev_dax, the native module loaded for `famfs_native`), and is left
 //! running after this command ends.
 
-use crate::famfs::{server_dir, Ctx, Famfs, FileSpec, Spec, Target};
+use crate::famfs::{server_dir, Ctx, Famfs};
 use crate::Outcome;
 use anyhow::{Context, Result};
-use famfs_lab_cases::user_tree;
 use std::path::Path;
 
 pub fn run(shadow: &str, mnt: &str, ctx: &Ctx<'_>) -> Result<Outcome> {
     let dir = Path::new(shadow);
     let tree = famfs_shadow::load(dir).map_err(|e| anyhow::anyhow!("{shadow}: {e}"))?;
-    let slots = user_tree::slots(&tree.daxdevs, ctx.map)?;
-    let mut spec = Spec::new(
-        &ctx.ops()?,
-        slots
-            .0
-            .iter()
-            .map(|(&i, d)| (i, Target::Dax(d.name.clone())))
-            .collect(),
-    );
-    spec.existing = Some(dir.to_path_buf());
+    let mut spec = crate::user_tree_check::tree_spec(ctx, dir, &tree)?;
     spec.mountpoint = Some(mnt.into());
-    spec.files = tree
-        .files
-        .iter()
-        .map(|f| FileSpec {
-            path: f.path.clone(),
-            map: f.map.clone(),
-            shared: f.attrs.shared(),
-        })
-        .collect();
     let fs = Famfs::start(ctx, spec).with_context(|| format!("mounting {shadow} at {mnt}"))?;
     println!(
         "mounted {mnt}: {} files, ops {}; server log {}, stats {}",

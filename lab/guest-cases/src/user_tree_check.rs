@@ -39,26 +39,7 @@ fn user_tree_case(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let exp: Expectation = serde_json::from_str(&text)
         .with_context(|| format!("parsing {}", expect_path.display()))?;
     let tree = famfs_shadow::load(&dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-    let slots = user_tree::slots(&tree.daxdevs, ctx.map)?;
-    let mut spec = Spec::new(
-        &ctx.ops()?,
-        slots
-            .0
-            .iter()
-            .map(|(&i, d)| (i, Target::Dax(d.name.clone())))
-            .collect(),
-    );
-    spec.existing = Some(dir.clone());
-    spec.files = tree
-        .files
-        .iter()
-        .map(|f| FileSpec {
-            path: f.path.clone(),
-            map: f.map.clone(),
-            shared: f.attrs.shared(),
-        })
-        .collect();
-    let fs = Famfs::start(ctx, spec)?;
+    let fs = Famfs::start(ctx, tree_spec(ctx, &dir, &tree)?)?;
     let mut c = Checks::new();
     for d in &tree.dirs {
         let shown = if d.path.is_empty() { "/" } else { &d.path };
@@ -175,4 +156,33 @@ fn check_bytes(fs: &Famfs, x: &FileExpect, block: u64, c: &mut Checks) -> Result
         ),
     );
     Ok(())
+}
+
+/// The server spec that serves a user's tree as it stands in `dir`: its devices on the guest's
+/// dax devices, its files with their maps.
+pub(crate) fn tree_spec(
+    ctx: &Ctx<'_>,
+    dir: &Path,
+    tree: &famfs_shadow::ShadowTree,
+) -> Result<Spec> {
+    let slots = user_tree::slots(&tree.daxdevs, ctx.map)?;
+    let mut spec = Spec::new(
+        &ctx.ops()?,
+        slots
+            .0
+            .iter()
+            .map(|(&i, d)| (i, Target::Dax(d.name.clone())))
+            .collect(),
+    );
+    spec.existing = Some(dir.to_path_buf());
+    spec.files = tree
+        .files
+        .iter()
+        .map(|f| FileSpec {
+            path: f.path.clone(),
+            map: f.map.clone(),
+            shared: f.attrs.shared(),
+        })
+        .collect();
+    Ok(spec)
 }
