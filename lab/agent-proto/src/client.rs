@@ -18,6 +18,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::codec::{encode_line, CodecError, LineReader};
+use crate::host_call::{HostCall, HostReply};
 use crate::messages::{
     b64_decode, b64_encode, ExecRequest, ExecResult, HelloInfo, Request, RequestBody, Response,
     ResponseBody, MAX_FILE_LEN, UNSOLICITED_ID,
@@ -112,6 +113,8 @@ struct State {
     stray: u64,
     /// Last undecodable line / unsolicited error.
     last_error: Option<String>,
+    /// Host calls from the guest's cases not taken yet ([`AgentClient::next_host_call`]).
+    host_calls: std::collections::VecDeque<(u64, HostCall)>,
 }
 
 struct Shared {
@@ -409,6 +412,38 @@ impl AgentClient {
         result
     }
 
+    /// The next host call a case in the guest made (its call number and request), waiting
+    /// up to `timeout`; `None` when none came (or the agent is gone).
+    pub fn next_host_call(&self, timeout: Duration) -> Option<(u64, HostCall)> {
+        let deadline = Instant::now().checked_add(timeout)?;
+        let mut state = self.shared.lock();
+        loop {
+            if let Some(c) = state.host_calls.pop_front() {
+                return Some(c);
+            }
+            let now = Instant::now();
+            if now >= deadline || !state.connected {
+                return None;
+            }
+            state = self
+                .shared
+                .cond
+                .wait_timeout(state, deadline - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+
+    /// Answers host call `call` (see [`AgentClient::next_host_call`]).
+    pub fn reply_host_call(
+        &self,
+        call: u64,
+        reply: HostReply,
+        timeout: Duration,
+    ) -> Result<(), AgentError> {
+        self.request_ok(RequestBody::HostReply { call, reply }, timeout)
+    }
+
     fn request_ok(&self, body: RequestBody, timeout: Duration) -> Result<(), AgentError> {
         let what = body.kind();
         match self.request(body, timeout)? {
@@ -501,6 +536,10 @@ fn dispatch(shared: &Shared, resp: Response) {
                 shared.cond.notify_all();
             }
             ResponseBody::Error { message } => state.last_error = Some(message),
+            ResponseBody::HostCall { call, request } => {
+                state.host_calls.push_back((call, request));
+                shared.cond.notify_all();
+            }
             other => state.last_error = Some(format!("unsolicited {} message", other.kind())),
         }
         return;
@@ -542,6 +581,56 @@ mod tests {
             AgentClient::from_stream(a, ClientOptions::default()).unwrap(),
             b,
         )
+    }
+
+    #[test]
+    fn host_calls_are_queued_and_answered_by_call_number() {
+        let (client, peer) = pair();
+        let mut out = peer.try_clone().unwrap();
+        assert_eq!(client.next_host_call(Duration::from_millis(20)), None);
+        let call = HostCall::InjectPoison {
+            device: "mem0".into(),
+            dpa: 8192,
+            length: 64,
+        };
+        write_message(
+            &mut out,
+            &Response {
+                id: UNSOLICITED_ID,
+                body: ResponseBody::HostCall {
+                    call: 5,
+                    request: call.clone(),
+                },
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            client.next_host_call(Duration::from_secs(5)),
+            Some((5, call))
+        );
+        let fake = std::thread::spawn(move || {
+            let mut lines = LineReader::new(peer.try_clone().unwrap());
+            let req: Request = lines.read_message().unwrap();
+            let RequestBody::HostReply { call, reply } = req.body else {
+                panic!("expected host_reply");
+            };
+            write_message(
+                &mut out,
+                &Response {
+                    id: req.id,
+                    body: ResponseBody::Ok,
+                },
+            )
+            .unwrap();
+            (call, reply)
+        });
+        let reply = HostReply::Failed {
+            message: "no".into(),
+        };
+        client
+            .reply_host_call(5, reply.clone(), Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(fake.join().unwrap(), (5, reply));
     }
 
     #[test]

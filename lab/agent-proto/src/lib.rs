@@ -9,10 +9,12 @@
 
 pub mod client;
 pub mod codec;
+pub mod host_call;
 pub mod messages;
 
 pub use client::{AgentClient, AgentError, ClientOptions};
 pub use codec::{encode_line, write_message, CodecError, LineReader};
+pub use host_call::{HostCall, HostReply, HOST_CALL_SOCKET};
 pub use messages::*;
 
 /// QEMU arguments that expose the agent port, with its host end a Unix

@@ -9,6 +9,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
+use crate::host_call::{HostCall, HostReply};
+
 /// Name of the virtio-serial port (`-device virtserialport,name=...`).
 pub const AGENT_PORT_NAME: &str = "org.famfs.lab.agent";
 
@@ -58,6 +60,10 @@ pub enum RequestBody {
     ReadFile { path: String, max_len: u64 },
     /// Answer `Ok`, sync, power the VM off.
     Poweroff,
+    /// The host's answer to the guest's [`ResponseBody::HostCall`] number `call`; the agent
+    /// hands it to the case waiting for it. Answered with `Ok` (or `Error` when no case waits
+    /// for that call any more).
+    HostReply { call: u64, reply: HostReply },
 }
 
 /// A command to run in the guest.
@@ -201,6 +207,12 @@ pub enum ResponseBody {
     Error {
         message: String,
     },
+    /// Unsolicited (id [`UNSOLICITED_ID`]): a case asks the host for `call`; the host answers
+    /// with [`RequestBody::HostReply`] carrying the same `call` number.
+    HostCall {
+        call: u64,
+        request: HostCall,
+    },
 }
 
 impl ResponseBody {
@@ -213,6 +225,7 @@ impl ResponseBody {
             ResponseBody::Ok => "ok",
             ResponseBody::File { .. } => "file",
             ResponseBody::Error { .. } => "error",
+            ResponseBody::HostCall { .. } => "host_call",
         }
     }
 }
@@ -227,6 +240,7 @@ impl RequestBody {
             RequestBody::WriteFile { .. } => "write_file",
             RequestBody::ReadFile { .. } => "read_file",
             RequestBody::Poweroff => "poweroff",
+            RequestBody::HostReply { .. } => "host_reply",
         }
     }
 }
@@ -323,6 +337,12 @@ mod tests {
                 max_len: 10,
             },
             RequestBody::Poweroff,
+            RequestBody::HostReply {
+                call: 3,
+                reply: HostReply::Failed {
+                    message: "m".into(),
+                },
+            },
         ];
         for body in bodies {
             let req = Request { id: u64::MAX, body };
@@ -355,6 +375,13 @@ mod tests {
             },
             ResponseBody::Error {
                 message: "bad".into(),
+            },
+            ResponseBody::HostCall {
+                call: 1,
+                request: HostCall::DeviceDel {
+                    device: "mem1".into(),
+                    timeout_ms: 5,
+                },
             },
         ];
         for body in resp_bodies {

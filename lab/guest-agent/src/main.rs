@@ -6,6 +6,7 @@
 //! errors are logged and the VM is powered off.
 
 mod exec;
+mod host_call;
 mod init;
 mod port;
 mod reaper;
@@ -39,6 +40,8 @@ usage: famfs-lab-agent [--no-init] [--port PATH | --listen PATH] [--kmsg PATH]
   --kmsg PATH          where Kmsg requests and the ready marker are written
                        (default /dev/kmsg; the marker only as PID 1 or if set)
   --port-timeout-ms N  how long to wait for the port to appear (default 30000)
+  --host-calls PATH    listen for the cases' host calls on PATH (default, as PID 1:
+                       /run/famfs-lab/host-call.sock)
   --verbose            log every request to stderr";
 
 /// Log a line to stderr (the console when running as PID 1).
@@ -53,6 +56,7 @@ struct Args {
     listen: Option<PathBuf>,
     kmsg: Option<PathBuf>,
     port_timeout: Option<Duration>,
+    host_calls: Option<PathBuf>,
     verbose: bool,
     help: bool,
 }
@@ -70,6 +74,7 @@ fn parse_args(mut it: impl Iterator<Item = String>, strict: bool) -> Result<Args
             "--port" => args.port = Some(value("--port")?.into()),
             "--listen" => args.listen = Some(value("--listen")?.into()),
             "--kmsg" => args.kmsg = Some(value("--kmsg")?.into()),
+            "--host-calls" => args.host_calls = Some(value("--host-calls")?.into()),
             "--port-timeout-ms" => {
                 let v = value("--port-timeout-ms")?;
                 let ms: u64 = v
@@ -154,6 +159,15 @@ fn run(args: &Args, pid1: bool) -> anyhow::Result<()> {
         }
     };
     let port_timeout = args.port_timeout.unwrap_or(DEFAULT_PORT_TIMEOUT);
+    let host_calls = args
+        .host_calls
+        .clone()
+        .or_else(|| do_init.then(|| PathBuf::from(lab_agent_proto::HOST_CALL_SOCKET)));
+    if let Some(path) = host_calls {
+        if let Err(e) = host_call::listen(&path) {
+            log(&format!("host calls on {}: {e}", path.display()));
+        }
+    }
 
     if let Some(path) = &args.listen {
         let _ = std::fs::remove_file(path);

@@ -33,7 +33,7 @@ pub struct Context {
     pub verbose: bool,
 }
 
-enum Outgoing {
+pub(crate) enum Outgoing {
     Message(Response),
     /// Acknowledged once everything queued before it has been written.
     Flush(Sender<()>),
@@ -76,6 +76,7 @@ where
     W: Write + Send + 'static,
 {
     let (tx, rx) = mpsc::channel();
+    crate::host_call::set_outlet(tx.clone());
     let replier = Replier { tx };
     if let Err(e) = std::thread::Builder::new()
         .name("writer".into())
@@ -190,6 +191,9 @@ fn handle_slow(body: RequestBody, ctx: &Context) -> ResponseBody {
             read_file(&path, max_len).map(|data| ResponseBody::File {
                 data_b64: b64_encode(&data),
             })
+        }
+        RequestBody::HostReply { call, reply } => {
+            crate::host_call::deliver(call, reply).map(|()| ResponseBody::Ok)
         }
         RequestBody::Hello { .. } | RequestBody::Poweroff => {
             Err("internal error: request routed wrongly".to_string())

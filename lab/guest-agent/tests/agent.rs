@@ -31,6 +31,8 @@ impl Agent {
             .arg(dir.path().join("agent.sock"))
             .arg("--kmsg")
             .arg(dir.path().join("kmsg"))
+            .arg("--host-calls")
+            .arg(dir.path().join("host-call.sock"))
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
@@ -555,4 +557,40 @@ fn as_pid1_in_a_pid_namespace() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A case's host call goes through the agent to the host client and the host's reply back
+/// to the case, by call number; a call while the host does not answer it is not lost.
+#[test]
+fn host_call_reaches_the_host_and_its_reply_the_case() {
+    use lab_agent_proto::{HostCall, HostReply};
+    let agent = Agent::start();
+    let client = agent.client();
+    let call = HostCall::InjectPoison {
+        device: "mem0".into(),
+        dpa: 0x2000,
+        length: 64,
+    };
+    let path = agent.dir.path().join("host-call.sock");
+    let case = {
+        let call = call.clone();
+        std::thread::spawn(move || {
+            let mut s = UnixStream::connect(path).unwrap();
+            s.set_read_timeout(Some(T)).unwrap();
+            s.write_all(&lab_agent_proto::encode_line(&call).unwrap())
+                .unwrap();
+            LineReader::new(s).read_message::<HostReply>().unwrap()
+        })
+    };
+    let (n, got) = client.next_host_call(T).expect("a host call");
+    assert_eq!(got, call);
+    let reply = HostReply::Done {
+        note: "injected".into(),
+        names: vec![],
+        data_b64: None,
+    };
+    client.reply_host_call(n, reply.clone(), T).unwrap();
+    assert_eq!(case.join().unwrap(), reply);
+    // A reply to a call nobody waits for is an error, not a hang.
+    assert!(client.reply_host_call(n + 100, reply, T).is_err());
 }
