@@ -6,6 +6,7 @@
 pub mod bpf_selftests;
 pub mod bringup;
 pub mod host_bytes;
+pub mod host_calls;
 pub mod kvm_guard;
 pub mod leaks;
 pub mod markers;

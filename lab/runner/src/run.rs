@@ -505,6 +505,7 @@ pub(crate) fn run_case(
     if let Some(n) = flaky_run_number(&id) {
         env.push((FLAKY_RUN.into(), n.to_string()));
     }
+    let mut calls = Vec::new();
     let exec = agent.kmsg(&begin, Duration::from_secs(5)).and_then(|_| {
         let mut r = ExecRequest::new(["famfs-lab-cases", "run", id.as_str()])
             .env("FAMFS_LAB_OPS", req.ops.as_str())
@@ -512,7 +513,10 @@ pub(crate) fn run_case(
         for (k, v) in env.iter().chain(extra) {
             r = r.env(k, v);
         }
-        agent.exec(r, timeout + Duration::from_secs(15))
+        // The case may ask the host for faults (QMP) or backing bytes meanwhile.
+        crate::host_calls::serve_during(s, agent, backings, rt, &mut calls, || {
+            agent.exec(r, timeout + Duration::from_secs(15))
+        })
     });
     let took = started.elapsed().as_millis() as u64;
     let ended = agent.kmsg(&end, Duration::from_secs(5)).is_ok()
@@ -572,6 +576,7 @@ pub(crate) fn run_case(
             Err(e) => (outcome, reason) = (Outcome::Fail, Some(format!("{e:#}"))),
         }
     }
+    diag.extend(calls);
     if !env.is_empty() {
         diag.push(format!("guest environment: {}", env_prefix(&env)));
     }

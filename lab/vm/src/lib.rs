@@ -8,7 +8,8 @@
 //! - [`qemu_args`]: the QEMU argv as a pure function, and its shell rendering.
 //! - [`backing`]: sparse CXL backing files and host-side byte access to them.
 //! - [`accel`]: KVM or TCG, from a real QEMU probe or `FAMFS_LAB_ACCEL`.
-//! - [`qmp`]: QMP client with timeouts.
+//! - [`qmp`]: QMP client with timeouts; [`fault_inject`]: CXL faults through QMP (poison, RAS
+//!   errors, media events, device_del), each checked against the running QEMU's commands.
 //! - [`vm`]: the QEMU process ([`Vm`]), killed on drop; [`serial_log`] tails its console;
 //!   [`process_cleanup`] kills QEMU when the lab gets SIGINT/SIGTERM/SIGHUP.
 
@@ -16,6 +17,7 @@ pub mod accel;
 pub mod backing;
 pub mod decoder_checks;
 pub mod error;
+pub mod fault_inject;
 pub mod process_cleanup;
 pub mod qemu_args;
 pub mod qmp;
