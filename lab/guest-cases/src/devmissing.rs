@@ -26,6 +26,10 @@ pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
         "unbind_while_mapped" => unbind_while_mapped(ctx),
         "memory_failure" => memory_failure(ctx),
         "dirty_unbind" => crate::teardown::dirty_unbind(ctx),
+        "poison_read_mapped" => crate::faults::poison_read_mapped(ctx),
+        "poison_list" => crate::faults::poison_list(ctx),
+        "uncorrectable_error" => crate::faults::uncorrectable_error(ctx),
+        "device_removed_mapped" => crate::faults::device_removed_mapped(ctx),
         "holder_handover" => crate::teardown::holder_handover(ctx),
         _ => bail!("no device_missing case {name:?}"),
     }
@@ -401,16 +405,17 @@ fn unbind_while_mapped(ctx: &mut Ctx<'_>) -> Result<Outcome> {
 }
 
 /// The address the memory_failure child expects its SIGBUS to name.
-static POISON_ADDR: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+pub(crate) static POISON_ADDR: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
 /// `si_code` of a SIGBUS for poison the task itself consumed (asm-generic/siginfo.h).
-const BUS_MCEERR_AR: i32 = 4;
+pub(crate) const BUS_MCEERR_AR: i32 = 4;
 /// The child's exit codes: SIGBUS BUS_MCEERR_AR at the page, at another address, another
 /// SIGBUS code; madvise returning without a signal exits 0 or with its errno.
-const EXIT_AR_AT_PAGE: i32 = 100;
-const EXIT_AR_ELSEWHERE: i32 = 101;
-const EXIT_OTHER_SIGBUS: i32 = 102;
+pub(crate) const EXIT_AR_AT_PAGE: i32 = 100;
+pub(crate) const EXIT_AR_ELSEWHERE: i32 = 101;
+pub(crate) const EXIT_OTHER_SIGBUS: i32 = 102;
 
-extern "C" fn on_poison_sigbus(
+pub(crate) extern "C" fn on_poison_sigbus(
     _sig: libc::c_int,
     info: *mut libc::siginfo_t,
     _: *mut libc::c_void,

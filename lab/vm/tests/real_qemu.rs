@@ -297,3 +297,76 @@ async fn first_serial_output_sees_a_silent_guest() {
         .expect("serial log");
     assert!(matches!(after, lab_vm::FirstOutput::Exited(_)), "{after:?}");
 }
+
+/// The fault injector against the real QEMU (paused, no guest): the commands it uses are in
+/// this QEMU's schema and take their arguments; a device that is not there is QEMU's error
+/// text, not a panic; a bad QAPI name is refused before QEMU sees it.
+#[tokio::test]
+async fn fault_injector_drives_the_real_qemu() {
+    use lab_vm::fault_inject::{inject, qemu_commands, Fault, Injected};
+    require_qemu();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut vm = Vm::launch(paused_spec("two-devices", dir.path()))
+        .await
+        .expect("QEMU starts");
+    let qmp = vm.qmp().expect("qmp");
+    let (version, names) = qemu_commands(qmp).await.expect("query-commands");
+    assert!(names.contains("query-status"), "{names:?}");
+    for f in [
+        Fault::Poison {
+            device: "mem1".into(),
+            dpa: 0x1000,
+            length: 64,
+        },
+        Fault::Correctable {
+            device: "mem0".into(),
+            kind: "mem-data-ecc".into(),
+        },
+        Fault::Uncorrectable {
+            device: "mem0".into(),
+            errors: vec!["mem-data-ecc".into()],
+        },
+        Fault::GeneralMedia {
+            device: "mem1".into(),
+            dpa: 0x2000,
+        },
+    ] {
+        let cmd = f.command();
+        match inject(qmp, &f).await.expect(cmd) {
+            Injected::Done(note) => {
+                assert!(note.contains(cmd) && note.contains(&version), "{note}")
+            }
+            Injected::Unsupported { command, qemu } => {
+                // Only an older QEMU lacks them; its version says so.
+                assert_eq!(command, cmd);
+                assert!(!names.contains(cmd) && qemu == version);
+            }
+        }
+    }
+    let absent = inject(
+        qmp,
+        &Fault::Poison {
+            device: "mem9".into(),
+            dpa: 0,
+            length: 64,
+        },
+    )
+    .await;
+    assert!(
+        matches!(&absent, Err(Error::Qmp { op, .. }) if op == "cxl-inject-poison"),
+        "{absent:?}"
+    );
+    let bad = inject(
+        qmp,
+        &Fault::Correctable {
+            device: "mem0".into(),
+            kind: "no-such-error".into(),
+        },
+    )
+    .await;
+    assert!(
+        matches!(&bad, Err(Error::Qmp { message, .. }) if message.contains("no-such-error")),
+        "{bad:?}"
+    );
+    vm.kill();
+}
