@@ -7,8 +7,7 @@
 
 use crate::check::Checks;
 use crate::devmissing::{
-    on_poison_sigbus, sysfs_write_timeout, EXIT_AR_AT_PAGE, EXIT_AR_ELSEWHERE, EXIT_OTHER_SIGBUS,
-    POISON_ADDR,
+    on_poison_sigbus, EXIT_AR_AT_PAGE, EXIT_AR_ELSEWHERE, EXIT_OTHER_SIGBUS, POISON_ADDR,
 };
 use crate::famfs::{Ctx, Famfs, Spec, Target};
 use crate::host;
@@ -403,13 +402,283 @@ pub fn poison_list(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     Ok(c.outcome())
 }
 
-pub fn uncorrectable_error(_ctx: &mut Ctx<'_>) -> Result<Outcome> {
-    bail!("not written yet")
+/// What a file on a device looks like from user space right now.
+fn file_state(fs: &Famfs, f: &std::fs::File, m: &Mapping, rel: &str) -> Result<String> {
+    let load = sys::probe_read(m.ptr())?;
+    let pread = match sys::pread(f, 0, 16) {
+        Ok(b) => format!("{} bytes", b.len()),
+        Err(e) => sys::errno_name(e),
+    };
+    let open = match sys::open(&fs.path(rel), false) {
+        Ok(_) => "ok".to_string(),
+        Err(e) => sys::errno_name(e),
+    };
+    Ok(format!(
+        "{rel}: mmap load {load}, pread {pread}, open {open}"
+    ))
 }
 
-pub fn device_removed_mapped(_ctx: &mut Ctx<'_>) -> Result<Outcome> {
-    let _ = (sysfs_write_timeout, WRITE_AREA);
-    bail!("not written yet")
+/// An uncorrectable RAS error injected by the host (cxl-inject-uncorrectable-errors: RAS
+/// status bits, then PCIe AER to the root port) on the device under a mounted, mapped file:
+/// the kernel's CXL RAS path runs (the `cxl_aer_uncorrectable_error` tracepoint), the case
+/// does not hang, a file on another device keeps working; what the file system does is
+/// recorded.
+pub fn uncorrectable_error(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    let (id, vdax, other) = victim(ctx)?;
+    let name = kernel_memdev(ctx, &id)?;
+    let mut slots = BTreeMap::new();
+    slots.insert(0, Target::Dax(vdax.name.clone()));
+    let mut r = AreaAlloc::new(READ_AREA);
+    let u = simple_map(&mut r, &[(0, 2 * MIB)], 2 * MIB).context("read area full")?;
+    let mut spec = Spec::new(&ctx.ops()?, slots).file("u", u);
+    if let Some(o) = other {
+        spec.slots.insert(1, Target::Dax(o.name.clone()));
+        let s = simple_map(&mut r, &[(1, 2 * MIB)], 2 * MIB).context("read area full")?;
+        spec = spec.file("s", s);
+    }
+    let fs = Famfs::start(ctx, spec)?;
+    let f = sys::open(&fs.path("u"), false).map_err(|e| anyhow::anyhow!("open u: errno {e}"))?;
+    let m = Mapping::shared(&f, 0, (2 * MIB) as usize, false).context("mmap u")?;
+    m.advise(libc::MADV_NOHUGEPAGE)?;
+    c.touch(
+        "u: page 0 before the error",
+        m.ptr(),
+        fs.expected("u", 0, 1)?[0],
+    );
+    let trace = Trace::new(&["cxl/cxl_aer_uncorrectable_error"])?
+        .context("no cxl/cxl_aer_uncorrectable_error tracepoint")?;
+    let mut kmsg = Kmsg::open()?;
+    let note = host::done(&HostCall::InjectUncorrectable {
+        device: id.clone(),
+        errors: vec!["mem-data-ecc".into()],
+    })?;
+    c.note(format!("host: {note}"));
+    let mut rec = None;
+    for _ in 0..150 {
+        rec = trace
+            .lines()?
+            .into_iter()
+            .find(|l| l.contains(&format!("memdev={name}")));
+        if rec.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    match &rec {
+        Some(l) => c.pass(format!("the CXL RAS path ran: {l}")),
+        None => c.fail(format!(
+            "no cxl_aer_uncorrectable_error record for {name} within 15 s; kernel log: {:?}",
+            kmsg.lines()
+        )),
+    }
+    // Let the AER recovery finish (it may release the memdev's driver).
+    std::thread::sleep(Duration::from_secs(3));
+    for l in kmsg
+        .lines()
+        .iter()
+        .filter(|l| {
+            l.contains("AER") || l.contains("cxl") || l.contains(&name) || l.contains("dax_fmap")
+        })
+        .take(12)
+    {
+        c.note(format!("kernel log: {l}"));
+    }
+    let driver = std::path::Path::new(&format!("/sys/bus/cxl/devices/{name}/driver")).exists();
+    c.note(format!(
+        "{name} after the error: {}; /dev/{} {}",
+        if driver {
+            "still bound to cxl_mem"
+        } else {
+            "unbound from cxl_mem"
+        },
+        vdax.name,
+        if std::path::Path::new(&format!("/dev/{}", vdax.name)).exists() {
+            "exists"
+        } else {
+            "is gone"
+        }
+    ));
+    c.note(format!(
+        "the file system: {}",
+        file_state(&fs, &f, &m, "u")?
+    ));
+    if let Some(l) = kmsg.find("device slot 0 failed") {
+        c.note(format!("the holder was told: {l}"));
+    }
+    if other.is_some() {
+        match sys::open(&fs.path("s"), false).and_then(|s| sys::pread(&s, 0, 8192)) {
+            Ok(got) => {
+                c.bytes(
+                    "s (another device): open and pread",
+                    0,
+                    &got,
+                    &fs.expected("s", 0, 8192)?,
+                );
+            }
+            Err(e) => c.fail(format!("s (another device): {}", sys::errno_name(e))),
+        }
+        ctx.verify(fs.ranges("s", 0, 2 * MIB, None)?);
+    }
+    drop(m);
+    drop(f);
+    match fs.stop() {
+        Ok(()) => c.pass("unmount and server exit are clean"),
+        Err(e) => c.fail(format!("unmount: {e:#}")),
+    }
+    Ok(c.outcome())
+}
+
+/// The device the destructive cases take away: the topology's last one (on two-devices
+/// `mem1`: `dax1.0` and the interleaved `dax2.0` go with it, `dax0.0` stays). Its dax devices
+/// (only its own bytes) and a dax device it is no part of, if any.
+fn victim<'a>(ctx: &Ctx<'a>) -> Result<(String, &'a DaxDevice, Option<&'a DaxDevice>)> {
+    let mut ids: Vec<&str> = ctx.map.memdevs.iter().map(|m| m.id.as_str()).collect();
+    ids.sort();
+    let id = ids
+        .last()
+        .context("no memdev in the device map")?
+        .to_string();
+    let dax = ctx.dax();
+    let only = dax
+        .iter()
+        .find(|d| d.targets.iter().all(|t| t.memdev == id))
+        .with_context(|| format!("no dax device on {id} alone"))?;
+    let other = dax
+        .iter()
+        .find(|d| d.targets.iter().all(|t| t.memdev != id))
+        .copied();
+    Ok((id, only, other))
+}
+
+/// A type-3 device hot-removed by the host (QMP device_del: PCIe native hot-unplug, pciehp in
+/// the guest) while a file on it is mapped with dirty pages: the holder is told
+/// (MF_MEM_PRE_REMOVE through kill_dax), the mapping SIGBUSes, I/O is EIO, opens ENODEV, a file
+/// on another device keeps its bytes, unmount completes. It leaves the device gone: the last
+/// case of the suite.
+pub fn device_removed_mapped(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    let (id, vdax, other) = victim(ctx)?;
+    let name = kernel_memdev(ctx, &id)?;
+    let mut slots = BTreeMap::new();
+    slots.insert(0, Target::Dax(vdax.name.clone()));
+    let mut w = AreaAlloc::new((WRITE_AREA.end - 6 * MIB)..(WRITE_AREA.end - 4 * MIB));
+    let v = simple_map(&mut w, &[(0, 2 * MIB)], 2 * MIB).context("write area full")?;
+    let mut spec = Spec::new(&ctx.ops()?, slots).file("v", v);
+    if let Some(o) = other {
+        spec.slots.insert(1, Target::Dax(o.name.clone()));
+        let mut r = AreaAlloc::new(READ_AREA);
+        let s = simple_map(&mut r, &[(1, 2 * MIB)], 2 * MIB).context("read area full")?;
+        spec = spec.file("s", s);
+    }
+    let fs = Famfs::start(ctx, spec)?;
+    let f = sys::open(&fs.path("v"), true).map_err(|e| anyhow::anyhow!("open v: errno {e}"))?;
+    let m = Mapping::shared(&f, 0, (2 * MIB) as usize, true).context("mmap v")?;
+    m.advise(libc::MADV_NOHUGEPAGE)?;
+    let pages: Vec<usize> = (0..8).map(|i| i * 5 * PAGE as usize).collect();
+    for (i, &o) in pages.iter().enumerate() {
+        // SAFETY: inside the live, writable mapping.
+        unsafe { std::ptr::write_volatile(m.ptr().add(o), 0xe0 ^ i as u8) };
+    }
+    c.check(
+        pages
+            .iter()
+            .all(|&o| sys::page_present(m.ptr().wrapping_add(o)).unwrap_or(false)),
+        format!(
+            "8 dirty pages of v ({}) are mapped before the removal",
+            vdax.name
+        ),
+    );
+    let mut kmsg = Kmsg::open()?;
+    let reply = host::call(&HostCall::DeviceDel {
+        device: id.clone(),
+        timeout_ms: 90_000,
+    })?;
+    match reply {
+        lab_agent_proto::HostReply::Done { note, .. } => c.pass(format!("host: {note}")),
+        other => {
+            c.fail(format!(
+                "QEMU could not remove {id} ({name}) under the mapped file: {other:?}; kernel log: {:?}",
+                kmsg.lines().iter().filter(|l| l.contains("pciehp") || l.contains("cxl")).collect::<Vec<_>>()
+            ));
+            return Ok(c.outcome());
+        }
+    }
+    match kmsg.wait_for("device slot 0 failed", Duration::from_secs(10)) {
+        Some(l) => c.pass(format!("kernel log: {l}")),
+        None => c.fail("no \"device slot 0 failed\" in the kernel log after the removal"),
+    }
+    for l in kmsg
+        .lines()
+        .iter()
+        .filter(|l| l.contains("pciehp") || l.contains(&name))
+        .take(6)
+    {
+        c.note(format!("kernel log: {l}"));
+    }
+    c.check(
+        !std::path::Path::new(&format!("/sys/bus/cxl/devices/{name}")).exists(),
+        format!("{name} is gone from /sys/bus/cxl/devices"),
+    );
+    c.check(
+        !std::path::Path::new(&format!("/dev/{}", vdax.name)).exists(),
+        format!("/dev/{} is gone", vdax.name),
+    );
+    for (i, &o) in pages.iter().enumerate().take(2) {
+        let p = m.ptr().wrapping_add(o);
+        c.mapped(
+            format!("v: dirty page {i} unmapped by the removal"),
+            p,
+            false,
+        );
+        c.access(
+            format!("v: load of dirty page {i} after the removal"),
+            sys::probe_read_here(p)?,
+            Access::Signal(libc::SIGBUS),
+        );
+    }
+    c.errno("v: pread", &sys::pread(&f, 0, 10), libc::EIO);
+    c.errno("v: pwrite", &sys::pwrite_once(&f, 0, &[1]), libc::EIO);
+    c.errno(
+        "v: open again",
+        &sys::open(&fs.path("v"), false),
+        libc::ENODEV,
+    );
+    if other.is_some() {
+        match sys::open(&fs.path("s"), false).and_then(|s| sys::pread(&s, 0, 8192)) {
+            Ok(got) => {
+                c.bytes(
+                    "s (another device): open and pread",
+                    0,
+                    &got,
+                    &fs.expected("s", 0, 8192)?,
+                );
+            }
+            Err(e) => c.fail(format!("s (another device): {}", sys::errno_name(e))),
+        }
+        ctx.verify(fs.ranges("s", 0, 2 * MIB, None)?);
+    } else {
+        c.note(format!(
+            "{id} was the only device: no other device to check"
+        ));
+    }
+    // SAFETY: our own mapping; msync of a mapping whose device is gone.
+    let ms = unsafe { libc::msync(m.ptr().cast(), (2 * MIB) as usize, libc::MS_SYNC) };
+    c.note(format!(
+        "v: msync after the removal: {}",
+        if ms == 0 {
+            "0".to_string()
+        } else {
+            sys::errno_name(sys::errno(&std::io::Error::last_os_error()))
+        }
+    ));
+    drop(m);
+    drop(f);
+    match fs.stop() {
+        Ok(()) => c.pass("unmount and server exit are clean"),
+        Err(e) => c.fail(format!("unmount: {e:#}")),
+    }
+    Ok(c.outcome())
 }
 
 #[cfg(test)]
