@@ -320,7 +320,7 @@ pub fn exec_to(
         }
     }
     let mut g = bringup::bring_up(&req)?;
-    let result = run_command(&g, a, args, out, err);
+    let result = run_command(&mut g, a, args, out, err);
     g.poweroff();
     let mut code = result?;
     let splats = g.splats();
@@ -344,7 +344,7 @@ pub fn exec_to(
 }
 
 fn run_command(
-    g: &Guest,
+    g: &mut Guest,
     a: &GuestArgs,
     args: &ExecArgs,
     stdout: &mut dyn std::io::Write,
@@ -367,7 +367,7 @@ fn run_command(
     for (k, v) in gshell::case_env(a.ops.name()) {
         r = r.env(k, v);
     }
-    let out = g.exec(r, Duration::from_secs(args.timeout))?;
+    let out = g.exec_serving_host_calls(r, Duration::from_secs(args.timeout))?;
     stdout.write_all(out.stdout.as_bytes())?;
     stdout.flush()?;
     stderr.write_all(out.stderr.as_bytes())?;

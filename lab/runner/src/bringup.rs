@@ -115,6 +115,27 @@ impl Guest {
             .context("running the command through the guest agent")
     }
 
+    /// [`Guest::exec`], serving the command's host calls (a case's QMP faults) while it runs;
+    /// each call is printed as progress.
+    pub fn exec_serving_host_calls(
+        &mut self,
+        req: ExecRequest,
+        timeout: Duration,
+    ) -> Result<ExecResult> {
+        let req = req.timeout(timeout);
+        let mut calls = Vec::new();
+        let agent = &self.agent;
+        crate::host_calls::serve_during(
+            &mut self.session,
+            agent,
+            &self.backings,
+            &self.rt,
+            &mut calls,
+            || agent.exec(req, timeout + Duration::from_secs(15)),
+        )
+        .context("running the command through the guest agent")
+    }
+
     /// The host's checks of the case after its body passed in the guest (the bytes it left in
     /// the backing files): notes, or an error saying what is wrong.
     pub fn host_checks(&self) -> Result<Vec<String>> {
