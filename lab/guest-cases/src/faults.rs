@@ -15,7 +15,7 @@ use crate::mapping::Mapping;
 use crate::sys::{self, Access, Kmsg, Trace};
 use crate::Outcome;
 use anyhow::{bail, Context, Result};
-use famfs_lab_cases::devices::DaxDevice;
+use famfs_lab_cases::devices::{DaxDevice, DeviceMap};
 use famfs_lab_cases::expect::{simple_map, AreaAlloc, Piece, MIB, READ_AREA, WRITE_AREA};
 use lab_agent_proto::HostCall;
 use std::collections::BTreeMap;
@@ -446,6 +446,15 @@ pub fn uncorrectable_error(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         m.ptr(),
         fs.expected("u", 0, 1)?[0],
     );
+    let pci = pci_of(&name)?;
+    let (before, after) = unmask_internal_errors(&pci)?;
+    c.note(format!(
+        "{pci} ({name}): AER uncorrectable mask {before:#010x} -> {after:#010x}: Linux leaves Uncorrectable Internal Errors masked on a CXL endpoint (the PCIe default), and QEMU's injection (an internal error) is then only latched in the status register, never signalled; the case unmasks it"
+    ));
+    let (rb, ra) = unmask_cxl_ras(&pci)?;
+    c.note(format!(
+        "{pci}: CXL RAS uncorrectable error mask {rb:#x} -> {ra:#x}: QEMU drops an injected error its RAS mask masks, and this kernel left it masked (QEMU's reset value); the case clears it through the BAR"
+    ));
     let trace = Trace::new(&["cxl/cxl_aer_uncorrectable_error"])?
         .context("no cxl/cxl_aer_uncorrectable_error tracepoint")?;
     let mut kmsg = Kmsg::open()?;
@@ -526,6 +535,20 @@ pub fn uncorrectable_error(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         Ok(()) => c.pass("unmount and server exit are clean"),
         Err(e) => c.fail(format!("unmount: {e:#}")),
     }
+    if !std::path::Path::new(&format!("/dev/{}", vdax.name)).exists() {
+        // The error took the device's region: rebuild it for device_removed_mapped.
+        match rebuild(ctx, &name, vdax) {
+            Ok(new) => {
+                c.pass(format!(
+                    "{name} rebound to cxl_mem and a region rebuilt on it: {} ({}, HPA {:#x})",
+                    new.name, new.kernel_region, new.hpa
+                ));
+                std::fs::write(RESTORED, serde_json::to_string(&(&vdax.name, &new))?)
+                    .with_context(|| format!("writing {RESTORED}"))?;
+            }
+            Err(e) => c.fail(format!("rebuilding {name}'s region after the error: {e:#}")),
+        }
+    }
     Ok(c.outcome())
 }
 
@@ -551,12 +574,207 @@ fn victim<'a>(ctx: &Ctx<'a>) -> Result<(String, &'a DaxDevice, Option<&'a DaxDev
     Ok((id, only, other))
 }
 
+/// Where uncorrectable_error leaves the dax device it rebuilt on the victim (its region is
+/// new: another name and HPA than the device map's), for the cases after it in this boot.
+const RESTORED: &str = "/run/famfs-lab/restored-dax.json";
+
+/// The device map with the victim's dax device as uncorrectable_error rebuilt it, if it did.
+fn current_map(ctx: &Ctx<'_>) -> Result<Option<DeviceMap>> {
+    let Ok(text) = std::fs::read_to_string(RESTORED) else {
+        return Ok(None);
+    };
+    let (old, new): (String, DaxDevice) =
+        serde_json::from_str(&text).with_context(|| format!("parsing {RESTORED}"))?;
+    let mut map = ctx.map.clone();
+    map.dax.retain(|d| d.name != old && d.name != new.name);
+    map.dax.push(new);
+    Ok(Some(map))
+}
+
+/// The PCI device (`0000:0d:00.0`) of kernel memdev `name`.
+fn pci_of(name: &str) -> Result<String> {
+    let p = std::fs::canonicalize(format!("/sys/bus/cxl/devices/{name}"))
+        .with_context(|| format!("resolving /sys/bus/cxl/devices/{name}"))?;
+    Ok(p.parent()
+        .and_then(|d| d.file_name())
+        .context("memdev without a parent device")?
+        .to_string_lossy()
+        .into_owned())
+}
+
+/// Uncorrectable Internal Error in the AER capability's masks (PCI_ERR_UNC_INTN).
+const UNC_INTN: u32 = 1 << 22;
+
+/// Clears Uncorrectable Internal Error in the AER uncorrectable mask of PCI device `pci`
+/// (config space through sysfs); returns the mask before and after.
+fn unmask_internal_errors(pci: &str) -> Result<(u32, u32)> {
+    let path = format!("/sys/bus/pci/devices/{pci}/config");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {path}"))?;
+    let read = |off: u64| -> Result<u32> {
+        let mut b = [0u8; 4];
+        f.read_exact_at(&mut b, off)
+            .with_context(|| format!("reading {path} at {off:#x}"))?;
+        Ok(u32::from_le_bytes(b))
+    };
+    let mut off = 0x100;
+    let aer = loop {
+        let h = read(off)?;
+        if h & 0xffff == 1 {
+            break off;
+        }
+        let next = u64::from(h >> 20);
+        if next < 0x100 {
+            bail!("{pci} has no AER capability");
+        }
+        off = next;
+    };
+    let mask = read(aer + 8)?;
+    let new = mask & !UNC_INTN;
+    f.write_all_at(&new.to_le_bytes(), aer + 8)
+        .with_context(|| format!("writing {path} at {:#x}", aer + 8))?;
+    Ok((mask, read(aer + 8)?))
+}
+
+/// The CXL RAS capability's uncorrectable error mask of PCI device `pci` (the component
+/// registers of its Register Locator DVSEC, mapped through sysfs `resourceN`) set to 0;
+/// returns the mask before and after.
+fn unmask_cxl_ras(pci: &str) -> Result<(u32, u32)> {
+    let cfg_path = format!("/sys/bus/pci/devices/{pci}/config");
+    let cfg = std::fs::read(&cfg_path).with_context(|| format!("reading {cfg_path}"))?;
+    let dw = |off: usize| -> Result<u32> {
+        let b = cfg
+            .get(off..off + 4)
+            .with_context(|| format!("{cfg_path}: {off:#x} is past its end"))?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    // Register Locator DVSEC (CXL vendor 0x1e98, DVSEC id 8): the component block (id 1).
+    let mut off = 0x100;
+    let (bir, block) = loop {
+        let h = dw(off)?;
+        if h & 0xffff == 0x23 && dw(off + 4)? & 0xffff == 0x1e98 && dw(off + 8)? & 0xffff == 8 {
+            let len = ((dw(off + 4)? >> 20) & 0xfff) as usize;
+            let found = (off + 0xc..off + len)
+                .step_by(8)
+                .map(|e| Ok((dw(e)?, dw(e + 4)?)))
+                .collect::<Result<Vec<_>>>()?
+                .into_iter()
+                .find(|(lo, _)| (lo >> 8) & 0xff == 1)
+                .map(|(lo, hi)| (lo & 7, (u64::from(hi) << 32) | u64::from(lo & 0xffff_0000)));
+            break found.context("the Register Locator has no component register block")?;
+        }
+        let next = (h >> 20) as usize;
+        if next < 0x100 {
+            bail!("{pci}: no CXL Register Locator DVSEC");
+        }
+        off = next;
+    };
+    let res = format!("/sys/bus/pci/devices/{pci}/resource{bir}");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&res)
+        .with_context(|| format!("opening {res}"))?;
+    let len = 0x2000usize;
+    // SAFETY: a shared mapping of the BAR through sysfs; only the 32-bit registers below are
+    // touched, with volatile accesses, and it is unmapped before returning.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            std::os::fd::AsRawFd::as_raw_fd(&f),
+            block as libc::off_t,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        bail!(
+            "mmap of {res} at {block:#x}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    let reg = |o: usize| base.cast::<u8>().wrapping_add(o).cast::<u32>();
+    // SAFETY: inside the mapping (offsets below 0x2000, 4-byte aligned).
+    let result = unsafe {
+        let hdr = std::ptr::read_volatile(reg(0x1000));
+        let n = (hdr >> 24) as usize;
+        let ras = (1..=n)
+            .map(|i| std::ptr::read_volatile(reg(0x1000 + 4 * i)))
+            .find(|c| c & 0xffff == 2)
+            .map(|c| 0x1000 + (c >> 20) as usize);
+        match ras {
+            Some(ras) if ras + 8 <= len => {
+                let before = std::ptr::read_volatile(reg(ras + 4));
+                std::ptr::write_volatile(reg(ras + 4), 0);
+                Ok((before, std::ptr::read_volatile(reg(ras + 4))))
+            }
+            _ => Err(anyhow::anyhow!(
+                "{pci}: no RAS capability in the component registers"
+            )),
+        }
+    };
+    // SAFETY: the mapping made above.
+    unsafe { libc::munmap(base, len) };
+    result
+}
+
+/// After uncorrectable_error: kernel memdev `name` bound to cxl_mem again and a region like
+/// `old` (one device, from DPA 0) on it again, its dax device bound to fsdev_dax.
+fn rebuild(ctx: &Ctx<'_>, name: &str, old: &DaxDevice) -> Result<DaxDevice> {
+    let driver = format!("/sys/bus/cxl/devices/{name}/driver");
+    if !std::path::Path::new(&driver).exists() {
+        crate::sysfs::write("/sys/bus/cxl/drivers/cxl_mem/bind", name)?;
+        crate::sysfs::wait_for(
+            &format!("{name} bound to cxl_mem"),
+            Duration::from_secs(20),
+            || std::path::Path::new(&driver).exists().then_some(()),
+        )?;
+    }
+    let unit = 256 * MIB;
+    let size = old.size.div_ceil(unit) * unit;
+    let region = crate::region::create(&crate::region::RegionRequest {
+        root: "decoder0.0",
+        memdevs: &[name.to_string()],
+        per_device: size,
+        granularity: None,
+    })?;
+    let planned = famfs_lab_cases::plan::PlannedRegion {
+        name: old.region.clone(),
+        window: 0,
+        devices: old.targets.iter().map(|t| t.memdev.clone()).collect(),
+        size: Some(size),
+        granularity: None,
+    };
+    let new = crate::setup::describe_region(&planned, &region, &ctx.map.memdevs)?
+        .into_iter()
+        .next()
+        .context("the rebuilt region has no dax device")?;
+    crate::setup::bind_fsdev(&new.name)?;
+    Ok(new)
+}
+
 /// A type-3 device hot-removed by the host (QMP device_del: PCIe native hot-unplug, pciehp in
 /// the guest) while a file on it is mapped with dirty pages: the holder is told
 /// (MF_MEM_PRE_REMOVE through kill_dax), the mapping SIGBUSes, I/O is EIO, opens ENODEV, a file
 /// on another device keeps its bytes, unmount completes. It leaves the device gone: the last
 /// case of the suite.
 pub fn device_removed_mapped(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    match current_map(ctx)? {
+        Some(map) => {
+            let mut now = Ctx::new(&ctx.id, &map);
+            let r = removed_mapped(&mut now);
+            now.finish()?;
+            r
+        }
+        None => removed_mapped(ctx),
+    }
+}
+
+fn removed_mapped(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let mut c = Checks::new();
     let (id, vdax, other) = victim(ctx)?;
     let name = kernel_memdev(ctx, &id)?;

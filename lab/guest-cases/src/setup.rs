@@ -111,7 +111,7 @@ fn free_share(memdevs: &[Memdev], devices: &[String], used: &BTreeMap<String, u6
         * UNIT
 }
 
-fn describe_region(
+pub(crate) fn describe_region(
     region: &PlannedRegion,
     kernel_region: &str,
     memdevs: &[Memdev],

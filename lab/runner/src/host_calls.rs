@@ -31,8 +31,9 @@ pub(crate) fn serve_during<T: Send>(
                 continue;
             };
             let reply = answer(s, backings, rt, &call);
-            log.push(format!("host call {n}: {call:?} -> {reply:?}"));
-            lab_host::progress!("famfs-lab: host call {n}: {}", describe(&call, &reply));
+            let said = describe(&call, &reply);
+            log.push(format!("host call {n}: {call:?}: {said}"));
+            lab_host::progress!("famfs-lab: host call {n}: {said}");
             if let Err(e) = agent.reply_host_call(n, reply, Duration::from_secs(10)) {
                 log.push(format!("host call {n}: answering it: {e}"));
             }
