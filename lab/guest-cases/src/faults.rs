@@ -508,12 +508,35 @@ pub fn uncorrectable_error(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             "is gone"
         }
     ));
+    let gone = !std::path::Path::new(&format!("/dev/{}", vdax.name)).exists();
     c.note(format!(
         "the file system: {}",
         file_state(&fs, &f, &m, "u")?
     ));
-    if let Some(l) = kmsg.find("device slot 0 failed") {
-        c.note(format!("the holder was told: {l}"));
+    if gone {
+        // The AER recovery took the region: the file system must behave as for a removal.
+        match kmsg.find("device slot 0 failed") {
+            Some(l) => c.pass(format!("the holder was told: {l}")),
+            None => c.fail(format!(
+                "/dev/{} went away but the holder was not told (no \"device slot 0 failed\")",
+                vdax.name
+            )),
+        }
+        c.access(
+            "u: mmap load after the error",
+            sys::probe_read_here(m.ptr())?,
+            Access::Signal(libc::SIGBUS),
+        );
+        c.errno(
+            "u: pread after the error",
+            &sys::pread(&f, 0, 16),
+            libc::EIO,
+        );
+        c.errno(
+            "u: open after the error",
+            &sys::open(&fs.path("u"), false),
+            libc::ENODEV,
+        );
     }
     if other.is_some() {
         match sys::open(&fs.path("s"), false).and_then(|s| sys::pread(&s, 0, 8192)) {
