@@ -425,7 +425,9 @@ fn file_state(fs: &Famfs, f: &std::fs::File, m: &Mapping, rel: &str) -> Result<S
 /// recorded.
 pub fn uncorrectable_error(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let mut c = Checks::new();
-    let (id, vdax, other) = victim(ctx)?;
+    // The first device: with two, the last one is left whole for device_removed_mapped.
+    let (id, vdax, other) = on_device(ctx, false)?;
+    let (last, _, _) = victim(ctx)?;
     let name = kernel_memdev(ctx, &id)?;
     let mut slots = BTreeMap::new();
     slots.insert(0, Target::Dax(vdax.name.clone()));
@@ -558,8 +560,8 @@ pub fn uncorrectable_error(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         Ok(()) => c.pass("unmount and server exit are clean"),
         Err(e) => c.fail(format!("unmount: {e:#}")),
     }
-    if !std::path::Path::new(&format!("/dev/{}", vdax.name)).exists() {
-        // The error took the device's region: rebuild it for device_removed_mapped.
+    if gone && id == last {
+        // The error took the region of the only device: rebuild it for device_removed_mapped.
         match rebuild(ctx, &name, vdax) {
             Ok(new) => {
                 c.pass(format!(
@@ -579,13 +581,25 @@ pub fn uncorrectable_error(ctx: &mut Ctx<'_>) -> Result<Outcome> {
 /// `mem1`: `dax1.0` and the interleaved `dax2.0` go with it, `dax0.0` stays). Its dax devices
 /// (only its own bytes) and a dax device it is no part of, if any.
 fn victim<'a>(ctx: &Ctx<'a>) -> Result<(String, &'a DaxDevice, Option<&'a DaxDevice>)> {
+    on_device(ctx, true)
+}
+
+/// [`victim`] with the first device of the topology (`last` false) or its last: the device's
+/// own dax device, and one it is no part of that is still there (an earlier case may have
+/// taken devices away).
+fn on_device<'a>(
+    ctx: &Ctx<'a>,
+    last: bool,
+) -> Result<(String, &'a DaxDevice, Option<&'a DaxDevice>)> {
     let mut ids: Vec<&str> = ctx.map.memdevs.iter().map(|m| m.id.as_str()).collect();
     ids.sort();
-    let id = ids
-        .last()
-        .context("no memdev in the device map")?
-        .to_string();
-    let dax = ctx.dax();
+    let id = if last { ids.last() } else { ids.first() };
+    let id = id.context("no memdev in the device map")?.to_string();
+    let dax: Vec<&DaxDevice> = ctx
+        .dax()
+        .into_iter()
+        .filter(|d| std::path::Path::new(&format!("/dev/{}", d.name)).exists())
+        .collect();
     let only = dax
         .iter()
         .find(|d| d.targets.iter().all(|t| t.memdev == id))
