@@ -5,8 +5,8 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use famfs_lab_cases::benchdata::{FaultConfig, Samples, CONFIG_ENV, SAMPLES_FILE};
 use lab_bench::model::{BenchReport, RunInfo};
+use lab_suite::benchdata::{FaultConfig, Samples, CONFIG_ENV, SAMPLES_FILE};
 use std::path::PathBuf;
 use xshell::Shell;
 

@@ -493,10 +493,7 @@ fn write(report: &BisectReport, dir: &Path) -> Result<PathBuf> {
 /// Every named case must be one the lab knows.
 fn check_cases(cases: &[String]) -> Result<()> {
     for id in cases {
-        if !famfs_lab_cases::catalog::CASES
-            .iter()
-            .any(|c| c.id() == *id)
-        {
+        if !lab_suite::catalog::CASES.iter().any(|c| c.id() == *id) {
             bail!("--case {id}: no such case (`cargo xtask lab list` lists them)");
         }
     }

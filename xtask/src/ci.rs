@@ -205,14 +205,11 @@ fn up_args(cell: &lab_ci::Cell, no_install: bool) -> Result<UpArgs> {
 pub(crate) fn load() -> Result<(Matrix, ExpectedFailures)> {
     let root = lab_host::paths::repo_root();
     let mut known = Known::from_repo(&root)?;
-    known.suites = famfs_lab_cases::catalog::SUITES
+    known.suites = lab_suite::catalog::SUITES
         .iter()
         .map(|s| s.name.to_string())
         .collect();
-    known.cases = famfs_lab_cases::catalog::CASES
-        .iter()
-        .map(|c| c.id())
-        .collect();
+    known.cases = lab_suite::catalog::CASES.iter().map(|c| c.id()).collect();
     let path = root.join(lab_ci::matrix::MATRIX_FILE);
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;

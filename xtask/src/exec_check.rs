@@ -8,8 +8,8 @@
 use crate::kernel::BuildArgs;
 use crate::shell::{exec_to, ExecArgs, GuestArgs};
 use anyhow::{bail, Context, Result};
-use famfs_lab_cases::devices::DeviceMap;
-use famfs_lab_cases::user_tree::{Expectation, EXPECT_FILE};
+use lab_suite::devices::DeviceMap;
+use lab_suite::user_tree::{Expectation, EXPECT_FILE};
 use std::path::Path;
 use xshell::Shell;
 
@@ -176,8 +176,8 @@ pub fn judge(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use famfs_lab_cases::devices::DaxDevice;
-    use famfs_lab_cases::user_tree::FileExpect;
+    use lab_suite::devices::DaxDevice;
+    use lab_suite::user_tree::FileExpect;
 
     fn map() -> DeviceMap {
         DeviceMap {

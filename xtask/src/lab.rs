@@ -125,14 +125,14 @@ impl Lab {
                 Ok(())
             }
             Lab::List { json: false } => {
-                for s in famfs_lab_cases::catalog::SUITES {
+                for s in lab_suite::catalog::SUITES {
                     let default = if s.default {
                         ""
                     } else {
                         " (only with --suite)"
                     };
                     println!("{}{default}: {}", s.name, s.about);
-                    for c in famfs_lab_cases::catalog::CASES
+                    for c in lab_suite::catalog::CASES
                         .iter()
                         .filter(|c| c.suite == s.name)
                     {
@@ -147,7 +147,7 @@ impl Lab {
 
 /// The catalog as JSON, for `lab list --json`.
 fn list_json() -> serde_json::Value {
-    use famfs_lab_cases::catalog::{CASES, SUITES};
+    use lab_suite::catalog::{CASES, SUITES};
     let suites: Vec<serde_json::Value> = SUITES
         .iter()
         .map(|s| {
@@ -365,13 +365,13 @@ mod tests {
     fn list_json_has_every_suite_and_case() {
         let v = list_json();
         let suites = v["suites"].as_array().expect("suites");
-        assert_eq!(suites.len(), famfs_lab_cases::catalog::SUITES.len());
+        assert_eq!(suites.len(), lab_suite::catalog::SUITES.len());
         let ids: Vec<&str> = suites
             .iter()
             .flat_map(|s| s["cases"].as_array().into_iter().flatten())
             .filter_map(|c| c["id"].as_str())
             .collect();
-        assert_eq!(ids.len(), famfs_lab_cases::catalog::CASES.len());
+        assert_eq!(ids.len(), lab_suite::catalog::CASES.len());
         assert!(ids.contains(&USER_TREE_CASE), "{ids:?}");
         assert!(suites.iter().all(|s| s["default"].is_boolean()));
     }

@@ -107,3 +107,6 @@ fn main() {
         std::process::exit(lab_report::EXIT_LAB_ERROR);
     }
 }
+
+#[cfg(test)]
+mod layering_tests;

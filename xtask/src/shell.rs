@@ -113,7 +113,7 @@ struct Request {
 
 fn request(sh: &Shell, a: &GuestArgs, terminal: bool, drgn: bool, prefix: &str) -> Result<Request> {
     if let Some(id) = &a.case {
-        if famfs_lab_cases::catalog::find(id).is_none() {
+        if lab_suite::catalog::find(id).is_none() {
             bail!("--case {id:?}: no such case; cases are SUITE.NAME (`cargo xtask lab list`)");
         }
     }
@@ -238,7 +238,7 @@ pub fn shell(sh: &Shell, args: &ShellArgs) -> Result<()> {
 /// What the host says once the guest is gone: the case's host checks, splats, the logs.
 fn after(g: &Guest) {
     if let Some(case) = g.case {
-        let verify = famfs_lab_cases::verify::verify_path(&g.results(), &case.id());
+        let verify = lab_suite::verify::verify_path(&g.results(), &case.id());
         if verify.exists() {
             match g.host_checks() {
                 Ok(notes) => {
@@ -400,7 +400,7 @@ fn run_command(
             }
             Err(e) => {
                 eprintln!("FAIL: host check: {e:#}");
-                code = famfs_lab_cases::EXIT_FAIL;
+                code = lab_suite::EXIT_FAIL;
             }
         }
     }

@@ -202,9 +202,9 @@ pub fn run(sh: &Shell, args: &TopoFuzzArgs) -> Result<i32> {
 
 /// The smoke cases that must pass (not the one that times out on purpose).
 fn smoke_cases() -> Vec<String> {
-    famfs_lab_cases::catalog::CASES
+    lab_suite::catalog::CASES
         .iter()
-        .filter(|c| c.suite == "smoke" && c.expect == famfs_lab_cases::catalog::Expect::Pass)
+        .filter(|c| c.suite == "smoke" && c.expect == lab_suite::catalog::Expect::Pass)
         .map(|c| c.id())
         .collect()
 }

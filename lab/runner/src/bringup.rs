@@ -8,12 +8,12 @@ use crate::host_bytes::{self, Backings};
 use crate::plan::{self, Planned};
 use crate::run::{self, RunRequest, Session};
 use anyhow::{bail, Context, Result};
-use famfs_lab_cases::catalog::Case;
-use famfs_lab_cases::devices::DeviceMap;
 use famfs_shadow::ShadowTree;
 use lab_agent_proto::client::AgentClient;
 use lab_agent_proto::messages::{ExecRequest, ExecResult};
 use lab_report::splat::Splat;
+use lab_suite::catalog::Case;
+use lab_suite::devices::DeviceMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

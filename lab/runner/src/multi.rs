@@ -9,10 +9,10 @@ use crate::plan;
 use crate::run::{self, RunRequest, Session};
 use crate::whole_log;
 use anyhow::{Context, Result};
-use famfs_lab_cases::catalog::{Case, Hosts, Role};
-use famfs_lab_cases::devices::DeviceMap;
 use lab_agent_proto::client::AgentClient;
 use lab_report::{CaseReport, Outcome, RunReport};
+use lab_suite::catalog::{Case, Hosts, Role};
+use lab_suite::devices::DeviceMap;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -493,7 +493,7 @@ mod tests {
         let merged = merged_outside(&guests, outside);
         let names: Vec<&str> = merged.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["host1.setup"]);
-        let case = famfs_lab_cases::catalog::find("shared.ring").expect("catalog has shared.ring");
+        let case = lab_suite::catalog::find("shared.ring").expect("catalog has shared.ring");
         let pass = run::case_report(case, Outcome::Pass, None, 1, vec![]);
         let mut report = RunReport {
             suites: vec![lab_report::SuiteReport {
@@ -512,7 +512,7 @@ mod tests {
 
     #[test]
     fn combined_outcome_is_the_first_failure() {
-        let case = famfs_lab_cases::catalog::find("shared.ring").expect("catalog has shared.ring");
+        let case = lab_suite::catalog::find("shared.ring").expect("catalog has shared.ring");
         let pass = CaseReport::new(case.name, Outcome::Pass, 5);
         let mut fail = CaseReport::new(case.name, Outcome::Fail, 7);
         fail.reason = Some("message 3: CRC mismatch".into());

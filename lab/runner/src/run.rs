@@ -5,14 +5,14 @@ use crate::markers;
 use crate::plan::{self, KernelFeatures, Planned};
 use crate::user_tree::UserTree;
 use anyhow::{Context, Result};
-use famfs_lab_cases::catalog::{Case, Expect, HostPart};
-use famfs_lab_cases::devices::DeviceMap;
-use famfs_lab_cases::verify;
-use famfs_lab_cases::{EXIT_FAIL, EXIT_SKIP};
 use famfs_shadow::ShadowTree;
 use lab_agent_proto::client::{AgentClient, AgentError};
 use lab_agent_proto::messages::{ExecRequest, ExitStatus};
 use lab_report::{CaseReport, Outcome, RunReport, SuiteReport};
+use lab_suite::catalog::{Case, Expect, HostPart};
+use lab_suite::devices::DeviceMap;
+use lab_suite::verify;
+use lab_suite::{EXIT_FAIL, EXIT_SKIP};
 use lab_vm::qemu_args::{KernelBoot, BASE_KERNEL_CMDLINE};
 use lab_vm::topology::Topology;
 use lab_vm::{AccelChoice, Vm, VmSpec};
@@ -784,7 +784,7 @@ pub(crate) fn report_of(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use famfs_lab_cases::catalog::find;
+    use lab_suite::catalog::find;
 
     #[test]
     fn the_flaky_counter_hands_out_0_1_2_and_only_to_the_flaky_case() {

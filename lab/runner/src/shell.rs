@@ -6,11 +6,11 @@
 use crate::bringup::Guest;
 use crate::user_tree::UserTree;
 use anyhow::{bail, Context, Result};
-use famfs_lab_cases::devices::DeviceMap;
-use famfs_lab_cases::user_tree::TREE_DIR;
-use famfs_lab_cases::verify::GUEST_RESULTS;
 use famfs_shadow::{DaxDev, DaxDevs, GenerateParams, Layout, ShadowTree};
 use lab_agent_proto::messages::ExecRequest;
+use lab_suite::devices::DeviceMap;
+use lab_suite::user_tree::TREE_DIR;
+use lab_suite::verify::GUEST_RESULTS;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -360,7 +360,7 @@ pub fn start_console(g: &Guest, banner: &str, env: &[(String, String)]) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use famfs_lab_cases::devices::{DaxDevice, Memdev, Target};
+    use lab_suite::devices::{DaxDevice, Memdev, Target};
 
     fn map() -> DeviceMap {
         DeviceMap {

@@ -8,12 +8,12 @@
 //! (`unshare -m`); the kernel path taken is the one an unprivileged `unshare -Urm` user would
 //! take (the lookup runs in the opener's namespace either way).
 
-use crate::check::Checks;
-use crate::famfs::{Ctx, Famfs, Spec};
-use crate::sys;
+use crate::harness::check::Checks;
+use crate::harness::famfs::{Ctx, Famfs, Spec};
+use crate::system::sys;
 use crate::Outcome;
 use anyhow::{Context, Result};
-use famfs_lab_cases::expect::{simple_map, AreaAlloc, MIB, READ_AREA};
+use lab_suite::expect::{simple_map, AreaAlloc, MIB, READ_AREA};
 use std::process::Command;
 
 const PAGE: usize = 4096;
@@ -32,8 +32,9 @@ pub fn daxdev_other_namespace(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     // The other device bound for fs-dax, as a device a holder can take (the attack's target).
     let was = match &other_name {
         Some(o) => {
-            let before =
-                crate::sysfs::driver_of(&std::path::Path::new("/sys/bus/dax/devices").join(o));
+            let before = crate::system::sysfs::driver_of(
+                &std::path::Path::new("/sys/bus/dax/devices").join(o),
+            );
             crate::setup::bind_fsdev(o).with_context(|| format!("binding {o} to fsdev_dax"))?;
             before
         }

@@ -1,18 +1,18 @@
 //! The fuzz suite: `FAMFS_LAB_FUZZ_N` (default 10,000) generated blobs (valid, mutated and
-//! random; `famfs_lab_cases::blobs::fuzz_blob`, seed `FAMFS_LAB_FUZZ_SEED`) served through
+//! random; `crate::harness::blobs::fuzz_blob`, seed `FAMFS_LAB_FUZZ_SEED`) served through
 //! famfs-fused `--blob-dir` to the kernel's parse. Each open must fail with the errno the model
 //! gives, or open a file the model accepts; an open file's bytes must read as the model says
 //! where they are inside the devices, and fail with EIO where they are not. Files are used in
 //! rounds of 64; between rounds their inodes are dropped so that every open fetches the fmap.
 
-use crate::check::Checks;
-use crate::famfs::{Ctx, Famfs, FileSpec, Spec};
-use crate::sys;
+use crate::harness::blobs::{expected_open, fuzz_blob, ranges_outcome, FuzzEnv, OpenOutcome};
+use crate::harness::check::Checks;
+use crate::harness::famfs::{Ctx, Famfs, FileSpec, Spec};
+use crate::system::sys;
 use crate::Outcome;
 use anyhow::{bail, Context, Result};
 use famfs_fmap::{resolve, FileMap};
-use famfs_lab_cases::blobs::{expected_open, fuzz_blob, ranges_outcome, FuzzEnv, OpenOutcome};
-use famfs_lab_cases::expect::{self, simple_map, AreaAlloc, MIB, READ_AREA};
+use lab_suite::expect::{self, simple_map, AreaAlloc, MIB, READ_AREA};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -165,7 +165,7 @@ fn check_open_file(
     map: &FileMap,
     f: &std::fs::File,
 ) -> std::result::Result<(), String> {
-    let plan = crate::famfs::fill_plan().map_err(|e| format!("{e:#}"))?;
+    let plan = crate::harness::famfs::fill_plan().map_err(|e| format!("{e:#}"))?;
     let mut offs = expect::boundaries(map);
     if map.file_size > 0 {
         offs.push(map.file_size - 1);

@@ -2,13 +2,13 @@
 //! with FUSE_NOTIFY_INVAL_INODE, FUSE_NOTIFY_STORE and FUSE_NOTIFY_RETRIEVE when the file's
 //! data lives on a dax device and not in the page cache.
 
-use crate::check::Checks;
-use crate::famfs::{Ctx, Famfs, Spec};
-use crate::mapping::Mapping;
-use crate::sys;
+use crate::harness::check::Checks;
+use crate::harness::famfs::{Ctx, Famfs, Spec};
+use crate::system::mapping::Mapping;
+use crate::system::sys;
 use crate::Outcome;
 use anyhow::{bail, Context, Result};
-use famfs_lab_cases::expect::{simple_map, AreaAlloc, MIB, READ_AREA};
+use lab_suite::expect::{simple_map, AreaAlloc, MIB, READ_AREA};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

@@ -3,12 +3,12 @@
 //! past the end of a chunk into the device bytes of the strip's next run
 //! (`security.evil_chunk_overrun`).
 
-use crate::check::Checks;
-use crate::famfs::{Ctx, Famfs, Spec};
-use crate::sys::{self, Kmsg};
+use crate::harness::check::Checks;
+use crate::harness::famfs::{Ctx, Famfs, Spec};
+use crate::system::sys::{self, Kmsg};
 use crate::Outcome;
 use anyhow::{Context, Result};
-use famfs_lab_cases::expect::{
+use lab_suite::expect::{
     interleaved_map, simple_map, AreaAlloc, Stripe, CANARY_AREA, MIB, READ_AREA,
 };
 use std::time::Duration;
@@ -190,7 +190,7 @@ pub fn chunk_overrun(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     // The host checks every byte of the file (both runs of both strips) and the canaries.
     let mut v = fs_ranges_of(ctx, &map)?;
     for d in ctx.dax().into_iter().take(slots.len()) {
-        v.extend(famfs_lab_cases::expect::dax_fill_ranges(
+        v.extend(lab_suite::expect::dax_fill_ranges(
             d,
             CANARY_AREA.start,
             CANARY_AREA.end - CANARY_AREA.start,
@@ -204,14 +204,14 @@ pub fn chunk_overrun(ctx: &mut Ctx<'_>) -> Result<Outcome> {
 fn fs_ranges_of(
     ctx: &Ctx<'_>,
     map: &famfs_fmap::FileMap,
-) -> Result<Vec<famfs_lab_cases::verify::VerifyRange>> {
-    let mut s = famfs_lab_cases::expect::Slots::default();
+) -> Result<Vec<lab_suite::verify::VerifyRange>> {
+    let mut s = lab_suite::expect::Slots::default();
     for (i, t) in ctx.slots(2)? {
-        if let crate::famfs::Target::Dax(n) = t {
+        if let crate::harness::famfs::Target::Dax(n) = t {
             s.0.insert(i, ctx.map.dax(&n).context("no such dax device")?.clone());
         }
     }
-    Ok(famfs_lab_cases::expect::verify_ranges(
+    Ok(lab_suite::expect::verify_ranges(
         map,
         &s,
         0,

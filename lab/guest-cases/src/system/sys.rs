@@ -737,7 +737,7 @@ mod tests {
         // a fresh anonymous page is not present until touched; a file page past EOF is SIGBUS
         let f = tempfile::tempfile().unwrap();
         f.set_len(4096).unwrap();
-        let m = crate::mapping::Mapping::shared(&f, 0, 8192, true).unwrap();
+        let m = crate::system::mapping::Mapping::shared(&f, 0, 8192, true).unwrap();
         assert!(!page_present(m.ptr()).unwrap());
         assert_eq!(touch(m.ptr()).unwrap(), 0);
         assert!(page_present(m.ptr()).unwrap());

@@ -14,13 +14,13 @@
 //! invalidate (clflush + mfence) before its loads; the roles do both, as famfs users must,
 //! and check the unflushed read only where the model says it cannot be stale.
 
-use crate::check::Checks;
-use crate::famfs::{Ctx, Famfs, Spec};
-use crate::mapping::Mapping;
-use crate::sys;
+use crate::harness::check::Checks;
+use crate::harness::famfs::{Ctx, Famfs, Spec};
+use crate::system::mapping::Mapping;
+use crate::system::sys;
 use crate::Outcome;
 use anyhow::{bail, Context, Result};
-use famfs_lab_cases::expect::{simple_map, AreaAlloc, MIB, READ_AREA, WRITE_AREA};
+use lab_suite::expect::{simple_map, AreaAlloc, MIB, READ_AREA, WRITE_AREA};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
@@ -342,7 +342,7 @@ mod ring {
     /// Message `n`'s payload: its length varies so that slots are partly filled.
     pub fn payload(n: u64) -> Vec<u8> {
         let len = 16 + (n as usize * 37) % (MAX_PAYLOAD - 16);
-        famfs_lab_cases::pattern::fill(&format!("ring:{n}"), 0, len)
+        lab_suite::pattern::fill(&format!("ring:{n}"), 0, len)
     }
 }
 

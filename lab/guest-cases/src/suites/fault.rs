@@ -1,14 +1,14 @@
 //! The fault suite: the DAX data path of fmap files, byte for byte against the model.
 
-use crate::check::Checks;
-use crate::famfs::{native_available, Ctx, Famfs, FileSpec, Spec, Target};
-use crate::mapping::Mapping;
-use crate::sys::{self, dax_faults, Access, Trace, DAX_FAULT_EVENTS};
+use crate::harness::blobs::Rng;
+use crate::harness::check::Checks;
+use crate::harness::famfs::{native_available, Ctx, Famfs, FileSpec, Spec, Target};
+use crate::system::mapping::Mapping;
+use crate::system::sys::{self, dax_faults, Access, Trace, DAX_FAULT_EVENTS};
 use crate::Outcome;
 use anyhow::{bail, Context, Result};
 use famfs_fmap::{Extents, FileMap, FileType, SimpleExtent};
-use famfs_lab_cases::blobs::Rng;
-use famfs_lab_cases::expect::{
+use lab_suite::expect::{
     boundaries, interleaved_map, simple_map, AreaAlloc, Stripe, MIB, READ_AREA, WRITE_AREA,
 };
 use std::collections::BTreeMap;

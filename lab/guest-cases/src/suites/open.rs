@@ -1,29 +1,29 @@
 //! The open suite: what opening an fmap file sends and how it fails.
 
-use crate::check::Checks;
-use crate::famfs::{Ctx, Famfs, FileSpec, Spec, Target, NATIVE_MODULE};
-use crate::sys::{self, Kmsg, Trace};
+use crate::harness::blobs::{self, BAD_FILE_SIZE};
+use crate::harness::check::Checks;
+use crate::harness::famfs::{Ctx, Famfs, FileSpec, Spec, Target, NATIVE_MODULE};
+use crate::system::sys::{self, Kmsg, Trace};
 use crate::Outcome;
 use anyhow::{bail, Context, Result};
 use famfs_fmap::{decode, encode};
-use famfs_lab_cases::blobs::{self, BAD_FILE_SIZE};
-use famfs_lab_cases::expect::{simple_map, AreaAlloc, MIB, READ_AREA};
+use lab_suite::expect::{simple_map, AreaAlloc, MIB, READ_AREA};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
     match name {
         "first_open_counts" => first_open_counts(ctx),
-        "notify_inval_inode" => crate::notify::inval_inode(ctx),
+        "notify_inval_inode" => crate::suites::notify::inval_inode(ctx),
         "concurrent_first_open" => concurrent_first_open(ctx),
         "malformed_blobs" => malformed_blobs(ctx),
         "reject_all" => reject_all(ctx),
         "parse_errno_clamped" => parse_errno_clamped(ctx),
-        "parse_no_ranges" => crate::ranges::parse_no_ranges(ctx),
+        "parse_no_ranges" => crate::suites::ranges::parse_no_ranges(ctx),
         "size_limits" => size_limits(ctx),
         "init_unregistered_ops" => init_unregistered_ops(ctx),
         "directory_unaffected" => directory_unaffected(ctx),
-        "server_killed" => crate::shared::server_killed(ctx),
+        "server_killed" => crate::suites::shared::server_killed(ctx),
         "struct_ops_attached" => struct_ops_attached(ctx),
         _ => bail!("no open case {name:?}"),
     }

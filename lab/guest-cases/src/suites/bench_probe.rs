@@ -4,7 +4,7 @@
 //! /proc/PID/fdinfo), and the device_dax binding of the floor.
 
 use crate::setup;
-use crate::sysfs;
+use crate::system::sysfs;
 use anyhow::{bail, Context, Result};
 use std::os::fd::RawFd;
 use std::path::Path;

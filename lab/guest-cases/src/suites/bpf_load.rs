@@ -2,12 +2,12 @@
 //! in the results share, the way the selftests' test_loader does (the program under test and
 //! the `__auxiliary` ones autoloaded, everything else not; a struct_ops map loads the programs
 //! it references), and judges each load by its annotations
-//! ([`famfs_lab_cases::bpf_selftests`]). Prints one result line per program for the host.
+//! ([`lab_suite::bpf_selftests`]). Prints one result line per program for the host.
 
 use crate::Outcome;
 use anyhow::{bail, Context, Result};
-use famfs_lab_cases::bpf_selftests::{self as st, Manifest, ProgResult, Spec, Verdict};
-use famfs_lab_cases::verify::GUEST_RESULTS;
+use lab_suite::bpf_selftests::{self as st, Manifest, ProgResult, Spec, Verdict};
+use lab_suite::verify::GUEST_RESULTS;
 use libbpf_rs::btf::types::{DeclTag, Func};
 use libbpf_rs::btf::TypeId;
 use libbpf_rs::{Btf, ObjectBuilder, PrintLevel, ReferencesType};

@@ -1,15 +1,15 @@
 //! The truncate suite: size changes, refused (the default server) and accepted
 //! (`--allow-resize`), and a fmap whose size disagrees with i_size.
 
-use crate::check::Checks;
-use crate::famfs::{Ctx, Famfs, Spec};
-use crate::fault::{page_up, PAGE};
-use crate::mapping::Mapping;
-use crate::sys::{self, Access, Kmsg};
+use crate::harness::check::Checks;
+use crate::harness::famfs::{Ctx, Famfs, Spec};
+use crate::suites::fault::{page_up, PAGE};
+use crate::system::mapping::Mapping;
+use crate::system::sys::{self, Access, Kmsg};
 use crate::Outcome;
 use anyhow::{bail, Context, Result};
 use famfs_fmap::{encode, Extents, FileMap, SimpleExtent};
-use famfs_lab_cases::expect::{boundaries, simple_map, AreaAlloc, MIB, READ_AREA};
+use lab_suite::expect::{boundaries, simple_map, AreaAlloc, MIB, READ_AREA};
 use std::fs::File;
 use std::time::Duration;
 

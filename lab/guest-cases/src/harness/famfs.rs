@@ -1,6 +1,6 @@
 //! One famfs-fused server per case (or several, one after another): a shadow tree generated
 //! with famfs-shadow from the case's file maps (device ranges inside the dax devices of the
-//! device map, see `famfs_lab_cases::expect` for the areas), `daxdevs.yaml` naming the slots,
+//! device map, see `lab_suite::expect` for the areas), `daxdevs.yaml` naming the slots,
 //! the dax devices bound to fsdev_dax, `famfs-fused --shadow DIR --mountpoint MNT --ops OPS
 //! --stats FILE --ready-file FILE` as a child, and a wait for ready. Dropping a [`Famfs`]
 //! unmounts and reaps the server.
@@ -9,13 +9,13 @@
 //! `famfs_maplookup` or `famfs_native`; cases that need `evil_oob` or `reject_all` set them.
 
 use crate::setup;
-use crate::sys;
+use crate::system::sys;
 use anyhow::{bail, Context, Result};
 use famfs_fmap::FileMap;
-use famfs_lab_cases::devices::{DaxDevice, DeviceMap};
-use famfs_lab_cases::expect::{self, Piece, Slots};
-use famfs_lab_cases::verify::{self, FillPlan, VerifyFile, VerifyRange};
 use famfs_shadow::{DaxDev, DaxDevs, FileAttrs, ShadowDir, ShadowFile, ShadowTree, FLAG_SHARED};
+use lab_suite::devices::{DaxDevice, DeviceMap};
+use lab_suite::expect::{self, Piece, Slots};
+use lab_suite::verify::{self, FillPlan, VerifyFile, VerifyRange};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -29,7 +29,7 @@ const CASES_DIR: &str = "/run/famfs-lab/cases";
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 /// The ops every case uses unless it picks its own.
 pub const OPS_ENV: &str = "FAMFS_LAB_OPS";
-pub use famfs_lab_cases::KNOWN_OPS;
+pub use lab_suite::KNOWN_OPS;
 /// The native ops' module (CONFIG_FUSE_DAX_FMAP_NATIVE_TEST).
 pub const NATIVE_MODULE: &str = "fuse_dax_fmap_native";
 
@@ -754,7 +754,7 @@ pub fn native_available() -> std::result::Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use famfs_lab_cases::expect::{simple_map, AreaAlloc, READ_AREA};
+    use lab_suite::expect::{simple_map, AreaAlloc, READ_AREA};
 
     #[test]
     fn stats_read_counts_by_path_index_and_opcode() {

@@ -1,12 +1,13 @@
 //! The smoke suite: the CXL/DAX plumbing every other suite stands on.
 
-use crate::mapping::{aligned_window, open_dax, Mapping};
-use crate::{setup, sysfs, Outcome};
+use crate::system::mapping::{aligned_window, open_dax, Mapping};
+use crate::system::sysfs;
+use crate::{setup, Outcome};
 use anyhow::{bail, Context, Result};
-use famfs_lab_cases::catalog::{HostPart, SMOKE_GUEST_WRITE, SMOKE_HOST_WRITE};
-use famfs_lab_cases::devices::DeviceMap;
-use famfs_lab_cases::pattern;
-use famfs_lab_cases::plan::SetupPlan;
+use lab_suite::catalog::{HostPart, SMOKE_GUEST_WRITE, SMOKE_HOST_WRITE};
+use lab_suite::devices::DeviceMap;
+use lab_suite::pattern;
+use lab_suite::plan::SetupPlan;
 
 pub fn run(name: &str, plan: &SetupPlan, map: &DeviceMap) -> Result<Outcome> {
     match name {
@@ -14,9 +15,9 @@ pub fn run(name: &str, plan: &SetupPlan, map: &DeviceMap) -> Result<Outcome> {
         "regions" => regions(plan, map),
         "devdax_guest_write" => guest_write(map),
         "devdax_host_write" => host_write(map),
-        "region_bytes" => crate::region_bytes::run(plan, map),
+        "region_bytes" => crate::suites::region_bytes::run(plan, map),
         "fsdev_bind" => fsdev_bind(plan, map),
-        "hang_times_out" => crate::selftest::hang(),
+        "hang_times_out" => crate::suites::selftest::hang(),
         _ => bail!("no smoke case {name:?}"),
     }
 }

@@ -1,10 +1,12 @@
 //! In-guest setup: find the CXL memdevs by serial number, create the
 //! planned RAM regions, and record where every dax device's bytes live.
 
-use crate::sysfs;
+pub mod region;
+
+use crate::system::sysfs;
 use anyhow::{Context, Result};
-use famfs_lab_cases::devices::{DaxDevice, DeviceMap, Memdev, Target};
-use famfs_lab_cases::plan::{PlannedRegion, SetupPlan};
+use lab_suite::devices::{DaxDevice, DeviceMap, Memdev, Target};
+use lab_suite::plan::{PlannedRegion, SetupPlan};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -85,7 +87,7 @@ fn create_region(
     for id in &region.devices {
         *used.entry(id.clone()).or_insert(0) += per_device;
     }
-    crate::region::create(&crate::region::RegionRequest {
+    crate::setup::region::create(&crate::setup::region::RegionRequest {
         root: &decoder,
         memdevs: &names,
         per_device,
@@ -125,7 +127,7 @@ fn describe_region(
         let decoder = sysfs::read(rdir.join(format!("target{pos}")))?;
         let ddir = sysfs::real(Path::new(CXL).join(&decoder))?;
         let dpa = sysfs::read_u64(ddir.join("dpa_resource"))?;
-        let memdev_name = crate::region::memdev_of_decoder(&decoder)?;
+        let memdev_name = crate::setup::region::memdev_of_decoder(&decoder)?;
         let id = memdevs
             .iter()
             .find(|m| m.name == memdev_name)

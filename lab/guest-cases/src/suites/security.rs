@@ -1,15 +1,13 @@
 //! The security suite: hostile BPF ops (`evil_oob`) never get a mapping outside the devices
 //! the server resolved for the file, and FUSE_DAX_FMAP needs CAP_SYS_RAWIO.
 
-use crate::check::Checks;
-use crate::famfs::{drop_rawio, Ctx, Famfs, Spec, Target};
-use crate::mapping::Mapping;
-use crate::sys::{self, Access, Kmsg};
+use crate::harness::check::Checks;
+use crate::harness::famfs::{drop_rawio, Ctx, Famfs, Spec, Target};
+use crate::system::mapping::Mapping;
+use crate::system::sys::{self, Access, Kmsg};
 use crate::Outcome;
 use anyhow::{bail, Context, Result};
-use famfs_lab_cases::expect::{
-    self, simple_map, AreaAlloc, CANARY_AREA, FILL_TAIL, MIB, READ_AREA,
-};
+use lab_suite::expect::{self, simple_map, AreaAlloc, CANARY_AREA, FILL_TAIL, MIB, READ_AREA};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -131,7 +129,7 @@ pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
             )],
         ),
         "evil_short_length" => evil_short_length(ctx),
-        "evil_chunk_overrun" => crate::ranges::chunk_overrun(ctx),
+        "evil_chunk_overrun" => crate::suites::ranges::chunk_overrun(ctx),
         "evil_misaligned" => evil(
             ctx,
             &[
@@ -160,11 +158,11 @@ pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
         "claim_fmap_unoffered" => claim_fmap_unoffered(ctx),
         "alias_pages" => alias_pages(ctx),
         "unprivileged_no_fmap" => unprivileged(ctx),
-        "daxdev_other_namespace" => crate::namespaces::daxdev_other_namespace(ctx),
-        "daemon_credentials" => crate::registration::daemon_credentials(ctx),
-        "register_misuse" => crate::registration::misuse(ctx),
-        "notify_store_refused" => crate::notify::refused(ctx, true),
-        "notify_retrieve_refused" => crate::notify::refused(ctx, false),
+        "daxdev_other_namespace" => crate::suites::namespaces::daxdev_other_namespace(ctx),
+        "daemon_credentials" => crate::suites::registration::daemon_credentials(ctx),
+        "register_misuse" => crate::suites::registration::misuse(ctx),
+        "notify_store_refused" => crate::suites::notify::refused(ctx, true),
+        "notify_retrieve_refused" => crate::suites::notify::refused(ctx, false),
         _ => bail!("no security case {name:?}"),
     }
 }
@@ -297,7 +295,7 @@ fn fs_ranges(
     slots: &std::collections::BTreeMap<u32, Target>,
     evil: &famfs_fmap::FileMap,
     other: &famfs_fmap::FileMap,
-) -> Result<Vec<famfs_lab_cases::verify::VerifyRange>> {
+) -> Result<Vec<lab_suite::verify::VerifyRange>> {
     let mut s = expect::Slots::default();
     let mut names = BTreeSet::new();
     for (i, t) in slots {

@@ -4,7 +4,7 @@
 //! one free endpoint decoder per device, size it, attach the targets in
 //! order, commit, and bind the region driver.
 
-use crate::sysfs;
+use crate::system::sysfs;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

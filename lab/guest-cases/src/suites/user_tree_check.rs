@@ -1,16 +1,17 @@
 //! The `shadow` suite: a tree the user brought (`cargo xtask lab up --shadow DIR`, see
-//! `famfs_lab_cases::user_tree`), served by famfs-fused with the run's ops. Every directory
+//! `lab_suite::user_tree`), served by famfs-fused with the run's ops. Every directory
 //! and file has the tree's type, mode and owner (and files its size), and every file reads,
 //! through a shared mmap and through pread, the bytes the host wrote into the backing files at
 //! the fmap's offsets (CRC32 per block, the host's list).
 
-use crate::check::Checks;
-use crate::famfs::{Ctx, Famfs, FileSpec, Spec, Target};
-use crate::mapping::Mapping;
-use crate::{sys, Outcome};
+use crate::harness::check::Checks;
+use crate::harness::famfs::{Ctx, Famfs, FileSpec, Spec, Target};
+use crate::system::mapping::Mapping;
+use crate::system::sys;
+use crate::Outcome;
 use anyhow::{bail, Context, Result};
-use famfs_lab_cases::user_tree::{self, Expectation, FileExpect, EXPECT_FILE, TREE_DIR};
-use famfs_lab_cases::verify::GUEST_RESULTS;
+use lab_suite::user_tree::{self, Expectation, FileExpect, EXPECT_FILE, TREE_DIR};
+use lab_suite::verify::GUEST_RESULTS;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 

@@ -1,10 +1,14 @@
-//! Shared by the guest binary and the host runner: the case catalog, the
+//! The suite model the host and the guest share: the case catalog, the
 //! setup plan the host hands the guest, the device map the guest reports
 //! back (and the translation from a dax offset to a byte of a CXL device's
 //! backing file), the deterministic test patterns, the expected bytes of fmap
-//! files ([`expect`]), the files guest and host exchange ([`verify`]) and the
-//! blobs of the negative and fuzz cases ([`blobs`]) and what a user's shadow tree must read
-//! ([`user_tree`]).
+//! files ([`expect`]), the files guest and host exchange ([`verify`]), what a
+//! user's shadow tree must read ([`user_tree`]), the bench sample format
+//! ([`benchdata`]) and the `bpf_selftests` manifest and verdicts ([`bpf_selftests`]).
+//!
+//! Plain data and pure functions: nothing here runs only in the guest (no
+//! syscalls, no libbpf), so host crates depend on this and never on the guest
+//! binary `famfs-lab-cases`.
 
 /// The fmap ops a case may mount with (`FAMFS_LAB_OPS`, `cargo xtask lab up --ops`): every
 /// variant famfs-fused knows. `famfs_slow` is `famfs` with a busy loop in iomap_begin (the
@@ -19,7 +23,6 @@ pub const KNOWN_OPS: &[&str] = &[
 ];
 
 pub mod benchdata;
-pub mod blobs;
 pub mod bpf_selftests;
 pub mod catalog;
 pub mod devices;

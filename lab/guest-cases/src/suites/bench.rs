@@ -6,22 +6,22 @@
 //! Raw per-touch timings go to `/results/bench.fault.samples.json`; the host does the
 //! statistics (lab-bench). The case fails only if nothing could be measured.
 
-use crate::bench_probe::{
+use crate::harness::blobs::Rng;
+use crate::harness::famfs::{native_available, Ctx, Famfs, FileSpec, Spec};
+use crate::suites::bench_probe::{
     bpf_prog_stats, server_pid, smaps_of, Aligned, BpfStats, Floor, Pinned, PAGE, PMD,
 };
-use crate::famfs::{native_available, Ctx, Famfs, FileSpec, Spec};
-use crate::fault::{allow_thp, restore_thp};
-use crate::sys::{self, dax_faults, Trace, DAX_FAULT_EVENTS};
+use crate::suites::fault::{allow_thp, restore_thp};
+use crate::system::sys::{self, dax_faults, Trace, DAX_FAULT_EVENTS};
 use crate::Outcome;
 use anyhow::{bail, Context, Result};
 use famfs_fmap::{Extents, FileMap, FileType, SimpleExtent};
-use famfs_lab_cases::benchdata::{
+use lab_suite::benchdata::{
     Access, BpfRun, CellSamples, FaultConfig, FaultSizes, Order, Rep, Samples, Size, Workload,
     CONFIG_ENV, FLOOR, SAMPLES_FILE,
 };
-use famfs_lab_cases::blobs::Rng;
-use famfs_lab_cases::expect::{interleaved_map, simple_map, AreaAlloc, Stripe, FILL_TAIL, MIB};
-use famfs_lab_cases::verify::GUEST_RESULTS;
+use lab_suite::expect::{interleaved_map, simple_map, AreaAlloc, Stripe, FILL_TAIL, MIB};
+use lab_suite::verify::GUEST_RESULTS;
 use std::collections::BTreeMap;
 use std::os::fd::AsRawFd;
 use std::path::Path;
@@ -29,7 +29,7 @@ use std::path::Path;
 /// Dax offsets the benchmark's files use: above every other suite's area (the stress area ends
 /// at 240 MiB), up to the device's filled tail. Nothing is checked there, so nothing is filled.
 const BENCH_START: u64 = 256 * MIB;
-const _: () = assert!(BENCH_START >= famfs_lab_cases::expect::STRESS_AREA.end);
+const _: () = assert!(BENCH_START >= lab_suite::expect::STRESS_AREA.end);
 
 pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
     match name {
@@ -395,7 +395,7 @@ fn floor_open(
     let w = Workload::new(Size::Open, Order::Cached, Access::Read, "dev");
     let mut rep = Rep::default();
     for _ in 0..cfg.open_files {
-        let t0 = crate::bench_probe::now_ns();
+        let t0 = crate::suites::bench_probe::now_ns();
         let f = std::fs::File::options()
             .read(true)
             .write(true)
@@ -403,7 +403,7 @@ fn floor_open(
             .with_context(|| format!("opening {dev}"))?;
         let m = Aligned::new(f.as_raw_fd(), l.floor_off, 64 << 10, false, true)?;
         m.touch(&[0], false)?;
-        let t1 = crate::bench_probe::now_ns();
+        let t1 = crate::suites::bench_probe::now_ns();
         let second = m.touch(&[0], false)?;
         rep.first_ns.push(t1.saturating_sub(t0));
         rep.second_ns.push(second[0]);
@@ -543,12 +543,12 @@ fn open_round(
         let mut rep = Rep::default();
         for k in 0..n {
             let path = fs.path(&format!("files/o{k:02}"));
-            let t0 = crate::bench_probe::now_ns();
+            let t0 = crate::suites::bench_probe::now_ns();
             let f = std::fs::File::open(&path)
                 .with_context(|| format!("opening {}", path.display()))?;
             let m = Aligned::new(f.as_raw_fd(), 0, 64 << 10, false, true)?;
             m.touch(&[0], false)?;
-            let t1 = crate::bench_probe::now_ns();
+            let t1 = crate::suites::bench_probe::now_ns();
             let second = m.touch(&[0], false)?;
             rep.first_ns.push(t1.saturating_sub(t0));
             rep.second_ns.push(second[0]);

@@ -5,15 +5,15 @@
 //! bytes (verify file). Run it on the debug kernel too, in its own run:
 //! `cargo xtask lab up --kernel famfs-bpf --fragment debug --suite stress`.
 
-use crate::check::Checks;
-use crate::famfs::{Ctx, Famfs, FileSpec, Spec};
-use crate::mapping::Mapping;
-use crate::sys;
+use crate::harness::blobs::Rng;
+use crate::harness::check::Checks;
+use crate::harness::famfs::{Ctx, Famfs, FileSpec, Spec};
+use crate::system::mapping::Mapping;
+use crate::system::sys;
 use crate::Outcome;
 use anyhow::{bail, Context, Result};
 use famfs_fmap::FileMap;
-use famfs_lab_cases::blobs::Rng;
-use famfs_lab_cases::expect::{
+use lab_suite::expect::{
     self, interleaved_map, simple_map, AreaAlloc, Slots, Stripe, MIB, STRESS_AREA, WRITE_AREA,
 };
 use std::collections::BTreeMap;

@@ -6,12 +6,12 @@
 //! the device read-only (`--daxdev-read-only`); either way the registration must fail with
 //! the kernel's errno, and no file may reach the device.
 
-use crate::check::Checks;
-use crate::famfs::{Ctx, Famfs, Spec};
-use crate::sys::{self, Kmsg};
+use crate::harness::check::Checks;
+use crate::harness::famfs::{Ctx, Famfs, Spec};
+use crate::system::sys::{self, Kmsg};
 use crate::Outcome;
 use anyhow::{Context, Result};
-use famfs_lab_cases::expect::{simple_map, AreaAlloc, MIB, READ_AREA};
+use lab_suite::expect::{simple_map, AreaAlloc, MIB, READ_AREA};
 use std::time::Duration;
 
 const PAGE: u64 = 4096;
@@ -117,7 +117,7 @@ pub fn misuse(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let mut c = Checks::new();
     let mut a = AreaAlloc::new(READ_AREA);
     let map = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB).context("read area full")?;
-    let probe = |st: &crate::famfs::Stats, what: &str| -> Option<i64> {
+    let probe = |st: &crate::harness::famfs::Stats, what: &str| -> Option<i64> {
         st.0.pointer(&format!("/probes/{what}"))
             .and_then(serde_json::Value::as_i64)
     };
@@ -154,7 +154,8 @@ pub fn misuse(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     fs.stop()?;
     let text = std::fs::read_to_string(&stats_path)
         .with_context(|| format!("reading {} after the stop", stats_path.display()))?;
-    let st = crate::famfs::Stats(serde_json::from_str(&text).context("parsing the stats")?);
+    let st =
+        crate::harness::famfs::Stats(serde_json::from_str(&text).context("parsing the stats")?);
     c.eq(
         "slot 0 registered again after the unmount: the kernel's answer",
         probe(&st, "after-unmount:0"),

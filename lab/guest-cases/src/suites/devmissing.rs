@@ -1,20 +1,20 @@
 //! The device_missing suite: slots naming something that is not a usable dax device, and dax
 //! devices that go away (unbind, memory failure) under a mount.
 
-use crate::check::Checks;
-use crate::famfs::{Ctx, Famfs, Spec, Target};
-use crate::mapping::Mapping;
+use crate::harness::check::Checks;
+use crate::harness::famfs::{Ctx, Famfs, Spec, Target};
 use crate::setup;
-use crate::sys::{self, Access, Kmsg};
+use crate::system::mapping::Mapping;
+use crate::system::sys::{self, Access, Kmsg};
+use crate::system::sysfs::sysfs_write_timeout;
 use crate::Outcome;
 use anyhow::{bail, Context, Result};
-use famfs_lab_cases::expect::{
+use lab_suite::expect::{
     interleaved_map, simple_map, AreaAlloc, Stripe, MIB, READ_AREA, WRITE_AREA,
 };
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::mpsc;
 use std::time::Duration;
 
 pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
@@ -25,8 +25,8 @@ pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
         "second_device_absent" => second_device_absent(ctx),
         "unbind_while_mapped" => unbind_while_mapped(ctx),
         "memory_failure" => memory_failure(ctx),
-        "dirty_unbind" => crate::teardown::dirty_unbind(ctx),
-        "holder_handover" => crate::teardown::holder_handover(ctx),
+        "dirty_unbind" => crate::suites::teardown::dirty_unbind(ctx),
+        "holder_handover" => crate::suites::teardown::holder_handover(ctx),
         _ => bail!("no device_missing case {name:?}"),
     }
 }
@@ -281,20 +281,6 @@ fn second_device_absent(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     );
     fs.stop()?;
     Ok(c.outcome())
-}
-
-/// Writes `name` to a sysfs file in a thread; false if it did not return within `timeout`.
-pub(crate) fn sysfs_write_timeout(
-    path: &str,
-    name: &str,
-    timeout: Duration,
-) -> std::result::Result<Result<()>, ()> {
-    let (tx, rx) = mpsc::channel();
-    let (p, n) = (path.to_string(), name.to_string());
-    std::thread::spawn(move || {
-        let _ = tx.send(std::fs::write(&p, &n).with_context(|| format!("writing {n} to {p}")));
-    });
-    rx.recv_timeout(timeout).map_err(|_| ())
 }
 
 fn unbind_while_mapped(ctx: &mut Ctx<'_>) -> Result<Outcome> {

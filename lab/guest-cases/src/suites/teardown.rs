@@ -4,14 +4,14 @@
 //! close and unmount that follow touch no freed struct page (KASAN on the debug kernel) and
 //! finish in bounded time.
 
-use crate::check::Checks;
-use crate::devmissing::sysfs_write_timeout;
-use crate::famfs::{Ctx, Famfs, Spec};
-use crate::mapping::Mapping;
-use crate::sys::{self, Kmsg};
+use crate::harness::check::Checks;
+use crate::harness::famfs::{Ctx, Famfs, Spec};
+use crate::system::mapping::Mapping;
+use crate::system::sys::{self, Kmsg};
+use crate::system::sysfs::sysfs_write_timeout;
 use crate::{setup, Outcome};
 use anyhow::{Context, Result};
-use famfs_lab_cases::expect::{simple_map, AreaAlloc, MIB, WRITE_AREA};
+use lab_suite::expect::{simple_map, AreaAlloc, MIB, WRITE_AREA};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -138,7 +138,7 @@ pub fn dirty_unbind(ctx: &mut Ctx<'_>) -> Result<Outcome> {
 /// mounts again after B.
 pub fn holder_handover(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let mut c = Checks::new();
-    let mut a = AreaAlloc::new(famfs_lab_cases::expect::READ_AREA);
+    let mut a = AreaAlloc::new(lab_suite::expect::READ_AREA);
     let fa = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB).context("read area full")?;
     let fb = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB).context("read area full")?;
     let spec_a = Spec::new(&ctx.ops()?, ctx.slots(1)?).file("a", fa);

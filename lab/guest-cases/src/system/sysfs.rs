@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Reads a sysfs attribute, trimmed.
@@ -109,4 +110,18 @@ mod tests {
             3
         );
     }
+}
+
+/// Writes `name` to a sysfs file in a thread; false if it did not return within `timeout`.
+pub fn sysfs_write_timeout(
+    path: &str,
+    name: &str,
+    timeout: Duration,
+) -> std::result::Result<Result<()>, ()> {
+    let (tx, rx) = mpsc::channel();
+    let (p, n) = (path.to_string(), name.to_string());
+    std::thread::spawn(move || {
+        let _ = tx.send(std::fs::write(&p, &n).with_context(|| format!("writing {n} to {p}")));
+    });
+    rx.recv_timeout(timeout).map_err(|_| ())
 }

@@ -1,7 +1,7 @@
 //! Assertions that keep going: a case runs every check, prints each result, and fails with
 //! all the failures (the first few in the reason line, every one on stdout).
 
-use crate::sys::{errno_name, Access};
+use crate::system::sys::{errno_name, Access};
 use crate::Outcome;
 use std::fmt::{Debug, Display};
 
@@ -114,10 +114,10 @@ impl Checks {
         }
     }
 
-    /// Maps the page of `addr` with a load in this process ([`crate::sys::touch`]: the page
+    /// Maps the page of `addr` with a load in this process ([`crate::system::sys::touch`]: the page
     /// is proven present afterwards) and checks the byte it read.
     pub fn touch(&mut self, what: impl Display, addr: *const u8, want: u8) -> bool {
-        match crate::sys::touch(addr) {
+        match crate::system::sys::touch(addr) {
             Ok(b) if b == want => {
                 self.pass(format!("{what}: touched, page mapped ({b:#04x})"));
                 true
@@ -135,7 +135,7 @@ impl Checks {
 
     /// The page of `addr` must (`want` true) or must not be mapped in this process now.
     pub fn mapped(&mut self, what: impl Display, addr: *const u8, want: bool) -> bool {
-        match crate::sys::page_present(addr) {
+        match crate::system::sys::page_present(addr) {
             Ok(p) => self.check(
                 p == want,
                 format!(

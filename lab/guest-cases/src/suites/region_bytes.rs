@@ -5,14 +5,14 @@
 //! own pattern into the smoke area of every dax device, listing where those bytes must land in
 //! the backing files for the host to check after the case.
 
-use crate::check::Checks;
-use crate::mapping::{aligned_window, open_dax, Mapping};
+use crate::harness::check::Checks;
+use crate::system::mapping::{aligned_window, open_dax, Mapping};
 use crate::{setup, Outcome};
 use anyhow::{Context, Result};
-use famfs_lab_cases::devices::{DaxDevice, DeviceMap};
-use famfs_lab_cases::expect::{dax_ranges, range_bytes};
-use famfs_lab_cases::plan::SetupPlan;
-use famfs_lab_cases::verify::{self, VerifyFile, VerifyRange};
+use lab_suite::devices::{DaxDevice, DeviceMap};
+use lab_suite::expect::{dax_ranges, range_bytes};
+use lab_suite::plan::SetupPlan;
+use lab_suite::verify::{self, VerifyFile, VerifyRange};
 use std::path::Path;
 
 const CASE: &str = "smoke.region_bytes";
