@@ -14,7 +14,7 @@ const GUEST: &[&str] = &["famfs-lab-cases", "famfs-lab-agent", "famfs-fused"];
 const SHARED: &[&str] = &[
     "lab-suite",
     "lab-agent-proto",
-    "lab-yaml-lines",
+    "lab-yaml-locate",
     "famfs-fmap",
     "famfs-shadow",
 ];

@@ -13,7 +13,6 @@ mod alloc;
 pub mod daxdevs;
 mod error;
 mod generate;
-pub mod locate;
 mod overlap;
 mod resize;
 mod tree;

@@ -2,8 +2,8 @@
 //! ([`crate::yaml::FLAG_SHARED`]). A file never overlaps itself.
 
 use crate::error::ShadowError;
-use crate::locate::line_of;
 use crate::tree::{range_path, ShadowTree};
+use lab_yaml_locate::line_of;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy)]

@@ -7,9 +7,9 @@
 
 use crate::daxdevs::{DaxDevs, DAXDEVS_FILE};
 use crate::error::{ShadowError, ShadowErrors};
-use crate::locate::{line_of, KeyPath};
 use crate::yaml::{parse, to_filemap, FileAttrs};
 use famfs_fmap::{Extents, FileMap};
+use lab_yaml_locate::{line_of, path, KeyPath};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -154,7 +154,7 @@ fn load_file(host: &Path, rel: &str) -> Result<(ShadowFile, String), ShadowError
     let src = std::fs::read_to_string(host).map_err(|e| ShadowError::io(host, e))?;
     let doc = parse(host, &src)?;
     if normalize(&doc.file.path) != rel {
-        let line = line_of(&src, &KeyPath::root("file").key("path"));
+        let line = line_of(&src, &path("file").key("path"));
         let msg = format!(
             "path {:?} does not match the YAML's place in the tree ({rel:?})",
             doc.file.path
@@ -174,7 +174,7 @@ fn load_file(host: &Path, rel: &str) -> Result<(ShadowFile, String), ShadowError
 
 /// The YAML node of device range `(extent, strip)`: its `offset` key.
 pub(crate) fn range_path(map: &FileMap, extent: usize, strip: Option<usize>) -> KeyPath {
-    let f = KeyPath::root("file");
+    let f = path("file");
     match (&map.extents, strip) {
         (Extents::Simple(_), _) => f.key("simple_ext_list").index(extent).key("offset"),
         (Extents::Interleaved(_), None) => f.key("striped_ext_list").index(extent),

@@ -27,7 +27,7 @@ pub mod topology_checks;
 pub mod topology_gen;
 pub mod vm;
 pub mod vm_spec;
-pub use lab_yaml_lines as yaml_locate;
+pub use lab_yaml_locate as yaml_locate;
 
 pub use accel::{choose_accel, Accel, AccelChoice};
 pub use error::{Error, Result, TopologyProblem};

@@ -1,11 +1,18 @@
-//! The line of a node in a YAML document, by key path, for semantic errors.
+//! Where a node of a YAML document is, for errors about valid YAML with invalid content: the one
+//! YAML locator of the lab (topologies in lab-vm; the CI matrix, expectations and action
+//! metadata in lab-ci; shadow trees and `daxdevs.yaml` in famfs-shadow).
 //!
 //! serde_norway values carry no positions, but an error raised inside one
 //! of its `deserialize_*` calls is stamped with the position of the node
 //! being read. [`line_of`] walks the document along a key path with a
 //! `DeserializeSeed` and fails on purpose at the target node: the error's
-//! position is the node's line. Used by every YAML file the lab reads
-//! (topologies, the CI matrix and expectations, action metadata).
+//! position is the node's line. [`key_lines`] does the same for each key of
+//! a mapping in turn (a duplicated key keeps its own line), and
+//! [`UniqueMap`] is a mapping that rejects a duplicated key at its line.
+
+mod unique_map;
+
+pub use unique_map::UniqueMap;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::fmt;
@@ -68,26 +75,103 @@ pub fn line_of(src: &str, path: &KeyPath) -> Option<usize> {
         .find_map(|n| exact_line(src, &path.0[..n]))
 }
 
+/// 1-based lines of the keys of the mapping at `map`, in file order, a duplicated key once for
+/// each time it is written (a `BTreeMap` would keep only its last value). Empty when there is no
+/// mapping there. The n-th line belongs to the n-th entry a visitor of that mapping is given.
+pub fn key_lines(src: &str, map: &KeyPath) -> Vec<usize> {
+    (0..)
+        .map_while(|n| locate(src, &map.0, Target::Key(n)))
+        .collect()
+}
+
 fn exact_line(src: &str, segs: &[Seg]) -> Option<usize> {
+    locate(src, segs, Target::Node)
+}
+
+fn locate(src: &str, segs: &[Seg], target: Target) -> Option<usize> {
     let de = serde_norway::Deserializer::from_str(src);
-    match Nav(segs).deserialize(de) {
+    match (Nav { segs, target }).deserialize(de) {
         Ok(()) => None,
+        // A key is found only by its own rejection (not by a node that is no mapping).
+        Err(e) if matches!(target, Target::Key(_)) && !e.to_string().contains(KEY_FOUND) => None,
         Err(e) => e.location().map(|l| l.line()),
     }
 }
 
-struct Nav<'p>(&'p [Seg]);
+/// What the rejection of a located key says.
+const KEY_FOUND: &str = "nothing (locating a key)";
+
+/// What to fail on once the path is walked: the node itself, or the n-th key of the mapping.
+#[derive(Clone, Copy)]
+enum Target {
+    Node,
+    Key(usize),
+}
+
+#[derive(Clone, Copy)]
+struct Nav<'p> {
+    segs: &'p [Seg],
+    target: Target,
+}
 
 impl<'de> DeserializeSeed<'de> for Nav<'_> {
     type Value = ();
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        match self.0.split_first() {
+        let target = self.target;
+        match self.segs.split_first() {
             // Fail inside the node's own deserialize call: the error gets its position.
-            None => d.deserialize_any(Here),
-            Some((Seg::Key(k), rest)) => d.deserialize_map(FindKey { key: k, rest }),
-            Some((Seg::Index(i), rest)) => d.deserialize_seq(FindIndex { index: *i, rest }),
+            None => match target {
+                Target::Node => d.deserialize_any(Here),
+                Target::Key(n) => d.deserialize_map(NthKey(n)),
+            },
+            Some((Seg::Key(k), rest)) => d.deserialize_map(FindKey {
+                key: k,
+                rest: Nav { segs: rest, target },
+            }),
+            Some((Seg::Index(i), rest)) => d.deserialize_seq(FindIndex {
+                index: *i,
+                rest: Nav { segs: rest, target },
+            }),
         }
+    }
+}
+
+/// Fails on the n-th key of a mapping (its position is the key's line); passes when the mapping
+/// has fewer keys.
+struct NthKey(usize);
+
+impl<'de> Visitor<'de> for NthKey {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "a mapping with a key number {}", self.0)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        for _ in 0..self.0 {
+            if map.next_key::<IgnoredAny>()?.is_none() {
+                return Ok(());
+            }
+            map.next_value::<IgnoredAny>()?;
+        }
+        map.next_key_seed(HereKey)?;
+        Ok(())
+    }
+}
+
+/// Rejects the key it is given.
+struct HereKey;
+
+impl<'de> DeserializeSeed<'de> for HereKey {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl Visitor<'_> for HereKey {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(KEY_FOUND)
     }
 }
 
@@ -103,7 +187,7 @@ impl Visitor<'_> for Here {
 
 struct FindKey<'p> {
     key: &'p str,
-    rest: &'p [Seg],
+    rest: Nav<'p>,
 }
 
 impl<'de> Visitor<'de> for FindKey<'_> {
@@ -114,7 +198,7 @@ impl<'de> Visitor<'de> for FindKey<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(k) = map.next_key::<serde_norway::Value>()? {
             if k.as_str() == Some(self.key) {
-                map.next_value_seed(Nav(self.rest))?;
+                map.next_value_seed(self.rest)?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -125,7 +209,7 @@ impl<'de> Visitor<'de> for FindKey<'_> {
 
 struct FindIndex<'p> {
     index: usize,
-    rest: &'p [Seg],
+    rest: Nav<'p>,
 }
 
 impl<'de> Visitor<'de> for FindIndex<'_> {
@@ -139,7 +223,7 @@ impl<'de> Visitor<'de> for FindIndex<'_> {
                 return Ok(());
             }
         }
-        if seq.next_element_seed(Nav(self.rest))?.is_none() {
+        if seq.next_element_seed(self.rest)?.is_none() {
             return Ok(());
         }
         while seq.next_element::<IgnoredAny>()?.is_some() {}
@@ -186,6 +270,17 @@ exclude:
         assert_eq!(line_of(DOC, &path("exclude").index(1).key("ops")), Some(8));
         assert_eq!(line_of(DOC, &path("exclude").index(9)), Some(7));
         assert_eq!(line_of("- a\n- b\n", &KeyPath::root().index(1)), Some(2));
+    }
+
+    #[test]
+    fn key_lines_keep_every_key_and_its_own_line() {
+        let doc = "# devices\n0: /dev/dax0.0\n1: {path: x}\n\n0: /dev/dax1.0\n";
+        assert_eq!(key_lines(doc, &KeyPath::root()), [2, 3, 5]);
+        assert_eq!(key_lines(DOC, &path("axes")), [2, 3]);
+        assert_eq!(key_lines(DOC, &path("exclude").index(1)), [8, 9]);
+        // Not a mapping, or not there: no keys.
+        assert!(key_lines(DOC, &path("exclude")).is_empty());
+        assert!(key_lines("", &KeyPath::root()).is_empty());
     }
 
     #[test]
