@@ -103,7 +103,7 @@ fn measure(sh: &Shell, args: &FaultArgs) -> Result<BenchReport> {
     let cfg = args.config()?;
     // The runner hands FAMFS_LAB_* variables of this process to every case.
     std::env::set_var(CONFIG_ENV, serde_json::to_string(&cfg)?);
-    let up = crate::lab::UpArgs {
+    let up = crate::up::UpArgs {
         kernel: args.kernel.clone(),
         topology: args.topology.clone(),
         suites: Vec::new(),
@@ -115,7 +115,7 @@ fn measure(sh: &Shell, args: &FaultArgs) -> Result<BenchReport> {
         shadow: None,
         daxdev_data: Vec::new(),
     };
-    let report = crate::lab::up_report(sh, &up)?;
+    let report = crate::up::up_report(sh, &up)?;
     let run_dir = lab_host::paths::runs_dir().join(&report.run_id);
     let samples_path = run_dir.join("results").join(SAMPLES_FILE);
     let text = std::fs::read_to_string(&samples_path).with_context(|| {

@@ -104,7 +104,7 @@ pub fn run(sh: &Shell, args: &BisectArgs) -> Result<i32> {
     };
     let last = range.positions.len() - 1;
     let started = Instant::now();
-    let id = crate::lab::run_id();
+    let id = crate::up::run_id();
     let out_dir = lab_host::paths::repo_root()
         .join("target/lab/bisect")
         .join(&id);
@@ -324,7 +324,7 @@ fn step(sh: &Shell, args: &BisectArgs, range: &Range, p: usize, judge: &mut Judg
         }
     };
     s.kernel_key = Some(built.meta.key.clone());
-    let up = crate::lab::UpArgs {
+    let up = crate::up::UpArgs {
         kernel,
         topology: args.topology.clone(),
         suites: Vec::new(),
@@ -338,7 +338,7 @@ fn step(sh: &Shell, args: &BisectArgs, range: &Range, p: usize, judge: &mut Judg
     };
     loop {
         let run_started = Instant::now();
-        let result = crate::lab::up_report(sh, &up);
+        let result = crate::up::up_report(sh, &up);
         let (v, run_dir) = match &result {
             Ok(report) => (
                 apply_judge(judge, &Attempt::Ran(report), &args.cases),

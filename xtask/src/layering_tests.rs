@@ -63,7 +63,7 @@ fn workspace_deps() -> BTreeMap<String, Vec<String>> {
 #[test]
 fn nothing_depends_on_a_guest_binary() {
     for (krate, deps) in workspace_deps() {
-        for d in deps.iter().filter(|d| GUEST_BINARIES.contains(&d.as_str())) {
+        if let Some(d) = deps.iter().find(|d| GUEST_BINARIES.contains(&d.as_str())) {
             panic!(
                 "{krate} depends on the guest binary {d}: move what it needs into lab-suite \
                  (lab/suite), which both sides share"

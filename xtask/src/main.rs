@@ -5,6 +5,7 @@ mod bench;
 mod bench_fault;
 mod bisect;
 mod ci;
+mod ci_data;
 mod exec_check;
 mod gdb;
 mod host;
@@ -18,6 +19,7 @@ mod shell;
 mod test;
 mod topo_fuzz;
 mod topo_fuzz_report;
+mod up;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};

@@ -117,14 +117,14 @@ fn request(sh: &Shell, a: &GuestArgs, terminal: bool, drgn: bool, prefix: &str) 
             bail!("--case {id:?}: no such case; cases are SUITE.NAME (`cargo xtask lab list`)");
         }
     }
-    let user_tree = crate::lab::user_tree(a.shadow.as_deref(), &a.daxdev_data)?;
+    let user_tree = crate::up::user_tree(a.shadow.as_deref(), &a.daxdev_data)?;
     let mut t = Timings::default();
-    let crate::lab::Prepared {
+    let crate::up::Prepared {
         topology,
         kernel,
         image,
         accel,
-    } = crate::lab::prepare(sh, &a.kernel()?, &a.topology, &mut t)?;
+    } = crate::up::prepare(sh, &a.kernel()?, &a.topology, &mut t)?;
     if topology.hosts > 1 {
         bail!(
             "topology {} has hosts: {}; lab shell and lab exec run one guest",
@@ -132,7 +132,7 @@ fn request(sh: &Shell, a: &GuestArgs, terminal: bool, drgn: bool, prefix: &str) 
             topology.hosts
         );
     }
-    let run_id = format!("{prefix}-{}", crate::lab::run_id());
+    let run_id = format!("{prefix}-{}", crate::up::run_id());
     let run_dir = lab_host::paths::runs_dir().join(&run_id);
     let config =
         std::fs::read_to_string(kernel.entry.config()).context("reading the kernel's config")?;

@@ -16,7 +16,7 @@ pub struct TestArgs {
     #[arg(long, conflicts_with = "unit_only")]
     pub exec_only: bool,
     #[command(flatten)]
-    pub lab: crate::lab::UpArgs,
+    pub lab: crate::up::UpArgs,
 }
 
 impl TestArgs {
@@ -63,7 +63,7 @@ impl TestArgs {
             lab_host::say::progress_block(&t.table());
             return Ok(());
         }
-        let mut code = t.stage("lab up", || crate::lab::up(sh, &self.lab))?;
+        let mut code = t.stage("lab up", || crate::up::up(sh, &self.lab))?;
         if code == 0 {
             // The topology property on a fixed sample: ~5 s a topology under TCG.
             let sample = crate::topo_fuzz::TopoFuzzArgs::sample(&self.lab.kernel);

@@ -8,7 +8,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use lab_host::stage::Timings;
-use lab_vm::decoder_checks::rule_of;
+use lab_vm::rules::rule_of;
 use lab_vm::topology_gen::random_topology;
 use lab_vm::Topology;
 use std::path::PathBuf;
@@ -137,7 +137,7 @@ impl Entry {
         match &self.verdict {
             Verdict::Refused(rules) => rules
                 .iter()
-                .all(|r| lab_vm::decoder_checks::MODEL_RULES.contains(&r.as_str())),
+                .all(|r| lab_vm::rules::MODEL_RULES.contains(&r.as_str())),
             _ => false,
         }
     }
@@ -147,7 +147,7 @@ impl Entry {
 pub fn run(sh: &Shell, args: &TopoFuzzArgs) -> Result<i32> {
     let dir = lab_host::paths::runs_dir()
         .join("topo-fuzz")
-        .join(crate::lab::run_id());
+        .join(crate::up::run_id());
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut entries = Vec::new();
     for i in 0..args.count {
@@ -222,7 +222,7 @@ fn boot_all(
         .map(|(t, _)| t.clone())
         .context("no topology")?;
     let mut timings = Timings::default();
-    let prepared = crate::lab::prepare_for(sh, &args.kernel, first, &mut timings)?;
+    let prepared = crate::up::prepare_for(sh, &args.kernel, first, &mut timings)?;
     let config = std::fs::read_to_string(prepared.kernel.entry.config())
         .context("reading the kernel's config")?;
     let features =
@@ -235,7 +235,7 @@ fn boot_all(
             continue;
         }
         done += 1;
-        let run_id = format!("{}-{}", crate::lab::run_id(), t.name);
+        let run_id = format!("{}-{}", crate::up::run_id(), t.name);
         let run_dir = lab_host::paths::runs_dir().join(&run_id);
         let req = lab_runner::run::RunRequest {
             run_id,
@@ -269,7 +269,7 @@ fn boot_all(
             e.seed
         );
         let started = Instant::now();
-        let outcome = match lab_runner::run::run(&req, crate::lab::rfc3339_now()) {
+        let outcome = match lab_runner::run::run(&req, crate::up::rfc3339_now()) {
             Ok(report) if report.exit_code() == 0 => Ok(()),
             Ok(report) => Err(why_failed(&report)),
             Err(err) => Err(format!("{err:#}")),

@@ -2,7 +2,8 @@
 //! ([`crate::yaml::FLAG_SHARED`]). A file never overlaps itself.
 
 use crate::error::ShadowError;
-use crate::tree::{range_path, ShadowTree};
+use crate::model::ShadowTree;
+use crate::yaml::range_path;
 use lab_yaml_locate::line_of;
 use std::path::PathBuf;
 

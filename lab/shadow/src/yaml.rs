@@ -308,3 +308,18 @@ pub fn parse_mode(s: &str) -> Option<u32> {
     }
     u32::from_str_radix(t, 8).ok()
 }
+
+/// The YAML node of device range `(extent, strip)`: its `offset` key.
+pub(crate) fn range_path(map: &FileMap, extent: usize, strip: Option<usize>) -> KeyPath {
+    let f = path("file");
+    match (&map.extents, strip) {
+        (Extents::Simple(_), _) => f.key("simple_ext_list").index(extent).key("offset"),
+        (Extents::Interleaved(_), None) => f.key("striped_ext_list").index(extent),
+        (Extents::Interleaved(_), Some(s)) => f
+            .key("striped_ext_list")
+            .index(extent)
+            .key("simple_ext_list")
+            .index(s)
+            .key("offset"),
+    }
+}

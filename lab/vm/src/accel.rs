@@ -12,7 +12,6 @@
 //! prints nothing early is restarted under TCG (lab-runner's boot guard).
 
 use crate::error::{Error, Result};
-use crate::qemu_args::accel_args;
 use serde::{Deserialize, Serialize};
 use std::fs::OpenOptions;
 use std::io::Read;
@@ -37,6 +36,16 @@ pub const PROBE_CACHE_FILE: &str = "accel-probe.yaml";
 pub enum Accel {
     Kvm,
     Tcg,
+}
+
+/// `-accel` and `-cpu` for `accel`: the lab's guests and the KVM probe use the same.
+pub fn accel_args(accel: Accel) -> [&'static str; 4] {
+    match accel {
+        // hypervisor=off: x86 Linux refuses CXL cache invalidation under a hypervisor, and
+        // `cxl create-region` then fails unless the kernel has CXL_REGION_INVALIDATION_TEST.
+        Accel::Tcg => ["-accel", "tcg", "-cpu", "max,hypervisor=off"],
+        Accel::Kvm => ["-accel", "kvm", "-cpu", "host"],
+    }
 }
 
 impl Accel {

@@ -20,6 +20,7 @@ pub mod process_cleanup;
 pub mod qemu_args;
 pub mod qmp;
 pub mod region_checks;
+pub mod rules;
 pub mod serial_log;
 pub mod size;
 pub mod topology;
