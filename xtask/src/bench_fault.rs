@@ -15,7 +15,7 @@ const CASE: &str = "bench.fault";
 #[derive(Args, Debug)]
 pub struct FaultArgs {
     #[command(flatten)]
-    pub kernel: crate::kernel::BuildArgs,
+    pub kernel: crate::build_args::BuildArgs,
     /// A topology name (lab/topologies/NAME.yaml) or a path to one.
     #[arg(long, default_value = "default")]
     pub topology: String,

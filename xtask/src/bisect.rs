@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use xshell::{cmd, Shell};
 
-use crate::kernel::BuildArgs;
+use crate::build_args::BuildArgs;
 
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("range").required(true).args(["source_dir", "series"])))]

@@ -7,8 +7,8 @@ use lab_ci::Schedule;
 use std::path::{Path, PathBuf};
 use xshell::Shell;
 
+use crate::build_args::BuildArgs;
 use crate::ci_data::load;
-use crate::kernel::BuildArgs;
 use crate::up::UpArgs;
 
 #[derive(Subcommand)]

@@ -5,7 +5,7 @@
 //! case's body run by hand in the state the case begins in (`--case`) must pass as it does in
 //! `lab up`.
 
-use crate::kernel::BuildArgs;
+use crate::build_args::BuildArgs;
 use crate::shell::{exec_to, ExecArgs, GuestArgs};
 use anyhow::{bail, Context, Result};
 use lab_suite::devices::DeviceMap;

@@ -30,7 +30,7 @@ pub enum Lab {
     Bench(crate::bench::Bench),
     /// Random topologies: every one the checks accept must set up and pass smoke in the guest,
     /// every one they refuse must name a rule. Prints the seeds of failures.
-    TopoFuzz(crate::topo_fuzz::TopoFuzzArgs),
+    TopoFuzz(crate::topo_fuzz_model::TopoFuzzArgs),
     /// From a failing case to the first bad commit (a git range of your tree) or patch (the
     /// prefixes of the series): builds and runs each step, prints the culprit.
     Bisect(crate::bisect::BisectArgs),

@@ -4,6 +4,7 @@
 mod bench;
 mod bench_fault;
 mod bisect;
+mod build_args;
 mod ci;
 mod ci_data;
 mod exec_check;
@@ -18,6 +19,7 @@ mod shadow;
 mod shell;
 mod test;
 mod topo_fuzz;
+mod topo_fuzz_model;
 mod topo_fuzz_report;
 mod up;
 

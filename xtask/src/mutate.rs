@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use xshell::Shell;
 
-use crate::kernel::BuildArgs;
+use crate::build_args::BuildArgs;
 
 #[derive(Args, Debug)]
 pub struct MutateArgs {

@@ -8,13 +8,13 @@ use clap::Args;
 use lab_agent_proto::messages::{ExecRequest, ExitStatus};
 use lab_host::stage::Timings;
 use lab_runner::bringup::{self, Guest};
-use lab_runner::run::{Console, RunRequest};
 use lab_runner::shell as gshell;
+use lab_runner::{Console, RunRequest};
 use std::path::PathBuf;
 use std::time::Duration;
 use xshell::Shell;
 
-use crate::kernel::BuildArgs;
+use crate::build_args::BuildArgs;
 
 /// What `lab exec` exits with when the lab could not run the command (no kernel, no boot, a
 /// failed setup): `git bisect run`'s "cannot test this commit".

@@ -66,7 +66,7 @@ impl TestArgs {
         let mut code = t.stage("lab up", || crate::up::up(sh, &self.lab))?;
         if code == 0 {
             // The topology property on a fixed sample: ~5 s a topology under TCG.
-            let sample = crate::topo_fuzz::TopoFuzzArgs::sample(&self.lab.kernel);
+            let sample = crate::topo_fuzz_model::TopoFuzzArgs::sample(&self.lab.kernel);
             let fuzz = t.stage("topology sample (topo-fuzz)", || {
                 crate::topo_fuzz::run(sh, &sample)
             })?;

@@ -8,7 +8,7 @@ use lab_host::stage::Timings;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use xshell::Shell;
 
-use crate::kernel::BuildArgs;
+use crate::build_args::BuildArgs;
 
 #[derive(Args, Debug)]
 pub struct UpArgs {
@@ -211,7 +211,7 @@ pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
     for d in &args.daxdev_data {
         reproduce.push_str(&format!(" --daxdev-data {d}"));
     }
-    let req = lab_runner::run::RunRequest {
+    let req = lab_runner::RunRequest {
         run_id: run_id.clone(),
         run_dir: run_dir.clone(),
         kernel: lab_runner::plan::KernelFeatures::from_config(&kernel.meta.label, &config)

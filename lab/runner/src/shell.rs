@@ -34,7 +34,7 @@ pub fn case_command(case_id: &str) -> String {
 /// `FAMFS_LAB_*` knobs, as `lab up` passes them to every case.
 pub fn case_env(ops: &str) -> Vec<(String, String)> {
     let mut env = vec![("FAMFS_LAB_OPS".to_string(), ops.to_string())];
-    env.extend(crate::run::case_env());
+    env.extend(crate::case::case_env());
     env
 }
 

@@ -81,6 +81,20 @@ pub fn real(path: impl AsRef<Path>) -> Result<PathBuf> {
     std::fs::canonicalize(path).with_context(|| format!("resolving {}", path.display()))
 }
 
+/// Writes `name` to a sysfs file in a thread; false if it did not return within `timeout`.
+pub fn sysfs_write_timeout(
+    path: &str,
+    name: &str,
+    timeout: Duration,
+) -> std::result::Result<Result<()>, ()> {
+    let (tx, rx) = mpsc::channel();
+    let (p, n) = (path.to_string(), name.to_string());
+    std::thread::spawn(move || {
+        let _ = tx.send(std::fs::write(&p, &n).with_context(|| format!("writing {n} to {p}")));
+    });
+    rx.recv_timeout(timeout).map_err(|_| ())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,18 +124,4 @@ mod tests {
             3
         );
     }
-}
-
-/// Writes `name` to a sysfs file in a thread; false if it did not return within `timeout`.
-pub fn sysfs_write_timeout(
-    path: &str,
-    name: &str,
-    timeout: Duration,
-) -> std::result::Result<Result<()>, ()> {
-    let (tx, rx) = mpsc::channel();
-    let (p, n) = (path.to_string(), name.to_string());
-    std::thread::spawn(move || {
-        let _ = tx.send(std::fs::write(&p, &n).with_context(|| format!("writing {n} to {p}")));
-    });
-    rx.recv_timeout(timeout).map_err(|_| ())
 }

@@ -1,142 +1,40 @@
-//! A multi-host run (`hosts: N` in the topology): N guests, each with its own QEMU, serial
-//! log, agent and directory `RUN/host<i>/`, all mapping the same backing files in `RUN/`.
-//! They boot and set up in parallel; each case of the `shared` suite runs in steps whose roles
-//! run at once on their guests. A guest that dies only ends its own parts: the others finish.
-//! Reports: one per guest in its directory, and the merged one in `RUN/`.
+//! The cases of a multi-host run (`hosts: N`): each case of the `shared` suite runs in steps
+//! whose roles run at once, one per guest of the [`Session`]; a role's `SHARE: key=value` lines
+//! reach the later steps as environment. A guest that dies only ends its own parts: the others
+//! finish. Each guest keeps its parts for its own report; the merged report gets the combined
+//! case.
 
+use crate::case::{case_report, print_case, run_case};
 use crate::host_bytes::Backings;
-use crate::plan;
-use crate::run::{self, RunRequest, Session};
-use crate::whole_log;
-use anyhow::{Context, Result};
-use lab_agent_proto::client::AgentClient;
-use lab_report::{CaseReport, Outcome, RunReport};
+use crate::plan::Planned;
+use crate::request::RunRequest;
+use crate::session::{Guest, Session};
+use lab_report::{CaseReport, Outcome};
 use lab_suite::catalog::{Case, Hosts, Role};
-use lab_suite::devices::DeviceMap;
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// One guest of the run.
-struct Guest {
-    index: u32,
-    dir: PathBuf,
-    session: Option<Session>,
-    agent: Option<AgentClient>,
-    map: Option<DeviceMap>,
-    /// Why it takes no more parts (never booted, died, ended on purpose).
-    gone: Option<String>,
-    /// Its parts, per case, for its own report.
-    cases: Vec<(&'static Case, CaseReport)>,
-}
-
-impl Guest {
-    /// Up, set up, and not gone: it can take a part.
-    fn is_ready(&self) -> bool {
-        self.gone.is_none() && self.agent.is_some() && self.map.is_some()
-    }
-}
-
-/// The directory of guest `index` in the run directory.
-pub fn guest_dir(run_dir: &std::path::Path, index: u32) -> PathBuf {
-    run_dir.join(format!("host{index}"))
-}
-
-pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
-    let hosts = req.topology.hosts;
-    let planned = plan::select(&req.suites, &req.cases, &req.kernel, hosts)?;
-    std::fs::create_dir_all(&req.run_dir)?;
-    std::fs::write(
-        req.run_dir.join("topology.yaml"),
-        serde_norway::to_string(&req.topology)?,
-    )?;
-    let dirs: Vec<PathBuf> = (0..hosts).map(|i| guest_dir(&req.run_dir, i)).collect();
-    let results: Vec<PathBuf> = dirs.iter().map(|d| d.join("results")).collect();
-    let backings = run::prepare_bytes(req, &planned, &results)?;
-    let shared_topology = req.topology.for_host(&req.run_dir);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let start = Instant::now();
-    rt.block_on(async { lab_vm::process_cleanup::install_signal_cleanup() })
-        .context("installing the Ctrl-C handler")?;
-    // QEMU starts running as soon as it is launched: the guests boot side by side.
-    // The first guest's boot is watched (a silent KVM guest restarts under TCG); the others
-    // follow with what it runs under.
-    let mut guests: Vec<Guest> = Vec::new();
-    let mut effective = req.clone();
-    for (i, dir) in dirs.iter().enumerate() {
-        let booted = if i == 0 {
-            rt.block_on(crate::kvm_guard::boot_guarded(
-                &effective,
-                shared_topology.clone(),
-                dir,
-            ))
-            .map(|(s, accel)| {
-                effective.accel = accel;
-                s
-            })
-        } else {
-            rt.block_on(run::boot_at(
-                &effective,
-                &effective.accel,
-                shared_topology.clone(),
-                dir,
-            ))
-        };
-        let (session, gone) = match booted {
-            Ok(s) => (Some(s), None),
-            Err(e) => (None, Some(format!("QEMU did not start: {e:#}"))),
-        };
-        guests.push(Guest {
-            index: i as u32,
-            dir: dir.clone(),
-            session,
-            agent: None,
-            map: None,
-            gone,
-            cases: Vec::new(),
-        });
-    }
-    let mut meta = BTreeMap::new();
-    if effective.accel != req.accel {
-        meta.insert("accel_fallback".into(), effective.accel.reason.clone());
-    }
-    let req = &effective;
-    meta.insert("accel_reason".into(), req.accel.reason.clone());
-    meta.insert("image".into(), req.initramfs.display().to_string());
-    meta.insert("hosts".into(), hosts.to_string());
-    std::thread::scope(|scope| {
-        for g in guests.iter_mut().filter(|g| g.gone.is_none()) {
-            let (rt, topo) = (&rt, &shared_topology);
-            scope.spawn(move || bring_up(g, req, topo, rt));
-        }
-    });
-    for g in &guests {
-        let state = g.gone.as_deref().unwrap_or("ready");
-        lab_host::progress!("famfs-lab: guest {}: {state}", g.index);
-        if let Some(why) = &g.gone {
-            let why = format!("guest {} never became ready: {why}", g.index);
-            RunReport::set_lab_error(&mut meta, &why);
-        }
-        if let Some(m) = &g.map {
-            let devs: Vec<&str> = m.dax.iter().map(|d| d.name.as_str()).collect();
-            meta.insert(format!("host{}_devices", g.index), devs.join(" "));
-        }
-    }
-    meta.insert(
-        "first_case_ms".into(),
-        start.elapsed().as_millis().to_string(),
-    );
+/// Every planned case on the session's guests, in order: a shared case in its steps, a skip as
+/// planned, a one-guest case an error.
+pub(crate) fn cases(
+    session: &mut Session,
+    planned: &[Planned],
+    backings: &Backings,
+) -> Vec<(&'static Case, CaseReport)> {
+    let (req, rt) = (&session.req, &session.rt);
     let mut merged = Vec::new();
     for (n, p) in planned.iter().enumerate() {
         let r = match (&p.skip, p.case.hosts) {
-            (Some(why), _) => run::case_report(p.case, Outcome::Skip, Some(why.clone()), 0, vec![]),
-            (None, Hosts::Shared(steps)) => {
-                run_shared(&mut guests, req, p.case, steps, n as u64, &backings, &rt)
-            }
-            (None, Hosts::One) => run::case_report(
+            (Some(why), _) => case_report(p.case, Outcome::Skip, Some(why.clone()), 0, vec![]),
+            (None, Hosts::Shared(steps)) => run_shared(
+                &mut session.guests,
+                req,
+                p.case,
+                steps,
+                n as u64,
+                backings,
+                rt,
+            ),
+            (None, Hosts::One) => case_report(
                 p.case,
                 Outcome::Error,
                 Some("a one-guest case in a multi-host run".into()),
@@ -144,78 +42,14 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
                 vec![],
             ),
         };
-        run::print_case(&r, p.case);
+        print_case(&r, p.case);
         merged.push((p.case, r));
     }
-    for g in guests.iter_mut() {
-        power_off(g, &rt);
-    }
-    let took = start.elapsed();
-    // Each guest's splats outside every case window: in its own report as `lab.boot`, ...,
-    // in the merged one as `lab.host<i>.boot`, ...
-    let outside: Vec<Vec<CaseReport>> = guests.iter().map(|g| outside_cases(g, req)).collect();
-    for (g, extra) in guests.iter().zip(&outside) {
-        let mut m = meta.clone();
-        m.insert("host".into(), g.index.to_string());
-        if let Some(why) = &g.gone {
-            m.insert("gone".into(), why.clone());
-        }
-        let mut r = run::report_of(req, &started_at, took, g.cases.clone(), m);
-        whole_log::add(&mut r, extra.clone());
-        lab_report::write_run_dir(&g.dir, &r)
-            .with_context(|| format!("writing guest {}'s report", g.index))?;
-    }
-    let mut report = run::report_of(req, &started_at, took, merged, meta);
-    whole_log::add(&mut report, merged_outside(&guests, outside));
-    lab_report::write_run_dir(&req.run_dir, &report)?;
-    crate::host_bytes::discard_after(&req.run_dir, &backings, report.failed());
-    Ok(report)
-}
-
-/// Agent, setup; on failure the guest is gone with the reason and its serial tail.
-fn bring_up(
-    g: &mut Guest,
-    req: &RunRequest,
-    topology: &lab_vm::Topology,
-    rt: &tokio::runtime::Runtime,
-) {
-    let Some(session) = g.session.as_mut() else {
-        return;
-    };
-    let up = run::attach_at(session, req, &g.dir, rt).and_then(|(agent, ready)| {
-        lab_host::progress!(
-            "famfs-lab: guest {} agent ready {:.2}s after QEMU start ({})",
-            g.index,
-            ready.as_secs_f64(),
-            req.accel.accel.as_str()
-        );
-        let map = run::setup_at(&agent, topology, &g.dir).context("guest setup")?;
-        Ok((agent, map))
-    });
-    match up {
-        Ok((agent, map)) => {
-            g.agent = Some(agent);
-            g.map = Some(map);
-        }
-        Err(e) => g.gone = Some(format!("{e:#}")),
-    }
-}
-
-/// The pseudo-cases of guest `g`'s serial log (none for a guest whose QEMU never started).
-fn outside_cases(g: &Guest, req: &RunRequest) -> Vec<CaseReport> {
-    let Some(session) = &g.session else {
-        return Vec::new();
-    };
-    let log_name = format!("host{}/serial.log", g.index);
-    let guest = whole_log::Guest {
-        prefix: "",
-        log_name: &log_name,
-    };
-    whole_log::judge_serial(&session.serial, guest, &req.reproduce)
+    merged
 }
 
 /// Every guest's pseudo-cases for the merged report, each name prefixed with `host<i>.`.
-fn merged_outside(guests: &[Guest], outside: Vec<Vec<CaseReport>>) -> Vec<CaseReport> {
+pub(crate) fn merged_outside(guests: &[Guest], outside: Vec<Vec<CaseReport>>) -> Vec<CaseReport> {
     guests
         .iter()
         .zip(outside)
@@ -226,22 +60,6 @@ fn merged_outside(guests: &[Guest], outside: Vec<Vec<CaseReport>>) -> Vec<CaseRe
             })
         })
         .collect()
-}
-
-fn power_off(g: &mut Guest, rt: &tokio::runtime::Runtime) {
-    if let Some(a) = &g.agent {
-        if g.gone.is_none() {
-            whole_log::mark(a, crate::markers::POWEROFF);
-            let _ = a.poweroff(Duration::from_secs(5));
-        }
-    }
-    if let Some(s) = g.session.as_mut() {
-        rt.block_on(async {
-            if s.vm.wait_exit(run::POWEROFF).await.is_err() {
-                let _ = s.vm.shutdown(run::POWEROFF).await;
-            }
-        });
-    }
 }
 
 /// `SHARE: key=value` lines of a role's output, as the environment of the later steps.
@@ -380,14 +198,14 @@ fn run_part(
         );
         return part_report(case, Outcome::Error, why);
     }
-    let (Some(agent), Some(map), Some(session)) = (&g.agent, &g.map, g.session.as_mut()) else {
+    let (Some(agent), Some(map), Some(booted)) = (&g.agent, &g.map, g.booted.as_mut()) else {
         return part_report(case, Outcome::Error, "no QEMU session".into());
     };
     let results = g.dir.join("results");
-    let mut r = run::run_case(
-        session, agent, req, case, nonce, map, backings, rt, extra, &results,
+    let mut r = run_case(
+        booted, agent, req, case, nonce, map, backings, rt, extra, &results,
     );
-    let guest_died = !agent.is_connected() || session.vm.exit_report().is_some();
+    let guest_died = !agent.is_connected() || booted.vm.exit_report().is_some();
     if role.ends_guest {
         // Its pass is a kernel panic in its window, and the guest gone: not any death.
         let panicked = r
@@ -427,7 +245,7 @@ fn run_part(
 }
 
 fn part_report(case: &Case, outcome: Outcome, why: String) -> CaseReport {
-    run::case_report(case, outcome, Some(why), 0, vec![])
+    case_report(case, outcome, Some(why), 0, vec![])
 }
 
 /// One report from several parts: the first failure's outcome and reason (naming its guest
@@ -442,7 +260,7 @@ fn combine(case: &Case, parts: &[&CaseReport], took: Duration) -> CaseReport {
         None => (Outcome::Pass, None),
     };
     let diag = parts.iter().flat_map(|r| r.diagnostics.clone()).collect();
-    let mut r = run::case_report(case, outcome, reason, took.as_millis() as u64, diag);
+    let mut r = case_report(case, outcome, reason, took.as_millis() as u64, diag);
     r.splats = parts.iter().flat_map(|p| p.splats.clone()).collect();
     r.reproduce = worst.and_then(|w| w.reproduce.clone());
     r
@@ -451,6 +269,8 @@ fn combine(case: &Case, parts: &[&CaseReport], took: Duration) -> CaseReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::whole_log;
+    use lab_report::RunReport;
 
     #[test]
     fn share_lines_become_the_later_steps_environment() {
@@ -471,15 +291,7 @@ mod tests {
 
     #[test]
     fn each_guests_splats_outside_the_cases_fail_the_merged_run_under_its_name() {
-        let guest = |index: u32| Guest {
-            index,
-            dir: PathBuf::from(format!("/run/host{index}")),
-            session: None,
-            agent: None,
-            map: None,
-            gone: None,
-            cases: Vec::new(),
-        };
+        let guest = |index: u32| Guest::new(index, format!("/run/host{index}").into());
         let guests = [guest(0), guest(1)];
         let log = format!(
             "[ 1.0] {}\n[ 2.0] WARNING: CPU: 1 PID: 9 at fs/fuse/file.c:7 x+0x1/0x2\n",
@@ -494,7 +306,7 @@ mod tests {
         let names: Vec<&str> = merged.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["host1.setup"]);
         let case = lab_suite::catalog::find("shared.ring").expect("catalog has shared.ring");
-        let pass = run::case_report(case, Outcome::Pass, None, 1, vec![]);
+        let pass = case_report(case, Outcome::Pass, None, 1, vec![]);
         let mut report = RunReport {
             suites: vec![lab_report::SuiteReport {
                 name: "shared".into(),
