@@ -350,6 +350,8 @@ pub const CASES: &[Case] = &[
         "the EOF page maps whole; the next page and beyond get SIGBUS, for reads and writes"),
     fmap("fault", "private_mapping", 90,
         "MAP_PRIVATE reads the file; its writes stay private (file and device unchanged)"),
+    fmap("fault", "refetch_unlocked", 90,
+        "a fault re-fetching dropped metadata waits for the server without the VMA or mmap lock: mprotect of the mapping returns while GET_FMAP is held"),
     fmap("fault", "fork_after_mmap", 90,
         "a child forked after mmap sees the bytes; shared writes are seen, private ones not"),
     fmap("fault", "differential_maplookup", 180,
