@@ -8,6 +8,7 @@ pub mod bpf_load;
 pub mod devmissing;
 pub mod fault;
 pub mod fuzz;
+pub mod kfunc_bounds;
 pub mod namespaces;
 pub mod notify;
 pub mod open;
