@@ -1,5 +1,5 @@
 //! `cargo xtask test`: the README's test command (and `.ci/run`'s): host
-//! setup, the unit tests under nextest, then a full `lab up`, a sample of random topologies,
+//! setup, the dependency checks (`cargo xtask deps`), the unit tests under nextest, then a full `lab up`, a sample of random topologies,
 //! and one `lab exec` (`exec_check`).
 
 use anyhow::Result;
@@ -37,6 +37,15 @@ impl TestArgs {
         } else {
             "default"
         };
+        // Licenses, bans, duplicate versions and unused dependencies, before anything is built.
+        let deps = t.stage("dependency checks (cargo deny, cargo machete)", || {
+            crate::deps::check(sh, self.lab.kernel.no_install)
+        });
+        if let Err(e) = deps {
+            lab_host::say::progress_block(&t.table());
+            eprintln!("error: dependency checks failed: {e:#}");
+            std::process::exit(lab_report::EXIT_CASES_FAILED);
+        }
         let unit = t.stage("unit tests (nextest)", || {
             let cargo = crate::cargo();
             lab_host::say::run(cmd!(
