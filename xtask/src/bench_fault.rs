@@ -104,16 +104,13 @@ fn measure(sh: &Shell, args: &FaultArgs) -> Result<BenchReport> {
     // The runner hands FAMFS_LAB_* variables of this process to every case.
     std::env::set_var(CONFIG_ENV, serde_json::to_string(&cfg)?);
     let up = crate::up::UpArgs {
-        kernel: args.kernel.clone(),
-        topology: args.topology.clone(),
-        suites: Vec::new(),
         cases: vec![CASE.into()],
-        cmdline: String::new(),
-        ops: crate::ops::Ops::Famfs,
-        boot_timeout: args.boot_timeout,
-        ktap: false,
-        shadow: None,
-        daxdev_data: Vec::new(),
+        ..crate::up::UpArgs::driven(
+            args.kernel.clone(),
+            &args.topology,
+            crate::ops::Ops::Famfs,
+            args.boot_timeout,
+        )
     };
     let report = crate::up::up_report(sh, &up)?;
     let run_dir = lab_host::paths::runs_dir().join(&report.run_id);

@@ -325,16 +325,8 @@ fn step(sh: &Shell, args: &BisectArgs, range: &Range, p: usize, judge: &mut Judg
     };
     s.kernel_key = Some(built.meta.key.clone());
     let up = crate::up::UpArgs {
-        kernel,
-        topology: args.topology.clone(),
-        suites: Vec::new(),
         cases: args.cases.clone(),
-        cmdline: String::new(),
-        ops: args.ops,
-        ktap: false,
-        boot_timeout: args.boot_timeout,
-        shadow: None,
-        daxdev_data: Vec::new(),
+        ..crate::up::UpArgs::driven(kernel, &args.topology, args.ops, args.boot_timeout)
     };
     loop {
         let run_started = Instant::now();

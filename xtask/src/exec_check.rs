@@ -176,24 +176,10 @@ pub fn judge(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lab_suite::devices::DaxDevice;
     use lab_suite::user_tree::FileExpect;
 
     fn map() -> DeviceMap {
-        DeviceMap {
-            memdevs: Vec::new(),
-            dax: vec![DaxDevice {
-                name: "dax0.0".into(),
-                region: "r0".into(),
-                kernel_region: "region0".into(),
-                size: 1 << 30,
-                hpa: 0,
-                region_hpa: 0,
-                ways: 1,
-                granularity: 256,
-                targets: Vec::new(),
-            }],
-        }
+        DeviceMap::one_device(1 << 30, 0, 256, "mem0", 0)
     }
 
     fn expect(bytes: &[u8]) -> Expectation {

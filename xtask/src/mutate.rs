@@ -370,16 +370,8 @@ fn id() -> String {
 
 fn up_args(args: &MutateArgs, kernel: BuildArgs) -> crate::up::UpArgs {
     crate::up::UpArgs {
-        kernel,
-        topology: args.topology.clone(),
         suites: args.suites.clone(),
-        cases: Vec::new(),
-        cmdline: String::new(),
-        ops: args.ops,
-        ktap: false,
-        boot_timeout: args.boot_timeout,
-        shadow: None,
-        daxdev_data: Vec::new(),
+        ..crate::up::UpArgs::driven(kernel, &args.topology, args.ops, args.boot_timeout)
     }
 }
 

@@ -48,6 +48,28 @@ pub struct UpArgs {
 }
 
 impl UpArgs {
+    /// The `lab up` a verb that drives runs makes (bisect, mutate, the benchmark): `kernel` on
+    /// `topology` with `ops`, the default suites, no extra command line, no KTAP, no user tree.
+    pub(crate) fn driven(
+        kernel: BuildArgs,
+        topology: &str,
+        ops: crate::ops::Ops,
+        boot_timeout: u64,
+    ) -> UpArgs {
+        UpArgs {
+            kernel,
+            topology: topology.to_string(),
+            suites: Vec::new(),
+            cases: Vec::new(),
+            cmdline: String::new(),
+            ops,
+            ktap: false,
+            boot_timeout,
+            shadow: None,
+            daxdev_data: Vec::new(),
+        }
+    }
+
     /// The user's tree of `--shadow`, checked (file and line for every problem).
     fn user_tree(&self) -> Result<Option<lab_runner::user_tree::UserTree>> {
         user_tree(self.shadow.as_deref(), &self.daxdev_data)

@@ -242,28 +242,11 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 mod tests {
     use super::*;
     use famfs_shadow::{generate, DaxDev, DaxDevs, GenerateParams};
-    use lab_suite::devices::{DaxDevice, Target};
     use std::os::unix::fs::PermissionsExt;
 
     fn guest_map(size: u64) -> DeviceMap {
-        DeviceMap {
-            memdevs: vec![],
-            dax: vec![DaxDevice {
-                name: "dax0.0".into(),
-                region: "r0".into(),
-                kernel_region: "region0".into(),
-                size,
-                hpa: 0x1000_0000,
-                region_hpa: 0x1000_0000,
-                ways: 1,
-                granularity: 4096,
-                // The region starts 1 MiB into the backing file.
-                targets: vec![Target {
-                    memdev: "mem0".into(),
-                    dpa: 1 << 20,
-                }],
-            }],
-        }
+        // The region starts 1 MiB into the backing file.
+        DeviceMap::one_device(size, 0x1000_0000, 4096, "mem0", 1 << 20)
     }
 
     struct Fixture {

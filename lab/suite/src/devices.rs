@@ -43,6 +43,31 @@ pub struct DaxDevice {
     pub targets: Vec<Target>,
 }
 
+impl DeviceMap {
+    /// One dax device, `dax0.0` of region `r0` (the kernel's `region0`), `size` bytes at `hpa`,
+    /// one way at `granularity` on `memdev` from its `dpa`: what a one-device, one-region
+    /// topology sets up (and the map the host-side tests start from).
+    pub fn one_device(size: u64, hpa: u64, granularity: u64, memdev: &str, dpa: u64) -> DeviceMap {
+        DeviceMap {
+            memdevs: Vec::new(),
+            dax: vec![DaxDevice {
+                name: "dax0.0".into(),
+                region: "r0".into(),
+                kernel_region: "region0".into(),
+                size,
+                hpa,
+                region_hpa: hpa,
+                ways: 1,
+                granularity,
+                targets: vec![Target {
+                    memdev: memdev.into(),
+                    dpa,
+                }],
+            }],
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Target {
     /// Topology id of the memdev.

@@ -29,6 +29,7 @@ pub mod devices;
 pub mod expect;
 pub mod pattern;
 pub mod plan;
+pub mod rng;
 pub mod user_tree;
 pub mod verify;
 

@@ -101,27 +101,10 @@ pub fn slots(devs: &DaxDevs, map: &DeviceMap) -> Result<Slots> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devices::Target;
     use famfs_shadow::DaxDev;
 
     fn map() -> DeviceMap {
-        DeviceMap {
-            memdevs: vec![],
-            dax: vec![DaxDevice {
-                name: "dax0.0".into(),
-                region: "r0".into(),
-                kernel_region: "region0".into(),
-                size: 1 << 30,
-                hpa: 0,
-                region_hpa: 0,
-                ways: 1,
-                granularity: 256,
-                targets: vec![Target {
-                    memdev: "mem0".into(),
-                    dpa: 0,
-                }],
-            }],
-        }
+        DeviceMap::one_device(1 << 30, 0, 256, "mem0", 0)
     }
 
     fn devs(entries: &[(u32, &str, Option<u64>)]) -> DaxDevs {

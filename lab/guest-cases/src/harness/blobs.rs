@@ -8,6 +8,7 @@
 //! anything, not just what the model can express.
 
 use famfs_fmap::{decode, encode, FileMap, FMAP_ALIGN};
+use lab_suite::rng::Rng;
 use std::ops::Range;
 
 pub const EINVAL: i32 = 22;
@@ -298,37 +299,6 @@ pub fn ranges_outcome(
     Ok(mine)
 }
 
-/// splitmix64: small, seedable, and the same everywhere.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    pub fn pick<T: Copy>(&mut self, v: &[T]) -> T {
-        v[self.below(v.len() as u64) as usize]
-    }
-}
-
 /// What the fuzz generator draws from.
 #[derive(Debug, Clone)]
 pub struct FuzzEnv {
@@ -381,7 +351,7 @@ pub fn valid_map(r: &mut Rng, env: &FuzzEnv) -> FileMap {
         if r.chance(4) {
             r.below(24) as u32
         } else {
-            r.pick(&env.slots)
+            *r.pick(&env.slots)
         }
     };
     let size = if r.chance(5) {
@@ -410,7 +380,7 @@ pub fn valid_map(r: &mut Rng, env: &FuzzEnv) -> FileMap {
         }
         Extents::Simple(v)
     } else {
-        let chunk = r.pick(&[M2, 2 * M2]);
+        let chunk = *r.pick(&[M2, 2 * M2]);
         let nstrips = r.below(4) as usize + 1;
         let nbytes = (need * M2).div_ceil(chunk) * chunk;
         let strips = (0..nstrips)
@@ -461,12 +431,12 @@ fn mutate(r: &mut Rng, b: &mut Vec<u8>) {
             }
             1 if b.len() >= 4 => {
                 let i = (r.below(b.len() as u64 / 4) * 4) as usize;
-                let v = r.pick(INTERESTING) as u32;
+                let v = *r.pick(INTERESTING) as u32;
                 b[i..i + 4].copy_from_slice(&v.to_ne_bytes());
             }
             2 if b.len() >= 8 => {
                 let i = (r.below(b.len() as u64 / 8) * 8) as usize;
-                let v = r.pick(INTERESTING);
+                let v = *r.pick(INTERESTING);
                 b[i..i + 8].copy_from_slice(&v.to_ne_bytes());
             }
             3 => {

@@ -6,7 +6,6 @@
 //! Raw per-touch timings go to `/results/bench.fault.samples.json`; the host does the
 //! statistics (lab-bench). The case fails only if nothing could be measured.
 
-use crate::harness::blobs::Rng;
 use crate::harness::famfs::{native_available, Ctx, Famfs, FileSpec, Spec};
 use crate::suites::bench_probe::{
     bpf_prog_stats, server_pid, smaps_of, Aligned, BpfStats, Floor, Pinned, PAGE, PMD,
@@ -21,6 +20,7 @@ use lab_suite::benchdata::{
     CONFIG_ENV, FLOOR, SAMPLES_FILE,
 };
 use lab_suite::expect::{interleaved_map, simple_map, AreaAlloc, Stripe, FILL_TAIL, MIB};
+use lab_suite::rng::Rng;
 use lab_suite::verify::GUEST_RESULTS;
 use std::collections::BTreeMap;
 use std::os::fd::AsRawFd;

@@ -1,6 +1,5 @@
 //! The fault suite: the DAX data path of fmap files, byte for byte against the model.
 
-use crate::harness::blobs::Rng;
 use crate::harness::check::Checks;
 use crate::harness::famfs::{native_available, Ctx, Famfs, FileSpec, Spec, Target};
 use crate::system::mapping::Mapping;
@@ -11,6 +10,7 @@ use famfs_fmap::{Extents, FileMap, FileType, SimpleExtent};
 use lab_suite::expect::{
     boundaries, interleaved_map, simple_map, AreaAlloc, Stripe, MIB, READ_AREA, WRITE_AREA,
 };
+use lab_suite::rng::Rng;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};

@@ -5,7 +5,6 @@
 //! bytes (verify file). Run it on the debug kernel too, in its own run:
 //! `cargo xtask lab up --kernel famfs-bpf --fragment debug --suite stress`.
 
-use crate::harness::blobs::Rng;
 use crate::harness::check::Checks;
 use crate::harness::famfs::{Ctx, Famfs, FileSpec, Spec};
 use crate::system::mapping::Mapping;
@@ -16,6 +15,7 @@ use famfs_fmap::FileMap;
 use lab_suite::expect::{
     self, interleaved_map, simple_map, AreaAlloc, Slots, Stripe, MIB, STRESS_AREA, WRITE_AREA,
 };
+use lab_suite::rng::Rng;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
