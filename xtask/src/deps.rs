@@ -38,7 +38,8 @@ pub fn check(sh: &Shell, no_install: bool) -> Result<()> {
     let cargo = crate::cargo();
     lab_host::say::run(cmd!(sh, "{cargo} deny --locked check {DENY_CHECKS...}"))
         .context("cargo deny (deny.toml: licenses, bans and duplicate versions, sources)")?;
-    lab_host::say::run(cmd!(sh, "{cargo} machete"))
+    // `cargo-machete` itself: through the toolchain's cargo it takes `machete` for a path.
+    lab_host::say::run(cmd!(sh, "cargo-machete"))
         .context("cargo machete: a dependency is declared and never used (remove it, or list it under [package.metadata.cargo-machete] ignored with the reason)")?;
     lab_host::progress!("famfs-lab: dependencies: cargo deny and cargo machete found nothing");
     Ok(())
