@@ -101,15 +101,15 @@ fn cases_of_one(
 ) -> Result<Vec<(&'static Case, CaseReport)>, String> {
     let (req, rt, started) = (&session.req, &session.rt, session.started);
     let g = &mut session.guests[0];
+    if let Some(ready) = g.ready {
+        meta.insert("boot_ms".into(), ready.as_millis().to_string());
+    }
     if let Some(why) = &g.gone {
         return Err(why.clone());
     }
     let (Some(agent), Some(map), Some(booted)) = (&g.agent, &g.map, g.booted.as_mut()) else {
         return Err("the guest is not set up".into());
     };
-    if let Some(ready) = g.ready {
-        meta.insert("boot_ms".into(), ready.as_millis().to_string());
-    }
     if let Some((u, tree)) = &staged.user {
         match u.prepare(tree, map, &staged.backings, &req.run_dir.join("results")) {
             Ok(note) => lab_host::progress!("famfs-lab: {note}"),
