@@ -1,7 +1,8 @@
 //! Assertions that keep going: a case runs every check, prints each result, and fails with
 //! all the failures (the first few in the reason line, every one on stdout).
 
-use crate::system::sys::{errno_name, Access};
+use crate::harness::famfs::Famfs;
+use crate::system::sys::{self, errno_name, Access};
 use crate::Outcome;
 use std::fmt::{Debug, Display};
 
@@ -13,6 +14,30 @@ pub struct Checks {
 }
 
 impl Checks {
+    /// Opens `rel` of `fs` read-only and checks its first `len` bytes against the model; the
+    /// file when it opened.
+    pub fn open_and_check(
+        &mut self,
+        fs: &Famfs,
+        rel: &str,
+        len: u64,
+    ) -> anyhow::Result<Option<std::fs::File>> {
+        let r = sys::open(&fs.path(rel), false);
+        if !self.errno(format!("open {rel}"), &r, 0) {
+            return Ok(None);
+        }
+        let f = r.map_err(|e| anyhow::anyhow!("errno {e}"))?;
+        let got = sys::pread(&f, 0, len as usize)
+            .map_err(|e| anyhow::anyhow!("pread {rel}: errno {e}"))?;
+        self.bytes(
+            format!("{rel}: first {len} bytes"),
+            0,
+            &got,
+            &fs.expected(rel, 0, len)?,
+        );
+        Ok(Some(f))
+    }
+
     pub fn new() -> Checks {
         Checks::default()
     }

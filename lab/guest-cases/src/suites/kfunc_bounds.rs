@@ -7,7 +7,6 @@
 
 use crate::harness::check::Checks;
 use crate::harness::famfs::{Ctx, Famfs, Spec};
-use crate::suites::open::open_and_check;
 use crate::Outcome;
 use anyhow::{Context, Result};
 use lab_suite::expect::{simple_map, AreaAlloc, MIB, READ_AREA};
@@ -42,7 +41,7 @@ pub fn kfunc_bounds(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         let opened = crate::system::sys::open(&fs.path("f"), false);
         match opened.as_ref().err().copied().and_then(handed_out) {
             Some(kfunc) => c.fail(format!("{what}: {kfunc}")),
-            None => drop(open_and_check(&mut c, &fs, "f", 2 * MIB)?),
+            None => drop(c.open_and_check(&fs, "f", 2 * MIB)?),
         }
     }
     fs.stop()?;

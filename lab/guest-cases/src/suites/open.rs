@@ -30,29 +30,6 @@ pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
     }
 }
 
-/// Opens `rel` read-only and checks its first `len` bytes against the model.
-pub(crate) fn open_and_check(
-    c: &mut Checks,
-    fs: &Famfs,
-    rel: &str,
-    len: u64,
-) -> Result<Option<std::fs::File>> {
-    let r = sys::open(&fs.path(rel), false);
-    if !c.errno(format!("open {rel}"), &r, 0) {
-        return Ok(None);
-    }
-    let f = r.map_err(|e| anyhow::anyhow!("errno {e}"))?;
-    let got =
-        sys::pread(&f, 0, len as usize).map_err(|e| anyhow::anyhow!("pread {rel}: errno {e}"))?;
-    c.bytes(
-        format!("{rel}: first {len} bytes"),
-        0,
-        &got,
-        &fs.expected(rel, 0, len)?,
-    );
-    Ok(Some(f))
-}
-
 fn first_open_counts(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let mut c = Checks::new();
     let mut slots = ctx.slots(2)?;
@@ -95,14 +72,14 @@ fn first_open_counts(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let fs = Famfs::start(ctx, spec)?;
     let s0 = fs.stats()?;
     c.eq("GET_FMAP before any open", s0.fmap_total()?, 0);
-    let fa = open_and_check(&mut c, &fs, "a", 4096)?;
+    let fa = c.open_and_check(&fs, "a", 4096)?;
     let s = fs.stats()?;
     c.eq("first open of a: GET_FMAP for a", s.fmap("a")?, 1);
     c.eq("first open of a: GET_DAXDEV for slot 0", s.daxdev(0)?, 1);
     c.eq("first open of a: GET_DAXDEV in all", s.daxdev_total()?, 1);
-    let fa2 = open_and_check(&mut c, &fs, "a", 4096)?;
+    let fa2 = c.open_and_check(&fs, "a", 4096)?;
     drop((fa, fa2));
-    let fa3 = open_and_check(&mut c, &fs, "a", 4096)?;
+    let fa3 = c.open_and_check(&fs, "a", 4096)?;
     drop(fa3);
     let s = fs.stats()?;
     c.eq("two more opens of a: GET_FMAP for a", s.fmap("a")?, 1);
@@ -111,7 +88,7 @@ fn first_open_counts(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         s.daxdev_total()?,
         1,
     );
-    let fb = open_and_check(&mut c, &fs, "b", 4096)?;
+    let fb = c.open_and_check(&fs, "b", 4096)?;
     let s = fs.stats()?;
     c.eq("b on the same device: GET_FMAP for b", s.fmap("b")?, 1);
     c.eq(
@@ -122,7 +99,7 @@ fn first_open_counts(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     drop(fb);
     let mut want_dax = 1;
     if two {
-        let fc = open_and_check(&mut c, &fs, "c", 4096)?;
+        let fc = c.open_and_check(&fs, "c", 4096)?;
         let s = fs.stats()?;
         c.eq("c on a second device: GET_FMAP for c", s.fmap("c")?, 1);
         c.eq(
@@ -135,7 +112,7 @@ fn first_open_counts(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     } else {
         c.note("one dax device in this topology: no file on a second device");
     }
-    let fx = open_and_check(&mut c, &fs, "alias", 4096)?;
+    let fx = c.open_and_check(&fs, "alias", 4096)?;
     let s = fs.stats()?;
     c.eq(
         format!("a second slot ({alias}) naming {first}: GET_DAXDEV for it"),
@@ -145,7 +122,7 @@ fn first_open_counts(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     want_dax += 1;
     drop(fx);
     for rel in ["a", "b", "alias"] {
-        drop(open_and_check(&mut c, &fs, rel, 1)?);
+        drop(c.open_and_check(&fs, rel, 1)?);
     }
     let s = fs.stats()?;
     c.eq(
@@ -619,7 +596,7 @@ fn directory_unaffected(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         fs.stats()?.fmap_total()?,
         0,
     );
-    drop(open_and_check(&mut c, &fs, "d0/g", 4096)?);
+    drop(c.open_and_check(&fs, "d0/g", 4096)?);
     c.eq(
         "GET_FMAP after opening one file",
         fs.stats()?.fmap_total()?,
