@@ -5,8 +5,8 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use famfs_lab_cases::benchdata::{FaultConfig, Samples, CONFIG_ENV, SAMPLES_FILE};
 use lab_bench::model::{BenchReport, RunInfo};
+use lab_suite::benchdata::{FaultConfig, Samples, CONFIG_ENV, SAMPLES_FILE};
 use std::path::PathBuf;
 use xshell::Shell;
 
@@ -15,7 +15,7 @@ const CASE: &str = "bench.fault";
 #[derive(Args, Debug)]
 pub struct FaultArgs {
     #[command(flatten)]
-    pub kernel: crate::kernel::BuildArgs,
+    pub kernel: crate::build_args::BuildArgs,
     /// A topology name (lab/topologies/NAME.yaml) or a path to one.
     #[arg(long, default_value = "default")]
     pub topology: String,
@@ -103,19 +103,16 @@ fn measure(sh: &Shell, args: &FaultArgs) -> Result<BenchReport> {
     let cfg = args.config()?;
     // The runner hands FAMFS_LAB_* variables of this process to every case.
     std::env::set_var(CONFIG_ENV, serde_json::to_string(&cfg)?);
-    let up = crate::lab::UpArgs {
-        kernel: args.kernel.clone(),
-        topology: args.topology.clone(),
-        suites: Vec::new(),
+    let up = crate::up::UpArgs {
         cases: vec![CASE.into()],
-        cmdline: String::new(),
-        ops: crate::ops::Ops::Famfs,
-        boot_timeout: args.boot_timeout,
-        ktap: false,
-        shadow: None,
-        daxdev_data: Vec::new(),
+        ..crate::up::UpArgs::driven(
+            args.kernel.clone(),
+            &args.topology,
+            crate::ops::Ops::Famfs,
+            args.boot_timeout,
+        )
     };
-    let report = crate::lab::up_report(sh, &up)?;
+    let report = crate::up::up_report(sh, &up)?;
     let run_dir = lab_host::paths::runs_dir().join(&report.run_id);
     let samples_path = run_dir.join("results").join(SAMPLES_FILE);
     let text = std::fs::read_to_string(&samples_path).with_context(|| {

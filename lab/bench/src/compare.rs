@@ -4,7 +4,7 @@
 
 use crate::model::{BenchReport, Cell};
 use crate::table::ordered;
-use famfs_lab_cases::benchdata::Workload;
+use lab_suite::benchdata::Workload;
 use std::fmt::Write;
 
 /// One cell of the comparison.
@@ -121,7 +121,7 @@ pub fn render(old: &BenchReport, new: &BenchReport) -> String {
 mod tests {
     use super::*;
     use crate::model::RunInfo;
-    use famfs_lab_cases::benchdata::{Access, CellSamples, Order, Rep, Samples, Size, BASELINE};
+    use lab_suite::benchdata::{Access, CellSamples, Order, Rep, Samples, Size, BASELINE};
 
     fn report(cells: &[(&str, &Workload, u64)]) -> BenchReport {
         let s = Samples {

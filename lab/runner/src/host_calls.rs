@@ -3,7 +3,7 @@
 //! answered through the agent.
 
 use crate::host_bytes::{self, Backings};
-use crate::run::Session;
+use crate::guest::Booted;
 use lab_agent_proto::{b64_encode, AgentClient, HostCall, HostReply};
 use lab_vm::fault_inject::{self, Fault, Injected};
 use std::os::unix::fs::FileExt;
@@ -17,7 +17,7 @@ const QMP_TIMEOUT: Duration = Duration::from_secs(20);
 /// Runs `case` (the agent exec of a case) in a thread and serves its host calls until it
 /// ends; returns its result. Every call is logged in `log` (the case's diagnostics).
 pub(crate) fn serve_during<T: Send>(
-    s: &mut Session,
+    s: &mut Booted,
     agent: &AgentClient,
     backings: &Backings,
     rt: &tokio::runtime::Runtime,
@@ -83,7 +83,7 @@ pub(crate) fn fault_of(call: &HostCall) -> Option<Fault> {
 }
 
 fn answer(
-    s: &mut Session,
+    s: &mut Booted,
     backings: &Backings,
     rt: &tokio::runtime::Runtime,
     call: &HostCall,
