@@ -38,7 +38,8 @@ pub struct PoisonRecord {
 
 fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     let at = line.find(&format!(" {key}="))? + key.len() + 2;
-    line[at..].split_whitespace().next()
+    // An empty value ("region= region_uuid=...") is an empty field, not the next one.
+    line[at..].split(' ').next()
 }
 
 fn hex(s: &str) -> Option<u64> {
