@@ -2,8 +2,8 @@
 //! runs, each call is served with QMP ([`lab_vm::fault_inject`]) or the backing files, and
 //! answered through the agent.
 
-use crate::host_bytes::{self, Backings};
 use crate::guest::Booted;
+use crate::host_bytes::{self, Backings};
 use lab_agent_proto::{b64_encode, AgentClient, HostCall, HostReply};
 use lab_vm::fault_inject::{self, Fault, Injected};
 use std::os::unix::fs::FileExt;

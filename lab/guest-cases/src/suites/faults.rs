@@ -6,18 +6,18 @@
 //! path for the page the poison list names and says so.
 
 use crate::harness::check::Checks;
+use crate::harness::famfs::{Ctx, Famfs, Spec, Target};
 use crate::suites::devmissing::{
     on_poison_sigbus, EXIT_AR_AT_PAGE, EXIT_AR_ELSEWHERE, EXIT_OTHER_SIGBUS, POISON_ADDR,
 };
-use crate::harness::famfs::{Ctx, Famfs, Spec, Target};
 use crate::system::host;
 use crate::system::mapping::Mapping;
 use crate::system::sys::{self, Access, Kmsg, Trace};
 use crate::Outcome;
 use anyhow::{bail, Context, Result};
+use lab_agent_proto::HostCall;
 use lab_suite::devices::{DaxDevice, DeviceMap};
 use lab_suite::expect::{simple_map, AreaAlloc, Piece, MIB, READ_AREA, WRITE_AREA};
-use lab_agent_proto::HostCall;
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
