@@ -8,12 +8,14 @@
 //! - [`qemu_args`]: the QEMU argv as a pure function, and its shell rendering.
 //! - [`backing`]: sparse CXL backing files and host-side byte access to them.
 //! - [`accel`]: KVM or TCG, from a real QEMU probe or `FAMFS_LAB_ACCEL`.
+//! - [`clock`]: the host's clock or QEMU's instruction counter (`-icount`) as guest time.
 //! - [`qmp`]: QMP client with timeouts.
 //! - [`vm`]: the QEMU process ([`Vm`]), killed on drop; [`serial_log`] tails its console;
 //!   [`process_cleanup`] kills QEMU when the lab gets SIGINT/SIGTERM/SIGHUP.
 
 pub mod accel;
 pub mod backing;
+pub mod clock;
 pub mod decoder_checks;
 pub mod error;
 pub mod process_cleanup;
@@ -30,6 +32,7 @@ pub mod vm_spec;
 pub use lab_yaml_lines as yaml_locate;
 
 pub use accel::{choose_accel, Accel, AccelChoice};
+pub use clock::Clock;
 pub use error::{Error, Result, TopologyProblem};
 pub use qemu_args::{KernelBoot, QemuOptions, SerialOutput};
 pub use size::ByteSize;
