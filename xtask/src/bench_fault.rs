@@ -2,10 +2,12 @@
 //! `FAMFS_LAB_BENCH_FAULT`, then lab-bench's statistics over the guest's raw timings: the table
 //! on stdout, `bench.json` and `bench-fault.svg` in the run directory, and with `--compare
 //! OLD.json` the change per cell. `--report NEW.json` skips the run and reads a bench.json.
+//! `--clock icount` runs the guest under QEMU's instruction counter (TCG, `-icount`): every
+//! time is then in guest instructions, the same from run to run.
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use famfs_lab_cases::benchdata::{FaultConfig, Samples, CONFIG_ENV, SAMPLES_FILE};
+use famfs_lab_cases::benchdata::{FaultConfig, Samples, BREAKDOWN, CONFIG_ENV, SAMPLES_FILE};
 use lab_bench::model::{BenchReport, RunInfo};
 use std::path::PathBuf;
 use xshell::Shell;
@@ -19,9 +21,27 @@ pub struct FaultArgs {
     /// A topology name (lab/topologies/NAME.yaml) or a path to one.
     #[arg(long, default_value = "default")]
     pub topology: String,
-    /// Timed repetitions of every cell (after one untimed probe repetition).
-    #[arg(long, default_value_t = 5)]
-    pub reps: u32,
+    /// Timed repetitions (rounds) of every cell, after the probe and the warm-up; default: as
+    /// many as there are units (floor and resolvers), so each runs once in every position.
+    #[arg(long)]
+    pub reps: Option<u32>,
+    /// Untimed warm-up rounds after the probe (every unit faults every workload).
+    #[arg(long, default_value_t = 1)]
+    pub warmup: u32,
+    /// Guest time: `host` (wall clock, ns) or `icount` (QEMU -icount under TCG: guest
+    /// instructions, deterministic; cannot see cache misses or memory latency).
+    #[arg(long, value_enum, default_value_t = ClockMode::Host)]
+    pub clock: ClockMode,
+    /// With --clock icount: one guest instruction is 2^N guest ns (0: a guest ns is an
+    /// instruction).
+    #[arg(long, default_value_t = 0)]
+    pub icount_shift: u8,
+    /// Leave out the breakdown variants (famfs_direct, famfs_kfunc, famfs_trivial).
+    #[arg(long)]
+    pub no_breakdown: bool,
+    /// With --compare: compare even runs of different accelerators, clocks or CPUs.
+    #[arg(long)]
+    pub allow_unlike: bool,
     /// 4 KiB pages faulted per PTE workload.
     #[arg(long, default_value_t = 256)]
     pub pte_pages: u32,
@@ -31,7 +51,7 @@ pub struct FaultArgs {
     /// Files opened per open workload (cold and cached).
     #[arg(long, default_value_t = 8)]
     pub open_files: u32,
-    /// The resolvers (fmap ops), in order.
+    /// The resolvers (fmap ops); the breakdown variants are added unless --no-breakdown.
     #[arg(
         long,
         value_delimiter = ',',
@@ -56,20 +76,47 @@ pub struct FaultArgs {
     pub boot_timeout: u64,
 }
 
+/// `--clock`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClockMode {
+    Host,
+    Icount,
+}
+
 impl FaultArgs {
+    /// The guest clock asked for.
+    pub fn clock(&self) -> Result<lab_vm::Clock> {
+        match self.clock {
+            ClockMode::Host => Ok(lab_vm::Clock::Host),
+            ClockMode::Icount => {
+                lab_vm::Clock::icount(self.icount_shift).map_err(|e| anyhow::anyhow!("{e}"))
+            }
+        }
+    }
+
     fn config(&self) -> Result<FaultConfig> {
         let mut resolvers = self.resolvers.clone();
         if self.slow && !resolvers.iter().any(|r| r == "famfs_slow") {
             resolvers.push("famfs_slow".into());
         }
-        if self.reps == 0 {
+        if !self.no_breakdown {
+            for b in BREAKDOWN {
+                if !resolvers.iter().any(|r| r == b) {
+                    resolvers.push(b.to_string());
+                }
+            }
+        }
+        let units = resolvers.len() as u32 + u32::from(!self.no_floor);
+        let reps = self.reps.unwrap_or(units.max(1));
+        if reps == 0 {
             bail!("--reps must be at least 1");
         }
         if self.pte_pages == 0 || self.pmd_pages == 0 || self.open_files == 0 {
             bail!("--pte-pages, --pmd-pages and --open-files must be at least 1");
         }
         Ok(FaultConfig {
-            reps: self.reps,
+            reps,
+            warmup: self.warmup,
             pte_pages: self.pte_pages,
             pmd_pages: self.pmd_pages,
             open_files: self.open_files,
@@ -92,6 +139,7 @@ pub fn run(sh: &Shell, args: FaultArgs) -> Result<()> {
         print!("{}", lab_bench::table::render(&new));
     }
     if let Some(old) = old {
+        lab_bench::compare::check_alike(&old, &new, args.allow_unlike)?;
         println!();
         print!("{}", lab_bench::compare::render(&old, &new));
     }
@@ -101,6 +149,7 @@ pub fn run(sh: &Shell, args: FaultArgs) -> Result<()> {
 /// Runs the case, computes and writes everything, prints the table.
 fn measure(sh: &Shell, args: &FaultArgs) -> Result<BenchReport> {
     let cfg = args.config()?;
+    let clock = args.clock()?;
     // The runner hands FAMFS_LAB_* variables of this process to every case.
     std::env::set_var(CONFIG_ENV, serde_json::to_string(&cfg)?);
     let up = crate::lab::UpArgs {
@@ -114,6 +163,7 @@ fn measure(sh: &Shell, args: &FaultArgs) -> Result<BenchReport> {
         ktap: false,
         shadow: None,
         daxdev_data: Vec::new(),
+        clock,
     };
     let report = crate::lab::up_report(sh, &up)?;
     let run_dir = lab_host::paths::runs_dir().join(&report.run_id);
@@ -148,6 +198,14 @@ fn measure(sh: &Shell, args: &FaultArgs) -> Result<BenchReport> {
         kernel_hash: report.kernel_hash.clone(),
         topology: report.topology.clone(),
         started_at: report.started_at.clone(),
+        clock: clock.name().to_string(),
+        icount_shift: match clock {
+            lab_vm::Clock::Icount { shift } => Some(shift),
+            lab_vm::Clock::Host => None,
+        },
+        cpu: host_cpu(),
+        guest_cpu: guest_cpu(&report.accel),
+        qemu: qemu_version(),
     };
     let bench = BenchReport::from_samples(info, &samples);
     println!();
@@ -162,4 +220,110 @@ fn measure(sh: &Shell, args: &FaultArgs) -> Result<BenchReport> {
     }
     lab_host::progress!("famfs-lab: wrote {}", json.display());
     Ok(bench)
+}
+
+/// The host CPU's `model name` (/proc/cpuinfo); empty if it cannot be read.
+fn host_cpu() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| cpu_model(&t))
+        .unwrap_or_default()
+}
+
+fn cpu_model(cpuinfo: &str) -> Option<String> {
+    cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+}
+
+/// The guest CPU model the lab gives QEMU under `accel` (`-cpu`).
+fn guest_cpu(accel: &str) -> String {
+    let a = if accel == "kvm" {
+        lab_vm::Accel::Kvm
+    } else {
+        lab_vm::Accel::Tcg
+    };
+    lab_vm::qemu_args::accel_args(a)[3].to_string()
+}
+
+/// `qemu-system-x86_64 --version`'s first line; empty if it does not run.
+fn qemu_version() -> String {
+    std::process::Command::new(lab_vm::accel::DEFAULT_QEMU)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: FaultArgs,
+    }
+
+    fn parse(extra: &[&str]) -> FaultArgs {
+        let mut argv = vec!["x"];
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv).expect("valid").args
+    }
+
+    #[test]
+    fn breakdown_variants_and_reps_per_unit_by_default() {
+        let c = parse(&[]).config().unwrap();
+        assert_eq!(
+            c.resolvers,
+            [
+                "famfs_native",
+                "famfs",
+                "famfs_maplookup",
+                "famfs_direct",
+                "famfs_kfunc",
+                "famfs_trivial"
+            ]
+        );
+        // the floor and six resolvers: each in every position once
+        assert_eq!((c.reps, c.warmup), (7, 1));
+        let c = parse(&["--no-breakdown", "--no-floor", "--reps", "4"])
+            .config()
+            .unwrap();
+        assert_eq!(c.resolvers.len(), 3);
+        assert_eq!(c.reps, 4);
+        assert!(parse(&["--reps", "0"]).config().is_err());
+    }
+
+    #[test]
+    fn clock_modes() {
+        assert_eq!(parse(&[]).clock().unwrap(), lab_vm::Clock::Host);
+        assert_eq!(
+            parse(&["--clock", "icount", "--icount-shift", "2"])
+                .clock()
+                .unwrap(),
+            lab_vm::Clock::Icount { shift: 2 }
+        );
+        assert!(parse(&["--clock", "icount", "--icount-shift", "11"])
+            .clock()
+            .is_err());
+    }
+
+    #[test]
+    fn cpu_model_from_cpuinfo() {
+        let t = "processor\t: 0\nvendor_id\t: X\nmodel name\t: AMD EPYC 7B13\n";
+        assert_eq!(cpu_model(t).as_deref(), Some("AMD EPYC 7B13"));
+        assert_eq!(cpu_model("nothing"), None);
+        assert_eq!(guest_cpu("tcg"), "max,hypervisor=off");
+        assert_eq!(guest_cpu("kvm"), "host");
+    }
 }

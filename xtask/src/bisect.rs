@@ -335,6 +335,7 @@ fn step(sh: &Shell, args: &BisectArgs, range: &Range, p: usize, judge: &mut Judg
         boot_timeout: args.boot_timeout,
         shadow: None,
         daxdev_data: Vec::new(),
+        clock: Default::default(),
     };
     loop {
         let run_started = Instant::now();

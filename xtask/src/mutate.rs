@@ -380,6 +380,7 @@ fn up_args(args: &MutateArgs, kernel: BuildArgs) -> crate::lab::UpArgs {
         boot_timeout: args.boot_timeout,
         shadow: None,
         daxdev_data: Vec::new(),
+        clock: Default::default(),
     }
 }
 

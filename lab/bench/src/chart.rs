@@ -142,6 +142,7 @@ mod tests {
             faults: 1,
             reps: vec![Rep {
                 round: 1,
+                position: None,
                 first_ns: vec![v],
                 second_ns: vec![0],
             }],

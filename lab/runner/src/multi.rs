@@ -189,7 +189,8 @@ fn bring_up(
             ready.as_secs_f64(),
             req.accel.accel.as_str()
         );
-        let map = run::setup_at(&agent, topology, &g.dir).context("guest setup")?;
+        let map = run::setup_at(&agent, topology, &g.dir, req.wait(run::SETUP_TIMEOUT))
+            .context("guest setup")?;
         Ok((agent, map))
     });
     match up {

@@ -45,6 +45,16 @@ pub struct RunRequest {
     pub user_tree: Option<crate::user_tree::UserTree>,
     /// Where the console goes and whether QEMU's gdb stub listens (a run: `serial.log` only).
     pub console: Console,
+    /// Guest time: the host's clock, or QEMU's instruction counter (`-icount`, TCG only;
+    /// every host-side wait then scaled by [`lab_vm::Clock::timeout_scale`]).
+    pub clock: lab_vm::Clock,
+}
+
+impl RunRequest {
+    /// `base` scaled for this run's clock (icount runs are slower; waits keep a limit).
+    pub fn wait(&self, base: Duration) -> Duration {
+        base * self.clock.timeout_scale()
+    }
 }
 
 /// How the guest's console and debugger are wired.
@@ -94,6 +104,9 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
         ..req.clone()
     };
     meta.insert("accel_reason".into(), req.accel.reason.clone());
+    if req.clock != lab_vm::Clock::Host {
+        meta.insert("clock".into(), req.clock.to_string());
+    }
     meta.insert("image".into(), req.initramfs.display().to_string());
     let mut leak_case = None;
     let cases = match attach(&mut session, req, &rt) {
@@ -131,8 +144,8 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
         }
     };
     rt.block_on(async {
-        if session.vm.wait_exit(POWEROFF).await.is_err() {
-            let _ = session.vm.shutdown(POWEROFF).await;
+        if session.vm.wait_exit(req.wait(POWEROFF)).await.is_err() {
+            let _ = session.vm.shutdown(req.wait(POWEROFF)).await;
         }
     });
     let mut report = assemble(req, started_at, start.elapsed(), cases, meta);
@@ -279,6 +292,12 @@ pub(crate) async fn boot_at(
         cmdline,
     };
     let mut spec = VmSpec::new(topology, Some(boot), dir, accel.accel);
+    let clock_args = req
+        .clock
+        .qemu_args(accel.accel)
+        .map_err(|e| anyhow::anyhow!("clock {}: {e}", req.clock))?;
+    spec.extra_args
+        .extend(clock_args.into_iter().map(Into::into));
     spec.options.results_dir = Some(dir.join("results"));
     if req.console.terminal {
         spec.options.serial = lab_vm::SerialOutput::Terminal(dir.join("serial.log"));
@@ -315,9 +334,10 @@ pub(crate) fn attach_at(
 ) -> Result<(AgentClient, Duration)> {
     let started = Instant::now();
     let socket = dir.join("agent.sock");
-    let agent = AgentClient::connect(&socket, Instant::now() + req.boot_timeout)
+    let boot_timeout = req.wait(req.boot_timeout);
+    let agent = AgentClient::connect(&socket, Instant::now() + boot_timeout)
         .context("connecting to the agent socket")?;
-    match agent.wait_ready(req.boot_timeout) {
+    match agent.wait_ready(boot_timeout) {
         Ok(_) => {}
         Err(e) => {
             let exited = rt.block_on(async { s.vm.exit_report() });
@@ -331,13 +351,13 @@ pub(crate) fn attach_at(
             };
             anyhow::bail!(
                 "waiting for the agent ({:?} boot timeout): {why}\nlast serial lines:\n{}",
-                req.boot_timeout,
+                boot_timeout,
                 s.tail()
             );
         }
     }
     agent
-        .hello(Duration::from_secs(10))
+        .hello(req.wait(Duration::from_secs(10)))
         .context("agent hello")?;
     Ok((agent, started.elapsed()))
 }
@@ -454,15 +474,22 @@ pub(crate) fn print_case(r: &CaseReport, case: &Case) {
 }
 
 pub(crate) fn setup(agent: &AgentClient, req: &RunRequest) -> Result<DeviceMap> {
-    setup_at(agent, &req.topology, &req.run_dir)
+    setup_at(agent, &req.topology, &req.run_dir, req.wait(SETUP_TIMEOUT))
 }
 
+/// How long the guest's setup (regions, dax devices) may take on the host clock.
+pub(crate) const SETUP_TIMEOUT: Duration = Duration::from_secs(90);
+
 /// Creates the regions and dax devices of `topology` in the guest; writes `dir/devices.json`.
-pub(crate) fn setup_at(agent: &AgentClient, topology: &Topology, dir: &Path) -> Result<DeviceMap> {
+pub(crate) fn setup_at(
+    agent: &AgentClient,
+    topology: &Topology,
+    dir: &Path,
+    timeout: Duration,
+) -> Result<DeviceMap> {
     crate::whole_log::mark(agent, markers::SETUP);
     let plan = plan::setup_plan(topology, dir);
     let json = serde_json::to_string(&plan)?;
-    let timeout = Duration::from_secs(90);
     let r = agent
         .exec(
             ExecRequest::new(["famfs-lab-cases", "setup", json.as_str()]).timeout(timeout),
@@ -500,7 +527,7 @@ pub(crate) fn run_case(
     );
     let from = s.serial.len();
     let started = Instant::now();
-    let timeout = Duration::from_secs(case.timeout_s);
+    let timeout = req.wait(Duration::from_secs(case.timeout_s));
     let mut env = case_env();
     if let Some(n) = flaky_run_number(&id) {
         env.push((FLAKY_RUN.into(), n.to_string()));
