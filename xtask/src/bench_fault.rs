@@ -208,17 +208,31 @@ fn measure(sh: &Shell, args: &FaultArgs) -> Result<BenchReport> {
         qemu: qemu_version(),
     };
     let bench = BenchReport::from_samples(info, &samples);
+    let table = lab_bench::table::render(&bench);
     println!();
-    print!("{}", lab_bench::table::render(&bench));
-    let json = run_dir.join("bench.json");
-    bench.save(&json)?;
-    let svg = run_dir.join("bench-fault.svg");
-    if let Err(e) = lab_bench::chart::write_svg(&bench, &svg) {
-        lab_host::progress!("famfs-lab: no chart: {e:#}");
-    } else {
-        lab_host::progress!("famfs-lab: wrote {}", svg.display());
+    print!("{table}");
+    // the run directory, and the latest run of this clock in target/lab/bench/fault-CLOCK/
+    let latest = lab_host::paths::repo_root()
+        .join("target/lab/bench")
+        .join(format!("fault-{}", clock.name()));
+    std::fs::create_dir_all(&latest).with_context(|| format!("creating {}", latest.display()))?;
+    for dir in [&run_dir, &latest] {
+        bench.save(&dir.join("bench.json"))?;
+        let t = dir.join("table.txt");
+        std::fs::write(&t, &table).with_context(|| format!("writing {}", t.display()))?;
+        let charts = [
+            lab_bench::chart::write_summary_svg(&bench, &dir.join("bench-fault.svg")),
+            lab_bench::chart::write_svg(&bench, &dir.join("bench-fault-cells.svg")),
+        ];
+        for e in charts.into_iter().filter_map(Result::err) {
+            lab_host::progress!("famfs-lab: no chart: {e:#}");
+        }
     }
-    lab_host::progress!("famfs-lab: wrote {}", json.display());
+    lab_host::progress!(
+        "famfs-lab: wrote bench.json, table.txt, bench-fault.svg (summary) and bench-fault-cells.svg to {} and {}",
+        run_dir.display(),
+        latest.display()
+    );
     Ok(bench)
 }
 
