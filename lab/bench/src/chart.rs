@@ -59,7 +59,11 @@ fn summary_bars(r: &BenchReport) -> Vec<(String, String, f64)> {
         for s in r.summary.iter().filter(|s| s.size == size) {
             if let Some(x) = s.ratio_native.filter(|_| s.resolver != BASELINE) {
                 let name = if size == Size::Pte { "PTE" } else { "PMD" };
-                v.push((format!("{name} fault {}", s.resolver), s.resolver.clone(), x));
+                v.push((
+                    format!("{name} fault {}", s.resolver),
+                    s.resolver.clone(),
+                    x,
+                ));
             }
         }
     }
