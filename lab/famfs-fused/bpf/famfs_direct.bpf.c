@@ -18,13 +18,14 @@ int BPF_PROG(direct_parse, struct fuse_dax_fmap_parse_ctx *pctx)
 SEC("struct_ops/iomap_begin")
 int BPF_PROG(direct_iomap_begin, struct fuse_dax_fmap_resolve_ctx *rctx, struct fuse_iomap_io *io)
 {
+	struct famfs_slot *slot = famfs_slot_of(rctx->nodeid);
 	struct resolve_env env = { .ctx = rctx };
 	struct famfs_mapping m = {};
 	int err;
 
-	env.mv = famfs_slots_meta(rctx);
-	if (!env.mv)
+	if (!famfs_slot_owned(slot, rctx))
 		return -EIO;
+	env.mv = slot->meta;
 	err = famfs_resolve(&env, io->offset, &m);
 	if (err)
 		return err;

@@ -18,9 +18,11 @@ int BPF_PROG(trivial_parse, struct fuse_dax_fmap_parse_ctx *pctx)
 SEC("struct_ops/iomap_begin")
 int BPF_PROG(trivial_iomap_begin, struct fuse_dax_fmap_resolve_ctx *rctx, struct fuse_iomap_io *io)
 {
-	const void *meta = famfs_slots_meta(rctx);
+	struct famfs_slot *slot = famfs_slot_of(rctx->nodeid);
 
-	return famfs_one_extent(slot_meta_at(meta, FAMFS_META_EXT_OFF(0),
+	if (!famfs_slot_owned(slot, rctx))
+		return -EIO;
+	return famfs_one_extent(slot_meta_at(slot->meta, FAMFS_META_EXT_OFF(0),
 					     sizeof(struct famfs_meta_ext)), io);
 }
 
