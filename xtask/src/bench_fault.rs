@@ -39,6 +39,9 @@ pub struct FaultArgs {
     /// Leave out the breakdown variants (famfs_direct, famfs_kfunc, famfs_trivial).
     #[arg(long)]
     pub no_breakdown: bool,
+    /// The guest's vCPUs (default: 1 under icount, else the topology's).
+    #[arg(long)]
+    pub cpus: Option<u32>,
     /// With --compare: compare even runs of different accelerators, clocks or CPUs.
     #[arg(long)]
     pub allow_unlike: bool,
@@ -76,6 +79,32 @@ pub struct FaultArgs {
     pub boot_timeout: u64,
 }
 
+/// Kernel arguments of an icount run: no address-space randomization (user mappings, kernel
+/// image), so a fault takes the same path (page-table pages to allocate, alignments) on every
+/// boot, and the instruction counts repeat from run to run.
+pub const ICOUNT_CMDLINE: &str = "norandmaps nokaslr";
+
+/// How the guest is set up beyond the topology.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guest {
+    pub cpus: Option<u32>,
+    pub cmdline: &'static str,
+}
+
+impl Guest {
+    /// As bench.json records it (`cpus=1 cmdline=norandmaps nokaslr`; empty for the defaults).
+    pub fn describe(&self) -> String {
+        let mut v = Vec::new();
+        if let Some(n) = self.cpus {
+            v.push(format!("cpus={n}"));
+        }
+        if !self.cmdline.is_empty() {
+            v.push(format!("cmdline={}", self.cmdline));
+        }
+        v.join(" ")
+    }
+}
+
 /// `--clock`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ClockMode {
@@ -91,6 +120,23 @@ impl FaultArgs {
             ClockMode::Icount => {
                 lab_vm::Clock::icount(self.icount_shift).map_err(|e| anyhow::anyhow!("{e}"))
             }
+        }
+    }
+
+    /// The guest under `clock`: under icount one vCPU (QEMU runs the vCPUs in turn on one
+    /// thread anyway; with one, a task that waits for another, e.g. an open waiting for the
+    /// FUSE server, hands over instead of idling a vCPU, whose idle time icount skips to the
+    /// next timer) and no randomization ([`ICOUNT_CMDLINE`]).
+    pub fn guest(&self, clock: lab_vm::Clock) -> Guest {
+        match clock {
+            lab_vm::Clock::Icount { .. } => Guest {
+                cpus: self.cpus.or(Some(1)),
+                cmdline: ICOUNT_CMDLINE,
+            },
+            lab_vm::Clock::Host => Guest {
+                cpus: self.cpus,
+                cmdline: "",
+            },
         }
     }
 
@@ -150,6 +196,7 @@ pub fn run(sh: &Shell, args: FaultArgs) -> Result<()> {
 fn measure(sh: &Shell, args: &FaultArgs) -> Result<BenchReport> {
     let cfg = args.config()?;
     let clock = args.clock()?;
+    let guest = args.guest(clock);
     // The runner hands FAMFS_LAB_* variables of this process to every case.
     std::env::set_var(CONFIG_ENV, serde_json::to_string(&cfg)?);
     let up = crate::lab::UpArgs {
@@ -157,13 +204,14 @@ fn measure(sh: &Shell, args: &FaultArgs) -> Result<BenchReport> {
         topology: args.topology.clone(),
         suites: Vec::new(),
         cases: vec![CASE.into()],
-        cmdline: String::new(),
+        cmdline: guest.cmdline.to_string(),
         ops: crate::ops::Ops::Famfs,
         boot_timeout: args.boot_timeout,
         ktap: false,
         shadow: None,
         daxdev_data: Vec::new(),
         clock,
+        cpus: guest.cpus,
     };
     let report = crate::lab::up_report(sh, &up)?;
     let run_dir = lab_host::paths::runs_dir().join(&report.run_id);
@@ -206,6 +254,7 @@ fn measure(sh: &Shell, args: &FaultArgs) -> Result<BenchReport> {
         cpu: host_cpu(),
         guest_cpu: guest_cpu(&report.accel),
         qemu: qemu_version(),
+        guest: guest.describe(),
     };
     let bench = BenchReport::from_samples(info, &samples);
     let table = lab_bench::table::render(&bench);
@@ -330,6 +379,11 @@ mod tests {
         assert!(parse(&["--clock", "icount", "--icount-shift", "11"])
             .clock()
             .is_err());
+        let icount = lab_vm::Clock::Icount { shift: 0 };
+        let g = parse(&[]).guest(icount);
+        assert_eq!(g.describe(), "cpus=1 cmdline=norandmaps nokaslr");
+        assert_eq!(parse(&["--cpus", "2"]).guest(icount).cpus, Some(2));
+        assert_eq!(parse(&[]).guest(lab_vm::Clock::Host).describe(), "");
     }
 
     #[test]

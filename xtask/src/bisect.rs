@@ -336,6 +336,7 @@ fn step(sh: &Shell, args: &BisectArgs, range: &Range, p: usize, judge: &mut Judg
         shadow: None,
         daxdev_data: Vec::new(),
         clock: Default::default(),
+        cpus: None,
     };
     loop {
         let run_started = Instant::now();

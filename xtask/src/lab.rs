@@ -75,6 +75,9 @@ pub struct UpArgs {
     /// Guest time (set by `lab bench fault --clock`): icount runs under TCG only.
     #[arg(skip)]
     pub clock: lab_vm::Clock,
+    /// The guest's vCPUs instead of the topology's (set by `lab bench fault`).
+    #[arg(skip)]
+    pub cpus: Option<u32>,
 }
 
 impl UpArgs {
@@ -306,12 +309,15 @@ pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
     }
     let mut t = Timings::default();
     let Prepared {
-        topology,
+        mut topology,
         kernel,
         image,
         accel,
     } = prepare(sh, &args.kernel, &args.topology, &mut t)?;
     let accel = accel_for_clock(accel, args.clock)?;
+    if let Some(n) = args.cpus {
+        topology.cpus = n;
+    }
     let run_id = run_id();
     let run_dir = lab_host::paths::runs_dir().join(&run_id);
     let config =

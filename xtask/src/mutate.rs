@@ -381,6 +381,7 @@ fn up_args(args: &MutateArgs, kernel: BuildArgs) -> crate::lab::UpArgs {
         shadow: None,
         daxdev_data: Vec::new(),
         clock: Default::default(),
+        cpus: None,
     }
 }
 

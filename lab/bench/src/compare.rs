@@ -28,6 +28,9 @@ pub fn unlike(old: &BenchReport, new: &BenchReport) -> Vec<(&'static str, String
     if !(o.clock == "icount" && n.clock == "icount") {
         cmp("host CPU", &o.cpu, &n.cpu);
     }
+    if o.guest != n.guest {
+        out.push(("guest setup", o.guest.clone(), n.guest.clone()));
+    }
     out
 }
 

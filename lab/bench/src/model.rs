@@ -41,6 +41,9 @@ pub struct RunInfo {
     /// `qemu-system-x86_64 --version`, first line.
     #[serde(default)]
     pub qemu: String,
+    /// What the bench changed in the guest (`cpus=1 cmdline=norandmaps nokaslr`).
+    #[serde(default)]
+    pub guest: String,
 }
 
 fn host_clock() -> String {

@@ -46,8 +46,15 @@ pub fn header(r: &BenchReport) -> String {
     if !r.run.cpu.is_empty() || !r.run.qemu.is_empty() {
         let _ = writeln!(
             s,
-            "host CPU {}, guest CPU {}, {}",
-            r.run.cpu, r.run.guest_cpu, r.run.qemu
+            "host CPU {}, guest CPU {}{}, {}",
+            r.run.cpu,
+            r.run.guest_cpu,
+            if r.run.guest.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", r.run.guest)
+            },
+            r.run.qemu
         );
     }
     if let Some(c) = &r.config {
