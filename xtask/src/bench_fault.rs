@@ -74,6 +74,9 @@ pub struct FaultArgs {
     /// Do not run: read this bench.json (with --compare: compare two files).
     #[arg(long, value_name = "NEW.json")]
     pub report: Option<PathBuf>,
+    /// Also write the summary chart (SVG) of the run or of --report here.
+    #[arg(long, value_name = "SVG")]
+    pub chart: Option<PathBuf>,
     /// Seconds QEMU may take to boot the guest to its agent.
     #[arg(long, default_value_t = 120)]
     pub boot_timeout: u64,
@@ -183,6 +186,10 @@ pub fn run(sh: &Shell, args: FaultArgs) -> Result<()> {
     };
     if args.report.is_some() {
         print!("{}", lab_bench::table::render(&new));
+    }
+    if let Some(svg) = &args.chart {
+        lab_bench::chart::write_summary_svg(&new, svg)?;
+        lab_host::progress!("famfs-lab: wrote {}", svg.display());
     }
     if let Some(old) = old {
         lab_bench::compare::check_alike(&old, &new, args.allow_unlike)?;
