@@ -21,8 +21,9 @@ pub struct FaultArgs {
     /// A topology name (lab/topologies/NAME.yaml) or a path to one.
     #[arg(long, default_value = "default")]
     pub topology: String,
-    /// Timed repetitions (rounds) of every cell, after the probe and the warm-up; default: as
-    /// many as there are units (floor and resolvers), so each runs once in every position.
+    /// Timed repetitions (rounds) of every cell, after the probe and the warm-up; default: each
+    /// unit (floor and resolvers) once in every position under icount (deterministic), twice
+    /// on the wall clock (so an order effect can be told from noise).
     #[arg(long)]
     pub reps: Option<u32>,
     /// Untimed warm-up rounds after the probe (every unit faults every workload).
@@ -144,6 +145,10 @@ impl FaultArgs {
     }
 
     fn config(&self) -> Result<FaultConfig> {
+        let per_position = match self.clock {
+            ClockMode::Icount => 1,
+            ClockMode::Host => 2,
+        };
         let mut resolvers = self.resolvers.clone();
         if self.slow && !resolvers.iter().any(|r| r == "famfs_slow") {
             resolvers.push("famfs_slow".into());
@@ -156,7 +161,7 @@ impl FaultArgs {
             }
         }
         let units = resolvers.len() as u32 + u32::from(!self.no_floor);
-        let reps = self.reps.unwrap_or(units.max(1));
+        let reps = self.reps.unwrap_or(per_position * units.max(1));
         if reps == 0 {
             bail!("--reps must be at least 1");
         }
@@ -364,8 +369,10 @@ mod tests {
                 "famfs_trivial"
             ]
         );
-        // the floor and six resolvers: each in every position once
-        assert_eq!((c.reps, c.warmup), (7, 1));
+        // the floor and six resolvers: each in every position twice (wall clock)
+        assert_eq!((c.reps, c.warmup), (14, 1));
+        // under icount once
+        assert_eq!(parse(&["--clock", "icount"]).config().unwrap().reps, 7);
         let c = parse(&["--no-breakdown", "--no-floor", "--reps", "4"])
             .config()
             .unwrap();

@@ -2,6 +2,8 @@
 //! round rotates the units (the floor and the resolvers), so each cell's per-round ratios come
 //! from several positions; a cell is flagged when the medians of its ratios at different
 //! positions are further apart than [`FLAG_PCT`] and than twice the scatter within a position.
+//! Without two rounds at one position at least (reps = the number of units), a difference
+//! above [`FLAG_PCT`] is undecided: noise and order cannot be told apart.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -20,6 +22,10 @@ pub struct PositionEffect {
     /// two rounds or more.
     pub within_pct: Option<f64>,
     pub flagged: bool,
+    /// The positions differ by more than [`FLAG_PCT`], but no position has two rounds to
+    /// compare that with.
+    #[serde(default)]
+    pub undecided: bool,
 }
 
 /// The effect over `(position, ratio)` pairs (one per timed round); None with fewer than two
@@ -50,12 +56,16 @@ pub fn effect(ratios: &[(u32, f64)]) -> Option<PositionEffect> {
         .filter_map(|v| crate::stats::spread_pct(v))
         .collect();
     let within_pct = crate::stats::median(&within);
-    let flagged = range_pct > FLAG_PCT.max(2.0 * within_pct.unwrap_or(0.0));
+    let (flagged, undecided) = match within_pct {
+        Some(w) => (range_pct > FLAG_PCT.max(2.0 * w), false),
+        None => (false, range_pct > FLAG_PCT),
+    };
     Some(PositionEffect {
         by_position,
         range_pct,
         within_pct,
         flagged,
+        undecided,
     })
 }
 
@@ -87,6 +97,16 @@ mod tests {
         let e = effect(&[(0, 1.0), (0, 1.2), (1, 1.2), (1, 1.22)]).unwrap();
         assert!(e.range_pct > FLAG_PCT);
         assert!(!e.flagged, "{e:?}");
+    }
+
+    #[test]
+    fn one_round_per_position_cannot_decide() {
+        let e = effect(&[(0, 0.7), (1, 1.1), (2, 1.1)]).unwrap();
+        assert!(!e.flagged && e.undecided, "{e:?}");
+        assert_eq!(e.within_pct, None);
+        // equal everywhere: nothing to decide
+        let e = effect(&[(0, 1.1), (1, 1.1), (2, 1.1)]).unwrap();
+        assert!(!e.flagged && !e.undecided, "{e:?}");
     }
 
     #[test]

@@ -86,7 +86,8 @@ pub fn header(r: &BenchReport) -> String {
     );
     let _ = writeln!(
         s,
-        "pos: ORDER when the ratio (to native; native's to the floor) depends on the unit's position in the round (range of the per-position medians > {}% and > 2x the scatter within a position)",
+        "pos: ORDER when the ratio (to native; native's to the floor) depends on the unit's position in the round (range of the per-position medians > {}% and > 2x the scatter within a position); ?: the range is > {}% but no position ran twice (more --reps)",
+        crate::position::FLAG_PCT,
         crate::position::FLAG_PCT
     );
     let _ = writeln!(
@@ -203,10 +204,10 @@ pub fn render(r: &BenchReport) -> String {
             blank(plus(c.added_native)),
             blank(plus(c.added_floor)),
             ns(c.bpf_ns_per_call),
-            if c.position.as_ref().is_some_and(|p| p.flagged) {
-                "ORDER"
-            } else {
-                ""
+            match &c.position {
+                Some(p) if p.flagged => "ORDER",
+                Some(p) if p.undecided => "?",
+                _ => "",
             },
             c.fault_size
                 .as_deref()
