@@ -23,6 +23,11 @@
  *                   strip's next run (another file offset)
  *  12 no-ranges     the parse sets the slots and the size like famfs but declares no range
  *                   (iomap_begin as famfs): the kernel must refuse the open
+ *  13 kfunc-bounds  before parsing like famfs, asks the parse kfuncs for what they must
+ *                   refuse: a blob view that starts inside the blob and ends past it, one
+ *                   at its end, a meta view that ends past the meta buffer, slots 24 and 31.
+ *                   A kfunc that hands it out fails the parse with an errno naming it
+ *                   (EBADE blob, EBADR meta, EXFULL slot); otherwise famfs as usual
  */
 #include "kernel_env.bpf.h"
 
@@ -43,6 +48,12 @@ const volatile __u64 evil_addr = 0;
 const volatile __u64 evil_length = 1;
 
 #define EVIL_NO_RANGES 12
+#define EVIL_KFUNC_BOUNDS 13
+
+/* errnos of a kfunc that handed out what it must refuse (kfunc-bounds) */
+#define EVIL_EBADE 52
+#define EVIL_EBADR 53
+#define EVIL_EXFULL 54
 
 /* famfs_logic.bpf.h declares its ranges through this: no-ranges drops them all */
 static __always_inline int evil_declare_range(struct parse_env *env, __u32 slot, __u64 dev_offset,
@@ -64,6 +75,23 @@ int BPF_PROG(evil_parse, struct fuse_dax_fmap_parse_ctx *pctx)
 {
 	struct parse_env env = { .ctx = pctx };
 
+	if (evil_flavour == EVIL_KFUNC_BOUNDS) {
+		__u32 blob_size = pctx->blob_size;
+		__u32 meta_size = pctx->meta_size;
+
+		/* 8 bytes from 4 before the end: starts inside, ends past the blob */
+		if (blob_size >= 4 && bpf_fuse_dax_parse_get_blob(pctx, blob_size - 4, 8))
+			return -EVIL_EBADE;
+		if (bpf_fuse_dax_parse_get_blob(pctx, blob_size, 1))
+			return -EVIL_EBADE;
+		if (meta_size >= 4 && bpf_fuse_dax_parse_get_meta(pctx, meta_size - 4, 8))
+			return -EVIL_EBADR;
+		if (bpf_fuse_dax_parse_get_meta(pctx, meta_size, 1))
+			return -EVIL_EBADR;
+		if (bpf_fuse_dax_parse_set_dev(pctx, 24) != -22 ||
+		    bpf_fuse_dax_parse_set_dev(pctx, 31) != -22)
+			return -EVIL_EXFULL;
+	}
 	return famfs_parse(&env);
 }
 
@@ -127,6 +155,7 @@ int BPF_PROG(evil_iomap_begin, struct fuse_dax_fmap_resolve_ctx *rctx, struct fu
 		io->length = want;
 		break;
 	case EVIL_NO_RANGES:
+	case EVIL_KFUNC_BOUNDS:
 		break;
 	default:
 		io->type = 0;

@@ -75,6 +75,9 @@ pub enum EvilFlavour {
     ChunkOverrun,
     /// the parse sets the slots and the size like famfs but declares no range.
     NoRanges,
+    /// the parse first asks the kfuncs for views past the blob / meta buffer and for slots
+    /// 24 and 31; one that is handed out fails the parse (EBADE blob, EBADR meta, EXFULL slot).
+    KfuncBounds,
 }
 
 impl EvilFlavour {

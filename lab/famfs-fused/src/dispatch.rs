@@ -52,6 +52,8 @@ pub struct Server {
     /// Set once mounted: registers dax devices on GET_DAXDEV. Unset (unit tests, no kernel):
     /// GET_DAXDEV is answered with the path, as for a kernel without the ioctl.
     pub registrar: OnceLock<crate::register::Registrar>,
+    /// Holds GET_FMAP replies while the notify FIFO says so (`hold_fmap`).
+    pub fmap_gate: crate::gate::FmapGate,
 }
 
 /// Outcome of one message.
@@ -66,6 +68,7 @@ impl Server {
             negotiated: OnceLock::new(),
             destroyed: AtomicBool::new(false),
             registrar: OnceLock::new(),
+            fmap_gate: Default::default(),
         }
     }
 
@@ -317,6 +320,13 @@ impl Server {
     fn get_fmap(&self, u: u64, n: &Node) -> Result<Vec<u8>, i32> {
         let map = self.fs.fmap(n).map_err(|_| libc::EINVAL)?;
         self.stats.get_fmap(n.nodeid, &n.path);
+        if !self.fmap_gate.pass(crate::gate::MAX_HOLD) {
+            eprintln!(
+                "famfs-fused: GET_FMAP of {} held for {:?} without release_fmap: answered",
+                n.path,
+                crate::gate::MAX_HOLD
+            );
+        }
         let (mut blob, ops_meta) = self
             .blob_override(n)
             .unwrap_or_else(|| (encode(&map), self.cfg.ops.meta_size(&map)));

@@ -14,6 +14,7 @@ pub mod bpf;
 pub mod dispatch;
 pub mod dump;
 pub mod fs;
+pub mod gate;
 pub mod meta;
 pub mod notify;
 pub mod ops;

@@ -62,6 +62,9 @@ struct Cli {
     mount_opts: Option<String>,
     #[arg(long, default_value = "fuse.famfs")]
     fstype: String,
+    /// The mount's source: its name in /proc/mounts, the block device for `--fstype fuseblk`.
+    #[arg(long, default_value = "famfs", value_name = "SOURCE")]
+    source: String,
     /// Entry and attribute cache timeout.
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     attr_timeout_ms: u64,
@@ -235,7 +238,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let spec = MountSpec {
         mountpoint,
         fstype: cli.fstype.clone(),
-        source: "famfs".into(),
+        source: cli.source.clone(),
         extra: cli.mount_opts.clone(),
     };
     let opts = RunOptions {

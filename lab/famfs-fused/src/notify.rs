@@ -8,6 +8,8 @@
 //! store PATH OFF LEN BYTE      FUSE_NOTIFY_STORE of LEN bytes of value BYTE (0-255) at OFF
 //! retrieve PATH OFF LEN        FUSE_NOTIFY_RETRIEVE of LEN bytes at OFF (the kernel answers
 //!                              with a NOTIFY_REPLY request, counted in the stats)
+//! hold_fmap                    hold every GET_FMAP reply (counted on arrival) until ...
+//! release_fmap                 ... this, or crate::gate::MAX_HOLD
 //! ```
 //!
 //! The result of each command's write(2) to /dev/fuse is appended to the log as
@@ -94,7 +96,8 @@ impl Notify {
             },
             other => {
                 return Err(format!(
-                    "unknown command {other:?} (inval_inode, store, retrieve)"
+                    "unknown command {other:?} (inval_inode, store, retrieve, hold_fmap, \
+                     release_fmap)"
                 ))
             }
         };
@@ -152,6 +155,17 @@ impl Notify {
 
 /// Runs one command: the message's write(2) result, as the log's text.
 fn execute(server: &Server, dev: &mut File, line: &str, unique: &AtomicU64) -> String {
+    match line.trim() {
+        "hold_fmap" => {
+            server.fmap_gate.hold();
+            return "ok".to_string();
+        }
+        "release_fmap" => {
+            server.fmap_gate.release();
+            return "ok".to_string();
+        }
+        _ => {}
+    }
     let n = match Notify::parse(line) {
         Ok(n) => n,
         Err(why) => return format!("bad command: {why}"),

@@ -23,6 +23,7 @@ pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
         "rw_syscalls" => rw_syscalls(ctx),
         "mmap_write" => mmap_write(ctx),
         "past_eof_sigbus" => past_eof_sigbus(ctx),
+        "refetch_unlocked" => crate::notify::refetch_unlocked(ctx),
         "private_mapping" => private_mapping(ctx),
         "fork_after_mmap" => fork_after_mmap(ctx),
         "differential_maplookup" => differential(ctx, "famfs_maplookup"),

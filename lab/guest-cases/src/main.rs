@@ -15,6 +15,8 @@ mod devmissing;
 mod famfs;
 mod fault;
 mod fuzz;
+mod kfunc_bounds;
+mod loopdev;
 mod mapping;
 mod namespaces;
 mod notify;

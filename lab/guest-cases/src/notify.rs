@@ -101,6 +101,97 @@ fn one_file(ctx: &mut Ctx<'_>, ch: &Channel) -> Result<(Famfs, Vec<u8>, std::fs:
     Ok((fs, want, f))
 }
 
+/// How long mprotect() may take while a fault waits for the server: far more than it needs
+/// when no lock is held, so only a wait for the held GET_FMAP reply runs out.
+const MPROTECT_WAIT: Duration = Duration::from_secs(5);
+
+/// A fault that finds the metadata dropped (FUSE_NOTIFY_INVAL_INODE) fetches it again from the
+/// server, and must not wait for the server with the VMA or mmap lock held: a stalled server
+/// would block every mmap, munmap and mprotect of the process (v2 drops the lock, fetches,
+/// and retries the fault). The server holds the GET_FMAP reply while another thread
+/// mprotect()s the same mapping, which takes both locks for writing: it must return while the
+/// fault still waits. Then the reply goes out and the fault reads the device's byte.
+pub fn refetch_unlocked(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    let ch = Channel::new(&ctx.id)?;
+    let (fs, want, f) = one_file(ctx, &ch)?;
+    let m = Mapping::shared(&f, 0, 2 * MIB as usize, false).context("mmap a")?;
+    c.eq("byte 0 through the mapping", sys::touch(m.ptr())?, want[0]);
+    let before = fs.stats()?.fmap("a")?;
+    c.eq("hold_fmap", ch.send("hold_fmap")?.as_str(), "ok");
+    c.eq(
+        "FUSE_NOTIFY_INVAL_INODE accepted by the kernel",
+        ch.send("inval_inode a 0 0")?.as_str(),
+        "ok",
+    );
+    let addr = m.ptr() as usize;
+    let fault = std::thread::spawn(move || sys::touch(addr as *const u8));
+    let deadline = Instant::now() + RESULT_WAIT;
+    let arrived = loop {
+        if fs.stats()?.fmap("a")? > before {
+            break true;
+        }
+        if Instant::now() > deadline || fault.is_finished() {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if c.check(
+        arrived,
+        format!("the fault after the invalidation sent GET_FMAP (held by the server) within {RESULT_WAIT:?}"),
+    ) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let len = 2 * MIB as usize;
+        let protect = std::thread::spawn(move || {
+            // SAFETY: the range is the mapping `m`, alive until both threads are joined;
+            // PROT_READ is what it already has.
+            let r = unsafe { libc::mprotect(addr as *mut libc::c_void, len, libc::PROT_READ) };
+            let _ = tx.send(if r == 0 {
+                0
+            } else {
+                std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+            });
+        });
+        match rx.recv_timeout(MPROTECT_WAIT) {
+            Ok(e) => c.eq(
+                "mprotect of the mapping while its fault waits for GET_FMAP",
+                sys::errno_name(e),
+                sys::errno_name(0),
+            ),
+            Err(_) => c.check(
+                false,
+                format!(
+                    "mprotect of the mapping did not return within {MPROTECT_WAIT:?} while a \
+                     fault waited for the server's GET_FMAP: the fault holds the VMA or mmap \
+                     lock across the server round trip"
+                ),
+            ),
+        };
+        c.eq("release_fmap", ch.send("release_fmap")?.as_str(), "ok");
+        let _ = protect.join();
+    } else {
+        ch.send("release_fmap")?;
+    }
+    match fault.join() {
+        Ok(Ok(b)) => c.eq(
+            "the waiting fault's byte, once the reply went out",
+            b,
+            want[0],
+        ),
+        Ok(Err(e)) => c.check(false, format!("the waiting fault: {e:#}")),
+        Err(_) => c.check(false, "the faulting thread panicked"),
+    };
+    c.eq(
+        "GET_FMAP for a: one re-fetch after the invalidation",
+        fs.stats()?.fmap("a")?,
+        before + 1,
+    );
+    drop(m);
+    drop(f);
+    fs.stop()?;
+    Ok(c.outcome())
+}
+
 pub fn inval_inode(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let mut c = Checks::new();
     let ch = Channel::new(&ctx.id)?;

@@ -20,6 +20,7 @@ pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
         "reject_all" => reject_all(ctx),
         "parse_errno_clamped" => parse_errno_clamped(ctx),
         "parse_no_ranges" => crate::ranges::parse_no_ranges(ctx),
+        "kfunc_bounds" => crate::kfunc_bounds::kfunc_bounds(ctx),
         "size_limits" => size_limits(ctx),
         "init_unregistered_ops" => init_unregistered_ops(ctx),
         "directory_unaffected" => directory_unaffected(ctx),
@@ -30,7 +31,7 @@ pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
 }
 
 /// Opens `rel` read-only and checks its first `len` bytes against the model.
-fn open_and_check(
+pub(crate) fn open_and_check(
     c: &mut Checks,
     fs: &Famfs,
     rel: &str,

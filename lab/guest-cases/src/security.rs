@@ -158,6 +158,7 @@ pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
             ],
         ),
         "claim_fmap_unoffered" => claim_fmap_unoffered(ctx),
+        "fuseblk_no_fmap" => fuseblk_no_fmap(ctx),
         "alias_pages" => alias_pages(ctx),
         "unprivileged_no_fmap" => unprivileged(ctx),
         "daxdev_other_namespace" => crate::namespaces::daxdev_other_namespace(ctx),
@@ -507,10 +508,77 @@ fn evil_short_length(ctx: &mut Ctx<'_>) -> Result<Outcome> {
 /// claim. The mount is plain FUSE: no GET_FMAP, no GET_DAXDEV, reads go to the server.
 fn claim_fmap_unoffered(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let mut c = Checks::new();
+    let mut spec = one_file_spec(ctx)?;
+    spec.drop_rawio = true;
+    claim_ignored(ctx, &mut c, spec)?;
+    Ok(c.outcome())
+}
+
+/// A 2 MiB file `f` on slot 0 with the run's ops.
+fn one_file_spec(ctx: &Ctx<'_>) -> Result<Spec> {
     let mut a = AreaAlloc::new(READ_AREA);
     let map = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB).context("read area full")?;
-    let mut spec = Spec::new(&ctx.ops()?, ctx.slots(1)?).file("f", map);
-    spec.drop_rawio = true;
+    Ok(Spec::new(&ctx.ops()?, ctx.slots(1)?).file("f", map))
+}
+
+/// fuseblk: the mount's block device is the file system's, not dax memory, so the kernel
+/// offers FUSE_DAX_FMAP on no fuseblk mount, even to a server with CAP_SYS_RAWIO. An fmap
+/// server refuses the INIT for lack of the offer; one that claims it anyway is ignored (plain
+/// FUSE, as in claim_fmap_unoffered).
+fn fuseblk_no_fmap(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    let backing = std::path::PathBuf::from(format!("/run/famfs-lab/{}.blk", ctx.id));
+    let dev = crate::loopdev::LoopDev::over_new_file(&backing, 4 * MIB)?;
+    let fuseblk = |spec: &mut Spec| {
+        spec.args.extend(
+            [
+                "--fstype",
+                "fuseblk",
+                "--source",
+                &dev.path.to_string_lossy(),
+                "--mount-opts",
+                "blksize=4096",
+            ]
+            .map(String::from),
+        )
+    };
+    let mut spec = one_file_spec(ctx)?;
+    fuseblk(&mut spec);
+    match Famfs::try_start(ctx, spec)? {
+        Ok(fs) => {
+            let f2 = fs
+                .stats()?
+                .0
+                .pointer("/init/flags2")
+                .and_then(serde_json::Value::as_u64);
+            c.fail(format!(
+                "an fmap server mounted fuseblk on {}: the kernel offered FUSE_DAX_FMAP (flags2 {f2:#x?})",
+                dev.path.display()
+            ));
+            fs.stop()?;
+        }
+        Err(fail) => {
+            c.check(
+                fail.log.contains("does not offer FUSE_DAX_FMAP"),
+                format!(
+                    "fuseblk with CAP_SYS_RAWIO: INIT refused for lack of the offer: {}",
+                    fail.log.trim()
+                ),
+            );
+        }
+    }
+    let mut spec = one_file_spec(ctx)?;
+    fuseblk(&mut spec);
+    claim_ignored(ctx, &mut c, spec)?;
+    drop(dev);
+    let _ = std::fs::remove_file(&backing);
+    Ok(c.outcome())
+}
+
+/// Starts `spec`'s server claiming FUSE_DAX_FMAP (and naming its ops) in the INIT reply
+/// though the kernel did not offer it: the kernel must ignore the claim. The mount is plain
+/// FUSE: no GET_FMAP, no GET_DAXDEV, reads go to the server.
+fn claim_ignored(ctx: &mut Ctx<'_>, c: &mut Checks, mut spec: Spec) -> Result<()> {
     spec.args.push("--claim-fmap".into());
     let mut kmsg = Kmsg::open()?;
     let fs = match Famfs::try_start(ctx, spec)? {
@@ -520,7 +588,7 @@ fn claim_fmap_unoffered(ctx: &mut Ctx<'_>) -> Result<Outcome> {
                 "the mount of a server claiming an unoffered FUSE_DAX_FMAP failed instead of ignoring the claim: {}",
                 fail.log.trim()
             ));
-            return Ok(c.outcome());
+            return Ok(());
         }
     };
     let st = fs.stats()?;
@@ -584,7 +652,7 @@ fn claim_fmap_unoffered(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         format!("no dax_fmap kernel log line: {fmap_lines:?}"),
     );
     fs.stop()?;
-    Ok(c.outcome())
+    Ok(())
 }
 
 /// New kernel WARNING/BUG lines in `kmsg` since the last call, for a check.

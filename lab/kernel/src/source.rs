@@ -207,14 +207,13 @@ pub fn prepare_tree(
 ) -> Result<PathBuf> {
     let (repo, commit) = match &resolved.kind {
         Kind::Tree(path) if patches.is_empty() => return Ok(path.clone()),
-        Kind::Tree(path) => bail!(
-            "{} is built as it is, never modified: apply the series there yourself \
-             (git am the files kernels/<name>/patches/series lists, in its order; not \
-             patches/*.patch, which takes the cover letter too) or use a `git:` source",
-            path.display()
-        ),
-        Kind::Repo { repo, commit } => (repo, commit),
+        Kind::Tree(path) => match user_tree_series(sh, path, patches)? {
+            TreeSeries::Applied => return Ok(path.clone()),
+            TreeSeries::ApplyToHead(head) => (path.clone(), head),
+        },
+        Kind::Repo { repo, commit } => (repo.clone(), commit.clone()),
     };
+    let (repo, commit) = (&repo, &commit);
     let src = work.join("src");
     let state_file = work.join(TREE_STATE);
     let want = TreeState {
@@ -248,6 +247,78 @@ pub fn prepare_tree(
     }
     std::fs::write(&state_file, serde_json::to_string_pretty(&want)? + "\n")?;
     Ok(src)
+}
+
+/// What a user's tree (`--source-dir`) is to a kernel's series.
+#[derive(Debug, PartialEq, Eq)]
+enum TreeSeries {
+    /// The tree already holds the series (its last patch reverses cleanly): built as it is.
+    Applied,
+    /// A git tree without it (the first patch applies) and no uncommitted change: the series
+    /// goes onto a worktree of this HEAD commit, the user's tree is left alone.
+    ApplyToHead(String),
+}
+
+/// Decides how a user's tree meets the series, without touching the tree; an error says why
+/// neither works and what to do.
+fn user_tree_series(sh: &Shell, path: &Path, patches: &[Patch]) -> Result<TreeSeries> {
+    let (Some(first), Some(last)) = (patches.first(), patches.last()) else {
+        return Ok(TreeSeries::Applied);
+    };
+    let checks = |patch: &Patch, reverse: bool| -> Result<bool> {
+        let p = &patch.path;
+        let flag = reverse.then_some("-R");
+        let out = cmd!(sh, "git -C {path} apply --check {flag...} {p}")
+            .quiet()
+            .ignore_status()
+            .ignore_stderr()
+            .output()
+            .context("running git apply --check")?;
+        Ok(out.status.success())
+    };
+    if checks(last, true)? {
+        return Ok(TreeSeries::Applied);
+    }
+    if !checks(first, false)? {
+        bail!(
+            "{} neither holds the series ({} does not reverse) nor takes it ({} does not \
+             apply): a tree with its own version of the series is built as it is by a kernel \
+             without one, e.g. `--kernel stock --fragment kernels/famfs-bpf/famfs-bpf.config`",
+            path.display(),
+            last.name,
+            first.name
+        );
+    }
+    let head = cmd!(sh, "git -C {path} rev-parse --verify HEAD")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "{} does not hold the series and is not a git tree, and a tree given with \
+                 --source-dir is never modified: apply the series there yourself (git am the \
+                 files kernels/<name>/patches/series lists, in its order; not \
+                 patches/*.patch, which takes the cover letter too) or make it a git tree",
+                path.display()
+            )
+        })?;
+    let dirty = cmd!(sh, "git -C {path} status --porcelain --untracked-files=no")
+        .quiet()
+        .read()
+        .context("git status")?;
+    if !dirty.is_empty() {
+        bail!(
+            "{} has uncommitted changes, and the series is applied to a worktree of its HEAD \
+             ({head}), which would build without them: commit or stash them \
+             (the tree itself is never modified)",
+            path.display()
+        );
+    }
+    lab_host::progress!(
+        "famfs-lab: {} does not hold the series: applying it to a worktree of HEAD {head}",
+        path.display()
+    );
+    Ok(TreeSeries::ApplyToHead(head))
 }
 
 /// Checks then applies one patch as a commit.
@@ -406,20 +477,81 @@ mod tests {
     fn user_tree_is_never_patched() {
         let sh = Shell::new().unwrap();
         let d = tempfile::tempdir().unwrap();
+        let (tree, work) = (d.path().join("tree"), d.path().join("work"));
+        std::fs::create_dir_all(&tree).unwrap();
         let resolved = Resolved {
             id: None,
             version: "x".into(),
-            kind: Kind::Tree(d.path().into()),
+            kind: Kind::Tree(tree.clone()),
         };
-        let p = patch("0001-a.patch", "a.c", "a", "b");
+        let mut p = patch("0001-a.patch", "a.c", "int a;", "int a2;");
+        write(d.path(), &mut p);
+        // Not a git tree, series not in it: refused, nothing written.
+        std::fs::write(tree.join("a.c"), "int a;\n").unwrap();
         let msg = format!(
             "{:#}",
-            prepare_tree(&sh, &resolved, d.path(), &[p]).unwrap_err()
+            prepare_tree(&sh, &resolved, &work, std::slice::from_ref(&p)).unwrap_err()
         );
-        assert!(msg.contains("never modified"), "{msg}");
+        assert!(
+            msg.contains("never modified") && msg.contains("not a git tree"),
+            "{msg}"
+        );
         assert_eq!(
-            prepare_tree(&sh, &resolved, d.path(), &[]).unwrap(),
-            d.path()
+            std::fs::read_to_string(tree.join("a.c")).unwrap(),
+            "int a;\n"
+        );
+        assert_eq!(prepare_tree(&sh, &resolved, &work, &[]).unwrap(), tree);
+        // A tree that already holds the series is built as it is.
+        std::fs::write(tree.join("a.c"), "int a2;\n").unwrap();
+        assert_eq!(
+            prepare_tree(&sh, &resolved, &work, std::slice::from_ref(&p)).unwrap(),
+            tree
+        );
+        // One that neither holds nor takes it: the error names both patches' checks.
+        std::fs::write(tree.join("a.c"), "int other;\n").unwrap();
+        let msg = format!(
+            "{:#}",
+            prepare_tree(&sh, &resolved, &work, std::slice::from_ref(&p)).unwrap_err()
+        );
+        assert!(msg.contains("neither holds the series"), "{msg}");
+    }
+
+    #[test]
+    fn user_git_tree_gets_the_series_in_a_worktree_of_head() {
+        let sh = Shell::new().unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let (tree, work) = (d.path().join("tree"), d.path().join("work"));
+        std::fs::create_dir_all(&tree).unwrap();
+        let head = repo(&sh, &tree);
+        let resolved = Resolved {
+            id: None,
+            version: "x".into(),
+            kind: Kind::Tree(tree.clone()),
+        };
+        let mut p = patch("0001-a.patch", "a.c", "int a;", "int a2;");
+        write(d.path(), &mut p);
+        // Uncommitted changes would be missing from the worktree: refused.
+        std::fs::write(tree.join("b.c"), "int b2;\n").unwrap();
+        let msg = format!(
+            "{:#}",
+            prepare_tree(&sh, &resolved, &work, std::slice::from_ref(&p)).unwrap_err()
+        );
+        assert!(msg.contains("uncommitted changes"), "{msg}");
+        cmd!(sh, "git -C {tree} checkout -q -- b.c").run().unwrap();
+        let src = prepare_tree(&sh, &resolved, &work, std::slice::from_ref(&p)).unwrap();
+        assert_ne!(src, tree);
+        assert_eq!(
+            std::fs::read_to_string(src.join("a.c")).unwrap(),
+            "int a2;\n"
+        );
+        // The user's tree is untouched: same HEAD, same bytes.
+        assert_eq!(
+            std::fs::read_to_string(tree.join("a.c")).unwrap(),
+            "int a;\n"
+        );
+        assert_eq!(
+            cmd!(sh, "git -C {tree} rev-parse HEAD").read().unwrap(),
+            head
         );
     }
 }
