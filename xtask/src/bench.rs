@@ -19,7 +19,7 @@ pub enum Bench {
 #[derive(Args, Debug)]
 pub struct BootArgs {
     #[command(flatten)]
-    pub lab: crate::lab::UpArgs,
+    pub lab: crate::up::UpArgs,
     /// Repetitions.
     #[arg(long, default_value_t = 3)]
     pub reps: usize,
@@ -41,7 +41,7 @@ fn boot(sh: &Shell, mut args: BootArgs) -> Result<()> {
     let mut rows = Vec::new();
     for rep in 0..args.reps.max(1) {
         let started = std::time::Instant::now();
-        let report = crate::lab::up_report(sh, &args.lab)?;
+        let report = crate::up::up_report(sh, &args.lab)?;
         let wall = started.elapsed().as_millis() as u64;
         let ms = |k: &str| report.meta.get(k).and_then(|v| v.parse::<u64>().ok());
         rows.push(json!({

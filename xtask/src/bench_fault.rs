@@ -7,8 +7,8 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use famfs_lab_cases::benchdata::{FaultConfig, Samples, BREAKDOWN, CONFIG_ENV, SAMPLES_FILE};
 use lab_bench::model::{BenchReport, RunInfo};
+use lab_suite::benchdata::{FaultConfig, Samples, BREAKDOWN, CONFIG_ENV, SAMPLES_FILE};
 use std::path::PathBuf;
 use xshell::Shell;
 
@@ -17,7 +17,7 @@ const CASE: &str = "bench.fault";
 #[derive(Args, Debug)]
 pub struct FaultArgs {
     #[command(flatten)]
-    pub kernel: crate::kernel::BuildArgs,
+    pub kernel: crate::build_args::BuildArgs,
     /// A topology name (lab/topologies/NAME.yaml) or a path to one.
     #[arg(long, default_value = "default")]
     pub topology: String,
@@ -211,21 +211,19 @@ fn measure(sh: &Shell, args: &FaultArgs) -> Result<BenchReport> {
     let guest = args.guest(clock);
     // The runner hands FAMFS_LAB_* variables of this process to every case.
     std::env::set_var(CONFIG_ENV, serde_json::to_string(&cfg)?);
-    let up = crate::lab::UpArgs {
-        kernel: args.kernel.clone(),
-        topology: args.topology.clone(),
-        suites: Vec::new(),
+    let up = crate::up::UpArgs {
         cases: vec![CASE.into()],
         cmdline: guest.cmdline.to_string(),
-        ops: crate::ops::Ops::Famfs,
-        boot_timeout: args.boot_timeout,
-        ktap: false,
-        shadow: None,
-        daxdev_data: Vec::new(),
         clock,
         cpus: guest.cpus,
+        ..crate::up::UpArgs::driven(
+            args.kernel.clone(),
+            &args.topology,
+            crate::ops::Ops::Famfs,
+            args.boot_timeout,
+        )
     };
-    let report = crate::lab::up_report(sh, &up)?;
+    let report = crate::up::up_report(sh, &up)?;
     let run_dir = lab_host::paths::runs_dir().join(&report.run_id);
     let samples_path = run_dir.join("results").join(SAMPLES_FILE);
     let text = std::fs::read_to_string(&samples_path).with_context(|| {
@@ -320,7 +318,7 @@ fn guest_cpu(accel: &str) -> String {
     } else {
         lab_vm::Accel::Tcg
     };
-    lab_vm::qemu_args::accel_args(a)[3].to_string()
+    lab_vm::accel::accel_args(a)[3].to_string()
 }
 
 /// `qemu-system-x86_64 --version`'s first line; empty if it does not run.

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use xshell::{cmd, Shell};
 
-use crate::kernel::BuildArgs;
+use crate::build_args::BuildArgs;
 
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("range").required(true).args(["source_dir", "series"])))]
@@ -104,7 +104,7 @@ pub fn run(sh: &Shell, args: &BisectArgs) -> Result<i32> {
     };
     let last = range.positions.len() - 1;
     let started = Instant::now();
-    let id = crate::lab::run_id();
+    let id = crate::up::run_id();
     let out_dir = lab_host::paths::repo_root()
         .join("target/lab/bisect")
         .join(&id);
@@ -324,23 +324,13 @@ fn step(sh: &Shell, args: &BisectArgs, range: &Range, p: usize, judge: &mut Judg
         }
     };
     s.kernel_key = Some(built.meta.key.clone());
-    let up = crate::lab::UpArgs {
-        kernel,
-        topology: args.topology.clone(),
-        suites: Vec::new(),
+    let up = crate::up::UpArgs {
         cases: args.cases.clone(),
-        cmdline: String::new(),
-        ops: args.ops,
-        ktap: false,
-        boot_timeout: args.boot_timeout,
-        shadow: None,
-        daxdev_data: Vec::new(),
-        clock: Default::default(),
-        cpus: None,
+        ..crate::up::UpArgs::driven(kernel, &args.topology, args.ops, args.boot_timeout)
     };
     loop {
         let run_started = Instant::now();
-        let result = crate::lab::up_report(sh, &up);
+        let result = crate::up::up_report(sh, &up);
         let (v, run_dir) = match &result {
             Ok(report) => (
                 apply_judge(judge, &Attempt::Ran(report), &args.cases),
@@ -495,10 +485,7 @@ fn write(report: &BisectReport, dir: &Path) -> Result<PathBuf> {
 /// Every named case must be one the lab knows.
 fn check_cases(cases: &[String]) -> Result<()> {
     for id in cases {
-        if !famfs_lab_cases::catalog::CASES
-            .iter()
-            .any(|c| c.id() == *id)
-        {
+        if !lab_suite::catalog::CASES.iter().any(|c| c.id() == *id) {
             bail!("--case {id}: no such case (`cargo xtask lab list` lists them)");
         }
     }

@@ -3,12 +3,13 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use lab_ci::{ExpectedFailures, Known, Matrix, Schedule};
+use lab_ci::Schedule;
 use std::path::{Path, PathBuf};
 use xshell::Shell;
 
-use crate::kernel::BuildArgs;
-use crate::lab::UpArgs;
+use crate::build_args::BuildArgs;
+use crate::ci_data::load;
+use crate::up::UpArgs;
 
 #[derive(Subcommand)]
 pub enum Ci {
@@ -122,7 +123,7 @@ impl Ci {
                     }
                     std::env::set_var(key, value);
                 }
-                crate::lab::exit_with(crate::lab::up(sh, &args)?)
+                crate::up::exit_with(crate::up::up(sh, &args)?)
             }
             Ci::KernelKey(args) => {
                 let build = match &args.entry {
@@ -198,28 +199,6 @@ fn up_args(cell: &lab_ci::Cell, no_install: bool) -> Result<UpArgs> {
     )
     .with_context(|| format!("cell {}: `lab up` refuses its arguments", cell.id))?;
     Ok(parsed.up)
-}
-
-/// ci/matrix.yaml and ci/expected/, checked against the repository and the
-/// case catalog.
-pub(crate) fn load() -> Result<(Matrix, ExpectedFailures)> {
-    let root = lab_host::paths::repo_root();
-    let mut known = Known::from_repo(&root)?;
-    known.suites = famfs_lab_cases::catalog::SUITES
-        .iter()
-        .map(|s| s.name.to_string())
-        .collect();
-    known.cases = famfs_lab_cases::catalog::CASES
-        .iter()
-        .map(|c| c.id())
-        .collect();
-    let path = root.join(lab_ci::matrix::MATRIX_FILE);
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let matrix = Matrix::parse(&text, lab_ci::matrix::MATRIX_FILE, &known)?;
-    known.ops = matrix.ops().to_vec();
-    let expected = ExpectedFailures::load_dir(&root.join(lab_ci::expected::EXPECTED_DIR), &known)?;
-    Ok((matrix, expected))
 }
 
 fn summary(run_dir: Option<PathBuf>, entry: Option<&str>) -> Result<String> {

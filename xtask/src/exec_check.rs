@@ -5,11 +5,11 @@
 //! case's body run by hand in the state the case begins in (`--case`) must pass as it does in
 //! `lab up`.
 
-use crate::kernel::BuildArgs;
+use crate::build_args::BuildArgs;
 use crate::shell::{exec_to, ExecArgs, GuestArgs};
 use anyhow::{bail, Context, Result};
-use famfs_lab_cases::devices::DeviceMap;
-use famfs_lab_cases::user_tree::{Expectation, EXPECT_FILE};
+use lab_suite::devices::DeviceMap;
+use lab_suite::user_tree::{Expectation, EXPECT_FILE};
 use std::path::Path;
 use xshell::Shell;
 
@@ -176,24 +176,10 @@ pub fn judge(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use famfs_lab_cases::devices::DaxDevice;
-    use famfs_lab_cases::user_tree::FileExpect;
+    use lab_suite::user_tree::FileExpect;
 
     fn map() -> DeviceMap {
-        DeviceMap {
-            memdevs: Vec::new(),
-            dax: vec![DaxDevice {
-                name: "dax0.0".into(),
-                region: "r0".into(),
-                kernel_region: "region0".into(),
-                size: 1 << 30,
-                hpa: 0,
-                region_hpa: 0,
-                ways: 1,
-                granularity: 256,
-                targets: Vec::new(),
-            }],
-        }
+        DeviceMap::one_device(1 << 30, 0, 256, "mem0", 0)
     }
 
     fn expect(bytes: &[u8]) -> Expectation {

@@ -7,7 +7,7 @@ use lab_host::stage::Timings;
 use std::path::PathBuf;
 use xshell::{cmd, Shell};
 
-use crate::kernel::BuildArgs;
+use crate::build_args::BuildArgs;
 
 /// Our binaries that go into the guest, with their guest paths.
 const GUEST_BINARIES: &[(&str, &str)] = &[

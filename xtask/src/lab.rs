@@ -1,13 +1,12 @@
-//! `cargo xtask lab ...`: the whole chain (kernel -> image -> VM -> suites
-//! -> report); `lab shell` and `lab exec` are in [`crate::shell`].
+//! `cargo xtask lab ...`: one verb a module: `lab up` in [`crate::up`], `lab shell` and
+//! `lab exec` in [`crate::shell`], `lab bench` in [`crate::bench`], `lab topo-fuzz` in
+//! [`crate::topo_fuzz`], `lab bisect` in [`crate::bisect`]; `lab list` here.
 
-use anyhow::{Context, Result};
-use clap::{Args, Subcommand};
-use lab_host::stage::Timings;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use anyhow::Result;
+use clap::Subcommand;
 use xshell::Shell;
 
-use crate::kernel::BuildArgs;
+use crate::up::{exit_with, up, UpArgs};
 
 #[derive(Subcommand)]
 pub enum Lab {
@@ -31,90 +30,10 @@ pub enum Lab {
     Bench(crate::bench::Bench),
     /// Random topologies: every one the checks accept must set up and pass smoke in the guest,
     /// every one they refuse must name a rule. Prints the seeds of failures.
-    TopoFuzz(crate::topo_fuzz::TopoFuzzArgs),
+    TopoFuzz(crate::topo_fuzz_model::TopoFuzzArgs),
     /// From a failing case to the first bad commit (a git range of your tree) or patch (the
     /// prefixes of the series): builds and runs each step, prints the culprit.
     Bisect(crate::bisect::BisectArgs),
-}
-
-#[derive(Args, Debug)]
-pub struct UpArgs {
-    #[command(flatten)]
-    pub kernel: BuildArgs,
-    /// A topology name (lab/topologies/NAME.yaml) or a path to one.
-    #[arg(long, default_value = "default")]
-    pub topology: String,
-    /// Run these suites (default: the default suites).
-    #[arg(long = "suite")]
-    pub suites: Vec<String>,
-    /// Run only these cases (SUITE.NAME).
-    #[arg(long = "case")]
-    pub cases: Vec<String>,
-    /// Extra kernel command line.
-    #[arg(long, default_value = "")]
-    pub cmdline: String,
-    /// The fmap ops the cases mount with.
-    #[arg(long, env = "FAMFS_LAB_OPS", value_enum, default_value_t = crate::ops::Ops::Famfs)]
-    pub ops: crate::ops::Ops,
-    /// Seconds QEMU may take to boot the guest to its agent.
-    #[arg(long, default_value_t = 120)]
-    pub boot_timeout: u64,
-    /// Print the results as KTAP on stdout (the summary then goes to stderr); they are in
-    /// RUN/results.ktap either way.
-    #[arg(long)]
-    pub ktap: bool,
-    /// A famfs shadow tree you bring (daxdevs.yaml + root/): validated before anything is
-    /// built, mounted in the guest, every file's bytes checked (the `shadow` suite, which is
-    /// then the default).
-    #[arg(long, value_name = "DIR")]
-    pub shadow: Option<std::path::PathBuf>,
-    /// The bytes of daxdevs.yaml device INDEX (an image from its offset 0), written where the
-    /// tree's files map it; devices without one get the lab's pattern. Needs --shadow.
-    #[arg(long = "daxdev-data", value_name = "INDEX=FILE", requires = "shadow")]
-    pub daxdev_data: Vec<String>,
-    /// Guest time (set by `lab bench fault --clock`): icount runs under TCG only.
-    #[arg(skip)]
-    pub clock: lab_vm::Clock,
-    /// The guest's vCPUs instead of the topology's (set by `lab bench fault`).
-    #[arg(skip)]
-    pub cpus: Option<u32>,
-}
-
-impl UpArgs {
-    /// The user's tree of `--shadow`, checked (file and line for every problem).
-    fn user_tree(&self) -> Result<Option<lab_runner::user_tree::UserTree>> {
-        user_tree(self.shadow.as_deref(), &self.daxdev_data)
-    }
-}
-
-/// The tree of `--shadow DIR` with its `--daxdev-data`, checked (file and line for every
-/// problem) before anything is built.
-pub(crate) fn user_tree(
-    dir: Option<&std::path::Path>,
-    daxdev_data: &[String],
-) -> Result<Option<lab_runner::user_tree::UserTree>> {
-    let Some(dir) = dir else {
-        return Ok(None);
-    };
-    let mut data = std::collections::BTreeMap::new();
-    for arg in daxdev_data {
-        let (i, file) = lab_runner::user_tree::parse_data_arg(arg)?;
-        if data.insert(i, file).is_some() {
-            anyhow::bail!("--daxdev-data: index {i} given twice");
-        }
-    }
-    let tree = lab_runner::user_tree::UserTree {
-        dir: dir.to_path_buf(),
-        data,
-    };
-    let checked = tree.check()?;
-    lab_host::progress!(
-        "famfs-lab: shadow tree {}: {} files, {} directories, valid",
-        dir.display(),
-        checked.files.len(),
-        checked.dirs.len()
-    );
-    Ok(Some(tree))
 }
 
 impl Lab {
@@ -131,14 +50,14 @@ impl Lab {
                 Ok(())
             }
             Lab::List { json: false } => {
-                for s in famfs_lab_cases::catalog::SUITES {
+                for s in lab_suite::catalog::SUITES {
                     let default = if s.default {
                         ""
                     } else {
                         " (only with --suite)"
                     };
                     println!("{}{default}: {}", s.name, s.about);
-                    for c in famfs_lab_cases::catalog::CASES
+                    for c in lab_suite::catalog::CASES
                         .iter()
                         .filter(|c| c.suite == s.name)
                     {
@@ -153,7 +72,7 @@ impl Lab {
 
 /// The catalog as JSON, for `lab list --json`.
 fn list_json() -> serde_json::Value {
-    use famfs_lab_cases::catalog::{CASES, SUITES};
+    use lab_suite::catalog::{CASES, SUITES};
     let suites: Vec<serde_json::Value> = SUITES
         .iter()
         .map(|s| {
@@ -168,229 +87,6 @@ fn list_json() -> serde_json::Value {
     serde_json::json!({ "suites": suites })
 }
 
-fn load_topology(name: &str) -> Result<lab_vm::Topology> {
-    let path = std::path::Path::new(name);
-    let topo = if name.ends_with(".yaml") || path.is_file() {
-        lab_vm::Topology::load(path)
-    } else {
-        lab_vm::Topology::load_named(name)
-    };
-    topo.with_context(|| format!("topology {name:?}"))
-}
-
-/// A run id that sorts by time and never collides between parallel runs.
-pub(crate) fn run_id() -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    format!("{}-{}", now.as_secs(), std::process::id())
-}
-
-pub(crate) fn rfc3339_now() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// The case `--shadow` runs when no suite or case is named.
-const USER_TREE_CASE: &str = "shadow.user_tree";
-
-/// Runs the chain; returns the run's exit status (0 passed, 1 cases failed, 2 the lab could
-/// not run the cases). Errors before the run (bad input, a missing tool, a failed build) are
-/// `Err`, which `main` turns into 2.
-pub fn up(sh: &Shell, args: &UpArgs) -> Result<i32> {
-    Ok(up_report(sh, args)?.exit_code())
-}
-
-/// Ends the process with `code` unless it is 0.
-pub fn exit_with(code: i32) -> Result<()> {
-    if code != 0 {
-        std::process::exit(code);
-    }
-    Ok(())
-}
-
-/// What every guest boot needs: the topology, the kernel and image (built or
-/// cached) and the accelerator.
-pub(crate) struct Prepared {
-    pub(crate) topology: lab_vm::Topology,
-    pub(crate) kernel: lab_kernel::BuiltKernel,
-    pub(crate) image: lab_image::BuiltImage,
-    pub(crate) accel: lab_vm::AccelChoice,
-}
-
-pub(crate) fn prepare(
-    sh: &Shell,
-    kernel: &BuildArgs,
-    topology: &str,
-    t: &mut Timings,
-) -> Result<Prepared> {
-    // Everything cheap first: input, every tool of every stage, the accelerator.
-    let topology = load_topology(topology)?;
-    prepare_for(sh, kernel, topology, t)
-}
-
-/// [`prepare`] for a topology already loaded (and checked).
-pub(crate) fn prepare_for(
-    sh: &Shell,
-    kernel: &BuildArgs,
-    topology: lab_vm::Topology,
-    t: &mut Timings,
-) -> Result<Prepared> {
-    crate::host::preflight(sh, crate::host::LAB_STAGES, kernel.no_install)?;
-    let cache = lab_host::paths::cache_root();
-    let accel = lab_vm::choose_accel(
-        std::path::Path::new(lab_vm::accel::DEFAULT_QEMU),
-        Some(&cache),
-    )?;
-    lab_host::progress!("famfs-lab: {}", accel.reason);
-    let built = kernel.build(sh, t)?;
-    let image = crate::image::build(sh, &built, kernel.no_install, t)?;
-    Ok(Prepared {
-        topology,
-        kernel: built,
-        image,
-        accel,
-    })
-}
-
-/// The accelerator a run with `clock` uses: icount needs TCG, so an automatic KVM choice
-/// becomes TCG; a KVM forced by FAMFS_LAB_ACCEL is refused.
-pub(crate) fn accel_for_clock(
-    accel: lab_vm::AccelChoice,
-    clock: lab_vm::Clock,
-) -> Result<lab_vm::AccelChoice> {
-    if clock == lab_vm::Clock::Host || accel.accel == lab_vm::Accel::Tcg {
-        return Ok(accel);
-    }
-    if accel.forced {
-        anyhow::bail!(
-            "clock {clock} needs TCG, but {} forces {}",
-            lab_vm::accel::ACCEL_ENV,
-            accel.accel.as_str()
-        );
-    }
-    Ok(lab_vm::AccelChoice {
-        accel: lab_vm::Accel::Tcg,
-        reason: format!("TCG: clock {clock} counts guest instructions (not KVM)"),
-        forced: false,
-    })
-}
-
-/// Runs the chain and returns the report (already printed and written).
-pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
-    // A bad tree is refused before a kernel build or a boot.
-    let user_tree = args.user_tree()?;
-    let mut cases = args.cases.clone();
-    if user_tree.is_some() && args.suites.is_empty() && cases.is_empty() {
-        cases.push(USER_TREE_CASE.into());
-    }
-    let mut t = Timings::default();
-    let Prepared {
-        mut topology,
-        kernel,
-        image,
-        accel,
-    } = prepare(sh, &args.kernel, &args.topology, &mut t)?;
-    let accel = accel_for_clock(accel, args.clock)?;
-    if let Some(n) = args.cpus {
-        topology.cpus = n;
-    }
-    let run_id = run_id();
-    let run_dir = lab_host::paths::runs_dir().join(&run_id);
-    let config =
-        std::fs::read_to_string(kernel.entry.config()).context("reading the kernel's config")?;
-    let mut reproduce = format!(
-        "cargo xtask lab up --kernel {} --topology {} --ops {}",
-        args.kernel.kernel, args.topology, args.ops
-    );
-    if let Some(dir) = &args.kernel.source_dir {
-        reproduce.push_str(&format!(" --source-dir {}", dir.display()));
-    }
-    for f in &args.kernel.fragments {
-        reproduce.push_str(&format!(" --fragment {f}"));
-    }
-    if let Some(dir) = &args.shadow {
-        reproduce.push_str(&format!(" --shadow {}", dir.display()));
-    }
-    for d in &args.daxdev_data {
-        reproduce.push_str(&format!(" --daxdev-data {d}"));
-    }
-    let req = lab_runner::run::RunRequest {
-        run_id: run_id.clone(),
-        run_dir: run_dir.clone(),
-        kernel: lab_runner::plan::KernelFeatures::from_config(&kernel.meta.label, &config)
-            .with_bpf_selftests(kernel.entry.dir.join(lab_kernel::bpf_selftests::DIR)),
-        kernel_hash: kernel.meta.key.clone(),
-        bzimage: kernel.entry.bzimage(),
-        initramfs: image.path.clone(),
-        topology,
-        suites: args.suites.clone(),
-        cases,
-        accel,
-        reproduce,
-        cmdline: args.cmdline.clone(),
-        ops: args.ops.name().to_string(),
-        boot_timeout: Duration::from_secs(args.boot_timeout),
-        user_tree,
-        console: Default::default(),
-        clock: args.clock,
-    };
-    let (_, expected) = crate::ci::load()?;
-    let mut report = t.stage("lab: boot, setup, suites", || {
-        lab_runner::run::run(&req, rfc3339_now())
-    })?;
-    // ci/expected/<kernel>.yaml: known failures with their message become XFAIL, stale
-    // entries XPASS; a SKIP the kernel's .config and the topology do not excuse fails unless
-    // listed (lab_ci::expected).
-    let excuse = |id: &str| lab_runner::plan::skip_excuse(id, &req.kernel, req.topology.hosts);
-    let facts = lab_ci::expected::RunFacts {
-        ops: Some(args.ops.name()),
-        topology: Some(req.topology.name.as_str()),
-        excuse: &excuse,
-        reproduce: &req.reproduce,
-    };
-    if expected.apply(&mut report, &facts) > 0 {
-        lab_report::write_run_dir(&run_dir, &report)?;
-    }
-    let summary = lab_report::summary::render(&report);
-    if args.ktap {
-        println!("{}", lab_report::ktap::write(&report));
-    }
-    lab_host::say::progress_block(&t.table());
-    lab_host::progress!("famfs-lab: results in {}", run_dir.display());
-    // The summary's last line is the plain `N passed, N failed, N skipped`: stdout's data,
-    // unless KTAP is.
-    if args.ktap {
-        eprintln!("{}", summary.trim_end());
-    } else {
-        println!("{}", summary.trim_end());
-    }
-    Ok(report)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,21 +95,14 @@ mod tests {
     fn list_json_has_every_suite_and_case() {
         let v = list_json();
         let suites = v["suites"].as_array().expect("suites");
-        assert_eq!(suites.len(), famfs_lab_cases::catalog::SUITES.len());
+        assert_eq!(suites.len(), lab_suite::catalog::SUITES.len());
         let ids: Vec<&str> = suites
             .iter()
             .flat_map(|s| s["cases"].as_array().into_iter().flatten())
             .filter_map(|c| c["id"].as_str())
             .collect();
-        assert_eq!(ids.len(), famfs_lab_cases::catalog::CASES.len());
-        assert!(ids.contains(&USER_TREE_CASE), "{ids:?}");
+        assert_eq!(ids.len(), lab_suite::catalog::CASES.len());
+        assert!(ids.contains(&crate::up::USER_TREE_CASE), "{ids:?}");
         assert!(suites.iter().all(|s| s["default"].is_boolean()));
-    }
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_418), (2025, 11, 26));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
     }
 }

@@ -4,7 +4,10 @@
 mod bench;
 mod bench_fault;
 mod bisect;
+mod build_args;
 mod ci;
+mod ci_data;
+mod deps;
 mod exec_check;
 mod gdb;
 mod host;
@@ -17,7 +20,9 @@ mod shadow;
 mod shell;
 mod test;
 mod topo_fuzz;
+mod topo_fuzz_model;
 mod topo_fuzz_report;
+mod up;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -52,6 +57,9 @@ enum Verb {
     Lab(lab::Lab),
     /// The tests: unit tests (nextest), then `lab up` (what CI runs).
     Test(test::TestArgs),
+    /// Dependency checks: cargo deny (licenses, bans and duplicates, sources; deny.toml) and
+    /// cargo machete (unused dependencies); installs both from crates.io when missing.
+    Deps(deps::DepsArgs),
     /// CI: the matrix of ci/matrix.yaml, and any cell run as CI runs it.
     #[command(subcommand)]
     Ci(ci::Ci),
@@ -97,6 +105,7 @@ fn main() {
             Verb::Image(ImageVerb::Build(v)) => v.run(&sh),
             Verb::Lab(v) => v.run(&sh),
             Verb::Test(v) => v.run(&sh),
+            Verb::Deps(v) => v.run(&sh),
             Verb::Ci(v) => v.run(&sh),
             Verb::Shadow(v) => v.run(),
         }
@@ -107,3 +116,6 @@ fn main() {
         std::process::exit(lab_report::EXIT_LAB_ERROR);
     }
 }
+
+#[cfg(test)]
+mod layering_tests;

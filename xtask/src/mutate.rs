@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use xshell::Shell;
 
-use crate::kernel::BuildArgs;
+use crate::build_args::BuildArgs;
 
 #[derive(Args, Debug)]
 pub struct MutateArgs {
@@ -368,20 +368,10 @@ fn id() -> String {
     format!("{}-{}", now.as_secs(), std::process::id())
 }
 
-fn up_args(args: &MutateArgs, kernel: BuildArgs) -> crate::lab::UpArgs {
-    crate::lab::UpArgs {
-        kernel,
-        topology: args.topology.clone(),
+fn up_args(args: &MutateArgs, kernel: BuildArgs) -> crate::up::UpArgs {
+    crate::up::UpArgs {
         suites: args.suites.clone(),
-        cases: Vec::new(),
-        cmdline: String::new(),
-        ops: args.ops,
-        ktap: false,
-        boot_timeout: args.boot_timeout,
-        shadow: None,
-        daxdev_data: Vec::new(),
-        clock: Default::default(),
-        cpus: None,
+        ..crate::up::UpArgs::driven(kernel, &args.topology, args.ops, args.boot_timeout)
     }
 }
 
@@ -490,7 +480,7 @@ pub fn run(sh: &Shell, args: &MutateArgs) -> Result<()> {
         plain.mutant = None;
         let base = match &args.baseline {
             Some(dir) => read_run(dir)?,
-            None => crate::lab::up_report(sh, &up_args(args, plain))
+            None => crate::up::up_report(sh, &up_args(args, plain))
                 .context("the baseline run of the unmutated series (without it no mutant can be judged; --no-baseline skips it)")?,
         };
         let failing = failing_cases(&base);
@@ -644,7 +634,7 @@ fn one(
                 result.seconds = started.elapsed().as_secs();
                 return result;
             }
-            match crate::lab::up_report(sh, &up_args(args, kernel)) {
+            match crate::up::up_report(sh, &up_args(args, kernel)) {
                 Err(e) => result.detail = Some(format!("{e:#}")),
                 Ok(report) => {
                     let (verdict, killed_by, also) = judge_report(&report, baseline);
@@ -681,7 +671,7 @@ fn killed_by_expected(
     );
     let mut up = up_args(args, kernel.clone());
     up.cases = cases;
-    let report = match crate::lab::up_report(sh, &up) {
+    let report = match crate::up::up_report(sh, &up) {
         Ok(r) => r,
         Err(e) => {
             eprintln!(
@@ -725,7 +715,7 @@ fn confirm_kill(sh: &Shell, args: &MutateArgs, m: &Mutant, result: &mut MutantRe
     kernel.mutant = Some(Box::new(m.clone()));
     let mut up = up_args(args, kernel);
     up.cases = result.killed_by.clone();
-    match crate::lab::up_report(sh, &up) {
+    match crate::up::up_report(sh, &up) {
         Ok(rerun) => {
             let (confirmed, flaky) = confirm(&result.killed_by, &failing_cases(&rerun));
             result.killed_by = confirmed;

@@ -1,5 +1,5 @@
 //! `--ops`: the fmap ops the cases mount with, a closed choice (the variants famfs-fused knows,
-//! [`famfs_lab_cases::KNOWN_OPS`]), so a typo fails at parse time with the valid names.
+//! [`lab_suite::KNOWN_OPS`]), so a typo fails at parse time with the valid names.
 
 use clap::ValueEnum;
 use std::fmt;
@@ -65,7 +65,7 @@ mod tests {
     #[test]
     fn the_choice_is_exactly_what_the_guest_accepts() {
         let ours: Vec<&str> = Ops::value_variants().iter().map(|o| o.name()).collect();
-        assert_eq!(ours, famfs_lab_cases::KNOWN_OPS);
+        assert_eq!(ours, lab_suite::KNOWN_OPS);
         for o in Ops::value_variants() {
             let pv = o.to_possible_value().expect("every variant is a choice");
             assert_eq!(pv.get_name(), o.name());
@@ -85,7 +85,7 @@ mod tests {
             .expect("not a valid name")
             .to_string();
         assert!(err.contains("famfs-native"), "{err}");
-        for o in famfs_lab_cases::KNOWN_OPS {
+        for o in lab_suite::KNOWN_OPS {
             assert!(err.contains(o), "{o} missing from: {err}");
         }
         let ok = Cli::try_parse_from(["x", "--ops", "famfs_slow"]).expect("valid");

@@ -8,13 +8,13 @@ use clap::Args;
 use lab_agent_proto::messages::{ExecRequest, ExitStatus};
 use lab_host::stage::Timings;
 use lab_runner::bringup::{self, Guest};
-use lab_runner::run::{Console, RunRequest};
 use lab_runner::shell as gshell;
+use lab_runner::{Console, RunRequest};
 use std::path::PathBuf;
 use std::time::Duration;
 use xshell::Shell;
 
-use crate::kernel::BuildArgs;
+use crate::build_args::BuildArgs;
 
 /// What `lab exec` exits with when the lab could not run the command (no kernel, no boot, a
 /// failed setup): `git bisect run`'s "cannot test this commit".
@@ -113,18 +113,18 @@ struct Request {
 
 fn request(sh: &Shell, a: &GuestArgs, terminal: bool, drgn: bool, prefix: &str) -> Result<Request> {
     if let Some(id) = &a.case {
-        if famfs_lab_cases::catalog::find(id).is_none() {
+        if lab_suite::catalog::find(id).is_none() {
             bail!("--case {id:?}: no such case; cases are SUITE.NAME (`cargo xtask lab list`)");
         }
     }
-    let user_tree = crate::lab::user_tree(a.shadow.as_deref(), &a.daxdev_data)?;
+    let user_tree = crate::up::user_tree(a.shadow.as_deref(), &a.daxdev_data)?;
     let mut t = Timings::default();
-    let crate::lab::Prepared {
+    let crate::up::Prepared {
         topology,
         kernel,
         image,
         accel,
-    } = crate::lab::prepare(sh, &a.kernel()?, &a.topology, &mut t)?;
+    } = crate::up::prepare(sh, &a.kernel()?, &a.topology, &mut t)?;
     if topology.hosts > 1 {
         bail!(
             "topology {} has hosts: {}; lab shell and lab exec run one guest",
@@ -132,7 +132,7 @@ fn request(sh: &Shell, a: &GuestArgs, terminal: bool, drgn: bool, prefix: &str) 
             topology.hosts
         );
     }
-    let run_id = format!("{prefix}-{}", crate::lab::run_id());
+    let run_id = format!("{prefix}-{}", crate::up::run_id());
     let run_dir = lab_host::paths::runs_dir().join(&run_id);
     let config =
         std::fs::read_to_string(kernel.entry.config()).context("reading the kernel's config")?;
@@ -239,7 +239,7 @@ pub fn shell(sh: &Shell, args: &ShellArgs) -> Result<()> {
 /// What the host says once the guest is gone: the case's host checks, splats, the logs.
 fn after(g: &Guest) {
     if let Some(case) = g.case {
-        let verify = famfs_lab_cases::verify::verify_path(&g.results(), &case.id());
+        let verify = lab_suite::verify::verify_path(&g.results(), &case.id());
         if verify.exists() {
             match g.host_checks() {
                 Ok(notes) => {
@@ -401,7 +401,7 @@ fn run_command(
             }
             Err(e) => {
                 eprintln!("FAIL: host check: {e:#}");
-                code = famfs_lab_cases::EXIT_FAIL;
+                code = lab_suite::EXIT_FAIL;
             }
         }
     }

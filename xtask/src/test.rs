@@ -1,5 +1,5 @@
 //! `cargo xtask test`: the README's test command (and `.ci/run`'s): host
-//! setup, the unit tests under nextest, then a full `lab up`, a sample of random topologies,
+//! setup, the dependency checks (`cargo xtask deps`), the unit tests under nextest, then a full `lab up`, a sample of random topologies,
 //! and one `lab exec` (`exec_check`).
 
 use anyhow::Result;
@@ -16,7 +16,7 @@ pub struct TestArgs {
     #[arg(long, conflicts_with = "unit_only")]
     pub exec_only: bool,
     #[command(flatten)]
-    pub lab: crate::lab::UpArgs,
+    pub lab: crate::up::UpArgs,
 }
 
 impl TestArgs {
@@ -37,6 +37,15 @@ impl TestArgs {
         } else {
             "default"
         };
+        // Licenses, bans, duplicate versions and unused dependencies, before anything is built.
+        let deps = t.stage("dependency checks (cargo deny, cargo machete)", || {
+            crate::deps::check(sh, self.lab.kernel.no_install)
+        });
+        if let Err(e) = deps {
+            lab_host::say::progress_block(&t.table());
+            eprintln!("error: dependency checks failed: {e:#}");
+            std::process::exit(lab_report::EXIT_CASES_FAILED);
+        }
         let unit = t.stage("unit tests (nextest)", || {
             let cargo = crate::cargo();
             lab_host::say::run(cmd!(
@@ -63,10 +72,10 @@ impl TestArgs {
             lab_host::say::progress_block(&t.table());
             return Ok(());
         }
-        let mut code = t.stage("lab up", || crate::lab::up(sh, &self.lab))?;
+        let mut code = t.stage("lab up", || crate::up::up(sh, &self.lab))?;
         if code == 0 {
             // The topology property on a fixed sample: ~5 s a topology under TCG.
-            let sample = crate::topo_fuzz::TopoFuzzArgs::sample(&self.lab.kernel);
+            let sample = crate::topo_fuzz_model::TopoFuzzArgs::sample(&self.lab.kernel);
             let fuzz = t.stage("topology sample (topo-fuzz)", || {
                 crate::topo_fuzz::run(sh, &sample)
             })?;

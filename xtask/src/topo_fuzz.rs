@@ -6,101 +6,14 @@
 //! printed with the command that reruns each.
 
 use anyhow::{Context, Result};
-use clap::Args;
 use lab_host::stage::Timings;
-use lab_vm::decoder_checks::rule_of;
+use lab_vm::rules::rule_of;
 use lab_vm::topology_gen::random_topology;
 use lab_vm::Topology;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use xshell::Shell;
 
-use crate::kernel::BuildArgs;
-
-#[derive(Args, Debug)]
-pub struct TopoFuzzArgs {
-    #[command(flatten)]
-    pub kernel: BuildArgs,
-    /// Topologies to draw.
-    #[arg(long, default_value_t = 30)]
-    pub count: u64,
-    /// Seed of the first topology; topology i has seed SEED + i, so `--count 1 --seed S`
-    /// reruns the one of seed S.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Only the host's checks: no guest boots.
-    #[arg(long)]
-    pub host_only: bool,
-    /// Boot the topologies the decoder model refuses too (those refused by its rules alone):
-    /// the guest must fail to set each up, or the rule is too strict (a failure).
-    #[arg(long, conflicts_with = "host_only")]
-    pub boot_refused: bool,
-    /// The summary as JSON on stdout: `{"seed", "count", "accepted", "refused", "failed",
-    /// "by_rule": {rule: n}, "topologies": [{seed, verdict, rules, run_dir, why}]}`.
-    #[arg(long)]
-    pub json: bool,
-    /// Seconds QEMU may take to boot each guest to its agent.
-    #[arg(long, default_value_t = 120)]
-    pub boot_timeout: u64,
-}
-
-/// What became of one topology.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// Refused on the host; the rules its problems name, in order, without repeats.
-    Refused(Vec<String>),
-    /// Refused by a problem that names no rule: a failure of the property.
-    RefusedWithoutRule(String),
-    /// Accepted; not booted (`--host-only`).
-    Accepted,
-    /// Accepted, booted, set up and passed smoke.
-    Passed,
-    /// Accepted but the guest could not set it up, or a smoke case failed.
-    Failed(String),
-}
-
-impl Verdict {
-    pub(crate) fn is_failure(&self) -> bool {
-        matches!(self, Verdict::Failed(_) | Verdict::RefusedWithoutRule(_))
-    }
-
-    pub(crate) fn word(&self) -> &'static str {
-        match self {
-            Verdict::Refused(_) => "refused",
-            Verdict::RefusedWithoutRule(_) => "refused-without-rule",
-            Verdict::Accepted => "accepted",
-            Verdict::Passed => "passed",
-            Verdict::Failed(_) => "failed",
-        }
-    }
-}
-
-/// Seeds `cargo xtask test` runs after `lab up`: three accepted, one refused.
-pub const TEST_SAMPLE: (u64, u64) = (1, 4);
-
-impl TopoFuzzArgs {
-    /// The fixed sample of `cargo xtask test` on `kernel`.
-    pub fn sample(kernel: &BuildArgs) -> TopoFuzzArgs {
-        TopoFuzzArgs {
-            kernel: kernel.clone(),
-            count: TEST_SAMPLE.1,
-            seed: TEST_SAMPLE.0,
-            host_only: false,
-            boot_refused: false,
-            json: false,
-            boot_timeout: 120,
-        }
-    }
-}
-
-/// What the guest made of a topology the host refused (`--boot-refused`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RefusalInGuest {
-    /// The guest could not set it up either: why.
-    Confirmed(String),
-    /// The guest set it up and passed smoke: the rule is too strict.
-    SetUpAnyway,
-}
+use crate::topo_fuzz_model::{Entry, RefusalInGuest, TopoFuzzArgs, Verdict};
 
 /// The host's verdict on `t`: accepted, or refused by the rules its problems name.
 pub fn judge_on_host(t: &Topology) -> Verdict {
@@ -119,35 +32,11 @@ pub fn judge_on_host(t: &Topology) -> Verdict {
     Verdict::Refused(rules)
 }
 
-pub(crate) struct Entry {
-    pub(crate) seed: u64,
-    pub(crate) yaml: PathBuf,
-    pub(crate) verdict: Verdict,
-    pub(crate) run_dir: Option<PathBuf>,
-    pub(crate) refusal: Option<RefusalInGuest>,
-}
-
-impl Entry {
-    pub(crate) fn is_failure(&self) -> bool {
-        self.verdict.is_failure() || self.refusal == Some(RefusalInGuest::SetUpAnyway)
-    }
-
-    /// Refused by decoder-model rules alone: QEMU boots it, the guest's setup must fail.
-    pub(crate) fn refused_by_model_only(&self) -> bool {
-        match &self.verdict {
-            Verdict::Refused(rules) => rules
-                .iter()
-                .all(|r| lab_vm::decoder_checks::MODEL_RULES.contains(&r.as_str())),
-            _ => false,
-        }
-    }
-}
-
 /// Runs the fuzzer; returns the exit status (0 the property held, 1 it failed somewhere).
 pub fn run(sh: &Shell, args: &TopoFuzzArgs) -> Result<i32> {
     let dir = lab_host::paths::runs_dir()
         .join("topo-fuzz")
-        .join(crate::lab::run_id());
+        .join(crate::up::run_id());
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut entries = Vec::new();
     for i in 0..args.count {
@@ -202,9 +91,9 @@ pub fn run(sh: &Shell, args: &TopoFuzzArgs) -> Result<i32> {
 
 /// The smoke cases that must pass (not the one that times out on purpose).
 fn smoke_cases() -> Vec<String> {
-    famfs_lab_cases::catalog::CASES
+    lab_suite::catalog::CASES
         .iter()
-        .filter(|c| c.suite == "smoke" && c.expect == famfs_lab_cases::catalog::Expect::Pass)
+        .filter(|c| c.suite == "smoke" && c.expect == lab_suite::catalog::Expect::Pass)
         .map(|c| c.id())
         .collect()
 }
@@ -222,7 +111,7 @@ fn boot_all(
         .map(|(t, _)| t.clone())
         .context("no topology")?;
     let mut timings = Timings::default();
-    let prepared = crate::lab::prepare_for(sh, &args.kernel, first, &mut timings)?;
+    let prepared = crate::up::prepare_for(sh, &args.kernel, first, &mut timings)?;
     let config = std::fs::read_to_string(prepared.kernel.entry.config())
         .context("reading the kernel's config")?;
     let features =
@@ -235,9 +124,9 @@ fn boot_all(
             continue;
         }
         done += 1;
-        let run_id = format!("{}-{}", crate::lab::run_id(), t.name);
+        let run_id = format!("{}-{}", crate::up::run_id(), t.name);
         let run_dir = lab_host::paths::runs_dir().join(&run_id);
-        let req = lab_runner::run::RunRequest {
+        let req = lab_runner::RunRequest {
             run_id,
             run_dir: run_dir.clone(),
             kernel: features.clone(),
@@ -270,7 +159,7 @@ fn boot_all(
             e.seed
         );
         let started = Instant::now();
-        let outcome = match lab_runner::run::run(&req, crate::lab::rfc3339_now()) {
+        let outcome = match lab_runner::run::run(&req, crate::up::rfc3339_now()) {
             Ok(report) if report.exit_code() == 0 => Ok(()),
             Ok(report) => Err(why_failed(&report)),
             Err(err) => Err(format!("{err:#}")),
@@ -342,6 +231,7 @@ fn first_line(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::topo_fuzz_model::TEST_SAMPLE;
 
     #[test]
     fn the_host_verdict_names_the_rules_or_accepts() {

@@ -1,7 +1,7 @@
 //! The summary of `cargo xtask lab topo-fuzz`: one line per seed, counts per rule, the seeds
 //! of failures with the commands that rerun them; as text or JSON.
 
-use crate::topo_fuzz::{Entry, RefusalInGuest, TopoFuzzArgs, Verdict};
+use crate::topo_fuzz_model::{Entry, RefusalInGuest, TopoFuzzArgs, Verdict};
 use std::collections::BTreeMap;
 use std::path::Path;
 

@@ -7,14 +7,14 @@
 use crate::model::BenchReport;
 use crate::table::ordered;
 use anyhow::{anyhow, Result};
-use famfs_lab_cases::benchdata::{Size, BASELINE, FLOOR};
+use lab_suite::benchdata::{Size, BASELINE, FLOOR};
 use plotters::prelude::*;
 use std::path::Path;
 
 /// One bar: label, resolver, ratio to famfs_native (the floor's: 1 / native's ratio to the
 /// floor, averaged over the files of that workload).
 fn bars(r: &BenchReport) -> Vec<(String, String, f64)> {
-    let floor_vs_native = |w: &famfs_lab_cases::benchdata::Workload| {
+    let floor_vs_native = |w: &lab_suite::benchdata::Workload| {
         let v: Vec<f64> = r
             .cells
             .iter()
@@ -225,7 +225,7 @@ fn draw(
 mod tests {
     use super::*;
     use crate::model::RunInfo;
-    use famfs_lab_cases::benchdata::{Access, CellSamples, Order, Rep, Samples, Size, Workload};
+    use lab_suite::benchdata::{Access, CellSamples, Order, Rep, Samples, Size, Workload};
 
     #[test]
     fn writes_an_svg_with_a_bar_per_cell() {

@@ -7,7 +7,7 @@
 use crate::model::{BenchReport, Cell};
 use crate::table::ordered;
 use anyhow::{bail, Result};
-use famfs_lab_cases::benchdata::Workload;
+use lab_suite::benchdata::Workload;
 use std::fmt::Write;
 
 /// What differs between the runs of `old` and `new` that makes their numbers incomparable:
@@ -201,7 +201,7 @@ pub fn render(old: &BenchReport, new: &BenchReport) -> String {
 mod tests {
     use super::*;
     use crate::model::RunInfo;
-    use famfs_lab_cases::benchdata::{Access, CellSamples, Order, Rep, Samples, Size, BASELINE};
+    use lab_suite::benchdata::{Access, CellSamples, Order, Rep, Samples, Size, BASELINE};
 
     fn report(cells: &[(&str, &Workload, u64)]) -> BenchReport {
         let s = Samples {

@@ -1,5 +1,5 @@
 //! The fault-path benchmark's host side (`cargo xtask lab bench fault`): the guest case
-//! `bench.fault` writes raw per-touch timings ([`famfs_lab_cases::benchdata`]); this crate turns
+//! `bench.fault` writes raw per-touch timings ([`lab_suite::benchdata`]); this crate turns
 //! them into statistics per cell ([`stats`]), order effects ([`position`]), `bench.json`
 //! ([`model`]), the table on stdout ([`table`]), an SVG chart ([`chart`]) and the change
 //! between two runs ([`compare`]).

@@ -5,7 +5,7 @@
 use crate::position::{self, PositionEffect};
 use crate::stats::{self, CellStats};
 use anyhow::{Context, Result};
-use famfs_lab_cases::benchdata::{
+use lab_suite::benchdata::{
     CellSamples, FaultConfig, FaultSizes, Rep, RoundOrder, Samples, Size, Workload, BASELINE, FLOOR,
 };
 use serde::{Deserialize, Serialize};
@@ -383,7 +383,7 @@ fn fault_size(c: &CellSamples) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use famfs_lab_cases::benchdata::{Access, BpfRun, Order};
+    use lab_suite::benchdata::{Access, BpfRun, Order};
 
     fn cell(resolver: &str, w: &Workload, first: &[u64]) -> CellSamples {
         CellSamples {

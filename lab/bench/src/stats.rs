@@ -2,7 +2,7 @@
 //! the repetitions; percentiles by nearest rank; the spread of the repetitions' medians; ratios
 //! and their geometric mean.
 
-use famfs_lab_cases::benchdata::Rep;
+use lab_suite::benchdata::Rep;
 use serde::{Deserialize, Serialize};
 
 /// The p-th percentile (0 < p <= 100) of `sorted` by nearest rank: the value at rank

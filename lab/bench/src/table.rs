@@ -2,7 +2,7 @@
 //! resolver on each file; the ratios last, then the BPF/native summary per fault size.
 
 use crate::model::{BenchReport, Cell};
-use famfs_lab_cases::benchdata::{Access, Order, Size, Workload, BASELINE, FLOOR};
+use lab_suite::benchdata::{Access, Order, Size, Workload, BASELINE, FLOOR};
 use std::fmt::Write;
 
 /// ns with a thousands-friendly width, or `-`.
@@ -383,7 +383,7 @@ pub fn summary(r: &BenchReport) -> String {
 mod tests {
     use super::*;
     use crate::model::RunInfo;
-    use famfs_lab_cases::benchdata::{Access, CellSamples, Order, Rep, Samples, Workload};
+    use lab_suite::benchdata::{Access, CellSamples, Order, Rep, Samples, Workload};
 
     #[test]
     fn table_shows_ratios_failures_and_the_summary() {

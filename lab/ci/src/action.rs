@@ -7,8 +7,8 @@
 //! reads it: inputs reach scripts through `env:`).
 
 use crate::error::{Error, Problem, Result};
+use crate::locate::UniqueMap;
 use crate::locate::{line_of, path, KeyPath};
-use crate::unique_map::UniqueMap;
 use serde::Deserialize;
 use serde_norway::Value;
 use std::collections::BTreeSet;

@@ -361,10 +361,7 @@ fn loads_a_directory_and_the_repository_files() {
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut k = Known::from_repo(&root).unwrap();
-    k.cases = famfs_lab_cases::catalog::CASES
-        .iter()
-        .map(|c| c.id())
-        .collect();
+    k.cases = lab_suite::catalog::CASES.iter().map(|c| c.id()).collect();
     k.ops = vec![
         "famfs".into(),
         "famfs_maplookup".into(),

@@ -18,11 +18,10 @@
 pub mod action;
 pub mod error;
 pub mod expected;
-pub use lab_yaml_lines as locate;
+pub use lab_yaml_locate as locate;
 pub mod matrix;
 pub mod skips;
 pub mod summary;
-mod unique_map;
 
 pub use error::{Error, Problem, Result};
 pub use expected::{ExpectedFailure, ExpectedFailures};

@@ -14,8 +14,8 @@
 //! `cargo xtask lab up` arguments ([`Cell::lab_up_args`]).
 
 use crate::error::{Error, Problem, Result};
+use crate::locate::UniqueMap;
 use crate::locate::{line_of, path, KeyPath};
-use crate::unique_map::UniqueMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;

@@ -595,7 +595,7 @@ fn repo_root() -> std::path::PathBuf {
 
 fn repo_known() -> Known {
     let mut k = Known::from_repo(&repo_root()).unwrap();
-    k.suites = famfs_lab_cases::catalog::SUITES
+    k.suites = lab_suite::catalog::SUITES
         .iter()
         .map(|s| s.name.to_string())
         .collect();

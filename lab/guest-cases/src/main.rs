@@ -7,41 +7,22 @@
 //! famfs-lab-cases list                print the catalog
 //! ```
 
-mod bench;
-mod bench_probe;
-mod bpf_load;
-mod check;
-mod devmissing;
-mod famfs;
-mod fault;
-mod fuzz;
-mod kfunc_bounds;
-mod loopdev;
-mod mapping;
-mod namespaces;
-mod notify;
-mod open;
-mod ranges;
-mod region;
-mod region_bytes;
-mod registration;
-mod security;
-mod selftest;
+mod harness;
 mod setup;
-mod shared;
 mod shell_mount;
-mod smoke;
-mod stress;
-mod sys;
-mod sysfs;
-mod teardown;
-mod truncate;
-mod user_tree_check;
+mod suites;
+mod system;
+
+use harness::famfs;
+use suites::{
+    bench, bpf_load, devmissing, fault, fuzz, open, security, selftest, shared, smoke, stress,
+    truncate, user_tree_check,
+};
 
 use anyhow::{bail, Context, Result};
-use famfs_lab_cases::devices::DeviceMap;
-use famfs_lab_cases::plan::SetupPlan;
-use famfs_lab_cases::{catalog, DEVICES_JSON, EXIT_FAIL, EXIT_SKIP};
+use lab_suite::devices::DeviceMap;
+use lab_suite::plan::SetupPlan;
+use lab_suite::{catalog, DEVICES_JSON, EXIT_FAIL, EXIT_SKIP};
 use std::path::Path;
 
 /// What a case ended with (errors are failures too).

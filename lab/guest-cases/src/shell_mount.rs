@@ -1,10 +1,10 @@
 //! `famfs-lab-cases mount SHADOW MNT`: `lab shell`'s (and `lab exec`'s) mount. famfs-fused
 //! serves the shadow tree SHADOW (the host wrote its files' device bytes after setup) at MNT
-//! with the ops of `FAMFS_LAB_OPS`, started as the cases start it ([`crate::famfs`]: the dax
+//! with the ops of `FAMFS_LAB_OPS`, started as the cases start it ([`crate::harness::famfs`]: the dax
 //! devices bound to fsdev_dax, the native module loaded for `famfs_native`), and is left
 //! running after this command ends.
 
-use crate::famfs::{server_dir, Ctx, Famfs};
+use crate::harness::famfs::{server_dir, Ctx, Famfs};
 use crate::Outcome;
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -12,7 +12,7 @@ use std::path::Path;
 pub fn run(shadow: &str, mnt: &str, ctx: &Ctx<'_>) -> Result<Outcome> {
     let dir = Path::new(shadow);
     let tree = famfs_shadow::load(dir).map_err(|e| anyhow::anyhow!("{shadow}: {e}"))?;
-    let mut spec = crate::user_tree_check::tree_spec(ctx, dir, &tree)?;
+    let mut spec = crate::suites::user_tree_check::tree_spec(ctx, dir, &tree)?;
     spec.mountpoint = Some(mnt.into());
     let fs = Famfs::start(ctx, spec).with_context(|| format!("mounting {shadow} at {mnt}"))?;
     println!(

@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::build::{BuiltImage, Plan};
+use crate::image::{BuiltImage, Plan};
 use crate::{io_err, ImageError, Result};
 
 pub const CPIO_NAME: &str = "initramfs.cpio";

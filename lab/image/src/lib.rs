@@ -13,14 +13,16 @@ mod collect;
 pub mod cpio;
 pub mod elfdeps;
 mod hash;
+mod image;
 pub mod recipe;
 mod tree;
 
 use std::path::PathBuf;
 
-pub use build::{build, plan, BuiltImage, ImageInputs, Plan};
+pub use build::{build, plan, ImageInputs};
 pub use cache::{default_cache_root, CPIO_NAME, MANIFEST_NAME};
 pub use hash::FORMAT_VERSION;
+pub use image::{BuiltImage, Plan};
 pub use recipe::Recipe;
 
 /// Everything that can go wrong while planning or building an image.

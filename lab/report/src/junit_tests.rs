@@ -76,14 +76,41 @@ fn parse(xml: &str) -> Parsed {
         root: BTreeMap::new(),
         messages: Vec::new(),
     };
+    // Text arrives in pieces: character data and, apart, each entity reference.
+    let mut text = String::new();
     loop {
-        match reader.read_event().expect("well-formed XML") {
+        let event = reader.read_event().expect("well-formed XML");
+        match &event {
+            Event::Text(t) => {
+                text.push_str(&t.xml10_content());
+                continue;
+            }
+            Event::GeneralRef(r) => {
+                let c = match r.resolve_char_ref().expect("character reference") {
+                    Some(c) => c.to_string(),
+                    None => quick_xml::escape::resolve_predefined_entity(&r.xml10_content())
+                        .expect("a predefined entity")
+                        .to_string(),
+                };
+                text.push_str(&c);
+                continue;
+            }
+            _ => {}
+        }
+        if !text.trim().is_empty() {
+            parsed.texts.push(std::mem::take(&mut text));
+        }
+        text.clear();
+        match event {
             Event::Start(e) | Event::Empty(e) => {
-                let name = String::from_utf8(e.name().as_ref().to_vec()).expect("utf8");
+                let name = e.name().into_inner().to_string();
                 for a in e.attributes() {
                     let a = a.expect("attribute");
-                    let key = String::from_utf8(a.key.as_ref().to_vec()).expect("utf8");
-                    let value = a.unescape_value().expect("value").into_owned();
+                    let key = a.key.into_inner().to_string();
+                    let value = a
+                        .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                        .expect("value")
+                        .into_owned();
                     if name == "testsuites" {
                         parsed.root.insert(key.clone(), value.clone());
                     }
@@ -92,12 +119,6 @@ fn parse(xml: &str) -> Parsed {
                     }
                 }
                 *parsed.elements.entry(name).or_default() += 1;
-            }
-            Event::Text(t) => {
-                let text = t.unescape().expect("text").into_owned();
-                if !text.trim().is_empty() {
-                    parsed.texts.push(text);
-                }
             }
             Event::Eof => break,
             _ => {}

@@ -4,8 +4,8 @@
 //! case report each, `bpf_selftests.<program>`.
 
 use anyhow::{Context, Result};
-use famfs_lab_cases::bpf_selftests::{self as st, CompileError, Manifest, Verdict};
 use lab_report::{CaseReport, Outcome};
+use lab_suite::bpf_selftests::{self as st, CompileError, Manifest, Verdict};
 use std::path::Path;
 
 /// How the suite's one guest case is asked for.
@@ -102,7 +102,7 @@ pub fn only_asked(reports: Vec<CaseReport>, cases: &[String]) -> Vec<CaseReport>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use famfs_lab_cases::bpf_selftests::ProgResult;
+    use lab_suite::bpf_selftests::ProgResult;
 
     #[test]
     fn stages_objects_and_compile_errors() {

@@ -1,19 +1,22 @@
 //! One guest brought to the state a run's case begins in, for `lab shell` and `lab exec`: the
-//! steps of [`crate::run::run`] (the case's bytes in the backing files before boot, the boot
-//! through the KVM guard, the agent, the regions and dax devices, a user's tree and its bytes),
-//! stopped before the first case. The caller then runs what it wants through the agent and
+//! steps of [`crate::run::run`] with a one-guest [`Session`] (the case's bytes in the backing
+//! files before boot, the boot through the KVM guard, the agent, the regions and dax devices, a
+//! user's tree and its bytes), stopped before the first case. The caller then runs what it wants through the agent and
 //! powers the guest off; dropping a [`Guest`] kills its QEMU.
 
+use crate::guest::{self, Booted};
 use crate::host_bytes::{self, Backings};
 use crate::plan::{self, Planned};
-use crate::run::{self, RunRequest, Session};
+use crate::request::RunRequest;
+use crate::session::Session;
+use crate::stage;
 use anyhow::{bail, Context, Result};
-use famfs_lab_cases::catalog::Case;
-use famfs_lab_cases::devices::DeviceMap;
 use famfs_shadow::ShadowTree;
 use lab_agent_proto::client::AgentClient;
 use lab_agent_proto::messages::{ExecRequest, ExecResult};
 use lab_report::splat::Splat;
+use lab_suite::catalog::Case;
+use lab_suite::devices::DeviceMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -31,7 +34,6 @@ pub struct Guest {
     /// The user's tree (`--shadow`), loaded, with its bytes written.
     pub user_tree: Option<ShadowTree>,
     session: Session,
-    rt: tokio::runtime::Runtime,
 }
 
 /// Boots and sets up one guest as a run does, in the state `req.cases` (at most one) begins
@@ -52,25 +54,22 @@ pub fn bring_up(req: &RunRequest) -> Result<Guest> {
             .into_iter()
             .filter(|p| req.cases.contains(&p.case.id()))
             .collect();
-    let (backings, user) = run::stage_host(req, &planned)?;
-    let rt = run::runtime()?;
-    let (mut session, accel) = run::boot(req, &rt)?;
-    let req = RunRequest {
-        accel,
-        ..req.clone()
+    let staged = stage::host(req, &planned, &[req.run_dir.join("results")])?;
+    let (backings, user) = (staged.backings, staged.user);
+    let mut session = Session::boot(req)?;
+    session.bring_up();
+    let req = session.req.clone();
+    let g = &mut session.guests[0];
+    if let Some(why) = &g.gone {
+        // A setup that failed: the serial log says why (a failed attach carries its tail).
+        match g.ready {
+            Some(_) => bail!("{why}\nlast serial lines:\n{}", g.tail()),
+            None => bail!("{why}"),
+        }
+    }
+    let (Some(agent), Some(map)) = (g.agent.take(), g.map.take()) else {
+        bail!("the guest is not set up");
     };
-    let (agent, ready) = run::attach_at(&mut session, &req, &req.run_dir, &rt)?;
-    lab_host::progress!(
-        "famfs-lab: guest agent ready {:.2}s after QEMU start ({}); setting up its devices",
-        ready.as_secs_f64(),
-        req.accel.accel.as_str()
-    );
-    let map = run::setup(&agent, &req).with_context(|| {
-        format!(
-            "setting up the guest's devices\nlast serial lines:\n{}",
-            session.tail()
-        )
-    })?;
     let user_tree = match user {
         Some((u, tree)) => {
             let note = u.prepare(&tree, &map, &backings, &req.run_dir.join("results"))?;
@@ -92,14 +91,21 @@ pub fn bring_up(req: &RunRequest) -> Result<Guest> {
         case_skip,
         user_tree,
         session,
-        rt,
     })
 }
 
 impl Guest {
     /// `RUN/serial.log`.
     pub fn serial_log(&self) -> &Path {
-        self.session.serial.path()
+        self.booted().serial.path()
+    }
+
+    fn booted(&self) -> &Booted {
+        // bring_up returns a Guest only when its QEMU started.
+        self.session.guests[0]
+            .booted
+            .as_ref()
+            .expect("a brought-up guest has its QEMU")
     }
 
     /// The host side of the guest's `/results`.
@@ -133,25 +139,26 @@ impl Guest {
 
     /// Waits up to `timeout` for QEMU to exit (the guest powered off, Ctrl-A x); true if it did.
     pub fn wait_exit(&mut self, timeout: Duration) -> bool {
-        let vm = &mut self.session.vm;
-        self.rt
+        let Some(b) = self.session.guests[0].booted.as_mut() else {
+            return true;
+        };
+        let vm = &mut b.vm;
+        self.session
+            .rt
             .block_on(async { vm.wait_exit(timeout).await.is_ok() })
     }
 
     /// Powers the guest off through the agent and waits for QEMU; stops it if it hangs.
     pub fn poweroff(&mut self) {
-        let _ = self.agent.poweroff(Duration::from_secs(5));
-        if !self.wait_exit(run::POWEROFF) {
-            let vm = &mut self.session.vm;
-            self.rt.block_on(async {
-                let _ = vm.shutdown(run::POWEROFF).await;
-            });
+        if let Some(b) = self.session.guests[0].booted.as_mut() {
+            let wait = self.session.req.wait(crate::guest::POWEROFF);
+            guest::power_off(b, Some(&self.agent), wait, &self.session.rt);
         }
     }
 
     /// Kernel splats anywhere in the serial log so far.
     pub fn splats(&self) -> Vec<Splat> {
-        let log = self.session.serial.read_from(0).unwrap_or_default();
+        let log = self.booted().serial.read_from(0).unwrap_or_default();
         lab_report::splat::scan(&String::from_utf8_lossy(&log))
     }
 }

@@ -5,11 +5,11 @@
 //! case lists in its verify file checked after it ([`verify_file`]).
 
 use anyhow::{bail, Context, Result};
-use famfs_lab_cases::catalog::HostPart;
-use famfs_lab_cases::devices::DeviceMap;
-use famfs_lab_cases::expect::{fill_seed, FILL_TAIL};
-use famfs_lab_cases::pattern;
-use famfs_lab_cases::verify::{self, FillPlan, FillRange, VerifyRange};
+use lab_suite::catalog::HostPart;
+use lab_suite::devices::DeviceMap;
+use lab_suite::expect::{fill_seed, FILL_TAIL};
+use lab_suite::pattern;
+use lab_suite::verify::{self, FillPlan, FillRange, VerifyRange};
 use lab_vm::topology::Topology;
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
@@ -90,7 +90,7 @@ pub fn verify_after(
 }
 
 /// The backing ranges of the fmap suites' fill: for every region, on each of its devices, the
-/// first `head` ([`famfs_lab_cases::expect::FILL_HEAD`], or more for the stress suite) and the last [`FILL_TAIL`] bytes
+/// first `head` ([`lab_suite::expect::FILL_HEAD`], or more for the stress suite) and the last [`FILL_TAIL`] bytes
 /// of the device's share. Shares are allocated in region order from device physical address 0,
 /// as the kernel allocates DPA; a region without a size takes what its devices have left.
 pub fn fill_plan(topology: &Topology, head: u64) -> FillPlan {
@@ -213,8 +213,8 @@ pub fn discard_after(run_dir: &Path, backings: &Backings, failed: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use famfs_lab_cases::devices::{DaxDevice, Target};
-    use famfs_lab_cases::expect::FILL_HEAD;
+    use lab_suite::devices::{DaxDevice, Target};
+    use lab_suite::expect::FILL_HEAD;
 
     #[test]
     fn backing_files_go_after_a_passing_run_and_stay_after_a_failure() {

@@ -6,7 +6,8 @@
 //! byte) restarts the guest under TCG, once, with the reason in the report; when KVM was
 //! forced (`FAMFS_LAB_ACCEL=kvm`) it is an error instead.
 
-use crate::run::{boot_at, RunRequest, Session};
+use crate::guest::{boot_at, Booted};
+use crate::request::RunRequest;
 use anyhow::{bail, Result};
 use lab_vm::{Accel, AccelChoice, FirstOutput, Topology};
 use std::path::Path;
@@ -54,7 +55,7 @@ pub(crate) async fn boot_guarded(
     req: &RunRequest,
     topology: Topology,
     dir: &Path,
-) -> Result<(Session, AccelChoice)> {
+) -> Result<(Booted, AccelChoice)> {
     let mut session = boot_at(req, &req.accel, topology.clone(), dir).await?;
     if req.accel.accel != Accel::Kvm {
         return Ok((session, req.accel.clone()));

@@ -2,8 +2,8 @@
 //! why, and the guest's setup plan derived from the topology.
 
 use anyhow::{bail, Result};
-use famfs_lab_cases::catalog::{self, Case, Hosts, Needs};
-use famfs_lab_cases::plan::{PlannedMemdev, PlannedRegion, SetupPlan};
+use lab_suite::catalog::{self, Case, Hosts, Needs};
+use lab_suite::plan::{PlannedMemdev, PlannedRegion, SetupPlan};
 use lab_vm::qemu_args::device_serial;
 use lab_vm::topology::Topology;
 use std::path::Path;

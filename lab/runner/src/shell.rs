@@ -6,11 +6,11 @@
 use crate::bringup::Guest;
 use crate::user_tree::UserTree;
 use anyhow::{bail, Context, Result};
-use famfs_lab_cases::devices::DeviceMap;
-use famfs_lab_cases::user_tree::TREE_DIR;
-use famfs_lab_cases::verify::GUEST_RESULTS;
 use famfs_shadow::{DaxDev, DaxDevs, GenerateParams, Layout, ShadowTree};
 use lab_agent_proto::messages::ExecRequest;
+use lab_suite::devices::DeviceMap;
+use lab_suite::user_tree::TREE_DIR;
+use lab_suite::verify::GUEST_RESULTS;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -34,7 +34,7 @@ pub fn case_command(case_id: &str) -> String {
 /// `FAMFS_LAB_*` knobs, as `lab up` passes them to every case.
 pub fn case_env(ops: &str) -> Vec<(String, String)> {
     let mut env = vec![("FAMFS_LAB_OPS".to_string(), ops.to_string())];
-    env.extend(crate::run::case_env());
+    env.extend(crate::case::case_env());
     env
 }
 
@@ -360,7 +360,7 @@ pub fn start_console(g: &Guest, banner: &str, env: &[(String, String)]) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use famfs_lab_cases::devices::{DaxDevice, Memdev, Target};
+    use lab_suite::devices::{DaxDevice, Memdev, Target};
 
     fn map() -> DeviceMap {
         DeviceMap {

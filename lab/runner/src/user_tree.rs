@@ -1,17 +1,17 @@
 //! The host's part of `lab up --shadow DIR [--daxdev-data INDEX=FILE]` (see
-//! [`famfs_lab_cases::user_tree`]): check the tree before anything boots, copy it into the
+//! [`lab_suite::user_tree`]): check the tree before anything boots, copy it into the
 //! results share, and after setup write the device bytes its fmaps use into the backing files
 //! and what every file must read.
 
 use crate::host_bytes::{self, Backings};
 use anyhow::{bail, Context, Result};
-use famfs_lab_cases::devices::DeviceMap;
-use famfs_lab_cases::expect::{self, Piece, Slots};
-use famfs_lab_cases::pattern;
-use famfs_lab_cases::user_tree::{
+use famfs_shadow::ShadowTree;
+use lab_suite::devices::DeviceMap;
+use lab_suite::expect::{self, Piece, Slots};
+use lab_suite::pattern;
+use lab_suite::user_tree::{
     self as ut, blocks, Expectation, FileExpect, BLOCK, EXPECT_FILE, TREE_DIR,
 };
-use famfs_shadow::ShadowTree;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -241,29 +241,12 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use famfs_lab_cases::devices::{DaxDevice, Target};
     use famfs_shadow::{generate, DaxDev, DaxDevs, GenerateParams};
     use std::os::unix::fs::PermissionsExt;
 
     fn guest_map(size: u64) -> DeviceMap {
-        DeviceMap {
-            memdevs: vec![],
-            dax: vec![DaxDevice {
-                name: "dax0.0".into(),
-                region: "r0".into(),
-                kernel_region: "region0".into(),
-                size,
-                hpa: 0x1000_0000,
-                region_hpa: 0x1000_0000,
-                ways: 1,
-                granularity: 4096,
-                // The region starts 1 MiB into the backing file.
-                targets: vec![Target {
-                    memdev: "mem0".into(),
-                    dpa: 1 << 20,
-                }],
-            }],
-        }
+        // The region starts 1 MiB into the backing file.
+        DeviceMap::one_device(size, 0x1000_0000, 4096, "mem0", 1 << 20)
     }
 
     struct Fixture {

@@ -72,23 +72,14 @@ impl DaxDevs {
     ) -> Result<(DaxDevs, Vec<ShadowError>), ShadowError> {
         let raw: Pairs = serde_norway::from_str(src)
             .map_err(|e| ShadowError::yaml(file, e.location().map(|l| l.line()), e.to_string()))?;
-        let lines = key_lines(src);
-        // The line of the n-th (0-based) occurrence of key `index` in the file.
-        let line_of = |index: u32, n: usize| {
-            lines
-                .iter()
-                .filter(|(i, _)| *i == index)
-                .nth(n)
-                .map(|(_, l)| *l)
-        };
+        // The n-th entry's key line; `raw` keeps the entries in file order, duplicates too.
+        let lines = lab_yaml_locate::key_lines(src, &lab_yaml_locate::KeyPath::root());
         let mut out: BTreeMap<u32, DaxDev> = BTreeMap::new();
-        let mut seen: BTreeMap<u32, usize> = BTreeMap::new();
+        // index -> the line of its first entry.
+        let mut first_at: BTreeMap<u32, Option<usize>> = BTreeMap::new();
         let mut errs = Vec::new();
-        for (index, e) in raw.0 {
-            let n = seen.entry(index).or_insert(0);
-            let occurrence = *n;
-            *n += 1;
-            let line = line_of(index, occurrence);
+        for (n, (index, e)) in raw.0.into_iter().enumerate() {
+            let line = lines.get(n).copied();
             let dev = match e {
                 Entry::Path(path) => DaxDev { path, size: None },
                 Entry::Full(f) => DaxDev {
@@ -96,8 +87,8 @@ impl DaxDevs {
                     size: f.size,
                 },
             };
-            if occurrence > 0 {
-                let first = match line_of(index, 0) {
+            if let Some(first) = first_at.get(&index) {
+                let first = match first {
                     Some(l) => format!("line {l}"),
                     None => "earlier".to_string(),
                 };
@@ -108,6 +99,7 @@ impl DaxDevs {
                 errs.push(ShadowError::yaml(file, line, msg));
                 continue;
             }
+            first_at.insert(index, line);
             if index >= MAX_DEVS || dev.path.is_empty() || dev.path.len() >= 256 {
                 let msg = format!("device {index}: index must be 0..24 and the path 1..255 bytes");
                 errs.push(ShadowError::yaml(file, line, msg));
@@ -162,24 +154,6 @@ impl<'de> Deserialize<'de> for Pairs {
         }
         d.deserialize_map(V)
     }
-}
-
-/// The top-level keys that are device indexes, with their lines (1-based), in file order. The
-/// table is a flat block mapping: a key starts its line without indentation.
-fn key_lines(src: &str) -> Vec<(u32, usize)> {
-    src.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.starts_with([' ', '\t', '#', '-']))
-        .filter_map(|(n, l)| {
-            let key = l.split_once(':')?.0.trim();
-            let key = key.trim_matches(|c| c == '\'' || c == '"');
-            let index = match key.strip_prefix("0x") {
-                Some(hex) => u32::from_str_radix(hex, 16).ok()?,
-                None => key.parse().ok()?,
-            };
-            Some((index, n + 1))
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use crate::alloc::{align_up, Allocator};
 use crate::daxdevs::DaxDevs;
 use crate::error::ShadowError;
-use crate::tree::{ShadowDir, ShadowFile, ShadowTree};
+use crate::model::{ShadowDir, ShadowFile, ShadowTree};
 use crate::yaml::{file_type_for, FileAttrs, FLAG_SHARED};
 use famfs_fmap::{
     strip_need, validate, Extents, FileMap, InterleavedExtent, SimpleExtent, FMAP_ALIGN,

@@ -2,8 +2,9 @@
 //! ([`crate::yaml::FLAG_SHARED`]). A file never overlaps itself.
 
 use crate::error::ShadowError;
-use crate::locate::line_of;
-use crate::tree::{range_path, ShadowTree};
+use crate::model::ShadowTree;
+use crate::yaml::range_path;
+use lab_yaml_locate::line_of;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy)]

@@ -1,4 +1,5 @@
-//! A shadow tree on disk and in memory, and loading it with whole-tree validation.
+//! Loading a shadow tree from disk, with whole-tree validation (the tree itself is
+//! [`crate::model`]).
 //!
 //! Layout: `SHADOW/daxdevs.yaml` (see [`crate::daxdevs`]) and `SHADOW/root/`, whose directories
 //! are the file system's directories and whose every regular file is one file's YAML (see
@@ -7,47 +8,11 @@
 
 use crate::daxdevs::{DaxDevs, DAXDEVS_FILE};
 use crate::error::{ShadowError, ShadowErrors};
-use crate::locate::{line_of, KeyPath};
-use crate::yaml::{parse, to_filemap, FileAttrs};
-use famfs_fmap::{Extents, FileMap};
+use crate::model::{normalize, ShadowDir, ShadowFile, ShadowTree, ROOT_DIR};
+use crate::yaml::{parse, range_path, to_filemap};
+use lab_yaml_locate::{line_of, path, KeyPath};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-
-/// Directory holding the file tree inside a shadow tree.
-pub const ROOT_DIR: &str = "root";
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShadowDir {
-    /// Relative to the root, `/`-separated, no leading slash; `""` is the root itself.
-    pub path: String,
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShadowFile {
-    /// Relative to the root, `/`-separated, no leading slash.
-    pub path: String,
-    pub attrs: FileAttrs,
-    pub map: FileMap,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ShadowTree {
-    pub daxdevs: DaxDevs,
-    /// Parents before children; includes the root (`""`).
-    pub dirs: Vec<ShadowDir>,
-    pub files: Vec<ShadowFile>,
-}
-
-/// `a//b/./c/` -> `a/b/c`.
-pub fn normalize(p: &str) -> String {
-    p.split('/')
-        .filter(|s| !s.is_empty() && *s != ".")
-        .collect::<Vec<_>>()
-        .join("/")
-}
 
 /// Load and validate a whole tree. Every problem found is returned, not just the first.
 pub fn load(shadow: &Path) -> Result<ShadowTree, ShadowErrors> {
@@ -154,7 +119,7 @@ fn load_file(host: &Path, rel: &str) -> Result<(ShadowFile, String), ShadowError
     let src = std::fs::read_to_string(host).map_err(|e| ShadowError::io(host, e))?;
     let doc = parse(host, &src)?;
     if normalize(&doc.file.path) != rel {
-        let line = line_of(&src, &KeyPath::root("file").key("path"));
+        let line = line_of(&src, &path("file").key("path"));
         let msg = format!(
             "path {:?} does not match the YAML's place in the tree ({rel:?})",
             doc.file.path
@@ -170,21 +135,6 @@ fn load_file(host: &Path, rel: &str) -> Result<(ShadowFile, String), ShadowError
         },
         src,
     ))
-}
-
-/// The YAML node of device range `(extent, strip)`: its `offset` key.
-pub(crate) fn range_path(map: &FileMap, extent: usize, strip: Option<usize>) -> KeyPath {
-    let f = KeyPath::root("file");
-    match (&map.extents, strip) {
-        (Extents::Simple(_), _) => f.key("simple_ext_list").index(extent).key("offset"),
-        (Extents::Interleaved(_), None) => f.key("striped_ext_list").index(extent),
-        (Extents::Interleaved(_), Some(s)) => f
-            .key("striped_ext_list")
-            .index(extent)
-            .key("simple_ext_list")
-            .index(s)
-            .key("offset"),
-    }
 }
 
 /// Every devindex is in the table, and every range ends inside a device of known size.

@@ -2,7 +2,7 @@
 
 use crate::daxdevs::DAXDEVS_FILE;
 use crate::error::ShadowError;
-use crate::tree::{ShadowFile, ShadowTree, ROOT_DIR};
+use crate::model::{ShadowFile, ShadowTree, ROOT_DIR};
 use crate::yaml::{FileEntry, Mode, ShadowDoc, YamlExtent, YamlStriped};
 use famfs_fmap::{Extents, SimpleExtent};
 use std::os::unix::fs::PermissionsExt;

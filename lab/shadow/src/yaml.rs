@@ -20,11 +20,11 @@
 //! the shortest strip, rounded down to whole chunks) and a nested `simple_ext_list` of strips.
 
 use crate::error::ShadowError;
-use crate::locate::{line_of, KeyPath};
 use famfs_fmap::{
     validate, Extents, Field, FileMap, FileType, FmapError, InterleavedExtent, SimpleExtent,
     MAX_EXTENTS,
 };
+use lab_yaml_locate::{line_of, path, KeyPath};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -121,7 +121,7 @@ pub fn to_filemap(
 ) -> Result<(FileAttrs, FileMap), ShadowError> {
     let f = &doc.file;
     let at = |p: KeyPath, msg: String| ShadowError::yaml(file, line_of(src, &p), msg);
-    let root = || KeyPath::root("file");
+    let root = || path("file");
     let (nlist, extents) = match (&f.simple_ext_list, &f.striped_ext_list) {
         (Some(v), None) => {
             let list = root().key("simple_ext_list");
@@ -243,7 +243,7 @@ pub fn default_nbytes(strips: &[SimpleExtent], chunk: u64) -> u64 {
 
 /// The YAML node an fmap rule violation is about.
 fn fmap_error_path(map: &FileMap, e: &FmapError) -> KeyPath {
-    let file = KeyPath::root("file");
+    let file = path("file");
     let list = match map.extents {
         Extents::Simple(_) => "simple_ext_list",
         Extents::Interleaved(_) => "striped_ext_list",
@@ -307,4 +307,19 @@ pub fn parse_mode(s: &str) -> Option<u32> {
         return None;
     }
     u32::from_str_radix(t, 8).ok()
+}
+
+/// The YAML node of device range `(extent, strip)`: its `offset` key.
+pub(crate) fn range_path(map: &FileMap, extent: usize, strip: Option<usize>) -> KeyPath {
+    let f = path("file");
+    match (&map.extents, strip) {
+        (Extents::Simple(_), _) => f.key("simple_ext_list").index(extent).key("offset"),
+        (Extents::Interleaved(_), None) => f.key("striped_ext_list").index(extent),
+        (Extents::Interleaved(_), Some(s)) => f
+            .key("striped_ext_list")
+            .index(extent)
+            .key("simple_ext_list")
+            .index(s)
+            .key("offset"),
+    }
 }

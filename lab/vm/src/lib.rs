@@ -22,6 +22,7 @@ pub mod process_cleanup;
 pub mod qemu_args;
 pub mod qmp;
 pub mod region_checks;
+pub mod rules;
 pub mod serial_log;
 pub mod size;
 pub mod topology;
@@ -29,7 +30,7 @@ pub mod topology_checks;
 pub mod topology_gen;
 pub mod vm;
 pub mod vm_spec;
-pub use lab_yaml_lines as yaml_locate;
+pub use lab_yaml_locate as yaml_locate;
 
 pub use accel::{choose_accel, Accel, AccelChoice};
 pub use clock::Clock;

@@ -1,6 +1,6 @@
 //! Pure construction of the QEMU argv from a topology and run settings.
 
-use crate::accel::Accel;
+use crate::accel::{accel_args, Accel};
 use crate::topology::Topology;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -93,16 +93,6 @@ impl Argv {
 /// kernel memdev is which topology device (probe order is not file order).
 pub fn device_serial(index: usize) -> u64 {
     0x00fa_5000 + index as u64
-}
-
-/// `-accel` and `-cpu` for `accel`: the lab's guests and the KVM probe use the same.
-pub fn accel_args(accel: Accel) -> [&'static str; 4] {
-    match accel {
-        // hypervisor=off: x86 Linux refuses CXL cache invalidation under a hypervisor, and
-        // `cxl create-region` then fails unless the kernel has CXL_REGION_INVALIDATION_TEST.
-        Accel::Tcg => ["-accel", "tcg", "-cpu", "max,hypervisor=off"],
-        Accel::Kvm => ["-accel", "kvm", "-cpu", "host"],
-    }
 }
 
 /// The full QEMU argv (without the binary). `boot: None` boots nothing (firmware only).

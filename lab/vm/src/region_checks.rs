@@ -1,9 +1,8 @@
 //! Semantic checks of `regions`: devices, windows, interleave ways and capacity left.
 
-use crate::decoder_checks::tagged;
+use crate::rules::{granularity_ok, tagged, Problems, CXL_ALIGN, INTERLEAVE_WAYS};
 use crate::size::ByteSize;
 use crate::topology::{Region, Topology};
-use crate::topology_checks::{granularity_ok, Problems, CXL_ALIGN, INTERLEAVE_WAYS};
 use crate::yaml_locate::{path, KeyPath};
 use std::collections::{HashMap, HashSet};
 

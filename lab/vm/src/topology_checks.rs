@@ -1,17 +1,14 @@
 //! Semantic checks of a parsed [`Topology`]: each problem names its key path, which
 //! [`crate::yaml_locate::line_of`] turns into a line.
 
-use crate::decoder_checks::{check_decoders, tagged};
+use crate::decoder_checks::check_decoders;
 use crate::region_checks::check_regions;
-use crate::size::{ByteSize, KIB, MIB};
+use crate::rules::{granularity_ok, tagged, Problems, CXL_ALIGN, INTERLEAVE_WAYS};
+use crate::size::{ByteSize, MIB};
 use crate::topology::Topology;
 use crate::yaml_locate::{path, KeyPath};
 use std::collections::{HashMap, HashSet};
 
-/// CXL capacity and window granularity: 256 MiB.
-pub const CXL_ALIGN: u64 = 256 * MIB;
-/// Interleave ways CXL (and QEMU's cxl-fmw) accept.
-pub const INTERLEAVE_WAYS: [usize; 8] = [1, 2, 3, 4, 6, 8, 12, 16];
 /// Ids the QEMU command line uses itself.
 pub const RESERVED_IDS: [&str; 7] = [
     "pcie.0", "qmp", "serial0", "agent", "vser0", "results", "rng0",
@@ -19,8 +16,6 @@ pub const RESERVED_IDS: [&str; 7] = [
 
 /// Guests one multi-host run boots at most (each is a QEMU process with its own memory).
 pub const MAX_HOSTS: u32 = 4;
-
-pub type Problems = Vec<(KeyPath, String)>;
 
 impl Topology {
     /// All semantic problems, in file order of the sections; empty when the topology is usable.
@@ -66,10 +61,6 @@ fn check_id(id: &str, at: KeyPath, seen: &mut HashSet<String>, p: &mut Problems)
             ),
         ));
     }
-}
-
-pub(crate) fn granularity_ok(g: ByteSize) -> bool {
-    g.0.is_power_of_two() && (256..=16 * KIB).contains(&g.0)
 }
 
 fn check_machine(t: &Topology, p: &mut Problems) {

@@ -9,6 +9,7 @@
 
 use crate::size::{ByteSize, KIB, MIB};
 use crate::topology::{HostBridge, MemoryWindow, Region, RootPort, Topology, Type3Device};
+use lab_suite::rng::Rng;
 
 /// Lab limits the generator stays within.
 pub const MAX_BRIDGES: usize = 4;
@@ -18,45 +19,6 @@ pub const MAX_WINDOWS: usize = 3;
 pub const MAX_REGIONS: usize = 6;
 /// Granularities regions and windows pick from.
 pub const GRANULARITIES: [u64; 7] = [256, 512, KIB, 2 * KIB, 4 * KIB, 8 * KIB, 16 * KIB];
-
-/// splitmix64: small, fast, and the same everywhere.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `lo..=hi`.
-    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next_u64() % (hi - lo + 1) as u64) as usize
-    }
-
-    /// True with probability `percent`/100.
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.next_u64() % 100 < percent
-    }
-
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.range(0, items.len() - 1)]
-    }
-
-    pub fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = self.range(0, i);
-            items.swap(i, j);
-        }
-    }
-}
 
 /// The topology of `seed`, named `fuzz-<seed>`.
 pub fn random_topology(seed: u64) -> Topology {

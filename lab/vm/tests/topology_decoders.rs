@@ -2,7 +2,7 @@
 //! topology is refused until its single-root-port bridge gets HDM decoders, and random
 //! topologies are either accepted or refused by a named rule.
 
-use lab_vm::decoder_checks::{rule_of, RULES};
+use lab_vm::rules::{rule_of, RULES};
 use lab_vm::topology::Topology;
 use lab_vm::topology_gen::random_topology;
 use lab_vm::Error;
