@@ -5,19 +5,23 @@ use libbpf_cargo::SkeletonBuilder;
 use std::path::PathBuf;
 
 /// bpf/NAME.bpf.c -> OUT_DIR/NAME.skel.rs. `test_harness` is only used by the host tests.
-const OBJECTS: [&str; 6] = [
+const OBJECTS: [&str; 9] = [
     "famfs",
     "famfs_maplookup",
     "famfs_slow",
+    "famfs_direct",
+    "famfs_kfunc",
+    "famfs_trivial",
     "evil_oob",
     "reject_all",
     "test_harness",
 ];
-const HEADERS: [&str; 4] = [
+const HEADERS: [&str; 5] = [
     "fmap_abi.bpf.h",
     "famfs_meta.h",
     "famfs_logic.bpf.h",
     "kernel_env.bpf.h",
+    "famfs_slots.bpf.h",
 ];
 
 fn main() {

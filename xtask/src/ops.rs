@@ -18,6 +18,15 @@ pub enum Ops {
     /// BPF: famfs plus a busy loop in iomap_begin (the benchmark's known slowdown).
     #[value(name = "famfs_slow")]
     FamfsSlow,
+    /// BPF, benchmark only: famfs's logic on a global table (no resolve kfunc).
+    #[value(name = "famfs_direct")]
+    FamfsDirect,
+    /// BPF, benchmark only: one resolve kfunc call, no resolve logic (one-extent files).
+    #[value(name = "famfs_kfunc")]
+    FamfsKfunc,
+    /// BPF, benchmark only: no kfunc, no resolve logic (one-extent files).
+    #[value(name = "famfs_trivial")]
+    FamfsTrivial,
     /// BPF, negative: iomap_begin answers what the kernel must refuse.
     #[value(name = "evil_oob")]
     EvilOob,
@@ -34,6 +43,9 @@ impl Ops {
             Ops::FamfsMaplookup => "famfs_maplookup",
             Ops::FamfsNative => "famfs_native",
             Ops::FamfsSlow => "famfs_slow",
+            Ops::FamfsDirect => "famfs_direct",
+            Ops::FamfsKfunc => "famfs_kfunc",
+            Ops::FamfsTrivial => "famfs_trivial",
             Ops::EvilOob => "evil_oob",
             Ops::RejectAll => "reject_all",
         }

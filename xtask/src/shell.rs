@@ -170,6 +170,7 @@ fn request(sh: &Shell, a: &GuestArgs, terminal: bool, drgn: bool, prefix: &str) 
             gdb_port: gdb.as_ref().map(|g| g.port),
             vmcoreinfo: drgn,
         },
+        clock: Default::default(),
     };
     Ok(Request { req, kernel, gdb })
 }

@@ -147,6 +147,7 @@ fn boot_all(
             boot_timeout: Duration::from_secs(args.boot_timeout),
             user_tree: None,
             console: Default::default(),
+            clock: Default::default(),
         };
         let what = if refused {
             "refused, booting anyway"

@@ -45,6 +45,12 @@ pub struct UpArgs {
     /// tree's files map it; devices without one get the lab's pattern. Needs --shadow.
     #[arg(long = "daxdev-data", value_name = "INDEX=FILE", requires = "shadow")]
     pub daxdev_data: Vec<String>,
+    /// Guest time (set by `lab bench fault --clock`): icount runs under TCG only.
+    #[arg(skip)]
+    pub clock: lab_vm::Clock,
+    /// The guest's vCPUs instead of the topology's (set by `lab bench fault`).
+    #[arg(skip)]
+    pub cpus: Option<u32>,
 }
 
 impl UpArgs {
@@ -67,6 +73,8 @@ impl UpArgs {
             boot_timeout,
             shadow: None,
             daxdev_data: Vec::new(),
+            clock: lab_vm::Clock::Host,
+            cpus: None,
         }
     }
 
@@ -198,6 +206,29 @@ pub(crate) fn prepare_for(
     })
 }
 
+/// The accelerator a run with `clock` uses: icount needs TCG, so an automatic KVM choice
+/// becomes TCG; a KVM forced by FAMFS_LAB_ACCEL is refused.
+pub(crate) fn accel_for_clock(
+    accel: lab_vm::AccelChoice,
+    clock: lab_vm::Clock,
+) -> Result<lab_vm::AccelChoice> {
+    if clock == lab_vm::Clock::Host || accel.accel == lab_vm::Accel::Tcg {
+        return Ok(accel);
+    }
+    if accel.forced {
+        anyhow::bail!(
+            "clock {clock} needs TCG, but {} forces {}",
+            lab_vm::accel::ACCEL_ENV,
+            accel.accel.as_str()
+        );
+    }
+    Ok(lab_vm::AccelChoice {
+        accel: lab_vm::Accel::Tcg,
+        reason: format!("TCG: clock {clock} counts guest instructions (not KVM)"),
+        forced: false,
+    })
+}
+
 /// Runs the chain and returns the report (already printed and written).
 pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
     // A bad tree is refused before a kernel build or a boot.
@@ -208,11 +239,15 @@ pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
     }
     let mut t = Timings::default();
     let Prepared {
-        topology,
+        mut topology,
         kernel,
         image,
         accel,
     } = prepare(sh, &args.kernel, &args.topology, &mut t)?;
+    let accel = accel_for_clock(accel, args.clock)?;
+    if let Some(n) = args.cpus {
+        topology.cpus = n;
+    }
     let run_id = run_id();
     let run_dir = lab_host::paths::runs_dir().join(&run_id);
     let config =
@@ -251,6 +286,7 @@ pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
         boot_timeout: Duration::from_secs(args.boot_timeout),
         user_tree,
         console: Default::default(),
+        clock: args.clock,
     };
     let (_, expected) = crate::ci_data::load()?;
     let mut report = t.stage("lab: boot, setup, suites", || {

@@ -1,11 +1,13 @@
-//! The SVG chart: one horizontal bar per (workload, resolver), the ratio of its p50 fault cost
-//! to famfs_native's on the same workload (the floor's bar: floor / native), with 1.0 marked.
-//! Ratios, not ns: under TCG only the ratios mean something.
+//! The SVG charts, horizontal bars of the ratio of a p50 fault cost to famfs_native's on the
+//! same workload, with 1.0 marked (ratios: under TCG's wall clock only they mean something):
+//! [`write_summary_svg`] one bar per (resolver, fault size), the geometric mean over its
+//! cells (README's chart); [`write_svg`] one bar per (workload, resolver) (the floor's bar:
+//! floor / native).
 
 use crate::model::BenchReport;
 use crate::table::ordered;
 use anyhow::{anyhow, Result};
-use lab_suite::benchdata::{BASELINE, FLOOR};
+use lab_suite::benchdata::{Size, BASELINE, FLOOR};
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -50,30 +52,119 @@ const COLORS: [RGBColor; 6] = [
     RGBColor(148, 103, 189),
 ];
 
-/// Writes the chart to `path`; an error if there is nothing to draw.
+/// What a chart's bars are: ratios to famfs_native (a line at 1.0) or, under icount, the
+/// instructions a fault costs over famfs_native's (a line at 0).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Axis {
+    Ratio,
+    Added,
+}
+
+impl Axis {
+    fn of(r: &BenchReport) -> Axis {
+        if r.run.unit() == "insn" {
+            Axis::Added
+        } else {
+            Axis::Ratio
+        }
+    }
+    fn reference(self) -> f64 {
+        match self {
+            Axis::Ratio => 1.0,
+            Axis::Added => 0.0,
+        }
+    }
+    fn desc(self) -> &'static str {
+        match self {
+            Axis::Ratio => "ratio to famfs_native (1.0 = native)",
+            Axis::Added => "guest instructions per fault over famfs_native (median over workloads)",
+        }
+    }
+}
+
+/// The summary's bars: (`PTE fault resolver`, resolver, value) per fault size; the value is
+/// the geomean ratio to native, or under icount the median instructions added to native's.
+fn summary_bars(r: &BenchReport) -> Vec<(String, String, f64)> {
+    let axis = Axis::of(r);
+    let mut v = Vec::new();
+    for size in [Size::Pte, Size::Pmd] {
+        for s in r.summary.iter().filter(|s| s.size == size) {
+            let value = match axis {
+                Axis::Ratio => s.ratio_native,
+                Axis::Added => s.added_native,
+            };
+            if let Some(x) = value.filter(|_| s.resolver != BASELINE) {
+                let name = if size == Size::Pte { "PTE" } else { "PMD" };
+                v.push((
+                    format!("{name} fault {}", s.resolver),
+                    s.resolver.clone(),
+                    x,
+                ));
+            }
+        }
+    }
+    v
+}
+
+/// What a chart's caption says about the run.
+fn run_label(r: &BenchReport) -> String {
+    format!(
+        "run {}, accel {}, clock {}",
+        r.run.run_id,
+        r.run.accel,
+        r.run.clock_label()
+    )
+}
+
+/// Writes the per-cell chart to `path`; an error if there is nothing to draw.
 pub fn write_svg(r: &BenchReport, path: &Path) -> Result<()> {
-    let bars = bars(r);
+    let title = format!(
+        "fault cost relative to famfs_native, paired by round ({})",
+        run_label(r)
+    );
+    draw(r, &bars(r), Axis::Ratio, &title, path)
+}
+
+/// Writes the summary chart (one bar per resolver and fault size) to `path`.
+pub fn write_summary_svg(r: &BenchReport, path: &Path) -> Result<()> {
+    let unit = if r.run.unit() == "insn" {
+        "guest instructions"
+    } else {
+        "time"
+    };
+    let title = format!(
+        "DAX fault cost ({unit}) relative to famfs_native ({})",
+        run_label(r)
+    );
+    draw(r, &summary_bars(r), Axis::of(r), &title, path)
+}
+
+fn draw(
+    r: &BenchReport,
+    bars: &[(String, String, f64)],
+    axis: Axis,
+    title: &str,
+    path: &Path,
+) -> Result<()> {
     if bars.is_empty() {
         return Err(anyhow!("no ratios to draw"));
     }
     let resolvers = r.resolvers();
     let n = bars.len();
     let height = 120 + 16 * n as u32;
+    let reference = axis.reference();
     let xmax = bars.iter().map(|b| b.2).fold(1.0f64, f64::max) * 1.1;
+    let xmin = bars.iter().map(|b| b.2).fold(0.0f64, f64::min) * 1.1;
     let root = SVGBackend::new(path, (1000, height)).into_drawing_area();
     let e = |e: DrawingAreaErrorKind<std::io::Error>| anyhow!("drawing {}: {e}", path.display());
     root.fill(&WHITE).map_err(e)?;
-    let title = format!(
-        "fault cost relative to famfs_native, paired by round (run {}, accel {})",
-        r.run.run_id, r.run.accel
-    );
     let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
     let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 18))
+        .caption(title, ("sans-serif", 16))
         .margin(10)
         .x_label_area_size(30)
         .y_label_area_size(300)
-        .build_cartesian_2d(0f64..xmax, (0..n).into_segmented())
+        .build_cartesian_2d(xmin..xmax, (0..n).into_segmented())
         .map_err(e)?;
     chart
         .configure_mesh()
@@ -85,7 +176,7 @@ pub fn write_svg(r: &BenchReport, path: &Path) -> Result<()> {
             }
             SegmentValue::Last => String::new(),
         })
-        .x_desc("ratio to famfs_native (1.0 = native)")
+        .x_desc(axis.desc())
         .draw()
         .map_err(e)?;
     for (k, res) in resolvers.iter().enumerate() {
@@ -112,7 +203,10 @@ pub fn write_svg(r: &BenchReport, path: &Path) -> Result<()> {
     }
     chart
         .draw_series(std::iter::once(PathElement::new(
-            vec![(1.0, SegmentValue::Exact(0)), (1.0, SegmentValue::Last)],
+            vec![
+                (reference, SegmentValue::Exact(0)),
+                (reference, SegmentValue::Last),
+            ],
             BLACK.stroke_width(1),
         )))
         .map_err(e)?;
@@ -142,6 +236,7 @@ mod tests {
             faults: 1,
             reps: vec![Rep {
                 round: 1,
+                position: None,
                 first_ns: vec![v],
                 second_ns: vec![0],
             }],
@@ -170,5 +265,18 @@ mod tests {
         assert!(svg.starts_with("<svg") && svg.contains("pte.seq.read.simple famfs"));
         let empty = BenchReport::from_samples(RunInfo::default(), &Samples::default());
         assert!(write_svg(&empty, &p).is_err());
+        // the summary: one bar per resolver and fault size, native left out
+        assert_eq!(
+            summary_bars(&r),
+            vec![("PTE fault famfs".to_string(), "famfs".to_string(), 1.5)]
+        );
+        write_summary_svg(&r, &p).unwrap();
+        let svg = std::fs::read_to_string(&p).unwrap();
+        assert!(svg.contains("PTE fault famfs"), "{svg}");
+        assert!(write_summary_svg(&empty, &p).is_err());
+        // under icount the summary shows the instructions added to native's
+        let mut icount = r.clone();
+        icount.run.clock = "icount".into();
+        assert_eq!(summary_bars(&icount)[0].2, 100.0);
     }
 }

@@ -1,11 +1,71 @@
 //! `--compare OLD.json`: the change of every cell between two bench.json files (p50 fault cost
 //! and the ratio to famfs_native), so a series change can be judged. Cells are matched by
-//! (resolver, workload); cells on one side only are listed as such.
+//! (resolver, workload); cells on one side only are listed as such. Only like runs compare
+//! ([`check_alike`]: accelerator, clock, CPUs); the kernel may differ (that is what a
+//! comparison of a series change is about) and is printed.
 
 use crate::model::{BenchReport, Cell};
 use crate::table::ordered;
+use anyhow::{bail, Result};
 use lab_suite::benchdata::Workload;
 use std::fmt::Write;
+
+/// What differs between the runs of `old` and `new` that makes their numbers incomparable:
+/// (what, old value, new value). A field one file does not record is not compared (see
+/// [`unrecorded`]).
+pub fn unlike(old: &BenchReport, new: &BenchReport) -> Vec<(&'static str, String, String)> {
+    let (o, n) = (&old.run, &new.run);
+    let mut out = Vec::new();
+    let mut cmp = |what, a: &str, b: &str| {
+        if !a.is_empty() && !b.is_empty() && a != b {
+            out.push((what, a.to_string(), b.to_string()));
+        }
+    };
+    cmp("accel", &o.accel, &n.accel);
+    cmp("clock", &o.clock_label(), &n.clock_label());
+    cmp("guest CPU", &o.guest_cpu, &n.guest_cpu);
+    // under icount the host CPU does not enter the numbers
+    if !(o.clock == "icount" && n.clock == "icount") {
+        cmp("host CPU", &o.cpu, &n.cpu);
+    }
+    if o.guest != n.guest {
+        out.push(("guest setup", o.guest.clone(), n.guest.clone()));
+    }
+    out
+}
+
+/// The run fields one of the files does not record (an older bench.json).
+pub fn unrecorded(old: &BenchReport, new: &BenchReport) -> Vec<String> {
+    let mut out = Vec::new();
+    for (side, r) in [("old", old), ("new", new)] {
+        for (what, v) in [
+            ("host CPU", &r.run.cpu),
+            ("guest CPU", &r.run.guest_cpu),
+            ("accel", &r.run.accel),
+        ] {
+            if v.is_empty() {
+                out.push(format!("the {side} run does not record its {what}"));
+            }
+        }
+    }
+    out
+}
+
+/// Refuses (unless `allow`) to compare runs that differ in accelerator, clock or CPU.
+pub fn check_alike(old: &BenchReport, new: &BenchReport, allow: bool) -> Result<()> {
+    let diff = unlike(old, new);
+    if diff.is_empty() || allow {
+        return Ok(());
+    }
+    let what: Vec<String> = diff
+        .iter()
+        .map(|(w, a, b)| format!("{w}: {a:?} (old) vs {b:?} (new)"))
+        .collect();
+    bail!(
+        "refusing to compare unlike runs ({}); their numbers do not compare. Rerun under the same settings, or pass --allow-unlike to print the comparison anyway",
+        what.join("; ")
+    )
+}
 
 /// One cell of the comparison.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,29 +140,49 @@ pub fn render(old: &BenchReport, new: &BenchReport) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "compare: old run {} (accel {}, kernel {}) -> new run {} (accel {}, kernel {})",
+        "compare: old run {} (accel {}, clock {}, kernel {}) -> new run {} (accel {}, clock {}, kernel {})",
         old.run.run_id,
         old.run.accel,
+        old.run.clock_label(),
         old.run.kernel_hash,
         new.run.run_id,
         new.run.accel,
+        new.run.clock_label(),
         new.run.kernel_hash
     );
-    if old.run.accel != new.run.accel {
+    if old.run.kernel_hash != new.run.kernel_hash {
         let _ = writeln!(
             s,
-            "warning: different accelerators: only the ratios are comparable"
+            "kernels differ: {} {} -> {} {} (the change under comparison)",
+            old.run.kernel, old.run.kernel_hash, new.run.kernel, new.run.kernel_hash
         );
     }
+    for (what, a, b) in unlike(old, new) {
+        let _ = writeln!(
+            s,
+            "warning: {what} differs ({a} -> {b}): the numbers do not compare"
+        );
+    }
+    for n in unrecorded(old, new) {
+        let _ = writeln!(s, "note: {n}");
+    }
+    let unit = new.run.unit();
     let _ = writeln!(
         s,
-        "{:<24} {:<16} {:>9} {:>9} {:>8} {:>9} {:>9} {:>8}",
-        "workload", "resolver", "old p50", "new p50", "change", "old x nat", "new x nat", "change"
+        "{:<24} {:<16} {:>10} {:>10} {:>8} {:>9} {:>9} {:>8}",
+        "workload",
+        "resolver",
+        format!("old {unit}"),
+        format!("new {unit}"),
+        "change",
+        "old x nat",
+        "new x nat",
+        "change"
     );
     for c in changes(old, new) {
         let _ = writeln!(
             s,
-            "{:<24} {:<16} {:>9} {:>9} {:>8} {:>9} {:>9} {:>8}{}",
+            "{:<24} {:<16} {:>10} {:>10} {:>8} {:>9} {:>9} {:>8}{}",
             c.workload.to_string(),
             c.resolver,
             opt(c.old_p50, |x| format!("{x:.0}")),
@@ -133,6 +213,7 @@ mod tests {
                     faults: 1,
                     reps: vec![Rep {
                         round: 1,
+                        position: None,
                         first_ns: vec![*v],
                         second_ns: vec![0],
                     }],
@@ -173,5 +254,74 @@ mod tests {
         assert_eq!((gone.only, gone.old_p50), (Some("old only"), Some(5.0)));
         let text = render(&old, &new);
         assert!(text.contains("+25.0%") && text.contains("+0.30"), "{text}");
+    }
+
+    fn run(accel: &str, clock: &str, cpu: &str, kernel: &str) -> BenchReport {
+        let mut r = report(&[]);
+        r.run = RunInfo {
+            accel: accel.into(),
+            clock: clock.into(),
+            icount_shift: (clock == "icount").then_some(0),
+            cpu: cpu.into(),
+            guest_cpu: "max".into(),
+            kernel_hash: kernel.into(),
+            ..RunInfo::default()
+        };
+        r
+    }
+
+    #[test]
+    fn unlike_runs_are_refused_with_what_differs() {
+        let a = run("tcg", "host", "EPYC", "k1");
+        // another kernel is what a comparison is for
+        check_alike(&a, &run("tcg", "host", "EPYC", "k2"), false).unwrap();
+        let e = check_alike(&a, &run("kvm", "host", "EPYC", "k1"), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("accel: \"tcg\" (old) vs \"kvm\" (new)"), "{e}");
+        assert!(e.contains("--allow-unlike"), "{e}");
+        let e = check_alike(&a, &run("tcg", "icount", "EPYC", "k1"), false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("clock: \"host\" (old) vs \"icount shift=0\" (new)"),
+            "{e}"
+        );
+        let e = check_alike(&a, &run("tcg", "host", "Xeon", "k1"), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("host CPU"), "{e}");
+        // icount counts guest instructions: the host CPU does not matter
+        check_alike(
+            &run("tcg", "icount", "EPYC", "k1"),
+            &run("tcg", "icount", "Xeon", "k1"),
+            false,
+        )
+        .unwrap();
+        check_alike(&a, &run("kvm", "host", "EPYC", "k1"), true).unwrap();
+        let text = render(&a, &run("kvm", "host", "EPYC", "k2"));
+        assert!(
+            text.contains("warning: accel differs (tcg -> kvm)"),
+            "{text}"
+        );
+        assert!(text.contains("kernels differ"), "{text}");
+    }
+
+    #[test]
+    fn an_old_file_without_the_new_fields_still_compares_with_a_note() {
+        let old: BenchReport = serde_json::from_str(
+            r#"{"version":1,"run":{"run_id":"1","accel":"tcg","kernel":"famfs-bpf","kernel_hash":"k0",
+                "topology":"default","started_at":"x"},"config":null,"bpf_stats":true,
+                "tracepoints":true,"notes":[],"cells":[],"summary":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(old.run.clock, "host");
+        let new = run("tcg", "host", "EPYC", "k1");
+        check_alike(&old, &new, false).unwrap();
+        let text = render(&old, &new);
+        assert!(
+            text.contains("note: the old run does not record its host CPU"),
+            "{text}"
+        );
     }
 }

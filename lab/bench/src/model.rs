@@ -1,17 +1,19 @@
 //! `bench.json`: every cell's statistics, ratios and checks, computed from the guest's samples,
-//! plus the run it came from (accelerator first: under TCG only the ratios mean something).
+//! plus the run it came from (accelerator, clock, CPU, kernel: what makes two runs comparable).
+//! Under `--clock icount` every time is converted to guest instructions (unit `insn`).
 
+use crate::position::{self, PositionEffect};
 use crate::stats::{self, CellStats};
 use anyhow::{Context, Result};
 use lab_suite::benchdata::{
-    CellSamples, FaultConfig, FaultSizes, Rep, Samples, Size, Workload, BASELINE, FLOOR,
+    CellSamples, FaultConfig, FaultSizes, Rep, RoundOrder, Samples, Size, Workload, BASELINE, FLOOR,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Bumped when a field changes meaning.
-pub const VERSION: u32 = 1;
+/// Bumped when a field changes meaning (2: clock, units, rotation, positions, breakdown).
+pub const VERSION: u32 = 2;
 
 /// Where the numbers come from.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,9 +22,51 @@ pub struct RunInfo {
     /// `tcg` or `kvm`.
     pub accel: String,
     pub kernel: String,
+    /// The kernel's cache key (its content hash).
     pub kernel_hash: String,
     pub topology: String,
     pub started_at: String,
+    /// `host` (wall clock) or `icount` (guest instructions); files of version 1 were `host`.
+    #[serde(default = "host_clock")]
+    pub clock: String,
+    /// `-icount shift=N` (one instruction = 2^N guest ns).
+    #[serde(default)]
+    pub icount_shift: Option<u8>,
+    /// The host's CPU (`model name` of /proc/cpuinfo); empty if unknown.
+    #[serde(default)]
+    pub cpu: String,
+    /// The guest's CPU model (QEMU `-cpu`).
+    #[serde(default)]
+    pub guest_cpu: String,
+    /// `qemu-system-x86_64 --version`, first line.
+    #[serde(default)]
+    pub qemu: String,
+    /// What the bench changed in the guest (`cpus=1 cmdline=norandmaps nokaslr`).
+    #[serde(default)]
+    pub guest: String,
+}
+
+fn host_clock() -> String {
+    "host".into()
+}
+
+impl RunInfo {
+    /// The unit of every time in the report: guest instructions under icount, else ns.
+    pub fn unit(&self) -> &'static str {
+        if self.clock == "icount" {
+            "insn"
+        } else {
+            "ns"
+        }
+    }
+
+    /// The clock as the table and compare print it (`host`, `icount shift=0`).
+    pub fn clock_label(&self) -> String {
+        match self.icount_shift {
+            Some(s) if self.clock == "icount" => format!("icount shift={s}"),
+            _ => self.clock.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,7 +84,19 @@ pub struct Cell {
     pub ratio_native_rounds: Vec<f64>,
     /// The same relative to the floor (raw device_dax) on the same faults.
     pub ratio_floor: Option<f64>,
-    /// The BPF programs' own ns per call in the probe repetition (bpf stats).
+    /// What a fault costs over `famfs_native`'s (unit of the report; median over the rounds of
+    /// the difference of the rounds' medians).
+    #[serde(default)]
+    pub added_native: Option<f64>,
+    /// The same over the floor's.
+    #[serde(default)]
+    pub added_floor: Option<f64>,
+    /// Whether the ratio (to native; native's: to the floor) depends on the unit's position
+    /// in the round.
+    #[serde(default)]
+    pub position: Option<PositionEffect>,
+    /// The BPF programs' own run time per call in the probe repetition (bpf stats; unit of
+    /// the report).
     pub bpf_ns_per_call: Option<f64>,
     /// What the kernel says the faults were, e.g. `PTE 256/256`; `!` marks a mismatch.
     pub fault_size: Option<String>,
@@ -56,6 +112,11 @@ pub struct RatioSummary {
     /// Geometric mean of the cells' `ratio_native`.
     pub ratio_native: Option<f64>,
     pub ratio_floor: Option<f64>,
+    /// Median of the cells' `added_native` / `added_floor`.
+    #[serde(default)]
+    pub added_native: Option<f64>,
+    #[serde(default)]
+    pub added_floor: Option<f64>,
     pub cells: usize,
 }
 
@@ -69,11 +130,23 @@ pub struct BenchReport {
     pub notes: Vec<String>,
     pub cells: Vec<Cell>,
     pub summary: Vec<RatioSummary>,
+    /// The order of the units in every round.
+    #[serde(default)]
+    pub rounds: Vec<RoundOrder>,
 }
 
 impl BenchReport {
-    /// Statistics, ratios and summaries of the guest's samples.
+    /// Statistics, ratios and summaries of the guest's samples (under icount: in guest
+    /// instructions, the guest's ns shifted right by the icount shift).
     pub fn from_samples(run: RunInfo, s: &Samples) -> BenchReport {
+        let converted;
+        let s = match run.icount_shift.filter(|&k| k > 0 && run.clock == "icount") {
+            Some(k) => {
+                converted = to_instructions(s, k);
+                &converted
+            }
+            None => s,
+        };
         let stats: BTreeMap<(String, Workload), Option<CellStats>> = s
             .cells
             .iter()
@@ -116,6 +189,29 @@ impl BenchReport {
                 } else {
                     rel(BASELINE, &c.workload)
                 };
+                let other = |r: &str, w: &Workload| {
+                    reps.get(&(r.to_string(), w.clone()))
+                        .copied()
+                        .unwrap_or(&[])
+                };
+                let added = |r: &str, w: &Workload| {
+                    (c.resolver != FLOOR && c.resolver != r)
+                        .then(|| stats::paired_difference(&c.reps, other(r, w)))
+                        .flatten()
+                };
+                // the order effect on the ratio to native (native's own: to the floor)
+                let reference = if c.resolver == BASELINE {
+                    other(FLOOR, &c.workload.floor())
+                } else {
+                    other(BASELINE, &c.workload)
+                };
+                let by_position: Vec<(u32, f64)> = stats::round_ratios(&c.reps, reference)
+                    .into_iter()
+                    .filter_map(|(_, p, r)| Some((p?, r)))
+                    .collect();
+                let position = (c.resolver != FLOOR)
+                    .then(|| position::effect(&by_position))
+                    .flatten();
                 Cell {
                     resolver: c.resolver.clone(),
                     workload: c.workload.clone(),
@@ -131,6 +227,9 @@ impl BenchReport {
                     } else {
                         rel(FLOOR, &c.workload.floor()).0
                     },
+                    added_native: added(BASELINE, &c.workload),
+                    added_floor: added(FLOOR, &c.workload.floor()),
+                    position,
                     bpf_ns_per_call: c
                         .bpf
                         .as_ref()
@@ -152,6 +251,7 @@ impl BenchReport {
             notes: s.notes.clone(),
             cells,
             summary,
+            rounds: s.rounds.clone(),
         }
     }
 
@@ -202,16 +302,37 @@ fn summarize_ratios(cells: &[Cell]) -> Vec<RatioSummary> {
             }
             let native: Vec<f64> = mine.iter().filter_map(|c| c.ratio_native).collect();
             let floor: Vec<f64> = mine.iter().filter_map(|c| c.ratio_floor).collect();
+            let add_n: Vec<f64> = mine.iter().filter_map(|c| c.added_native).collect();
+            let add_f: Vec<f64> = mine.iter().filter_map(|c| c.added_floor).collect();
             out.push(RatioSummary {
                 resolver: r.to_string(),
                 size,
                 ratio_native: stats::geomean(&native),
                 ratio_floor: stats::geomean(&floor),
+                added_native: stats::median(&add_n),
+                added_floor: stats::median(&add_f),
                 cells: native.len(),
             });
         }
     }
     out
+}
+
+/// The samples with every time (touches, bpf run time) shifted right by `shift`: guest ns under
+/// `-icount shift=N` to instructions.
+fn to_instructions(s: &Samples, shift: u8) -> Samples {
+    let mut s = s.clone();
+    for c in &mut s.cells {
+        for r in &mut c.reps {
+            for v in r.first_ns.iter_mut().chain(r.second_ns.iter_mut()) {
+                *v >>= shift;
+            }
+        }
+        if let Some(b) = &mut c.bpf {
+            b.run_ns >>= shift;
+        }
+    }
+    s
 }
 
 /// `PTE 256/256`, `PMD 8/8`, `PMD 6/8 fallback 2 !`; from smaps when there are no tracepoints.
@@ -271,6 +392,7 @@ mod tests {
             faults: first.len() as u32,
             reps: vec![Rep {
                 round: 1,
+                position: None,
                 first_ns: first.to_vec(),
                 second_ns: vec![0; first.len()],
             }],

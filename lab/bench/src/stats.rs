@@ -77,6 +77,30 @@ pub fn paired_ratio(a: &[Rep], b: &[Rep]) -> Option<(f64, Vec<f64>)> {
     Some((median(&per_round)?, per_round))
 }
 
+/// Per round both cells ran in: (round, a's position in it, a's median / b's median).
+pub fn round_ratios(a: &[Rep], b: &[Rep]) -> Vec<(u32, Option<u32>, f64)> {
+    a.iter()
+        .filter_map(|ra| {
+            let rb = b.iter().find(|rb| rb.round == ra.round)?;
+            let r = ratio(median(&fault_costs(ra)), median(&fault_costs(rb)))?;
+            Some((ra.round, ra.position, r))
+        })
+        .collect()
+}
+
+/// The median over the rounds both cells ran in of (a's median - b's median): what a adds to
+/// b, paired by round. None without such a round.
+pub fn paired_difference(a: &[Rep], b: &[Rep]) -> Option<f64> {
+    let d: Vec<f64> = a
+        .iter()
+        .filter_map(|ra| {
+            let rb = b.iter().find(|rb| rb.round == ra.round)?;
+            Some(median(&fault_costs(ra))? - median(&fault_costs(rb))?)
+        })
+        .collect();
+    median(&d)
+}
+
 /// What the table shows of one cell (ns).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CellStats {
@@ -172,11 +196,13 @@ mod tests {
         let reps = vec![
             Rep {
                 round: 1,
+                position: None,
                 first_ns: vec![100, 200, 300],
                 second_ns: vec![10, 10, 20],
             },
             Rep {
                 round: 2,
+                position: None,
                 first_ns: vec![110, 210, 290],
                 second_ns: vec![10, 10, 20],
             },
@@ -202,6 +228,7 @@ mod tests {
     fn ratios_paired_by_round() {
         let rep = |round, v: u64| Rep {
             round,
+            position: None,
             first_ns: vec![v, v, v],
             second_ns: vec![0, 0, 0],
         };
@@ -215,9 +242,29 @@ mod tests {
     }
 
     #[test]
+    fn round_ratios_and_differences_carry_the_position() {
+        let rep = |round, position, v: u64| Rep {
+            round,
+            position: Some(position),
+            first_ns: vec![v, v, v],
+            second_ns: vec![0, 0, 0],
+        };
+        let a = vec![rep(1, 0, 300), rep(2, 1, 600), rep(3, 2, 250)];
+        let b = vec![rep(1, 1, 100), rep(2, 2, 300), rep(3, 0, 100)];
+        assert_eq!(
+            round_ratios(&a, &b),
+            vec![(1, Some(0), 3.0), (2, Some(1), 2.0), (3, Some(2), 2.5)]
+        );
+        // 200, 300, 150 -> 200
+        assert_eq!(paired_difference(&a, &b), Some(200.0));
+        assert_eq!(paired_difference(&a, &[]), None);
+    }
+
+    #[test]
     fn negative_costs_are_kept() {
         let r = Rep {
             round: 1,
+            position: None,
             first_ns: vec![5, 50],
             second_ns: vec![10, 10, 99],
         };

@@ -24,6 +24,15 @@ pub mod skel {
     pub mod famfs_slow {
         include!(concat!(env!("OUT_DIR"), "/famfs_slow.skel.rs"));
     }
+    pub mod famfs_direct {
+        include!(concat!(env!("OUT_DIR"), "/famfs_direct.skel.rs"));
+    }
+    pub mod famfs_kfunc {
+        include!(concat!(env!("OUT_DIR"), "/famfs_kfunc.skel.rs"));
+    }
+    pub mod famfs_trivial {
+        include!(concat!(env!("OUT_DIR"), "/famfs_trivial.skel.rs"));
+    }
     pub mod evil_oob {
         include!(concat!(env!("OUT_DIR"), "/evil_oob.skel.rs"));
     }
@@ -208,6 +217,27 @@ pub fn load(kind: OpsKind, o: &BpfOptions) -> Result<Option<Attached>, BpfError>
             o,
             skel::famfs_slow::FamfsSlowSkelBuilder,
             famfs_slow_ops,
+            |open| {}
+        ),
+        OpsKind::FamfsDirect => attach!(
+            kind,
+            o,
+            skel::famfs_direct::FamfsDirectSkelBuilder,
+            famfs_direct_ops,
+            |open| {}
+        ),
+        OpsKind::FamfsKfunc => attach!(
+            kind,
+            o,
+            skel::famfs_kfunc::FamfsKfuncSkelBuilder,
+            famfs_kfunc_ops,
+            |open| {}
+        ),
+        OpsKind::FamfsTrivial => attach!(
+            kind,
+            o,
+            skel::famfs_trivial::FamfsTrivialSkelBuilder,
+            famfs_trivial_ops,
             |open| {}
         ),
         OpsKind::EvilOob => attach!(

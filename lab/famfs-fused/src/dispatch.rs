@@ -210,7 +210,7 @@ impl Server {
         {
             let why = format!(
                 "kernel FUSE 7.{} does not offer FUSE_DAX_FMAP (flags2 {:#x}): not the famfs-bpf kernel, \
-                 or the mounter lacks CAP_SYS_RAWIO (use --no-fmap for a plain FUSE mount)",
+                 the mounter lacks CAP_SYS_RAWIO, or a fuseblk mount (use --no-fmap for a plain FUSE mount)",
                 i.minor, i.flags2
             );
             return fail(why, libc::EPROTO);

@@ -14,6 +14,18 @@ pub enum OpsKind {
     /// BPF, benchmark only: `famfs` plus a busy loop in iomap_begin (a synthetic slowdown).
     #[value(name = "famfs_slow")]
     FamfsSlow,
+    /// BPF, benchmark only: famfs's logic, the meta in a global table read with plain loads
+    /// (no resolve kfunc).
+    #[value(name = "famfs_direct")]
+    FamfsDirect,
+    /// BPF, benchmark only: one resolve kfunc call, then a one-extent mapping (no resolve
+    /// logic); files of one simple extent only.
+    #[value(name = "famfs_kfunc")]
+    FamfsKfunc,
+    /// BPF, benchmark only: a one-extent mapping from a global table (no kfunc, no resolve
+    /// logic); files of one simple extent only.
+    #[value(name = "famfs_trivial")]
+    FamfsTrivial,
     /// No BPF: name the kernel's native ops (CONFIG_FUSE_DAX_FMAP_NATIVE_TEST).
     #[value(name = "famfs_native")]
     FamfsNative,
@@ -35,6 +47,9 @@ impl OpsKind {
             OpsKind::Famfs => "famfs",
             OpsKind::FamfsMaplookup => "famfs_maplookup",
             OpsKind::FamfsSlow => "famfs_slow",
+            OpsKind::FamfsDirect => "famfs_direct",
+            OpsKind::FamfsKfunc => "famfs_kfunc",
+            OpsKind::FamfsTrivial => "famfs_trivial",
             OpsKind::FamfsNative => "famfs_native",
             OpsKind::EvilOob => "evil_oob",
             OpsKind::RejectAll => "reject_all",
@@ -45,10 +60,15 @@ impl OpsKind {
     /// size (bpf/famfs_meta.h; the native module may use that layout).
     pub fn meta_size(self, map: &FileMap) -> u32 {
         match self {
-            OpsKind::Famfs | OpsKind::FamfsSlow | OpsKind::EvilOob | OpsKind::FamfsNative => {
-                meta::meta_size(map)
-            }
-            OpsKind::FamfsMaplookup | OpsKind::RejectAll => MIN_META,
+            OpsKind::Famfs
+            | OpsKind::FamfsSlow
+            | OpsKind::FamfsKfunc
+            | OpsKind::EvilOob
+            | OpsKind::FamfsNative => meta::meta_size(map),
+            OpsKind::FamfsMaplookup
+            | OpsKind::FamfsDirect
+            | OpsKind::FamfsTrivial
+            | OpsKind::RejectAll => MIN_META,
         }
     }
 
@@ -56,10 +76,15 @@ impl OpsKind {
     /// strips for the meta layouts; [`MIN_META`] for ops that keep nothing in the buffer).
     pub fn max_meta_size(self) -> u32 {
         match self {
-            OpsKind::Famfs | OpsKind::FamfsSlow | OpsKind::EvilOob | OpsKind::FamfsNative => {
-                meta::MAX_SIZE as u32
-            }
-            OpsKind::FamfsMaplookup | OpsKind::RejectAll => MIN_META,
+            OpsKind::Famfs
+            | OpsKind::FamfsSlow
+            | OpsKind::FamfsKfunc
+            | OpsKind::EvilOob
+            | OpsKind::FamfsNative => meta::MAX_SIZE as u32,
+            OpsKind::FamfsMaplookup
+            | OpsKind::FamfsDirect
+            | OpsKind::FamfsTrivial
+            | OpsKind::RejectAll => MIN_META,
         }
     }
 

@@ -177,7 +177,8 @@ impl Guest {
     /// Powers the guest off through the agent and waits for QEMU; stops it if it hangs.
     pub fn poweroff(&mut self) {
         if let Some(b) = self.session.guests[0].booted.as_mut() {
-            guest::power_off(b, Some(&self.agent), &self.session.rt);
+            let wait = self.session.req.wait(crate::guest::POWEROFF);
+            guest::power_off(b, Some(&self.agent), wait, &self.session.rt);
         }
     }
 

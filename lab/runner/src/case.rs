@@ -38,7 +38,7 @@ pub(crate) fn run_case(
     );
     let from = s.serial.len();
     let started = Instant::now();
-    let timeout = Duration::from_secs(case.timeout_s);
+    let timeout = req.wait(Duration::from_secs(case.timeout_s));
     let mut env = case_env();
     if let Some(n) = flaky_run_number(&id) {
         env.push((FLAKY_RUN.into(), n.to_string()));

@@ -57,6 +57,12 @@ pub(crate) async fn boot_at(
         cmdline,
     };
     let mut spec = VmSpec::new(topology, Some(boot), dir, accel.accel);
+    let clock_args = req
+        .clock
+        .qemu_args(accel.accel)
+        .map_err(|e| anyhow::anyhow!("clock {}: {e}", req.clock))?;
+    spec.extra_args
+        .extend(clock_args.into_iter().map(Into::into));
     spec.options.results_dir = Some(dir.join("results"));
     if req.console.terminal {
         spec.options.serial = lab_vm::SerialOutput::Terminal(dir.join("serial.log"));
@@ -84,9 +90,10 @@ pub(crate) fn attach_at(
 ) -> Result<(AgentClient, Duration)> {
     let started = Instant::now();
     let socket = dir.join("agent.sock");
-    let agent = AgentClient::connect(&socket, Instant::now() + req.boot_timeout)
+    let boot_timeout = req.wait(req.boot_timeout);
+    let agent = AgentClient::connect(&socket, Instant::now() + boot_timeout)
         .context("connecting to the agent socket")?;
-    match agent.wait_ready(req.boot_timeout) {
+    match agent.wait_ready(boot_timeout) {
         Ok(_) => {}
         Err(e) => {
             let exited = rt.block_on(async { s.vm.exit_report() });
@@ -100,23 +107,31 @@ pub(crate) fn attach_at(
             };
             anyhow::bail!(
                 "waiting for the agent ({:?} boot timeout): {why}\nlast serial lines:\n{}",
-                req.boot_timeout,
+                boot_timeout,
                 s.tail()
             );
         }
     }
     agent
-        .hello(Duration::from_secs(10))
+        .hello(req.wait(Duration::from_secs(10)))
         .context("agent hello")?;
     Ok((agent, started.elapsed()))
 }
 
-/// Creates the regions and dax devices of `topology` in the guest; writes `dir/devices.json`.
-pub(crate) fn setup_at(agent: &AgentClient, topology: &Topology, dir: &Path) -> Result<DeviceMap> {
+/// How long the guest's setup (regions, dax devices) may take on the host clock.
+pub(crate) const SETUP_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Creates the regions and dax devices of `topology` in the guest within `timeout`; writes
+/// `dir/devices.json`.
+pub(crate) fn setup_at(
+    agent: &AgentClient,
+    topology: &Topology,
+    dir: &Path,
+    timeout: Duration,
+) -> Result<DeviceMap> {
     crate::whole_log::mark(agent, markers::SETUP);
     let plan = plan::setup_plan(topology, dir);
     let json = serde_json::to_string(&plan)?;
-    let timeout = Duration::from_secs(90);
     let r = agent
         .exec(
             ExecRequest::new(["famfs-lab-cases", "setup", json.as_str()]).timeout(timeout),
@@ -133,15 +148,20 @@ pub(crate) fn setup_at(agent: &AgentClient, topology: &Topology, dir: &Path) -> 
 }
 
 /// Powers the guest off: through its agent when it still answers (after the power-off marker),
-/// then waits for QEMU, and stops it if it hangs.
-pub(crate) fn power_off(s: &mut Booted, agent: Option<&AgentClient>, rt: &tokio::runtime::Runtime) {
+/// then waits for QEMU (up to `wait`), and stops it if it hangs.
+pub(crate) fn power_off(
+    s: &mut Booted,
+    agent: Option<&AgentClient>,
+    wait: Duration,
+    rt: &tokio::runtime::Runtime,
+) {
     if let Some(a) = agent.filter(|a| a.is_connected()) {
         crate::whole_log::mark(a, markers::POWEROFF);
         let _ = a.poweroff(Duration::from_secs(5));
     }
     rt.block_on(async {
-        if s.vm.wait_exit(POWEROFF).await.is_err() {
-            let _ = s.vm.shutdown(POWEROFF).await;
+        if s.vm.wait_exit(wait).await.is_err() {
+            let _ = s.vm.shutdown(wait).await;
         }
     });
 }

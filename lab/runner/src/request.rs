@@ -31,6 +31,16 @@ pub struct RunRequest {
     pub user_tree: Option<crate::user_tree::UserTree>,
     /// Where the console goes and whether QEMU's gdb stub listens (a run: `serial.log` only).
     pub console: Console,
+    /// Guest time: the host's clock, or QEMU's instruction counter (`-icount`, TCG only;
+    /// every host-side wait then scaled by [`lab_vm::Clock::timeout_scale`]).
+    pub clock: lab_vm::Clock,
+}
+
+impl RunRequest {
+    /// `base` scaled for this run's clock (icount runs are slower; waits keep a limit).
+    pub fn wait(&self, base: Duration) -> Duration {
+        base * self.clock.timeout_scale()
+    }
 }
 
 /// How the guest's console and debugger are wired.

@@ -42,6 +42,9 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
         meta.insert("accel_fallback".into(), why.clone());
     }
     meta.insert("accel_reason".into(), session.req.accel.reason.clone());
+    if session.req.clock != lab_vm::Clock::Host {
+        meta.insert("clock".into(), session.req.clock.to_string());
+    }
     meta.insert("image".into(), req.initramfs.display().to_string());
     session.bring_up();
     let report = if hosts == 1 {

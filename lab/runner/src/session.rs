@@ -164,7 +164,12 @@ impl Session {
     pub(crate) fn power_off(&mut self) {
         for g in self.guests.iter_mut() {
             if let Some(b) = g.booted.as_mut() {
-                guest::power_off(b, g.agent.as_ref(), &self.rt);
+                guest::power_off(
+                    b,
+                    g.agent.as_ref(),
+                    self.req.wait(guest::POWEROFF),
+                    &self.rt,
+                );
             }
         }
     }
@@ -200,7 +205,7 @@ fn bring_up(
     );
     g.ready = Some(ready);
     let setup_started = Instant::now();
-    match guest::setup_at(&agent, topology, &g.dir) {
+    match guest::setup_at(&agent, topology, &g.dir, req.wait(guest::SETUP_TIMEOUT)) {
         Ok(map) => {
             g.setup = Some(setup_started.elapsed());
             g.map = Some(map);

@@ -18,6 +18,33 @@ pub const SAMPLES_FILE: &str = "bench.fault.samples.json";
 pub const FLOOR: &str = "device_dax";
 /// The resolver every ratio is taken against.
 pub const BASELINE: &str = "famfs_native";
+/// The breakdown variants (fault benchmark only, famfs-fused's bpf/): `famfs_direct` (famfs's
+/// logic, meta by plain loads, no kfunc), `famfs_kfunc` (one kfunc call, no logic),
+/// `famfs_trivial` (no kfunc, no logic). Together with `famfs` they show where the BPF cost is.
+pub const BREAKDOWN: &[&str] = &["famfs_direct", "famfs_kfunc", "famfs_trivial"];
+/// Resolvers that map only files of one simple extent (the `one` files): run on those only.
+pub const ONE_EXTENT_ONLY: &[&str] = &["famfs_kfunc", "famfs_trivial"];
+/// The files a fault workload of `resolver` runs on (the floor: `dev`).
+pub fn files_of(resolver: &str) -> &'static [&'static str] {
+    if resolver == FLOOR {
+        &["dev"]
+    } else if ONE_EXTENT_ONLY.contains(&resolver) {
+        &["one"]
+    } else {
+        &["simple", "il", "one"]
+    }
+}
+
+/// The order the units (the floor and the resolvers) run in, in timed round `round` (1-based):
+/// `units` rotated left by `round - 1`, so over `units.len()` rounds each unit takes every
+/// position once. Rounds before the timed ones (probe, warm-up: 0) keep `units` as they are.
+pub fn rotation<T: Clone>(units: &[T], round: u32) -> Vec<T> {
+    if units.is_empty() {
+        return Vec::new();
+    }
+    let k = (round.saturating_sub(1) as usize) % units.len();
+    units[k..].iter().chain(&units[..k]).cloned().collect()
+}
 
 /// What the host asks the guest to measure.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +61,14 @@ pub struct FaultConfig {
     pub resolvers: Vec<String>,
     /// Also measure the floor (raw device_dax).
     pub floor: bool,
+    /// Untimed warm-up rounds after the probe: every unit faults every workload once, so no
+    /// timed round pays for a first run of a code path (TCG translation, caches).
+    #[serde(default = "one")]
+    pub warmup: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl Default for FaultConfig {
@@ -49,6 +84,7 @@ impl Default for FaultConfig {
                 "famfs_maplookup".into(),
             ],
             floor: true,
+            warmup: 1,
         }
     }
 }
@@ -136,6 +172,9 @@ pub struct Rep {
     /// round ran close in time and their ratio is paired.
     #[serde(default)]
     pub round: u32,
+    /// Where its unit ran in that round (0: first; [`RoundOrder`]).
+    #[serde(default)]
+    pub position: Option<u32>,
     pub first_ns: Vec<u64>,
     pub second_ns: Vec<u64>,
 }
@@ -183,6 +222,27 @@ pub struct CellSamples {
     pub error: Option<String>,
 }
 
+/// What a round is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Round 0: tracepoints and bpf stats on, fault sizes recorded, nothing timed.
+    Probe,
+    /// Untimed: every code path faulted once more before the timed rounds.
+    Warmup,
+    /// Timed.
+    Timed,
+}
+
+/// The order the units ran in, one per round.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundOrder {
+    /// 0 for the probe and warm-ups, 1..=reps for the timed rounds.
+    pub round: u32,
+    pub phase: Phase,
+    pub order: Vec<String>,
+}
+
 /// The samples file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Samples {
@@ -194,6 +254,9 @@ pub struct Samples {
     pub bpf_stats: bool,
     /// Whether the fs_dax tracepoints were available.
     pub tracepoints: bool,
+    /// Every round's order of the units, in the order the rounds ran.
+    #[serde(default)]
+    pub rounds: Vec<RoundOrder>,
 }
 
 #[cfg(test)]
@@ -207,6 +270,43 @@ mod tests {
         assert_eq!(w.floor().to_string(), "pmd.rand.write.dev");
         let o = Workload::new(Size::Open, Order::Cold, Access::Read, "files");
         assert_eq!(o.floor().to_string(), "open.cached.read.dev");
+    }
+
+    #[test]
+    fn rotation_puts_every_unit_in_every_position() {
+        let u = ["dev", "native", "famfs", "map"];
+        assert_eq!(rotation(&u, 0), u);
+        assert_eq!(rotation(&u, 1), u);
+        assert_eq!(rotation(&u, 2), ["native", "famfs", "map", "dev"]);
+        assert_eq!(rotation(&u, 4), ["map", "dev", "native", "famfs"]);
+        assert_eq!(rotation(&u, 5), u);
+        for unit in u {
+            let mut positions: Vec<usize> = (1..=4)
+                .map(|r| rotation(&u, r).iter().position(|x| *x == unit).unwrap())
+                .collect();
+            positions.sort();
+            assert_eq!(positions, [0, 1, 2, 3], "{unit}");
+        }
+        assert!(rotation::<&str>(&[], 3).is_empty());
+    }
+
+    #[test]
+    fn files_per_resolver() {
+        assert_eq!(files_of(FLOOR), ["dev"]);
+        assert_eq!(files_of("famfs_trivial"), ["one"]);
+        assert_eq!(files_of("famfs"), ["simple", "il", "one"]);
+        assert_eq!(files_of("famfs_direct"), ["simple", "il", "one"]);
+    }
+
+    #[test]
+    fn old_samples_and_configs_still_parse() {
+        let c: FaultConfig = serde_json::from_str(
+            r#"{"reps":3,"pte_pages":8,"pmd_pages":2,"open_files":1,"resolvers":[],"floor":true}"#,
+        )
+        .unwrap();
+        assert_eq!(c.warmup, 1);
+        let r: Rep = serde_json::from_str(r#"{"round":2,"first_ns":[1],"second_ns":[0]}"#).unwrap();
+        assert_eq!(r.position, None);
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub const KNOWN_OPS: &[&str] = &[
     "famfs_maplookup",
     "famfs_native",
     "famfs_slow",
+    "famfs_direct",
+    "famfs_kfunc",
+    "famfs_trivial",
     "evil_oob",
     "reject_all",
 ];

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::fs::OpenOptions;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -304,9 +304,9 @@ pub fn probe_kvm(qemu: &Path) -> KvmProbe {
 }
 
 mod kvm_ioctls {
-    const KVMIO: u8 = 0xAE;
-    nix::ioctl_none!(kvm_get_api_version, KVMIO, 0x00);
-    nix::ioctl_write_int_bad!(kvm_create_vm, nix::request_code_none!(KVMIO, 0x01));
+    const KVMIO: u32 = 0xAE;
+    vmm_sys_util::ioctl_io_nr!(KVM_GET_API_VERSION, KVMIO, 0x00);
+    vmm_sys_util::ioctl_io_nr!(KVM_CREATE_VM, KVMIO, 0x01);
 }
 
 /// /dev/kvm opens, speaks API 12 and creates a VM.
@@ -317,16 +317,26 @@ fn kvm_ioctl_check() -> std::result::Result<(), String> {
         .open("/dev/kvm")
         .map_err(|e| format!("cannot open /dev/kvm: {e}"))?;
     // SAFETY: KVM_GET_API_VERSION takes no argument and only returns an int.
-    let version = unsafe { kvm_ioctls::kvm_get_api_version(kvm.as_raw_fd()) }
-        .map_err(|e| format!("KVM_GET_API_VERSION failed: {e}"))?;
+    let version = unsafe { vmm_sys_util::ioctl::ioctl(&kvm, kvm_ioctls::KVM_GET_API_VERSION()) };
+    if version < 0 {
+        return Err(format!(
+            "KVM_GET_API_VERSION failed: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
     if version != 12 {
         return Err(format!(
             "/dev/kvm reports API version {version}, expected 12"
         ));
     }
     // SAFETY: KVM_CREATE_VM with machine type 0 returns a new fd or fails.
-    let vm = unsafe { kvm_ioctls::kvm_create_vm(kvm.as_raw_fd(), 0) }
-        .map_err(|e| format!("KVM_CREATE_VM failed: {e}"))?;
+    let vm = unsafe { vmm_sys_util::ioctl::ioctl_with_val(&kvm, kvm_ioctls::KVM_CREATE_VM(), 0) };
+    if vm < 0 {
+        return Err(format!(
+            "KVM_CREATE_VM failed: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
     // SAFETY: `vm` is a fresh fd we own; OwnedFd closes it.
     drop(unsafe { OwnedFd::from_raw_fd(vm) });
     Ok(())

@@ -8,6 +8,7 @@
 //! - [`qemu_args`]: the QEMU argv as a pure function, and its shell rendering.
 //! - [`backing`]: sparse CXL backing files and host-side byte access to them.
 //! - [`accel`]: KVM or TCG, from a real QEMU probe or `FAMFS_LAB_ACCEL`.
+//! - [`clock`]: the host's clock or QEMU's instruction counter (`-icount`) as guest time.
 //! - [`qmp`]: QMP client with timeouts; [`fault_inject`]: CXL faults through QMP (poison, RAS
 //!   errors, media events, device_del), each checked against the running QEMU's commands.
 //! - [`vm`]: the QEMU process ([`Vm`]), killed on drop; [`serial_log`] tails its console;
@@ -15,6 +16,7 @@
 
 pub mod accel;
 pub mod backing;
+pub mod clock;
 pub mod decoder_checks;
 pub mod error;
 pub mod fault_inject;
@@ -33,6 +35,7 @@ pub mod vm_spec;
 pub use lab_yaml_locate as yaml_locate;
 
 pub use accel::{choose_accel, Accel, AccelChoice};
+pub use clock::Clock;
 pub use error::{Error, Result, TopologyProblem};
 pub use qemu_args::{KernelBoot, QemuOptions, SerialOutput};
 pub use size::ByteSize;

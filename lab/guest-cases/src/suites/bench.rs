@@ -1,8 +1,10 @@
 //! The bench suite (never a default suite; `cargo xtask lab bench fault` runs it): the cost of
 //! the fmap ops on the DAX fault path. One case mounts identical files with each resolver in
 //! turn (famfs_native, famfs, famfs_maplookup, ...) and measures the same faults on the raw dax
-//! device (device_dax, the floor). Rounds interleave the resolvers so that drift hits all alike;
-//! round 0 is an untimed probe with the fs_dax tracepoints (fault sizes) and bpf stats on.
+//! device (device_dax, the floor). Rounds interleave the units so that drift hits all alike;
+//! round 0 is an untimed probe with the fs_dax tracepoints (fault sizes) and bpf stats on,
+//! then untimed warm-up rounds, then the timed rounds, each with the units (the floor and the
+//! resolvers) rotated one place ([`rotation`]), the order recorded in the samples.
 //! Raw per-touch timings go to `/results/bench.fault.samples.json`; the host does the
 //! statistics (lab-bench). The case fails only if nothing could be measured.
 
@@ -16,8 +18,8 @@ use crate::Outcome;
 use anyhow::{bail, Context, Result};
 use famfs_fmap::{Extents, FileMap, FileType, SimpleExtent};
 use lab_suite::benchdata::{
-    Access, BpfRun, CellSamples, FaultConfig, FaultSizes, Order, Rep, Samples, Size, Workload,
-    CONFIG_ENV, FLOOR, SAMPLES_FILE,
+    files_of, rotation, Access, BpfRun, CellSamples, FaultConfig, FaultSizes, Order, Phase, Rep,
+    RoundOrder, Samples, Size, Workload, CONFIG_ENV, FLOOR, SAMPLES_FILE,
 };
 use lab_suite::expect::{interleaved_map, simple_map, AreaAlloc, Stripe, FILL_TAIL, MIB};
 use lab_suite::rng::Rng;
@@ -97,8 +99,19 @@ fn layout(ctx: &Ctx<'_>, cfg: &FaultConfig) -> Result<(Layout, Spec)> {
             len,
         )
         .ok_or_else(full)?;
+        // one: a single extent (what the breakdown variants that skip the resolve logic map)
+        let one = FileMap {
+            file_type: FileType::Regular,
+            file_size: len,
+            extents: Extents::Simple(vec![SimpleExtent {
+                dev_index: 0,
+                offset: a.take(0, len).ok_or_else(full)?,
+                len,
+            }]),
+        };
         files.push(FileSpec::new(&format!("{size}/simple"), simple));
         files.push(FileSpec::new(&format!("{size}/il"), il));
+        files.push(FileSpec::new(&format!("{size}/one"), one));
     }
     for k in 0..cfg.open_files {
         let m = simple_map(&mut a, &[(k % n, pmd)], 64 << 10).ok_or_else(full)?;
@@ -184,11 +197,20 @@ impl Cells {
     }
 }
 
-/// What round 0 turns on.
+/// One round of one unit: what it is for, where the unit ran in it, and what the probe turns
+/// on (tracepoints, bpf stats).
 struct Probe {
-    on: bool,
+    phase: Phase,
+    round: u32,
+    position: u32,
     trace: Option<Trace>,
     bpf: Option<BpfStats>,
+}
+
+impl Probe {
+    fn on(&self) -> bool {
+        self.phase == Phase::Probe
+    }
 }
 
 fn fault(ctx: &mut Ctx<'_>) -> Result<Outcome> {
@@ -216,14 +238,25 @@ fn fault(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             dead.insert("famfs_native".into(), why);
         }
     }
-    for round in 0..=cfg.reps {
-        let probe = round == 0;
+    // probe, warm-ups, then the timed rounds, each unit (the floor, the resolvers) in the
+    // order of `rotation`: every unit runs in every position equally often
+    let mut units: Vec<String> = Vec::new();
+    if cfg.floor {
+        units.push(FLOOR.to_string());
+    }
+    units.extend(cfg.resolvers.iter().cloned());
+    let phases = std::iter::once((Phase::Probe, 0))
+        .chain((0..cfg.warmup).map(|_| (Phase::Warmup, 0)))
+        .chain((1..=cfg.reps).map(|r| (Phase::Timed, r)));
+    for (phase, round) in phases {
         let mut pr = Probe {
-            on: probe,
+            phase,
+            round,
+            position: 0,
             trace: None,
             bpf: None,
         };
-        if probe {
+        if phase == Phase::Probe {
             pr.trace = Trace::new(DAX_FAULT_EVENTS)?;
             out.tracepoints = pr.trace.is_some();
             if pr.trace.is_none() {
@@ -238,24 +271,24 @@ fn fault(ctx: &mut Ctx<'_>) -> Result<Outcome> {
                 Err(why) => out.notes.push(why),
             }
         }
-        println!(
-            "round {round}{}",
-            if probe { " (probe, untimed)" } else { "" }
-        );
-        if cfg.floor {
-            if let Err(e) = floor_round(&l, &cfg, &floor_dax, probe, &mut cells) {
-                for (w, o) in fault_workloads(&l, &["dev"]) {
-                    cells.fail(FLOOR, &w, o.len(), &e);
+        let order = rotation(&units, round);
+        println!("round {round} ({phase:?}): {}", order.join(" "));
+        out.rounds.push(RoundOrder {
+            round,
+            phase,
+            order: order.clone(),
+        });
+        for (position, r) in order.iter().enumerate() {
+            pr.position = position as u32;
+            if r == FLOOR {
+                if let Err(e) = floor_round(&l, &cfg, &floor_dax, &pr, &mut cells) {
+                    for (w, o) in fault_workloads(&l, files_of(FLOOR)) {
+                        cells.fail(FLOOR, &w, o.len(), &e);
+                    }
                 }
+                continue;
             }
-        }
-        // each round starts with the next resolver: no resolver always runs first
-        let n = cfg.resolvers.len().max(1);
-        let order: Vec<&String> = (0..cfg.resolvers.len())
-            .map(|i| &cfg.resolvers[(i + round as usize) % n])
-            .collect();
-        for r in order {
-            let files: Vec<Workload> = fault_workloads(&l, &["simple", "il"])
+            let files: Vec<Workload> = fault_workloads(&l, files_of(r))
                 .into_iter()
                 .map(|(w, _)| w)
                 .chain(open_workloads())
@@ -292,11 +325,6 @@ fn fault(ctx: &mut Ctx<'_>) -> Result<Outcome> {
                 println!("{why}");
                 out.notes.push(why.clone());
                 dead.insert(r.clone(), why);
-            }
-        }
-        for c in cells.0.values_mut() {
-            for rep in c.reps.iter_mut().filter(|r| r.round == 0) {
-                rep.round = round;
             }
         }
     }
@@ -344,7 +372,7 @@ fn floor_round(
     l: &Layout,
     cfg: &FaultConfig,
     dax: &str,
-    probe: bool,
+    pr: &Probe,
     cells: &mut Cells,
 ) -> Result<()> {
     let dev = format!("/dev/{dax}");
@@ -357,7 +385,7 @@ fn floor_round(
                 .write(true)
                 .open(&dev)
                 .with_context(|| format!("opening {dev}"))?;
-            for (w, offs) in fault_workloads(l, &["dev"]) {
+            for (w, offs) in fault_workloads(l, files_of(FLOOR)) {
                 if w.size != size {
                     continue;
                 }
@@ -365,15 +393,15 @@ fn floor_round(
                     cells.fail(FLOOR, &w, offs.len(), &anyhow::anyhow!("{why}"));
                     continue;
                 }
-                match measure(f.as_raw_fd(), l.floor_off, l.len, &w, &offs, probe, None) {
+                match measure(f.as_raw_fd(), l.floor_off, l.len, &w, &offs, pr.on(), None) {
                     Ok((rep, sizes)) => {
-                        record(cells.cell(FLOOR, &w, offs.len()), probe, rep, sizes, None)
+                        record(cells.cell(FLOOR, &w, offs.len()), pr, rep, sizes, None)
                     }
                     Err(e) => cells.fail(FLOOR, &w, offs.len(), &e),
                 }
             }
             if size == Size::Pte && floor.unaligned.is_none() {
-                floor_open(&dev, l, cfg, probe, cells)?;
+                floor_open(&dev, l, cfg, pr, cells)?;
             }
             Ok(())
         })();
@@ -389,7 +417,7 @@ fn floor_open(
     dev: &str,
     l: &Layout,
     cfg: &FaultConfig,
-    probe: bool,
+    pr: &Probe,
     cells: &mut Cells,
 ) -> Result<()> {
     let w = Workload::new(Size::Open, Order::Cached, Access::Read, "dev");
@@ -408,10 +436,13 @@ fn floor_open(
         rep.first_ns.push(t1.saturating_sub(t0));
         rep.second_ns.push(second[0]);
     }
-    let c = cells.cell(FLOOR, &w, cfg.open_files as usize);
-    if !probe {
-        c.reps.push(rep);
-    }
+    record(
+        cells.cell(FLOOR, &w, cfg.open_files as usize),
+        pr,
+        rep,
+        FaultSizes::default(),
+        None,
+    );
     Ok(())
 }
 
@@ -429,7 +460,7 @@ fn resolver_round(
         _ => None,
     };
     let mut open: BTreeMap<String, std::fs::File> = BTreeMap::new();
-    for (w, offs) in fault_workloads(l, &["simple", "il"]) {
+    for (w, offs) in fault_workloads(l, files_of(r)) {
         let rel = file_of(&w);
         if !open.contains_key(&rel) {
             match std::fs::File::options()
@@ -454,7 +485,7 @@ fn resolver_round(
         let before = pid
             .filter(|_| pr.bpf.is_some() && r != "famfs_native")
             .and_then(|p| bpf_prog_stats(p).ok());
-        match measure(f.as_raw_fd(), 0, l.len, &w, &offs, pr.on, tracer) {
+        match measure(f.as_raw_fd(), 0, l.len, &w, &offs, pr.on(), tracer) {
             Ok((rep, sizes)) => {
                 let bpf = match (before, pid.and_then(|p| bpf_prog_stats(p).ok())) {
                     (Some((c0, n0)), Some((c1, n1))) => Some(BpfRun {
@@ -463,26 +494,35 @@ fn resolver_round(
                     }),
                     _ => None,
                 };
-                record(cells.cell(r, &w, offs.len()), pr.on, rep, sizes, bpf);
+                record(cells.cell(r, &w, offs.len()), pr, rep, sizes, bpf);
             }
             Err(e) => cells.fail(r, &w, offs.len(), &e),
         }
     }
     drop(open);
-    if let Err(e) = open_round(fs, r, cfg, pr.on, cells) {
+    if let Err(e) = open_round(fs, r, cfg, pr, cells) {
         for w in open_workloads() {
             cells.fail(r, &w, cfg.open_files as usize, &e);
         }
     }
 }
 
-/// Stores a repetition: the probe's fault sizes and bpf time, or a timed repetition.
-fn record(c: &mut CellSamples, probe: bool, rep: Rep, sizes: FaultSizes, bpf: Option<BpfRun>) {
-    if probe {
-        c.sizes = Some(sizes);
-        c.bpf = bpf;
-    } else {
-        c.reps.push(rep);
+/// Stores a repetition: the probe's fault sizes and bpf time, a timed repetition (with its
+/// round and position), or nothing (a warm-up).
+fn record(c: &mut CellSamples, pr: &Probe, rep: Rep, sizes: FaultSizes, bpf: Option<BpfRun>) {
+    match pr.phase {
+        Phase::Probe => {
+            if sizes != FaultSizes::default() {
+                c.sizes = Some(sizes);
+            }
+            c.bpf = bpf;
+        }
+        Phase::Warmup => {}
+        Phase::Timed => c.reps.push(Rep {
+            round: pr.round,
+            position: Some(pr.position),
+            ..rep
+        }),
     }
 }
 
@@ -520,6 +560,7 @@ fn measure(
     Ok((
         Rep {
             round: 0,
+            position: None,
             first_ns,
             second_ns,
         },
@@ -529,13 +570,7 @@ fn measure(
 
 /// One round of the open workloads: every file cold (inodes dropped), then every file again
 /// (cached): open + mmap + first touch, then a second touch.
-fn open_round(
-    fs: &Famfs,
-    r: &str,
-    cfg: &FaultConfig,
-    probe: bool,
-    cells: &mut Cells,
-) -> Result<()> {
+fn open_round(fs: &Famfs, r: &str, cfg: &FaultConfig, pr: &Probe, cells: &mut Cells) -> Result<()> {
     let n = cfg.open_files as usize;
     fs.settle_and_drop_caches()?;
     for w in open_workloads() {
@@ -555,11 +590,10 @@ fn open_round(
         }
         let fmaps = fs.stats()?.fmap_total()?.saturating_sub(before);
         let c = cells.cell(r, &w, n);
-        if probe {
+        if pr.on() {
             c.notes.push(format!("GET_FMAP {fmaps} for {n} opens"));
-        } else {
-            c.reps.push(rep);
         }
+        record(c, pr, rep, FaultSizes::default(), None);
     }
     Ok(())
 }

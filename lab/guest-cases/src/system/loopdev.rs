@@ -10,10 +10,11 @@ const LOOP_SET_FD: libc::c_ulong = 0x4C00;
 const LOOP_CLR_FD: libc::c_ulong = 0x4C01;
 const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
 
-/// An attached loop device; detached on drop.
+/// An attached loop device; detached on drop. No descriptor of it stays open: a kernel
+/// without CONFIG_BLK_DEV_WRITE_MOUNTED refuses (EBUSY) to mount a block device someone
+/// has open for writing.
 pub struct LoopDev {
     pub path: PathBuf,
-    dev: File,
 }
 
 impl LoopDev {
@@ -51,14 +52,17 @@ impl LoopDev {
                 format!("LOOP_SET_FD {} on {}", backing.display(), path.display())
             });
         }
-        Ok(LoopDev { path, dev })
+        Ok(LoopDev { path })
     }
 }
 
 impl Drop for LoopDev {
     fn drop(&mut self) {
+        let Ok(dev) = File::open(&self.path) else {
+            return;
+        };
         // SAFETY: LOOP_CLR_FD takes no argument; the device fd is open. A failure (still
-        // mounted) leaves the device to the kernel's autoclear-less default: nothing to free.
-        unsafe { libc::ioctl(self.dev.as_raw_fd(), LOOP_CLR_FD) };
+        // mounted) leaves the device attached until the mount goes: nothing to free here.
+        unsafe { libc::ioctl(dev.as_raw_fd(), LOOP_CLR_FD) };
     }
 }
