@@ -28,6 +28,9 @@ pub struct Config {
     pub blob_dir: Option<PathBuf>,
     /// Negative tests: claim FUSE_DAX_FMAP at INIT even when the kernel did not offer it.
     pub claim_fmap: bool,
+    /// Ask for FUSE_ATOMIC_O_TRUNC: open(O_TRUNC) arrives as OPEN with O_TRUNC, truncated
+    /// here (as a size change: refused unless `allow_resize`), instead of as SETATTR.
+    pub atomic_o_trunc: bool,
     /// How dax devices are opened for registration (negative tests: read-only).
     pub daxdev_open: crate::register::OpenMode,
     /// Negative tests: misuses of the registration ioctl.
@@ -124,9 +127,12 @@ impl Server {
                 self.fs.setattr(n, s, self.cfg.allow_resize)?;
                 Ok(reply::of(u, &self.attr_out(n)))
             }),
-            Op::Open(_) => self.node(id).and_then(|n| match self.fs.fmap(n) {
-                Ok(_) => Ok(reply::of(u, &abi::OpenOut::default())),
-                Err(e) => Err(e),
+            Op::Open(o) => self.node(id).and_then(|n| {
+                self.fs.fmap(n)?;
+                if self.cfg.atomic_o_trunc && o.flags & libc::O_TRUNC as u32 != 0 {
+                    self.fs.truncate(n, self.cfg.allow_resize)?;
+                }
+                Ok(reply::of(u, &abi::OpenOut::default()))
             }),
             Op::Opendir(_) => self.node(id).and_then(|n| {
                 self.fs.entries(n)?;
@@ -222,7 +228,12 @@ impl Server {
             | flag::PARALLEL_DIROPS
             | flag::MAX_PAGES
             | flag::INIT_EXT
-            | if fmap { flag::DAX_FMAP } else { 0 };
+            | if fmap { flag::DAX_FMAP } else { 0 }
+            | if self.cfg.atomic_o_trunc {
+                flag::ATOMIC_O_TRUNC
+            } else {
+                0
+            };
         let mut flags = want & offered;
         if fmap && self.cfg.claim_fmap {
             // negative tests: claimed whether or not the kernel offered it

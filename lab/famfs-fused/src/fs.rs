@@ -262,6 +262,16 @@ impl Fs {
 
     /// Apply a SETATTR. A size change is refused with EINVAL unless `allow_resize`; then the map
     /// is truncated or grown ([`famfs_shadow::resize`]). Nothing changes if anything is refused.
+    /// open(O_TRUNC) under FUSE_ATOMIC_O_TRUNC: the size change SETATTR would make.
+    pub fn truncate(&self, n: &Node, allow_resize: bool) -> Result<(), i32> {
+        let s = SetattrIn {
+            valid: fattr::SIZE,
+            size: 0,
+            ..Default::default()
+        };
+        self.setattr(n, &s, allow_resize)
+    }
+
     pub fn setattr(&self, n: &Node, s: &SetattrIn, allow_resize: bool) -> Result<(), i32> {
         let t = now();
         let mut new_map = None;

@@ -98,6 +98,9 @@ struct Cli {
     /// kernel did not offer it (the kernel must ignore it).
     #[arg(long)]
     claim_fmap: bool,
+    /// Negotiate FUSE_ATOMIC_O_TRUNC: open(O_TRUNC) truncates in OPEN, not in a SETATTR.
+    #[arg(long)]
+    atomic_o_trunc: bool,
     /// reject_all: the errno every parse fails with.
     #[arg(long, default_value_t = libc::EPERM as u32)]
     reject_errno: u32,
@@ -221,6 +224,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         blob_extra: cli.blob_extra,
         blob_dir: cli.blob_dir.clone(),
         claim_fmap: cli.claim_fmap,
+        atomic_o_trunc: cli.atomic_o_trunc,
         daxdev_open: if cli.daxdev_read_only {
             famfs_fused::register::OpenMode::ReadOnly
         } else {

@@ -106,6 +106,7 @@ pub fn config(ops: OpsKind) -> Config {
         blob_extra: 0,
         blob_dir: None,
         claim_fmap: false,
+        atomic_o_trunc: false,
         daxdev_open: Default::default(),
         register_abuse: Default::default(),
         max_write: 128 << 10,

@@ -307,12 +307,23 @@ fn grow(ctx: &mut Ctx<'_>) -> Result<Outcome> {
 
 fn o_trunc(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let mut c = Checks::new();
-    for allow in [false, true] {
+    // The kernel sends open(O_TRUNC) as SETATTR, or with FUSE_ATOMIC_O_TRUNC as the OPEN
+    // itself (fuse_open() then drops the metadata): both paths.
+    for (allow, atomic) in [(false, false), (true, false), (false, true), (true, true)] {
         let mut a = AreaAlloc::new(READ_AREA);
         let mut spec = Spec::new(&ctx.ops()?, ctx.slots(1)?).file("t", file_t(&mut a)?);
         spec.allow_resize = allow;
+        if atomic {
+            spec.args.push("--atomic-o-trunc".into());
+        }
         let mut fs = Famfs::start(ctx, spec)?;
-        let tag = if allow { "--allow-resize" } else { "default" };
+        let tag = match (allow, atomic) {
+            (false, false) => "default",
+            (true, false) => "--allow-resize",
+            (false, true) => "--atomic-o-trunc",
+            (true, true) => "--allow-resize --atomic-o-trunc",
+        };
+        let setattrs = fs.stats()?.opcode("SETATTR")?;
         let size = fs.map("t")?.file_size;
         let f = open_rw(&fs, "t")?;
         let m = Mapping::shared(&f, 0, page_up(size) as usize, false).context("mmap")?;
@@ -343,6 +354,13 @@ fn o_trunc(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             );
         } else {
             c.errno(format!("{tag}: open(O_TRUNC)"), &r, 0);
+            if atomic {
+                c.eq(
+                    format!("{tag}: no SETATTR (the truncation came with the OPEN)"),
+                    fs.stats()?.opcode("SETATTR")? - setattrs,
+                    0,
+                );
+            }
             let full = fs.map("t")?.clone();
             fs.set_map("t", resized_in_place(&full, 0)?);
             c.eq(format!("{tag}: size 0"), sys::size_of(&fs.path("t")), Ok(0));
