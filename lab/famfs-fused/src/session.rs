@@ -99,12 +99,15 @@ fn worker(server: &Server, dev: File, bufsize: usize) {
             },
         };
         let Some(msg) = buf.get(..n) else { continue };
+        // fuse_in_header: len, then opcode.
+        let release = msg.get(4..8) == Some(&crate::abi::op::RELEASE.to_le_bytes()[..]);
         if let Some(reply) = server.handle(msg) {
-            if let Err(e) = dev.write(&reply) {
+            match dev.write(&reply) {
+                Ok(_) if release => server.stats.release_replied(),
+                Ok(_) => {}
                 // ENOENT: the request was interrupted meanwhile; nothing to do.
-                if e.raw_os_error() != Some(libc::ENOENT) {
-                    eprintln!("famfs-fused: writing reply: {e}");
-                }
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => eprintln!("famfs-fused: writing reply: {e}"),
             }
         }
     }

@@ -11,7 +11,8 @@
 //!   "errors": {"LOOKUP": 1},
 //!   "get_fmap": {"by_nodeid": {"5": 1}, "by_path": {"dir/file": 1}},
 //!   "get_daxdev": {"by_index": {"0": 1}},
-//!   "register": {"0": 0}
+//!   "register": {"0": 0},
+//!   "release_replied": 0
 //! }
 //! ```
 //! `errors` counts error replies per opcode; `by_path` paths are relative to the mount point.
@@ -66,6 +67,10 @@ pub struct Snapshot {
     pub register: BTreeMap<u32, i32>,
     /// Negative tests: results of misused registrations (`again:0`, `index:24`, ...).
     pub probes: BTreeMap<String, i32>,
+    /// RELEASE replies written to /dev/fuse, counted after the write (the opcode counts come
+    /// before the reply): once it reaches the OPEN count, the kernel has run every
+    /// release's end and dropped the inode references the releases held.
+    pub release_replied: u64,
 }
 
 #[derive(Debug)]
@@ -110,6 +115,10 @@ impl Stats {
                 *d.errors.entry(key(opcode)).or_default() += 1;
             }
         });
+    }
+
+    pub fn release_replied(&self) {
+        self.update(|d| d.release_replied += 1);
     }
 
     /// Counters at 0 for every named opcode, every file path of the tree and every slot.

@@ -463,19 +463,24 @@ impl Famfs {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let s = self.stats()?;
-            if s.opcode("RELEASE")? >= s.opcode("OPEN")? {
+            // Replies written, not requests counted: the release's end (and its inode
+            // reference) is gone once the server's write of the reply returned.
+            let replied =
+                s.0.get("release_replied")
+                    .and_then(serde_json::Value::as_u64)
+                    .context("no release_replied in the server's stats")?;
+            if replied >= s.opcode("OPEN")? {
                 break;
             }
             if Instant::now() > deadline {
                 bail!(
-                    "{} OPEN but {} RELEASE after 10 s: a file is still open",
+                    "{} OPEN but {} RELEASE replied after 10 s: a file is still open",
                     s.opcode("OPEN")?,
-                    s.opcode("RELEASE")?
+                    replied
                 );
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        std::thread::sleep(Duration::from_millis(50));
         sys::drop_caches()
     }
 
