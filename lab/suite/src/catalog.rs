@@ -321,7 +321,7 @@ pub const CASES: &[Case] = &[
     fmap("open", "reject_all", 90,
         "the reject_all ops fail every open with their errno; directories are unaffected"),
     fmap("open", "parse_errno_clamped", 120,
-        "a parse failing with -512, -514, -515, -516 or -4095: open returns an ordinary errno"),
+        "a parse failing with -512, -514, -515, -516 or -4095: open returns an ordinary errno; a positive return (1): EIO and the log line"),
     fmap("open", "parse_no_ranges", 60,
         "ops whose parse sets the size and a slot but declares no range: open EINVAL, log line, no GET_DAXDEV"),
     fmap("open", "kfunc_bounds", 60,

@@ -359,6 +359,24 @@ fn parse_errno_clamped(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         );
         fs.stop()?;
     }
+    // A positive return (reject_all returns -(int)0xffffffff = 1) is no errno at all: the
+    // kernel must turn it into EIO, never hand 1 back as the result of ->open.
+    let mut spec = Spec::new("reject_all", ctx.slots(1)?).file("f", map);
+    spec.args = vec!["--reject-errno".into(), u32::MAX.to_string()];
+    let fs = Famfs::start(ctx, spec)?;
+    sys::ratelimit_quiet();
+    let mut kmsg = Kmsg::open()?;
+    let what = "parse returns 1: open";
+    match sys::open_in_child(&fs.path("f"), Duration::from_secs(10))? {
+        sys::ChildOpen::Returned(e) => c.eq(what, sys::errno_name(e), sys::errno_name(libc::EIO)),
+        sys::ChildOpen::TimedOut { .. } => c.check(false, format!("{what}: no return within 10 s")),
+    };
+    let want = "dax_fmap_parse returned 1";
+    c.check(
+        kmsg.wait_for(want, Duration::from_secs(3)).is_some(),
+        format!("a kernel log line containing {want:?}"),
+    );
+    fs.stop()?;
     Ok(c.outcome())
 }
 
