@@ -28,6 +28,8 @@
  *                   at its end, a meta view that ends past the meta buffer, slots 24 and 31.
  *                   A kfunc that hands it out fails the parse with an errno naming it
  *                   (EBADE blob, EBADR meta, EXFULL slot); otherwise famfs as usual
+ *  14 no-size       the parse declares the slots and the ranges like famfs but never sets
+ *                   the file size: the kernel must refuse the open
  */
 #include "kernel_env.bpf.h"
 
@@ -49,6 +51,7 @@ const volatile __u64 evil_length = 1;
 
 #define EVIL_NO_RANGES 12
 #define EVIL_KFUNC_BOUNDS 13
+#define EVIL_NO_SIZE 14
 
 /* errnos of a kfunc that handed out what it must refuse (kfunc-bounds) */
 #define EVIL_EBADE 52
@@ -65,6 +68,15 @@ static __always_inline int evil_declare_range(struct parse_env *env, __u32 slot,
 	return fmap_declare_range(env, slot, dev_offset, len, file_offset, chunk, stride);
 }
 #define fmap_declare_range evil_declare_range
+
+/* ... and sets the size through this: no-size never does */
+static __always_inline int evil_set_size(struct parse_env *env, __u64 size)
+{
+	if (evil_flavour == EVIL_NO_SIZE)
+		return 0;
+	return fmap_set_size(env, size);
+}
+#define fmap_set_size evil_set_size
 
 #include "famfs_logic.bpf.h"
 
@@ -156,6 +168,7 @@ int BPF_PROG(evil_iomap_begin, struct fuse_dax_fmap_resolve_ctx *rctx, struct fu
 		break;
 	case EVIL_NO_RANGES:
 	case EVIL_KFUNC_BOUNDS:
+	case EVIL_NO_SIZE:
 		break;
 	default:
 		io->type = 0;

@@ -78,6 +78,8 @@ pub enum EvilFlavour {
     /// the parse first asks the kfuncs for views past the blob / meta buffer and for slots
     /// 24 and 31; one that is handed out fails the parse (EBADE blob, EBADR meta, EXFULL slot).
     KfuncBounds,
+    /// the parse declares slots and ranges like famfs but never sets the file size.
+    NoSize,
 }
 
 impl EvilFlavour {

@@ -324,6 +324,8 @@ pub const CASES: &[Case] = &[
         "a parse failing with -512, -514, -515, -516 or -4095: open returns an ordinary errno; a positive return (1): EIO and the log line"),
     fmap("open", "parse_no_ranges", 60,
         "ops whose parse sets the size and a slot but declares no range: open EINVAL, log line, no GET_DAXDEV"),
+    fmap("open", "parse_no_size", 60,
+        "ops whose parse declares a slot and ranges but never sets the size: open EINVAL, log line, no GET_DAXDEV"),
     fmap("open", "kfunc_bounds", 60,
         "ops that ask the parse kfuncs for views past the blob or meta buffer and for slots 24 and 31 get NULL and -EINVAL; the file then opens and reads"),
     fmap("open", "size_limits", 150,

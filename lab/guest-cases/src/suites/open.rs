@@ -20,6 +20,7 @@ pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
         "reject_all" => reject_all(ctx),
         "parse_errno_clamped" => parse_errno_clamped(ctx),
         "parse_no_ranges" => crate::suites::ranges::parse_no_ranges(ctx),
+        "parse_no_size" => crate::suites::ranges::parse_no_size(ctx),
         "kfunc_bounds" => crate::suites::kfunc_bounds::kfunc_bounds(ctx),
         "size_limits" => size_limits(ctx),
         "init_unregistered_ops" => init_unregistered_ops(ctx),

@@ -21,11 +21,23 @@ const ACROSS: u64 = 64 << 10;
 /// no range. The kernel refuses it right after the parse: EINVAL, "declared no ranges for
 /// nodeid N", no GET_DAXDEV; nothing is cached, so the next open fetches and fails again.
 pub fn parse_no_ranges(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    parse_refused(ctx, "no-ranges", "declared no ranges for nodeid")
+}
+
+/// `evil_oob --evil no-size`: the parse declares the slot and the ranges but never sets the
+/// file size: refused alike, "did not set the size of nodeid N".
+pub fn parse_no_size(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    parse_refused(ctx, "no-size", "did not set the size of nodeid")
+}
+
+/// An `evil_oob` parse `flavour` the kernel must refuse after the parse: EINVAL on every
+/// open (each fetches again), no GET_DAXDEV, and a log line `{log} N` naming the ops.
+fn parse_refused(ctx: &mut Ctx<'_>, flavour: &str, log: &str) -> Result<Outcome> {
     let mut c = Checks::new();
     let mut a = AreaAlloc::new(READ_AREA);
     let map = simple_map(&mut a, &[(0, 2 * MIB)], 2 * MIB).context("read area full")?;
     let mut spec = Spec::new("evil_oob", ctx.slots(1)?).file("f", map);
-    spec.args = vec!["--evil".into(), "no-ranges".into()];
+    spec.args = vec!["--evil".into(), flavour.into()];
     let fs = Famfs::start(ctx, spec)?;
     let ino = std::fs::metadata(fs.path("f"))
         .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
@@ -34,7 +46,7 @@ pub fn parse_no_ranges(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let mut kmsg = Kmsg::open()?;
     for (n, what) in [(1u64, "first open"), (2, "second open")] {
         c.errno(
-            format!("{what}: a parse that declared no range"),
+            format!("{what}: a parse of flavour {flavour}"),
             &sys::open(&fs.path("f"), false),
             libc::EINVAL,
         );
@@ -46,7 +58,7 @@ pub fn parse_no_ranges(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             0,
         );
     }
-    let want = format!("declared no ranges for nodeid {ino}");
+    let want = format!("{log} {ino}");
     match kmsg.wait_for(&want, Duration::from_secs(3)) {
         Some(l) => c.check(
             l.contains("\"evil_oob\""),
