@@ -360,6 +360,13 @@ fn o_trunc(ctx: &mut Ctx<'_>) -> Result<Outcome> {
                     fs.stats()?.opcode("SETATTR")? - setattrs,
                     0,
                 );
+                // fuse_open() drops the old metadata before it opens the fmap file, so the
+                // OPEN that truncated fetches the new, empty fmap at once.
+                c.eq(
+                    format!("{tag}: GET_FMAP during open(O_TRUNC) (the old metadata dropped)"),
+                    fs.stats()?.fmap("t")? - fmaps,
+                    1,
+                );
             }
             let full = fs.map("t")?.clone();
             fs.set_map("t", resized_in_place(&full, 0)?);
