@@ -109,8 +109,8 @@ const MPROTECT_WAIT: Duration = Duration::from_secs(5);
 /// server, and must not wait for the server with the VMA or mmap lock held: a stalled server
 /// would block every mmap, munmap and mprotect of the process (v2 drops the lock, fetches,
 /// and retries the fault). The server holds the GET_FMAP reply while another thread
-/// mprotect()s the same mapping, which takes both locks for writing: it must return while the
-/// fault still waits. Then the reply goes out and the fault reads the device's byte.
+/// mprotect()s the same mapping to PROT_NONE and back, which takes both locks for writing:
+/// it must return while the fault still waits. Then the reply goes out and the fault reads the device's byte.
 pub fn refetch_unlocked(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let mut c = Checks::new();
     let ch = Channel::new(&ctx.id)?;
@@ -143,9 +143,16 @@ pub fn refetch_unlocked(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         let (tx, rx) = std::sync::mpsc::channel();
         let len = 2 * MIB as usize;
         let protect = std::thread::spawn(move || {
-            // SAFETY: the range is the mapping `m`, alive until both threads are joined;
-            // PROT_READ is what it already has.
-            let r = unsafe { libc::mprotect(addr as *mut libc::c_void, len, libc::PROT_READ) };
+            // An mprotect() to the protection a VMA already has returns before it locks the
+            // VMA: to PROT_NONE and back, which both lock it for writing.
+            let protect = |prot| {
+                // SAFETY: the range is the mapping `m`, alive until both threads are joined.
+                unsafe { libc::mprotect(addr as *mut libc::c_void, len, prot) }
+            };
+            let r = match protect(libc::PROT_NONE) {
+                0 => protect(libc::PROT_READ),
+                e => e,
+            };
             let _ = tx.send(if r == 0 {
                 0
             } else {
