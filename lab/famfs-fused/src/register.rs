@@ -15,7 +15,7 @@ use std::os::unix::fs::OpenOptionsExt;
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct DaxRegister {
-    pub fd: u32,
+    pub fd: i32,
     pub index: u32,
     pub flags: u64,
 }
@@ -94,9 +94,8 @@ impl Registrar {
                 eprintln!("famfs-fused: slot {index}: opening {path}: {e}");
                 errno(e)
             })?;
-        let fd = u32::try_from(file.as_raw_fd()).map_err(|_| libc::EBADF)?;
         let arg = DaxRegister {
-            fd,
+            fd: file.as_raw_fd(),
             index,
             flags: 0,
         };
