@@ -66,7 +66,7 @@ pub fn poison_records(lines: &[String]) -> Vec<PoisonRecord> {
 
 /// The poison list of kernel memdev `memdev` (`mem0`): its sysfs trigger makes the driver
 /// read the device's list (Get Poison List) and trace every record (`cxl/cxl_poison`).
-fn poison_list_of(memdev: &str) -> Result<(Vec<PoisonRecord>, Vec<String>)> {
+pub(crate) fn poison_list_of(memdev: &str) -> Result<(Vec<PoisonRecord>, Vec<String>)> {
     let trace = Trace::new(&["cxl/cxl_poison"])?
         .context("this kernel has no cxl/cxl_poison tracepoint (CONFIG_CXL_BUS with tracing)")?;
     let trigger = format!("/sys/bus/cxl/devices/{memdev}/trigger_poison_list");
@@ -77,7 +77,7 @@ fn poison_list_of(memdev: &str) -> Result<(Vec<PoisonRecord>, Vec<String>)> {
 
 /// The physical address of the page mapped at `addr` in this process (`/proc/self/pagemap`,
 /// as root).
-fn phys_of(addr: *const u8) -> Result<u64> {
+pub(crate) fn phys_of(addr: *const u8) -> Result<u64> {
     let f = std::fs::File::open("/proc/self/pagemap").context("opening /proc/self/pagemap")?;
     let mut e = [0u8; 8];
     f.read_exact_at(&mut e, (addr as u64 / PAGE) * 8)
@@ -90,7 +90,7 @@ fn phys_of(addr: *const u8) -> Result<u64> {
 }
 
 /// The kernel name (`mem0`) of topology device `id`.
-fn kernel_memdev(ctx: &Ctx<'_>, id: &str) -> Result<String> {
+pub(crate) fn kernel_memdev(ctx: &Ctx<'_>, id: &str) -> Result<String> {
     Ok(ctx
         .map
         .memdev(id)
@@ -116,7 +116,7 @@ fn fault_slots(ctx: &Ctx<'_>) -> Result<(BTreeMap<u32, Target>, u32)> {
 }
 
 /// The one piece of a page of `rel` (a page never spans an interleave chunk here).
-fn page_piece(fs: &Famfs, rel: &str, off: u64) -> Result<Piece> {
+pub(crate) fn page_piece(fs: &Famfs, rel: &str, off: u64) -> Result<Piece> {
     let p = fs.pieces(rel, off, PAGE)?;
     match p.as_slice() {
         [one] => Ok(one.clone()),
@@ -126,7 +126,7 @@ fn page_piece(fs: &Famfs, rel: &str, off: u64) -> Result<Piece> {
 
 /// MADV_HWPOISON of the page at `ptr` in a child that maps it (the guest's memory-failure
 /// path, as if the child had consumed poison there): what the child saw.
-fn hwpoison_in_child(ptr: usize) -> Result<String> {
+pub(crate) fn hwpoison_in_child(ptr: usize) -> Result<String> {
     POISON_ADDR.store(ptr, Ordering::Relaxed);
     // SAFETY: single-threaded; the child sets a handler, calls madvise and _exits (from the
     // handler, or after madvise returns).

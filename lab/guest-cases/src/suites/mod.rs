@@ -19,6 +19,7 @@ pub mod registration;
 pub mod security;
 pub mod selftest;
 pub mod shared;
+pub mod shared_poison;
 pub mod smoke;
 pub mod stress;
 pub mod teardown;

@@ -16,6 +16,7 @@
 
 use crate::harness::check::Checks;
 use crate::harness::famfs::{Ctx, Famfs, Spec};
+use crate::suites::shared_poison;
 use crate::system::mapping::Mapping;
 use crate::system::sys;
 use crate::Outcome;
@@ -42,6 +43,9 @@ const PEER_PATIENCE: Duration = Duration::from_secs(90);
 const DATA: &str = "data";
 const DATA_SIZE: u64 = 4 * MIB;
 const RING: &str = "ring";
+/// The file `poison` injects a media error under (its own, so no other case reads a
+/// poisoned page).
+const POISONED: &str = "poisoned";
 /// Guests the tree has a write file for (`from-h0`..).
 const WRITERS: u32 = 4;
 
@@ -100,20 +104,31 @@ pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
         ("ring", "produce") => produce(ctx),
         ("ring", "consume") => consume(ctx),
         ("server_killed", "kill_server") => server_killed(ctx),
+        ("poison", "poison_first") => shared_poison::first(ctx, tree(ctx)?, POISONED),
+        ("poison", "poison_peer") => shared_poison::peer(
+            ctx,
+            tree(ctx)?,
+            POISONED,
+            &shared_value(0, "dpa")?,
+            &shared_value(0, "memdev")?,
+        ),
         (_, "keep_reading") => keep_reading(ctx),
         ("peer_panic", "panic") => panic_soon(ctx),
         (case, role) => bail!("shared.{case} has no role {role:?}"),
     }
 }
 
-/// The tree every guest serves: the fill-pattern file `data`, one write file per guest
+/// The tree every guest serves: the fill-pattern files `data` and `poisoned`, one write file per guest
 /// (`from-h<N>`, at most four guests) and the ring, at the same device bytes everywhere.
 fn tree(ctx: &Ctx<'_>) -> Result<Spec> {
     let slots = ctx.slots(1)?;
     let mut read = AreaAlloc::new(READ_AREA);
     let mut write = AreaAlloc::new(WRITE_AREA);
     let data = simple_map(&mut read, &[(0, DATA_SIZE)], DATA_SIZE).context("read area full")?;
-    let mut spec = Spec::new(&ctx.ops()?, slots).file(DATA, data);
+    let poisoned = simple_map(&mut read, &[(0, 2 * MIB)], 2 * MIB).context("read area full")?;
+    let mut spec = Spec::new(&ctx.ops()?, slots)
+        .file(DATA, data)
+        .file(POISONED, poisoned);
     for h in 0..WRITERS {
         let m = simple_map(&mut write, &[(0, 2 * MIB)], 2 * MIB).context("write area full")?;
         spec = spec.file(&from_file(h), m);
