@@ -104,7 +104,8 @@ pub struct MutantResult {
     /// Cases that failed on the mutant and pass on the series.
     #[serde(default)]
     pub killed_by: Vec<String>,
-    /// Cases that failed on the mutant but fail on the series too (no evidence).
+    /// Cases that failed on the mutant but fail on the series too, or that the baseline
+    /// did not run (no evidence either way).
     #[serde(default)]
     pub also_failing_without: Vec<String>,
     /// Cases that failed on the mutant once but passed when run again on it (flaky: no
@@ -233,15 +234,32 @@ pub fn failing_cases(report: &RunReport) -> Vec<String> {
     case_ids(report, |c| c.outcome.is_failure()).collect()
 }
 
-/// Judges a mutant's run against the cases that fail on the series anyway:
-/// (verdict, killed by, failing without the mutant too).
+/// What the run of the unmutated series says about each case.
+#[derive(Debug, Clone, Default)]
+pub struct BaselineCases {
+    /// Cases it ran; `None` when not known (`--no-baseline`, or a resumed baseline whose run
+    /// directory is gone): then every case not failing counts as passed.
+    pub ran: Option<BTreeSet<String>>,
+    /// Cases failing without a mutant.
+    pub failing: BTreeSet<String>,
+}
+
+impl BaselineCases {
+    /// Whether `case` passed on the series: only such a case's failure is evidence.
+    pub fn passed(&self, case: &str) -> bool {
+        !self.failing.contains(case) && self.ran.as_ref().is_none_or(|r| r.contains(case))
+    }
+}
+
+/// Judges a mutant's run against the baseline: only a case that passed on the series kills
+/// (verdict, killed by, failing but no evidence: failing on the series too, or not run there).
 pub fn judge_report(
     report: &RunReport,
-    baseline: &BTreeSet<String>,
+    baseline: &BaselineCases,
 ) -> (Verdict, Vec<String>, Vec<String>) {
-    let (also, killed_by): (Vec<String>, Vec<String>) = failing_cases(report)
+    let (killed_by, also): (Vec<String>, Vec<String>) = failing_cases(report)
         .into_iter()
-        .partition(|c| baseline.contains(c));
+        .partition(|c| baseline.passed(c));
     let verdict = if killed_by.is_empty() {
         Verdict::Survived
     } else {
@@ -465,14 +483,11 @@ pub fn run(sh: &Shell, args: &MutateArgs) -> Result<()> {
         .map(|p| read_mutate_json(p))
         .collect::<Result<Vec<_>>>()?;
     let (resumed_baseline, mut judged) = resumed(&earlier);
-    let mut baseline_failing = BTreeSet::new();
-    let mut baseline_cases = BTreeSet::new();
+    let mut baseline = BaselineCases::default();
     if let (Some(b), None, false) = (&resumed_baseline, &args.baseline, args.no_baseline) {
         eprintln!("famfs-lab: mutate: the baseline of {}", b.run_dir);
-        baseline_failing = b.failing.iter().cloned().collect();
-        if args.expected_first {
-            baseline_cases = ran_cases(&b.run_dir);
-        }
+        baseline.failing = b.failing.iter().cloned().collect();
+        baseline.ran = ran_cases(&b.run_dir);
         report.baseline = resumed_baseline.clone();
     } else if !args.no_baseline {
         eprintln!("famfs-lab: mutate: the baseline (the series without a mutant)");
@@ -484,14 +499,14 @@ pub fn run(sh: &Shell, args: &MutateArgs) -> Result<()> {
                 .context("the baseline run of the unmutated series (without it no mutant can be judged; --no-baseline skips it)")?,
         };
         let failing = failing_cases(&base);
-        baseline_cases = all_cases(&base);
+        baseline.ran = Some(all_cases(&base));
         if !failing.is_empty() {
             eprintln!(
                 "famfs-lab: mutate: failing without a mutant too (not counted as kills): {}",
                 failing.join(", ")
             );
         }
-        baseline_failing = failing.iter().cloned().collect();
+        baseline.failing = failing.iter().cloned().collect();
         report.baseline = Some(Baseline {
             run_dir: match &args.baseline {
                 Some(dir) => dir.display().to_string(),
@@ -519,7 +534,7 @@ pub fn run(sh: &Shell, args: &MutateArgs) -> Result<()> {
                 r.equivalent = m.equivalent.clone();
                 r
             }
-            None => one(sh, args, m, &baseline_failing, &baseline_cases),
+            None => one(sh, args, m, &baseline),
         };
         eprintln!(
             "famfs-lab: mutate: {} {}{}",
@@ -560,37 +575,31 @@ fn all_cases(report: &RunReport) -> BTreeSet<String> {
     case_ids(report, |_| true).collect()
 }
 
-/// The cases a baseline run dir holds; none if it is gone (then no shortcut is taken).
-fn ran_cases(run_dir: &str) -> BTreeSet<String> {
+/// The cases a baseline run dir holds; not known if it is gone (then no `--expected-first`
+/// shortcut is taken, and every case not failing there counts as passed).
+fn ran_cases(run_dir: &str) -> Option<BTreeSet<String>> {
     match read_run(Path::new(run_dir)) {
-        Ok(report) => all_cases(&report),
+        Ok(report) => Some(all_cases(&report)),
         Err(e) => {
-            eprintln!("famfs-lab: mutate: --expected-first: no baseline cases ({e:#}): running the whole suites");
-            BTreeSet::new()
+            eprintln!("famfs-lab: mutate: the baseline's cases are not known ({e:#}): a failure of any case it did not list as failing counts as a kill");
+            None
         }
     }
 }
 
-/// The expected cases worth running alone: those the baseline ran and passed.
-pub fn expected_first_cases(
-    expect: &[String],
-    baseline_cases: &BTreeSet<String>,
-    baseline_failing: &BTreeSet<String>,
-) -> Vec<String> {
+/// The expected cases worth running alone: those the baseline is known to have run and passed.
+pub fn expected_first_cases(expect: &[String], baseline: &BaselineCases) -> Vec<String> {
+    if baseline.ran.is_none() {
+        return Vec::new();
+    }
     expect
         .iter()
-        .filter(|c| baseline_cases.contains(*c) && !baseline_failing.contains(*c))
+        .filter(|c| baseline.passed(c))
         .cloned()
         .collect()
 }
 
-fn one(
-    sh: &Shell,
-    args: &MutateArgs,
-    m: &Mutant,
-    baseline: &BTreeSet<String>,
-    baseline_cases: &BTreeSet<String>,
-) -> MutantResult {
+fn one(sh: &Shell, args: &MutateArgs, m: &Mutant, baseline: &BaselineCases) -> MutantResult {
     let started = Instant::now();
     let mut result = MutantResult {
         name: m.name.clone(),
@@ -624,7 +633,7 @@ fn one(
         Ok(built) => {
             result.kernel_key = Some(built.meta.key.clone());
             let quick = if args.expected_first {
-                expected_first_cases(&m.expect, baseline_cases, baseline)
+                expected_first_cases(&m.expect, baseline)
             } else {
                 Vec::new()
             };
@@ -661,7 +670,7 @@ fn killed_by_expected(
     m: &Mutant,
     kernel: &BuildArgs,
     cases: Vec<String>,
-    baseline: &BTreeSet<String>,
+    baseline: &BaselineCases,
     result: &mut MutantResult,
 ) -> bool {
     eprintln!(
@@ -788,7 +797,10 @@ mod tests {
             failing_cases(&r),
             ["open.b", "fault.c", "fault.d", "truncate.g"]
         );
-        let baseline: BTreeSet<String> = ["fault.c".to_string()].into();
+        let baseline = BaselineCases {
+            ran: None,
+            failing: ["fault.c".to_string()].into(),
+        };
         let (v, by, also) = judge_report(&r, &baseline);
         assert_eq!(v, Verdict::Killed);
         assert_eq!(by, ["open.b", "fault.d", "truncate.g"]);
@@ -798,14 +810,40 @@ mod tests {
     #[test]
     fn failures_the_series_has_anyway_do_not_kill() {
         let r = report(&[("open", "a", Outcome::Pass), ("open", "b", Outcome::Fail)]);
-        let baseline: BTreeSet<String> = ["open.b".to_string()].into();
+        let baseline = BaselineCases {
+            ran: None,
+            failing: ["open.b".to_string()].into(),
+        };
         let (v, by, also) = judge_report(&r, &baseline);
         assert_eq!(
             (v, by.len(), also),
             (Verdict::Survived, 0, vec!["open.b".into()])
         );
         let clean = report(&[("open", "a", Outcome::Pass), ("open", "x", Outcome::Xfail)]);
-        assert_eq!(judge_report(&clean, &BTreeSet::new()).0, Verdict::Survived);
+        assert_eq!(
+            judge_report(&clean, &BaselineCases::default()).0,
+            Verdict::Survived
+        );
+    }
+
+    #[test]
+    fn a_case_the_baseline_did_not_run_does_not_kill() {
+        // A partial baseline (`--baseline` of a one-suite run): a failure of a case it never
+        // ran is no evidence against the mutant.
+        let r = report(&[
+            ("open", "a", Outcome::Fail),
+            ("shared", "ring", Outcome::Fail),
+        ]);
+        let baseline = BaselineCases {
+            ran: Some(["open.a".to_string()].into()),
+            failing: BTreeSet::new(),
+        };
+        let (v, by, also) = judge_report(&r, &baseline);
+        assert_eq!(v, Verdict::Killed);
+        assert_eq!(by, ["open.a"]);
+        assert_eq!(also, ["shared.ring"]);
+        let only_unrun = report(&[("shared", "ring", Outcome::Fail)]);
+        assert_eq!(judge_report(&only_unrun, &baseline).0, Verdict::Survived);
     }
 
     #[test]
@@ -821,11 +859,13 @@ mod tests {
             "fuzz.not_in_baseline".to_string(),
             "fault.c".to_string(),
         ];
-        assert_eq!(
-            expected_first_cases(&expect, &ran, &failing),
-            ["open.a", "fault.c"]
-        );
-        assert!(expected_first_cases(&expect, &BTreeSet::new(), &failing).is_empty());
+        let known = BaselineCases {
+            ran: Some(ran.clone()),
+            failing: failing.clone(),
+        };
+        assert_eq!(expected_first_cases(&expect, &known), ["open.a", "fault.c"]);
+        let unknown = BaselineCases { ran: None, failing };
+        assert!(expected_first_cases(&expect, &unknown).is_empty());
     }
 
     #[test]
