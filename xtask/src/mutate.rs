@@ -70,6 +70,46 @@ pub struct MutateArgs {
     /// ~160 MB each, and a mutant rebuilds in a minute from its work tree).
     #[arg(long)]
     pub keep_kernels: bool,
+    /// Only every N-th mutant from the K-th (`K/N`, K from 1): CI splits a campaign into N
+    /// jobs this way and merges their mutate.json files with `--resume`.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<Shard>,
+    /// Run nothing: one table and score from the `--resume` files (every verdict, a later
+    /// file wins); a mutant none of them judged is an error. For CI's shards.
+    #[arg(long, requires = "resume")]
+    pub merge: bool,
+}
+
+/// One of N equal parts of the mutant list (`--shard K/N`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// 1..=n
+    pub k: usize,
+    pub n: usize,
+}
+
+impl Shard {
+    /// The mutants of this part: the K-th, the K+N-th, ... of `all`, in order.
+    pub fn pick<T: Clone>(self, all: &[T]) -> Vec<T> {
+        all.iter()
+            .skip(self.k - 1)
+            .step_by(self.n)
+            .cloned()
+            .collect()
+    }
+}
+
+fn parse_shard(s: &str) -> std::result::Result<Shard, String> {
+    let bad = || format!("--shard {s:?}: expected K/N with 1 <= K <= N, e.g. 2/4");
+    let (k, n) = s.split_once('/').ok_or_else(bad)?;
+    let (k, n): (usize, usize) = (
+        k.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if k == 0 || k > n {
+        return Err(bad());
+    }
+    Ok(Shard { k, n })
 }
 
 /// What became of one mutant.
@@ -404,6 +444,29 @@ fn run_dir_of(report: &RunReport) -> String {
         .to_string()
 }
 
+/// Every result of the files (any verdict; a later file wins), in `planned` order; the
+/// planned mutants that no file has are the error.
+pub fn merged(
+    reports: &[MutateReport],
+    planned: &[String],
+) -> std::result::Result<Vec<MutantResult>, Vec<String>> {
+    let mut by_name = std::collections::BTreeMap::new();
+    for r in reports {
+        for m in &r.mutants {
+            by_name.insert(m.name.clone(), m.clone());
+        }
+    }
+    let missing: Vec<String> = planned
+        .iter()
+        .filter(|n| !by_name.contains_key(*n))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        return Err(missing);
+    }
+    Ok(planned.iter().filter_map(|n| by_name.remove(n)).collect())
+}
+
 /// What earlier runs settled: the baseline and the judged mutants by name
 /// (killed and survived only: anything else is worth another try).
 pub fn resumed(
@@ -444,7 +507,10 @@ fn read_run(dir: &Path) -> Result<RunReport> {
 pub fn run(sh: &Shell, args: &MutateArgs) -> Result<()> {
     let dir = mutants_dir(&args.kernel.kernel);
     let all = lab_kernel::mutant::list(&dir)?;
-    let mutants = lab_kernel::mutant::select(&all, &args.mutants)?;
+    let mut mutants = lab_kernel::mutant::select(&all, &args.mutants)?;
+    if let Some(shard) = args.shard {
+        mutants = shard.pick(&mutants);
+    }
     if args.list {
         let width = all.iter().map(|m| m.name.len()).max().unwrap_or(0);
         for m in &all {
@@ -486,6 +552,21 @@ pub fn run(sh: &Shell, args: &MutateArgs) -> Result<()> {
         .iter()
         .map(|p| read_mutate_json(p))
         .collect::<Result<Vec<_>>>()?;
+    if args.merge {
+        report.baseline = earlier.iter().rev().find_map(|r| r.baseline.clone());
+        report.mutants = merged(&earlier, &report.planned).map_err(|missing| {
+            anyhow::anyhow!(
+                "--merge: no --resume file has {} ({}): a shard did not finish; run them with --resume of the files",
+                if missing.len() == 1 { "this mutant" } else { "these mutants" },
+                missing.join(", ")
+            )
+        })?;
+        report.score = Score::of(&report.mutants);
+        print!("{}", table(&report.mutants));
+        let path = report.write(&out_dir)?;
+        eprintln!("famfs-lab: mutate: merged into {}", path.display());
+        return Ok(());
+    }
     let (resumed_baseline, mut judged) = resumed(&earlier);
     let mut baseline = BaselineCases::default();
     if let (Some(b), None, false) = (&resumed_baseline, &args.baseline, args.no_baseline) {
@@ -855,6 +936,49 @@ mod tests {
             judge_report(&clean, &BaselineCases::default()).0,
             Verdict::Survived
         );
+    }
+
+    #[test]
+    fn merge_takes_every_verdict_and_names_the_missing() {
+        let file = |ms: Vec<MutantResult>| MutateReport {
+            id: "1".into(),
+            kernel: "famfs-bpf".into(),
+            topology: "default".into(),
+            ops: "famfs".into(),
+            suites: vec![],
+            baseline: None,
+            planned: vec![],
+            mutants: ms,
+            score: Score::of(&[]),
+        };
+        let a = file(vec![
+            result("m1", Verdict::Killed, &["open.a"]),
+            result("m2", Verdict::LabError, &[]),
+        ]);
+        let b = file(vec![result("m2", Verdict::Survived, &[])]);
+        let planned: Vec<String> = ["m2", "m1"].iter().map(|s| s.to_string()).collect();
+        let got = merged(&[a.clone(), b], &planned).expect("both judged");
+        let v: Vec<(&str, Verdict)> = got.iter().map(|m| (m.name.as_str(), m.verdict)).collect();
+        assert_eq!(v, [("m2", Verdict::Survived), ("m1", Verdict::Killed)]);
+        let planned3: Vec<String> = ["m1", "m2", "m3"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(merged(&[a], &planned3).err(), Some(vec!["m3".to_string()]));
+    }
+
+    #[test]
+    fn shards_split_the_list_without_overlap_or_loss() {
+        let all: Vec<u32> = (0..10).collect();
+        let parts: Vec<Vec<u32>> = (1..=4)
+            .map(|k| parse_shard(&format!("{k}/4")).map(|s| s.pick(&all)))
+            .collect::<std::result::Result<_, _>>()
+            .expect("K/4 parses");
+        assert_eq!(parts[0], [0, 4, 8]);
+        assert_eq!(parts[3], [3, 7]);
+        let mut joined: Vec<u32> = parts.concat();
+        joined.sort();
+        assert_eq!(joined, all);
+        for bad in ["0/4", "5/4", "4", "a/b", "1/0"] {
+            assert!(parse_shard(bad).is_err(), "{bad} must be refused");
+        }
     }
 
     #[test]
