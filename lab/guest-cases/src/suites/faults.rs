@@ -126,7 +126,7 @@ pub(crate) fn page_piece(fs: &Famfs, rel: &str, off: u64) -> Result<Piece> {
 
 /// MADV_HWPOISON of the page at `ptr` in a child that maps it (the guest's memory-failure
 /// path, as if the child had consumed poison there): what the child saw.
-pub(crate) fn hwpoison_in_child(ptr: usize) -> Result<String> {
+fn hwpoison_in_child(ptr: usize) -> Result<String> {
     POISON_ADDR.store(ptr, Ordering::Relaxed);
     // SAFETY: single-threaded; the child sets a handler, calls madvise and _exits (from the
     // handler, or after madvise returns).
@@ -160,6 +160,36 @@ pub(crate) fn hwpoison_in_child(ptr: usize) -> Result<String> {
             None => format!("wait status {status:#x}"),
         },
     )
+}
+
+/// Drives the memory-failure path for the mapped page at `page` (a child that maps it
+/// consumes it) and checks what the series does: SIGBUS BUS_MCEERR_AR at exactly that page,
+/// and its log line naming the page's dax offset (`piece`).
+pub(crate) fn consumed(
+    c: &mut Checks,
+    kmsg: &mut Kmsg,
+    page: *const u8,
+    piece: &Piece,
+) -> Result<()> {
+    let seen = hwpoison_in_child(page as usize)?;
+    c.check(
+        seen == "SIGBUS BUS_MCEERR_AR at the page",
+        format!("the process that consumed it: SIGBUS BUS_MCEERR_AR at {page:p} ({seen})"),
+    );
+    let at = format!("memory failure at device offset {:#x}:", piece.dax_off);
+    match kmsg.wait_for(
+        "dax_fmap: memory failure at device offset",
+        Duration::from_secs(5),
+    ) {
+        Some(l) => {
+            c.check(
+                l.contains(&at),
+                format!("kernel log {l:?} names {}+{:#x}", piece.dax, piece.dax_off),
+            );
+        }
+        None => c.fail("no \"dax_fmap: memory failure at device offset\" in the kernel log"),
+    }
+    Ok(())
 }
 
 /// Poison injected by the host (cxl-inject-poison) under one mapped page of a file: the
@@ -244,24 +274,7 @@ pub fn poison_read_mapped(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         named,
         Some(hpa),
     );
-    let seen = hwpoison_in_child(page as usize)?;
-    c.check(
-        seen == "SIGBUS BUS_MCEERR_AR at the page",
-        format!("the process that consumed it: SIGBUS BUS_MCEERR_AR at {page:p} ({seen})"),
-    );
-    let at = format!("memory failure at device offset {:#x}:", piece.dax_off);
-    match kmsg.wait_for(
-        "dax_fmap: memory failure at device offset",
-        Duration::from_secs(5),
-    ) {
-        Some(l) => {
-            c.check(
-                l.contains(&at),
-                format!("kernel log {l:?} names {}+{:#x}", piece.dax, piece.dax_off),
-            );
-        }
-        None => c.fail("no \"dax_fmap: memory failure at device offset\" in the kernel log"),
-    }
+    consumed(&mut c, &mut kmsg, page, &piece)?;
     if let Some(l) = kmsg.find(&format!("{:#x}", hpa / PAGE)) {
         c.note(format!("kernel log: {l}"));
     }

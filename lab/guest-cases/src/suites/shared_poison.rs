@@ -15,7 +15,7 @@
 use crate::harness::check::Checks;
 use crate::harness::famfs::{Ctx, Famfs, Spec};
 use crate::suites::faults::{
-    hwpoison_in_child, kernel_memdev, page_piece, phys_of, poison_list_of, PoisonRecord,
+    consumed, kernel_memdev, page_piece, phys_of, poison_list_of, PoisonRecord,
 };
 use crate::system::host;
 use crate::system::mapping::Mapping;
@@ -25,7 +25,6 @@ use anyhow::{bail, Context, Result};
 use lab_agent_proto::HostCall;
 use lab_suite::expect::Piece;
 use std::fs::File;
-use std::time::Duration;
 
 const PAGE: u64 = 4096;
 /// The page of `data` guest 0 poisons.
@@ -161,24 +160,7 @@ fn consume(
     let want = fs.expected(file, off, PAGE)?;
     let mut kmsg = Kmsg::open()?;
     sys::ratelimit_quiet();
-    let seen = hwpoison_in_child(page as usize)?;
-    c.check(
-        seen == "SIGBUS BUS_MCEERR_AR at the page",
-        format!("the process that consumed it: SIGBUS BUS_MCEERR_AR at {page:p} ({seen})"),
-    );
-    let at = format!("memory failure at device offset {:#x}:", piece.dax_off);
-    match kmsg.wait_for(
-        "dax_fmap: memory failure at device offset",
-        Duration::from_secs(5),
-    ) {
-        Some(l) => {
-            c.check(
-                l.contains(&at),
-                format!("kernel log {l:?} names {}+{:#x}", piece.dax, piece.dax_off),
-            );
-        }
-        None => c.fail("no \"dax_fmap: memory failure at device offset\" in the kernel log"),
-    }
+    consumed(c, &mut kmsg, page, piece)?;
     let next = off + PAGE;
     c.access(
         format!("{file}: a fault on the next page"),
