@@ -9,6 +9,8 @@
 //!   fixed_by: "issue 16"      # the issue or commit that removes the entry
 //!   ops: [famfs_native]       # optional: only with these ops
 //!   topologies: [two-devices] # optional: only on these topologies
+//!   fragments: [debug]        # optional: only on kernels built with one of these
+//!                             # fragments (`--fragment debug`: label famfs-bpf+debug)
 //!   splat: "fs/dax.c:223 at get_next_unlocked_entry"
 //!                             # optional: the bug shows as this kernel splat
 //! ```
@@ -28,8 +30,9 @@
 //!   `outcome: skip` entry lists the case and its SKIP message contains `expect`; a listed skip
 //!   that passes is XPASS.
 //!
-//! A kernel with no file has no entries. A label's fragments do not matter: the debug build of
-//! famfs-bpf (`famfs-bpf+debug`) reads `famfs-bpf.yaml`.
+//! A kernel with no file has no entries. Every label of a kernel reads its file: the debug
+//! build of famfs-bpf (`famfs-bpf+debug`) reads `famfs-bpf.yaml`, where an entry with
+//! `fragments: [debug]` applies to it alone (a lockdep report exists only with lockdep).
 
 use crate::error::{Error, Problem, Result};
 use crate::locate::{line_of, KeyPath};
@@ -56,6 +59,8 @@ struct EntryFile {
     ops: Option<Vec<String>>,
     #[serde(default)]
     topologies: Option<Vec<String>>,
+    #[serde(default)]
+    fragments: Option<Vec<String>>,
     #[serde(default)]
     splat: Option<String>,
 }
@@ -95,6 +100,9 @@ pub struct ExpectedFailure {
     pub ops: Option<Vec<String>>,
     /// Only on these topologies; None: on any.
     pub topologies: Option<Vec<String>>,
+    /// Only on kernels built with one of these extra fragments (read from the label:
+    /// `famfs-bpf+debug` has `debug`); None: on any.
+    pub fragments: Option<Vec<String>>,
     /// The known failure shows as kernel splats whose first line contains this; None: no
     /// splat is allowed.
     pub splat: Option<String>,
@@ -103,13 +111,17 @@ pub struct ExpectedFailure {
 }
 
 impl ExpectedFailure {
-    fn applies(&self, ops: Option<&str>, topology: Option<&str>) -> bool {
+    fn applies(&self, label: &str, ops: Option<&str>, topology: Option<&str>) -> bool {
         let within = |list: &Option<Vec<String>>, v: Option<&str>| match (list, v) {
             (None, _) => true,
             (Some(list), Some(v)) => list.iter().any(|x| x == v),
             (Some(_), None) => false,
         };
-        within(&self.ops, ops) && within(&self.topologies, topology)
+        let built_with = match &self.fragments {
+            None => true,
+            Some(list) => fragments_of_label(label).any(|f| list.iter().any(|x| x == f)),
+        };
+        within(&self.ops, ops) && within(&self.topologies, topology) && built_with
     }
 
     /// `ORIGIN: reason (fixed by X)`.
@@ -139,6 +151,16 @@ pub struct RunFacts<'a> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExpectedFailures {
     by_kernel: BTreeMap<String, Vec<ExpectedFailure>>,
+}
+
+/// The extra fragments of a label: `famfs-bpf+debug+kasan@tree` has `debug` and `kasan`
+/// (a mutant's `+mutate:NAME` gives `mutate`, which names no fragment).
+pub fn fragments_of_label(label: &str) -> impl Iterator<Item = &str> {
+    let before_tree = label.split('@').next().unwrap_or(label);
+    before_tree
+        .split('+')
+        .skip(1)
+        .map(|f| f.split(':').next().unwrap_or(f))
 }
 
 /// The kernel (a directory of `kernels/`) of a label: `famfs-bpf+debug`
@@ -222,7 +244,7 @@ impl ExpectedFailures {
         self.by_kernel
             .get(kernel_of_label(kernel))?
             .iter()
-            .find(|e| e.case == case_id && e.applies(ops, topology))
+            .find(|e| e.case == case_id && e.applies(kernel, ops, topology))
     }
 
     /// Judges a finished run against the list of its kernel (module doc): known failures
@@ -469,12 +491,30 @@ fn parse(kernel: &str, text: &str, file: &str, known: &Known) -> Result<Vec<Expe
                 }
             }
         }
+        if let Some(fragments) = &e.fragments {
+            if fragments.is_empty() {
+                problems.push((
+                    at.key("fragments"),
+                    "empty: it would match nothing; leave `fragments` out to match every kernel"
+                        .into(),
+                ));
+            }
+            for (j, f) in fragments.iter().enumerate() {
+                if !known.fragments.is_empty() && !known.fragments.contains(f) {
+                    problems.push((
+                        at.key("fragments").index(j),
+                        format!("no fragment {f:?} in kernels/config"),
+                    ));
+                }
+            }
+        }
         // Two entries that can both apply to one run would make the verdict ambiguous.
         if let Some(j) = raw[..i].iter().position(|p| {
             e.case.is_some()
                 && p.case == e.case
                 && overlap(&p.ops, &e.ops)
                 && overlap(&p.topologies, &e.topologies)
+                && overlap(&p.fragments, &e.fragments)
         }) {
             let first = line_of(text, &KeyPath::root().index(j))
                 .map_or_else(String::new, |l| format!(" (line {l})"));
@@ -517,6 +557,7 @@ fn parse(kernel: &str, text: &str, file: &str, known: &Known) -> Result<Vec<Expe
             fixed_by: e.fixed_by.unwrap_or_default(),
             ops: e.ops,
             topologies: e.topologies,
+            fragments: e.fragments,
         })
         .collect())
 }

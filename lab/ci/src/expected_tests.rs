@@ -727,3 +727,62 @@ fn a_topologies_list_limits_the_entry_to_those_topologies() {
     assert_eq!(judge("two-devices"), Outcome::Xfail);
     assert_eq!(judge("default"), Outcome::Fail);
 }
+
+#[test]
+fn a_fragments_list_limits_the_entry_to_kernels_built_with_them() {
+    const ON_DEBUG: &str = "\
+- case: smoke.fsdev_bind
+  expect: kernel lockdep
+  reason: a lock inversion only lockdep reports
+  fixed_by: upstream
+  fragments: [debug]
+";
+    let mut x = ExpectedFailures::default();
+    x.add(
+        "famfs-bpf",
+        ON_DEBUG,
+        "ci/expected/famfs-bpf.yaml",
+        &known(),
+    )
+    .unwrap();
+    let judge = |label: &str| {
+        let mut report = run_of(
+            label,
+            vec![case(
+                "fsdev_bind",
+                Outcome::Fail,
+                Some("kernel lockdep during the case"),
+            )],
+        );
+        let facts = RunFacts {
+            ops: Some("famfs"),
+            topology: Some("default"),
+            excuse: &nothing_missing,
+            reproduce: "x",
+        };
+        x.apply(&mut report, &facts);
+        report.suites[0].cases[0].outcome
+    };
+    assert_eq!(judge("famfs-bpf+debug"), Outcome::Xfail);
+    assert_eq!(judge("famfs-bpf+debug@tree"), Outcome::Xfail);
+    assert_eq!(judge("famfs-bpf"), Outcome::Fail);
+    assert_eq!(judge("famfs-bpf+mutate:debug"), Outcome::Fail);
+    let labels: Vec<&str> = fragments_of_label("famfs-bpf+debug+kasan@tree").collect();
+    assert_eq!(labels, ["debug", "kasan"]);
+    // A fragment kernels/config does not have is refused with its line.
+    let with_fragments = Known {
+        fragments: vec!["debug".into(), "base".into()],
+        ..known()
+    };
+    let bad = ON_DEBUG.replace("[debug]", "[debgu]");
+    let err = ExpectedFailures::default()
+        .add(
+            "famfs-bpf",
+            &bad,
+            "ci/expected/famfs-bpf.yaml",
+            &with_fragments,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no fragment \"debgu\""), "{err}");
+}
