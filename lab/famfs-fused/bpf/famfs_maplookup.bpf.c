@@ -10,6 +10,9 @@
 #ifndef BPF_F_NO_PREALLOC
 #define BPF_F_NO_PREALLOC (1U << 0)	/* uapi/linux/bpf.h */
 #endif
+#ifndef BPF_NOEXIST
+#define BPF_NOEXIST 1			/* uapi/linux/bpf.h */
+#endif
 
 struct famfs_meta_buf {
 	__u8 bytes[FAMFS_META_MAX_SIZE];
@@ -26,6 +29,24 @@ struct {
 	__type(key, __u64);
 	__type(value, struct famfs_meta_buf);
 } famfs_metas SEC(".maps");
+
+/*
+ * Where a parse builds its meta before publishing it: the kernel may parse one file several
+ * times at once (concurrent first opens each fetch the fmap; one meta is kept), and a parse
+ * that zeroed and filled the live famfs_metas entry in place made a fault of another opener
+ * read a zeroed or half-written meta (EIO). Each parse gets its own staging key, then
+ * replaces the live entry in one update: a lookup sees the old meta or the new one.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, struct famfs_meta_buf);
+} famfs_staging SEC(".maps");
+
+/* The next staging key. */
+static __u64 staging_seq;
 
 /* A zeroed value to create entries from. */
 static struct famfs_meta_buf zero_meta;
@@ -62,24 +83,28 @@ int BPF_PROG(maplookup_parse, struct fuse_dax_fmap_parse_ctx *pctx)
 {
 	struct parse_env env = { .ctx = pctx };
 	__u64 nodeid = pctx->nodeid;
+	__u64 key = __sync_fetch_and_add(&staging_seq, 1);
 	struct bpf_dynptr dp;
 	void *mv;
 	int err;
 
-	err = bpf_map_update_elem(&famfs_metas, &nodeid, &zero_meta, BPF_ANY);
+	err = bpf_map_update_elem(&famfs_staging, &key, &zero_meta, BPF_NOEXIST);
 	if (err)
 		return err;
-	mv = bpf_map_lookup_elem(&famfs_metas, &nodeid);
-	if (!mv)
-		return -ENOMEM;
+	mv = bpf_map_lookup_elem(&famfs_staging, &key);
+	if (!mv) {
+		err = -ENOMEM;
+		goto out;
+	}
 	err = bpf_dynptr_from_mem(mv, sizeof(struct famfs_meta_buf), 0, &dp);
 	if (err)
 		goto out;
 	env.meta_dp = &dp;
 	err = famfs_parse(&env);
+	if (!err)
+		err = bpf_map_update_elem(&famfs_metas, &nodeid, mv, BPF_ANY);
 out:
-	if (err)
-		bpf_map_delete_elem(&famfs_metas, &nodeid);
+	bpf_map_delete_elem(&famfs_staging, &key);
 	return err;
 }
 
