@@ -274,7 +274,7 @@ pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
         kernel: lab_runner::plan::KernelFeatures::from_config(&kernel.meta.label, &config)
             .with_bpf_selftests(kernel.entry.dir.join(lab_kernel::bpf_selftests::DIR)),
         kernel_hash: kernel.meta.key.clone(),
-        bzimage: kernel.entry.bzimage(),
+        kernel_image: kernel.entry.boot_image(&config),
         initramfs: image.path.clone(),
         topology,
         suites: args.suites.clone(),

@@ -105,10 +105,20 @@ pub fn setup() {
         }
     }
     std::env::set_var("PATH", PATH);
+    console_loglevel(lab_agent_proto::CONSOLE_LOGLEVEL_AFTER_BOOT);
     if let Err(e) = nix::unistd::sethostname(HOSTNAME) {
         log(&format!("sethostname: {e}"));
     }
     mount_results();
+}
+
+/// Sets the console log level (the first field of /proc/sys/kernel/printk): the lab boots with
+/// `loglevel=6` so that the boot's info lines stay off the slow serial console; from here on
+/// the console shows info again.
+fn console_loglevel(level: u8) {
+    if let Err(e) = std::fs::write("/proc/sys/kernel/printk", level.to_string()) {
+        log(&format!("console log level {level}: {e}"));
+    }
 }
 
 /// Mount points listed in /proc/self/mounts (empty if unreadable).

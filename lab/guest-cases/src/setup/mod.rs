@@ -14,9 +14,11 @@ use std::time::Duration;
 const CXL: &str = "/sys/bus/cxl/devices";
 const DAX: &str = "/sys/bus/dax/devices";
 
-/// Runs the plan and returns the device map.
+/// Runs the plan and returns the device map. Each step ends with a line in the kernel log
+/// ([`mark`]), which `lab bench boot` cuts its stages at.
 pub fn run(plan: &SetupPlan) -> Result<DeviceMap> {
     let by_serial = wait_for_memdevs(plan)?;
+    mark("memdevs");
     let mut memdevs = Vec::new();
     for pm in &plan.memdevs {
         let name = by_serial
@@ -32,14 +34,29 @@ pub fn run(plan: &SetupPlan) -> Result<DeviceMap> {
             backing: pm.backing.clone(),
         });
     }
-    let mut dax = Vec::new();
     // DPA each memdev has given to the regions created so far (allocated from 0, in order).
     let mut used: BTreeMap<String, u64> = BTreeMap::new();
+    let mut created = Vec::new();
     for region in &plan.regions {
-        let kernel_region = create_region(region, &memdevs, &mut used)?;
-        dax.extend(describe_region(region, &kernel_region, &memdevs)?);
+        created.push(create_region(region, &memdevs, &mut used)?);
     }
+    mark("regions");
+    // Every region is committed before the first dax device is waited for: their probes overlap.
+    let mut dax = Vec::new();
+    for (region, kernel_region) in plan.regions.iter().zip(&created) {
+        dax.extend(describe_region(region, kernel_region, &memdevs)?);
+    }
+    mark("dax");
     Ok(DeviceMap { memdevs, dax })
+}
+
+/// `famfs-lab: setup: <step>` in the kernel log (notice level: on the console). Best effort:
+/// the setup does not depend on it.
+fn mark(step: &str) {
+    use std::io::Write;
+    if let Ok(mut kmsg) = std::fs::OpenOptions::new().write(true).open("/dev/kmsg") {
+        let _ = kmsg.write_all(format!("<5>famfs-lab: setup: {step}\n").as_bytes());
+    }
 }
 
 /// Waits until every planned serial number is a memdev (probing is async).
