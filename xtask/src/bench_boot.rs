@@ -335,6 +335,14 @@ mod tests {
     }
 
     #[test]
+    fn the_bench_cuts_at_the_agents_own_line() {
+        assert_eq!(
+            lab_bench::boot::marks::INIT,
+            lab_agent_proto::INIT_STARTED_MARKER
+        );
+    }
+
+    #[test]
     fn the_peer_goes_first_every_other_repetition() {
         assert_eq!(order(0, Some(Peer::Vng)), ["lab", "vng"]);
         assert_eq!(order(1, Some(Peer::Vng)), ["vng", "lab"]);
