@@ -17,9 +17,9 @@ pub use codec::{encode_line, write_message, CodecError, LineReader};
 pub use host_call::{HostCall, HostReply, HOST_CALL_SOCKET};
 pub use messages::*;
 
-/// The start of the line the agent writes to kmsg as PID 1, followed by when the kernel started
-/// it (`1.690 s` after boot): where the kernel's boot ends (`lab bench boot`).
-pub const INIT_STARTED_MARKER: &str = "famfs-lab-agent: PID 1 since ";
+/// The line the agent writes to kmsg as PID 1 as soon as /dev is mounted: where the kernel's
+/// boot ends for `lab bench boot`.
+pub const INIT_STARTED_MARKER: &str = "famfs-lab-agent: PID 1";
 
 /// The console log level the agent sets as PID 1 once it runs: info and above, the kernel's
 /// default. The lab boots with `loglevel=6` (lab-vm's `BASE_KERNEL_CMDLINE`), which keeps the

@@ -13,10 +13,9 @@ use serde::{Deserialize, Serialize};
 
 /// What the guest writes to kmsg, in order, that the stages are cut at.
 pub mod marks {
-    /// The agent as PID 1, with when the kernel started it: `famfs-lab-agent: PID 1 since
-    /// 1.690 s` (`lab_agent_proto::INIT_STARTED_MARKER`; the kernel's own "Run /init" line is
-    /// info level, off the console during boot).
-    pub const INIT: &str = "famfs-lab-agent: PID 1 since ";
+    /// The agent as PID 1, once /dev is mounted (`lab_agent_proto::INIT_STARTED_MARKER`; the
+    /// kernel's own "Run /init" line is info level, off the console during boot).
+    pub const INIT: &str = "famfs-lab-agent: PID 1";
     /// The agent serves (`famfs-lab-agent`'s READY_MARKER).
     pub const READY: &str = "famfs-lab-agent: ready";
     /// The setup found every planned memdev (`famfs-lab-cases setup`).
@@ -74,24 +73,12 @@ fn first_at(serial: &str, prefix: &str, from: f64) -> Option<f64> {
         .map(|(t, _)| t)
 }
 
-/// When the kernel started PID 1 (guest seconds), from the agent's line.
-fn init_start(serial: &str) -> Option<f64> {
-    serial.lines().filter_map(kernel_line).find_map(|(_, m)| {
-        m.strip_prefix(marks::INIT)?
-            .trim_end()
-            .strip_suffix(" s")?
-            .parse()
-            .ok()
-    })
-}
-
 /// The stages of one run (ms, in [`STAGES`] order), or which mark the serial log lacks.
 pub fn stages(f: &RunFacts) -> Result<Vec<f64>, String> {
     let need = |what: &str, from: f64| {
         first_at(f.serial, what, from).ok_or_else(|| format!("no {what:?} in the serial log"))
     };
-    let init =
-        init_start(f.serial).ok_or_else(|| format!("no {:?} in the serial log", marks::INIT))?;
+    let init = need(marks::INIT, 0.0)?;
     let ready = need(marks::READY, init)?;
     let memdevs = need(marks::MEMDEVS, ready)?;
     let regions = need(marks::REGIONS, memdevs)?;

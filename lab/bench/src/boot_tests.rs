@@ -3,7 +3,7 @@ use super::*;
 const SERIAL: &str = "\
 [    0.000000] Linux version 7.3.4+
 famfs-lab-agent: ignoring argument \"x\"
-[    1.020000] famfs-lab-agent: PID 1 since 1.000 s
+[    1.000000] famfs-lab-agent: PID 1
 [    1.250000] famfs-lab-agent: ready
 [    1.260000] famfs-lab: setup
 [    1.300000] famfs-lab: setup: memdevs

@@ -100,12 +100,12 @@ pub fn setup() {
             Err(e) => log(&format!("mount {} on {}: {e}", m.fstype, m.target)),
         }
         if m.target == "/dev" {
+            mark_start();
             fix_stdio();
             dev_symlinks();
         }
     }
     std::env::set_var("PATH", PATH);
-    mark_start();
     console_loglevel(lab_agent_proto::CONSOLE_LOGLEVEL_AFTER_BOOT);
     if let Err(e) = nix::unistd::sethostname(HOSTNAME) {
         log(&format!("sethostname: {e}"));
@@ -113,27 +113,15 @@ pub fn setup() {
     mount_results();
 }
 
-/// `famfs-lab-agent: PID 1 since <s> s` in the kernel log: when the kernel started us (our
-/// start time in /proc/self/stat), the end of the kernel's own boot (`lab bench boot`'s
-/// stages; the kernel's "Run /init" line is info level, off the console during boot).
+/// `famfs-lab-agent: PID 1` in the kernel log as soon as /dev/kmsg is there: the end of the
+/// kernel's own boot as `lab bench boot` cuts it (the kernel's "Run /init" line is info level,
+/// off the console during boot; the agent's start and first mounts fall before this line).
 fn mark_start() {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if let Some(s) = start_secs(&stat, ticks) {
-        let line = format!("{}{s:.3} s", lab_agent_proto::INIT_STARTED_MARKER);
-        if let Err(e) = crate::server::write_kmsg(Path::new("/dev/kmsg"), &line) {
-            log(&format!("start marker: {e}"));
-        }
+    if let Err(e) =
+        crate::server::write_kmsg(Path::new("/dev/kmsg"), lab_agent_proto::INIT_STARTED_MARKER)
+    {
+        log(&format!("start marker: {e}"));
     }
-}
-
-/// The start time (field 22, clock ticks after boot) of a /proc/PID/stat line, in seconds.
-fn start_secs(stat: &str, ticks_per_sec: i64) -> Option<f64> {
-    // The command (field 2) is in parentheses and may hold spaces: count after its end.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let ticks: u64 = rest.split_whitespace().nth(19)?.parse().ok()?;
-    (ticks_per_sec > 0).then(|| ticks as f64 / ticks_per_sec as f64)
 }
 
 /// Sets the console log level (the first field of /proc/sys/kernel/printk): the lab boots with
@@ -244,14 +232,6 @@ fn mount_results() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_the_start_time_after_the_command() {
-        let stat = "1 (famfs lab) S 0 1 1 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 169 999 9";
-        assert_eq!(start_secs(stat, 100), Some(1.69));
-        assert_eq!(start_secs("1 (x) S 0", 100), None);
-        assert_eq!(start_secs(stat, 0), None);
-    }
 
     #[test]
     fn parses_mount_targets() {
