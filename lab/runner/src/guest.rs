@@ -50,8 +50,16 @@ pub(crate) async fn boot_at(
 ) -> Result<Booted> {
     // One UART (the console; the 8250 driver probes four by default) and no loop devices made
     // ahead (security.fuseblk_no_fmap asks /dev/loop-control for one): less to set up at boot.
+    // Under TCG the vCPUs' TSCs are QEMU's one host-derived clock: no TSC sync test when the
+    // second CPU comes up, no clocksource watchdog, and no 10 ms INIT wait for it (the kernel
+    // waits for pre-family-15 AMD CPUs, which TCG's "max" CPU says it is).
+    let tcg = if accel.accel == lab_vm::Accel::Tcg {
+        "tsc=reliable cpu_init_udelay=0 "
+    } else {
+        ""
+    };
     let cmdline = format!(
-        "{BASE_KERNEL_CMDLINE} kasan_multi_shot 8250.nr_uarts=1 max_loop=0 {}",
+        "{BASE_KERNEL_CMDLINE} kasan_multi_shot 8250.nr_uarts=1 max_loop=0 {tcg}{}",
         req.cmdline
     )
     .trim()
