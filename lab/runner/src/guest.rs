@@ -52,9 +52,10 @@ pub(crate) async fn boot_at(
     // ahead (security.fuseblk_no_fmap asks /dev/loop-control for one): less to set up at boot.
     // Under TCG the vCPUs' TSCs are QEMU's one host-derived clock: no TSC sync test when the
     // second CPU comes up, no clocksource watchdog, and no 10 ms INIT wait for it (the kernel
-    // waits for pre-family-15 AMD CPUs, which TCG's "max" CPU says it is).
+    // waits for pre-family-15 AMD CPUs, which TCG's "max" CPU says it is); QEMU's IO-APIC
+    // timer works, so no 16 ms check that it ticks.
     let tcg = if accel.accel == lab_vm::Accel::Tcg {
-        "tsc=reliable cpu_init_udelay=0 "
+        "tsc=reliable cpu_init_udelay=0 no_timer_check "
     } else {
         ""
     };
