@@ -74,8 +74,8 @@ pub(crate) fn up_argv(a: &UpArgs) -> Result<Vec<String>> {
 pub(crate) fn order(rep: usize, peer: Option<Peer>) -> Vec<String> {
     match peer {
         None => vec!["lab".into()],
-        Some(p) if rep % 2 == 0 => vec!["lab".into(), p.name().into()],
-        Some(p) => vec![p.name().into(), "lab".into()],
+        Some(p) if rep % 2 == 1 => vec![p.name().into(), "lab".into()],
+        Some(p) => vec!["lab".into(), p.name().into()],
     }
 }
 
