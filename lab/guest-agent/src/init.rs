@@ -78,7 +78,7 @@ fn mounts() -> Vec<MountSpec> {
 pub fn setup() {
     let mut mounted = mounted_targets();
     for m in mounts() {
-        if mounted.contains(m.target) {
+        if mounted.contains(m.target) || absent_in_sysfs(m.target) {
             continue;
         }
         if let Err(e) = std::fs::create_dir_all(m.target) {
@@ -131,6 +131,13 @@ fn console_loglevel(level: u8) {
     if let Err(e) = std::fs::write("/proc/sys/kernel/printk", level.to_string()) {
         log(&format!("console log level {level}: {e}"));
     }
+}
+
+/// A mount point under /sys that the kernel did not create (/sys/fs/cgroup without
+/// CONFIG_CGROUPS): sysfs takes no mkdir, so there is nothing to mount it on, and saying so
+/// on the console at every boot costs the boot the UART's time.
+fn absent_in_sysfs(target: &str) -> bool {
+    target.starts_with("/sys/") && !Path::new(target).exists()
 }
 
 /// Mount points listed in /proc/self/mounts (empty if unreadable).
@@ -232,6 +239,16 @@ fn mount_results() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_mount_points_under_sys_can_be_absent() {
+        assert!(absent_in_sysfs("/sys/no/such/dir"));
+        assert!(!absent_in_sysfs("/sys"));
+        assert!(
+            !absent_in_sysfs("/tmp/no/such/dir"),
+            "made by mkdir, never skipped"
+        );
+    }
 
     #[test]
     fn parses_mount_targets() {
