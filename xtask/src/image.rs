@@ -43,51 +43,68 @@ pub fn build(
     no_install: bool,
     t: &mut Timings,
 ) -> Result<lab_image::BuiltImage> {
+    let binaries = t.stage("image: guest binaries", || guest_binaries(sh, no_install))?;
+    t.stage("image: initramfs", || initramfs(kernel, &binaries))
+}
+
+/// The guest binaries, built (profile `guest`): their target directory. Needs no kernel, so
+/// `lab up` builds them while it looks for the kernel.
+pub fn guest_binaries(sh: &Shell, no_install: bool) -> Result<GuestBinaries> {
     crate::host::preflight(sh, &[Stage::GuestBinaries, Stage::Initramfs], no_install)?;
-    t.stage("image: guest binaries", || {
-        let packages: Vec<String> = GUEST_BINARIES
-            .iter()
-            .flat_map(|(p, _)| ["-p".to_string(), p.to_string()])
-            .collect();
-        let cargo = crate::cargo();
-        lab_host::say::run(cmd!(
-            sh,
-            "{cargo} build --quiet --profile guest {packages...}"
-        ))
-        .context("building the guest binaries")
-    })?;
-    t.stage("image: initramfs", || {
-        let root = lab_host::paths::repo_root();
-        let recipe = lab_image::Recipe::load(&root.join("images/guest.yaml"))?;
-        let target = cargo_target_dir(sh)?.join("guest");
-        let extra_files = GUEST_BINARIES
-            .iter()
-            .map(|(bin, guest)| (target.join(bin), guest.to_string(), 0o755))
-            .collect();
-        let modules = kernel
-            .entry
-            .modules_root()
-            .join("lib/modules")
-            .join(&kernel.meta.release);
-        let inputs = lab_image::ImageInputs {
-            recipe,
-            extra_files,
-            kernel_modules_dir: modules.is_dir().then_some(modules),
-            init: INIT.to_string(),
-        };
-        let image = lab_image::build(&inputs, &lab_host::paths::cache_root())?;
-        for note in &image.notes {
-            lab_host::progress!("famfs-lab: image: {note}");
-        }
-        lab_host::progress!(
-            "famfs-lab: image {} ({} MiB, {} entries{})",
-            image.hash,
-            image.size >> 20,
-            image.files,
-            if image.cache_hit { ", cached" } else { "" }
-        );
-        Ok(image)
+    let packages: Vec<String> = GUEST_BINARIES
+        .iter()
+        .flat_map(|(p, _)| ["-p".to_string(), p.to_string()])
+        .collect();
+    let cargo = crate::cargo();
+    lab_host::say::run(cmd!(
+        sh,
+        "{cargo} build --quiet --profile guest {packages...}"
+    ))
+    .context("building the guest binaries")?;
+    Ok(GuestBinaries {
+        dir: cargo_target_dir(sh)?.join("guest"),
     })
+}
+
+/// Where the guest binaries were built.
+pub struct GuestBinaries {
+    dir: PathBuf,
+}
+
+/// The initramfs of `kernel` with the guest binaries (built or found in the cache).
+pub fn initramfs(
+    kernel: &lab_kernel::BuiltKernel,
+    binaries: &GuestBinaries,
+) -> Result<lab_image::BuiltImage> {
+    let root = lab_host::paths::repo_root();
+    let recipe = lab_image::Recipe::load(&root.join("images/guest.yaml"))?;
+    let extra_files = GUEST_BINARIES
+        .iter()
+        .map(|(bin, guest)| (binaries.dir.join(bin), guest.to_string(), 0o755))
+        .collect();
+    let modules = kernel
+        .entry
+        .modules_root()
+        .join("lib/modules")
+        .join(&kernel.meta.release);
+    let inputs = lab_image::ImageInputs {
+        recipe,
+        extra_files,
+        kernel_modules_dir: modules.is_dir().then_some(modules),
+        init: INIT.to_string(),
+    };
+    let image = lab_image::build(&inputs, &lab_host::paths::cache_root())?;
+    for note in &image.notes {
+        lab_host::progress!("famfs-lab: image: {note}");
+    }
+    lab_host::progress!(
+        "famfs-lab: image {} ({} MiB, {} entries{})",
+        image.hash,
+        image.size >> 20,
+        image.files,
+        if image.cache_hit { ", cached" } else { "" }
+    );
+    Ok(image)
 }
 
 /// Cargo's target directory (respects CARGO_TARGET_DIR).

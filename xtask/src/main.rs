@@ -2,7 +2,9 @@
 //! struct of its flags and a `run`.
 
 mod bench;
+mod bench_boot;
 mod bench_fault;
+mod bench_peer;
 mod bisect;
 mod build_args;
 mod ci;
@@ -84,6 +86,7 @@ pub(crate) fn cargo() -> std::ffi::OsString {
 }
 
 fn main() {
+    lab_host::stage::mark_process_start();
     let cli = Cli::parse();
     let level = lab_host::say::from_flags(cli.quiet, cli.verbose);
     lab_host::say::set(level);

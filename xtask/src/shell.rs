@@ -154,7 +154,7 @@ fn request(sh: &Shell, a: &GuestArgs, terminal: bool, drgn: bool, prefix: &str) 
         run_dir,
         kernel: lab_runner::plan::KernelFeatures::from_config(&kernel.meta.label, &config),
         kernel_hash: kernel.meta.key.clone(),
-        bzimage: kernel.entry.bzimage(),
+        kernel_image: kernel.entry.boot_image(&config),
         initramfs: image.path.clone(),
         topology,
         suites: Vec::new(),

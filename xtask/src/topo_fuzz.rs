@@ -131,7 +131,7 @@ fn boot_all(
             run_dir: run_dir.clone(),
             kernel: features.clone(),
             kernel_hash: prepared.kernel.meta.key.clone(),
-            bzimage: prepared.kernel.entry.bzimage(),
+            kernel_image: prepared.kernel.entry.boot_image(&config),
             initramfs: prepared.image.path.clone(),
             topology: t.clone(),
             suites: Vec::new(),

@@ -196,8 +196,28 @@ pub(crate) fn prepare_for(
         Some(&cache),
     )?;
     lab_host::progress!("famfs-lab: {}", accel.reason);
-    let built = kernel.build(sh, t)?;
-    let image = crate::image::build(sh, &built, kernel.no_install, t)?;
+    // The guest binaries need no kernel: cargo builds them while the kernel is looked up (or
+    // built), each in its own thread.
+    let (built, binaries) = std::thread::scope(|scope| {
+        let guest = scope.spawn(|| {
+            let started = std::time::Instant::now();
+            let sh = Shell::new()?;
+            sh.change_dir(lab_host::paths::repo_root());
+            let built = crate::image::guest_binaries(&sh, kernel.no_install);
+            built.map(|b| (b, started.elapsed()))
+        });
+        let built = kernel.build(sh, t);
+        let binaries = guest
+            .join()
+            .map_err(|_| anyhow::anyhow!("the guest binaries' build panicked"));
+        (built, binaries)
+    });
+    let (binaries, took) = binaries??;
+    t.record("image: guest binaries (beside the kernel)", took);
+    let built = built?;
+    let image = t.stage("image: initramfs", || {
+        crate::image::initramfs(&built, &binaries)
+    })?;
     Ok(Prepared {
         topology,
         kernel: built,
@@ -274,7 +294,7 @@ pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
         kernel: lab_runner::plan::KernelFeatures::from_config(&kernel.meta.label, &config)
             .with_bpf_selftests(kernel.entry.dir.join(lab_kernel::bpf_selftests::DIR)),
         kernel_hash: kernel.meta.key.clone(),
-        bzimage: kernel.entry.bzimage(),
+        kernel_image: kernel.entry.boot_image(&config),
         initramfs: image.path.clone(),
         topology,
         suites: args.suites.clone(),

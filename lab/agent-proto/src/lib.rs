@@ -17,6 +17,16 @@ pub use codec::{encode_line, write_message, CodecError, LineReader};
 pub use host_call::{HostCall, HostReply, HOST_CALL_SOCKET};
 pub use messages::*;
 
+/// The line the agent writes to kmsg as PID 1 as soon as /dev is mounted: where the kernel's
+/// boot ends for `lab bench boot`.
+pub const INIT_STARTED_MARKER: &str = "famfs-lab-agent: PID 1";
+
+/// The console log level the agent sets as PID 1 once it runs: info and above, the kernel's
+/// default. The lab boots with `loglevel=6` (lab-vm's `BASE_KERNEL_CMDLINE`), which keeps the
+/// boot's info lines off the slow emulated UART; from the agent on, what the kernel says during
+/// setup and the cases is all on the serial log again.
+pub const CONSOLE_LOGLEVEL_AFTER_BOOT: u8 = 7;
+
 /// QEMU arguments that expose the agent port, with its host end a Unix
 /// socket at `socket_path` that QEMU listens on (connect with
 /// [`AgentClient::connect`]). Uses ids `famfs-agent-vser` (virtio-serial

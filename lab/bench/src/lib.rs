@@ -4,6 +4,7 @@
 //! ([`model`]), the table on stdout ([`table`]), an SVG chart ([`chart`]) and the change
 //! between two runs ([`compare`]).
 
+pub mod boot;
 pub mod chart;
 pub mod compare;
 pub mod model;

@@ -78,7 +78,7 @@ fn mounts() -> Vec<MountSpec> {
 pub fn setup() {
     let mut mounted = mounted_targets();
     for m in mounts() {
-        if mounted.contains(m.target) {
+        if mounted.contains(m.target) || absent_in_sysfs(m.target) {
             continue;
         }
         if let Err(e) = std::fs::create_dir_all(m.target) {
@@ -100,15 +100,44 @@ pub fn setup() {
             Err(e) => log(&format!("mount {} on {}: {e}", m.fstype, m.target)),
         }
         if m.target == "/dev" {
+            mark_start();
             fix_stdio();
             dev_symlinks();
         }
     }
     std::env::set_var("PATH", PATH);
+    console_loglevel(lab_agent_proto::CONSOLE_LOGLEVEL_AFTER_BOOT);
     if let Err(e) = nix::unistd::sethostname(HOSTNAME) {
         log(&format!("sethostname: {e}"));
     }
     mount_results();
+}
+
+/// `famfs-lab-agent: PID 1` in the kernel log as soon as /dev/kmsg is there: the end of the
+/// kernel's own boot as `lab bench boot` cuts it (the kernel's "Run /init" line is info level,
+/// off the console during boot; the agent's start and first mounts fall before this line).
+fn mark_start() {
+    if let Err(e) =
+        crate::server::write_kmsg(Path::new("/dev/kmsg"), lab_agent_proto::INIT_STARTED_MARKER)
+    {
+        log(&format!("start marker: {e}"));
+    }
+}
+
+/// Sets the console log level (the first field of /proc/sys/kernel/printk): the lab boots with
+/// `loglevel=6` so that the boot's info lines stay off the slow serial console; from here on
+/// the console shows info again.
+fn console_loglevel(level: u8) {
+    if let Err(e) = std::fs::write("/proc/sys/kernel/printk", level.to_string()) {
+        log(&format!("console log level {level}: {e}"));
+    }
+}
+
+/// A mount point under /sys that the kernel did not create (/sys/fs/cgroup without
+/// CONFIG_CGROUPS): sysfs takes no mkdir, so there is nothing to mount it on, and saying so
+/// on the console at every boot costs the boot the UART's time.
+fn absent_in_sysfs(target: &str) -> bool {
+    target.starts_with("/sys/") && !Path::new(target).exists()
 }
 
 /// Mount points listed in /proc/self/mounts (empty if unreadable).
@@ -210,6 +239,16 @@ fn mount_results() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_mount_points_under_sys_can_be_absent() {
+        assert!(absent_in_sysfs("/sys/no/such/dir"));
+        assert!(!absent_in_sysfs("/sys"));
+        assert!(
+            !absent_in_sysfs("/tmp/no/such/dir"),
+            "made by mkdir, never skipped"
+        );
+    }
 
     #[test]
     fn parses_mount_targets() {

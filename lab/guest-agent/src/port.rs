@@ -47,9 +47,12 @@ pub fn wait_for_named_port(name: &str, timeout: Duration) -> io::Result<PathBuf>
                 ),
             ));
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(PORT_POLL);
     }
 }
+
+/// How often the agent looks for its port while the kernel names it (every boot waits here).
+const PORT_POLL: Duration = Duration::from_millis(5);
 
 /// Wait for `path` to exist (a device node may appear late).
 pub fn wait_for_path(path: &Path, timeout: Duration) -> io::Result<std::fs::Metadata> {
@@ -58,7 +61,7 @@ pub fn wait_for_path(path: &Path, timeout: Duration) -> io::Result<std::fs::Meta
         match std::fs::metadata(path) {
             Ok(meta) => return Ok(meta),
             Err(e) if e.kind() == io::ErrorKind::NotFound && start.elapsed() < timeout => {
-                std::thread::sleep(Duration::from_millis(20));
+                std::thread::sleep(PORT_POLL);
             }
             Err(e) => return Err(e),
         }

@@ -2,7 +2,22 @@
 //! start line and its wall time; a run ends with a timing table.
 
 use indicatif::{ProgressBar, ProgressStyle};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+static PROCESS_START: OnceLock<Instant> = OnceLock::new();
+
+/// Marks now as the command's start (the first thing `main` does), for
+/// [`since_process_start`].
+pub fn mark_process_start() {
+    PROCESS_START.get_or_init(Instant::now);
+}
+
+/// The time since [`mark_process_start`], if it was called: where in the command a stage began
+/// (`lab bench boot` places QEMU's start with it).
+pub fn since_process_start() -> Option<Duration> {
+    PROCESS_START.get().map(Instant::elapsed)
+}
 
 /// Collects the wall time of each stage of one command.
 #[derive(Debug, Default)]

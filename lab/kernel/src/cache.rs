@@ -71,6 +71,11 @@ pub struct Meta {
     pub build_seconds: u64,
 }
 
+/// Whether a kernel `.config` has the PVH entry point (`CONFIG_PVH=y`).
+pub fn has_pvh_entry(config: &str) -> bool {
+    config.lines().any(|l| l.trim_end() == "CONFIG_PVH=y")
+}
+
 /// One complete cache entry.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -86,6 +91,16 @@ impl Entry {
     }
     pub fn config(&self) -> PathBuf {
         self.dir.join("config")
+    }
+    /// The image QEMU boots, given the entry's `.config` text: `vmlinux` through its PVH entry
+    /// when the kernel has one (QEMU loads the ELF itself: no real-mode setup, no
+    /// decompression), else `bzImage`.
+    pub fn boot_image(&self, config: &str) -> PathBuf {
+        if has_pvh_entry(config) && self.vmlinux().is_file() {
+            self.vmlinux()
+        } else {
+            self.bzimage()
+        }
     }
     /// `lib/modules/<release>` tree root (pass as INSTALL_MOD_PATH).
     pub fn modules_root(&self) -> PathBuf {
@@ -166,6 +181,20 @@ impl Drop for Staging {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn boots_vmlinux_only_with_a_pvh_entry_and_a_vmlinux() {
+        let d = tempfile::tempdir().unwrap();
+        let e = super::Entry {
+            dir: d.path().to_path_buf(),
+        };
+        let pvh = "CONFIG_X=y\nCONFIG_PVH=y\n";
+        assert_eq!(e.boot_image(pvh), e.bzimage(), "no vmlinux in the entry");
+        std::fs::write(e.vmlinux(), b"elf").unwrap();
+        assert_eq!(e.boot_image(pvh), e.vmlinux());
+        assert_eq!(e.boot_image("# CONFIG_PVH is not set\n"), e.bzimage());
+        assert_eq!(e.boot_image("CONFIG_PVH_X=y\n"), e.bzimage());
+    }
+
     use super::*;
 
     fn inputs() -> KeyInputs {

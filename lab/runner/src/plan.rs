@@ -21,6 +21,9 @@ pub struct Planned {
 pub struct KernelFeatures {
     pub name: String,
     pub fmap: bool,
+    /// `CONFIG_DEBUG_KMEMLEAK=y`: the run clears kmemleak after setup and scans it at the end
+    /// (no other kernel is asked in the guest).
+    pub kmemleak: bool,
     /// The kernel's compiled BPF selftests (its cache entry's `bpf-selftests/`), when its
     /// tree has them.
     pub bpf_selftests: Option<std::path::PathBuf>,
@@ -31,6 +34,9 @@ impl KernelFeatures {
         KernelFeatures {
             name: name.to_string(),
             fmap: config.lines().any(|l| l.trim() == "CONFIG_FUSE_DAX_FMAP=y"),
+            kmemleak: config
+                .lines()
+                .any(|l| l.trim() == "CONFIG_DEBUG_KMEMLEAK=y"),
             bpf_selftests: None,
         }
     }
@@ -159,6 +165,15 @@ mod tests {
 
     fn stock() -> KernelFeatures {
         KernelFeatures::from_config("stock", "CONFIG_FUSE_FS=y\n")
+    }
+
+    #[test]
+    fn features_come_from_the_config() {
+        let k =
+            KernelFeatures::from_config("k", "CONFIG_FUSE_DAX_FMAP=y\nCONFIG_DEBUG_KMEMLEAK=y\n");
+        assert!(k.fmap && k.kmemleak);
+        let k = KernelFeatures::from_config("k", "# CONFIG_DEBUG_KMEMLEAK is not set\n");
+        assert!(!k.fmap && !k.kmemleak);
     }
 
     #[test]

@@ -13,7 +13,9 @@ pub struct RunRequest {
     pub run_dir: PathBuf,
     pub kernel: KernelFeatures,
     pub kernel_hash: String,
-    pub bzimage: PathBuf,
+    /// What QEMU boots: vmlinux through its PVH entry, or bzImage (the kernel cache entry's
+    /// `boot_image`).
+    pub kernel_image: PathBuf,
     pub initramfs: PathBuf,
     pub topology: Topology,
     pub suites: Vec<String>,

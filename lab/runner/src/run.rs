@@ -36,8 +36,13 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
         .map(|i| guest_dir(&req.run_dir, hosts, i).join("results"))
         .collect();
     let staged = stage::host(req, &planned, &results)?;
+    let before_qemu = lab_host::stage::since_process_start();
     let mut session = Session::boot(req)?;
     let mut meta = BTreeMap::new();
+    // Where in the command QEMU started (`lab bench boot`'s first stage).
+    if let Some(t) = before_qemu {
+        meta.insert("qemu_start_ms".into(), t.as_millis().to_string());
+    }
     if let Some(why) = &session.accel_fallback {
         meta.insert("accel_fallback".into(), why.clone());
     }
@@ -122,7 +127,8 @@ fn cases_of_one(
     if let Some(setup) = g.setup {
         meta.insert("setup_ms".into(), setup.as_millis().to_string());
     }
-    if crate::leaks::clear(agent) {
+    // Only a kernel with kmemleak is asked (a guest round trip with a shell costs ~50 ms).
+    if req.kernel.kmemleak && crate::leaks::clear(agent) {
         meta.insert(KMEMLEAK_META.into(), "cleared after setup".into());
     }
     meta.insert(

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 /// Line the kernel prints on a panic.
 pub const KERNEL_PANIC_MARK: &str = "Kernel panic - not syncing";
 
-const POLL: Duration = Duration::from_millis(50);
+/// How often a wait reads the log again: the console lags the kmsg write that a marker is (the
+/// kernel prints from its printk thread), and every case waits for its end marker, so a coarse
+/// poll costs each case most of a poll (a read of the new bytes is cheap).
+const POLL: Duration = Duration::from_millis(5);
 
 #[derive(Debug, Clone)]
 pub struct SerialLog {

@@ -154,7 +154,8 @@ impl Vm {
                     timeout,
                 });
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            // A waitpid: every run waits for its QEMU to go at the end.
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 

@@ -13,10 +13,14 @@ use std::time::Duration;
 
 const CXL: &str = "/sys/bus/cxl/devices";
 const DAX: &str = "/sys/bus/dax/devices";
+/// How often the setup polls sysfs for what the kernel probes asynchronously.
+pub(crate) const SETUP_POLL: Duration = Duration::from_millis(5);
 
-/// Runs the plan and returns the device map.
+/// Runs the plan and returns the device map. Each step ends with a line in the kernel log
+/// ([`mark`]), which `lab bench boot` cuts its stages at.
 pub fn run(plan: &SetupPlan) -> Result<DeviceMap> {
     let by_serial = wait_for_memdevs(plan)?;
+    mark("memdevs");
     let mut memdevs = Vec::new();
     for pm in &plan.memdevs {
         let name = by_serial
@@ -32,26 +36,46 @@ pub fn run(plan: &SetupPlan) -> Result<DeviceMap> {
             backing: pm.backing.clone(),
         });
     }
-    let mut dax = Vec::new();
     // DPA each memdev has given to the regions created so far (allocated from 0, in order).
     let mut used: BTreeMap<String, u64> = BTreeMap::new();
+    let mut created = Vec::new();
     for region in &plan.regions {
-        let kernel_region = create_region(region, &memdevs, &mut used)?;
-        dax.extend(describe_region(region, &kernel_region, &memdevs)?);
+        created.push(create_region(region, &memdevs, &mut used)?);
     }
+    mark("regions");
+    // Every region is committed before the first dax device is waited for: their probes overlap.
+    let mut dax = Vec::new();
+    for (region, kernel_region) in plan.regions.iter().zip(&created) {
+        dax.extend(describe_region(region, kernel_region, &memdevs)?);
+    }
+    mark("dax");
     Ok(DeviceMap { memdevs, dax })
+}
+
+/// `famfs-lab: setup: <step>` in the kernel log (notice level: on the console). Best effort:
+/// the setup does not depend on it.
+fn mark(step: &str) {
+    use std::io::Write;
+    if let Ok(mut kmsg) = std::fs::OpenOptions::new().write(true).open("/dev/kmsg") {
+        let _ = kmsg.write_all(format!("<5>famfs-lab: setup: {step}\n").as_bytes());
+    }
 }
 
 /// Waits until every planned serial number is a memdev (probing is async).
 fn wait_for_memdevs(plan: &SetupPlan) -> Result<BTreeMap<u64, String>> {
     let want: Vec<u64> = plan.memdevs.iter().map(|m| m.serial).collect();
-    let found = sysfs::wait_for("the CXL memdevs", Duration::from_secs(20), || {
-        let map: BTreeMap<u64, String> = sysfs::list(CXL, "mem")
-            .into_iter()
-            .filter_map(|n| Some((sysfs::read_u64(format!("{CXL}/{n}/serial")).ok()?, n)))
-            .collect();
-        want.iter().all(|s| map.contains_key(s)).then_some(map)
-    });
+    let found = sysfs::wait_for_every(
+        "the CXL memdevs",
+        Duration::from_secs(20),
+        SETUP_POLL,
+        || {
+            let map: BTreeMap<u64, String> = sysfs::list(CXL, "mem")
+                .into_iter()
+                .filter_map(|n| Some((sysfs::read_u64(format!("{CXL}/{n}/serial")).ok()?, n)))
+                .collect();
+            want.iter().all(|s| map.contains_key(s)).then_some(map)
+        },
+    );
     found.with_context(|| {
         let have = sysfs::list(CXL, "mem").join(" ");
         format!("planned serials {want:x?}; present memdevs: [{have}]")
@@ -77,7 +101,7 @@ fn create_region(
         })
         .collect::<Result<_>>()?;
     let decoder = format!("decoder0.{}", region.window);
-    sysfs::wait_for(&decoder, Duration::from_secs(10), || {
+    sysfs::wait_for_every(&decoder, Duration::from_secs(10), SETUP_POLL, || {
         Path::new(CXL).join(&decoder).exists().then_some(())
     })?;
     let per_device = match region.size {
@@ -136,9 +160,10 @@ pub(crate) fn describe_region(
         targets.push(Target { memdev: id, dpa });
     }
     let dax_region = format!("dax_{kernel_region}");
-    let names = sysfs::wait_for(
+    let names = sysfs::wait_for_every(
         &format!("a dax device in {kernel_region}"),
         Duration::from_secs(10),
+        SETUP_POLL,
         || {
             let names: Vec<String> = sysfs::list(rdir.join(&dax_region), "dax")
                 .into_iter()
@@ -181,9 +206,10 @@ pub fn bind_fsdev(dax: &str) -> Result<()> {
     }
     // fsdev_dax binds through new_id; a plain `bind` silently does nothing.
     sysfs::write("/sys/bus/dax/drivers/fsdev_dax/new_id", dax)?;
-    sysfs::wait_for(
+    sysfs::wait_for_every(
         &format!("{dax} bound to fsdev_dax"),
         Duration::from_secs(5),
+        SETUP_POLL,
         || (sysfs::driver_of(&dev).as_deref() == Some("fsdev_dax")).then_some(()),
     )
 }
@@ -200,9 +226,10 @@ pub fn bind_devdax(dax: &str) -> Result<()> {
         None => {}
     }
     sysfs::write("/sys/bus/dax/drivers/device_dax/bind", dax)?;
-    sysfs::wait_for(
+    sysfs::wait_for_every(
         &format!("{dax} bound to device_dax"),
         Duration::from_secs(5),
+        SETUP_POLL,
         || (sysfs::driver_of(&dev).as_deref() == Some("device_dax")).then_some(()),
     )
 }

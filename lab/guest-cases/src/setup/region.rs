@@ -76,9 +76,10 @@ fn fill(req: &RegionRequest, region: &Path) -> Result<()> {
     if sysfs::driver_of(region).is_none() {
         sysfs::write("/sys/bus/cxl/drivers/cxl_region/bind", region_name)?;
     }
-    sysfs::wait_for(
+    sysfs::wait_for_every(
         &format!("{region_name} bound to cxl_region"),
         Duration::from_secs(10),
+        super::SETUP_POLL,
         || sysfs::driver_of(region).is_some().then_some(()),
     )
 }

@@ -53,7 +53,18 @@ pub fn list(dir: impl AsRef<Path>, prefix: &str) -> Vec<String> {
 }
 
 /// Polls `f` every 20 ms until it returns Some or `timeout` passes.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Result<T> {
+pub fn wait_for<T>(what: &str, timeout: Duration, f: impl FnMut() -> Option<T>) -> Result<T> {
+    wait_for_every(what, timeout, Duration::from_millis(20), f)
+}
+
+/// Polls `f` every `every` until it returns Some or `timeout` passes (the setup, which every
+/// run waits for, polls every 5 ms).
+pub fn wait_for_every<T>(
+    what: &str,
+    timeout: Duration,
+    every: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Result<T> {
     let start = Instant::now();
     loop {
         if let Some(v) = f() {
@@ -62,7 +73,7 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
         if start.elapsed() > timeout {
             bail!("timed out after {:?} waiting for {what}", timeout);
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(every);
     }
 }
 
