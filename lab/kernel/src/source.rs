@@ -473,8 +473,17 @@ mod tests {
         );
     }
 
-    #[test]
-    fn user_tree_is_never_patched() {
+    /// A user's tree (`tree`, empty), a work dir and one patch of `a.c` (`int a;` -> `int a2;`).
+    struct UserTree {
+        sh: Shell,
+        d: tempfile::TempDir,
+        tree: PathBuf,
+        work: PathBuf,
+        resolved: Resolved,
+        p: Patch,
+    }
+
+    fn user_tree() -> UserTree {
         let sh = Shell::new().unwrap();
         let d = tempfile::tempdir().unwrap();
         let (tree, work) = (d.path().join("tree"), d.path().join("work"));
@@ -486,6 +495,26 @@ mod tests {
         };
         let mut p = patch("0001-a.patch", "a.c", "int a;", "int a2;");
         write(d.path(), &mut p);
+        UserTree {
+            sh,
+            d,
+            tree,
+            work,
+            resolved,
+            p,
+        }
+    }
+
+    #[test]
+    fn user_tree_is_never_patched() {
+        let UserTree {
+            sh,
+            d: _d,
+            tree,
+            work,
+            resolved,
+            p,
+        } = user_tree();
         // Not a git tree, series not in it: refused, nothing written.
         std::fs::write(tree.join("a.c"), "int a;\n").unwrap();
         let msg = format!(
@@ -518,18 +547,15 @@ mod tests {
 
     #[test]
     fn user_git_tree_gets_the_series_in_a_worktree_of_head() {
-        let sh = Shell::new().unwrap();
-        let d = tempfile::tempdir().unwrap();
-        let (tree, work) = (d.path().join("tree"), d.path().join("work"));
-        std::fs::create_dir_all(&tree).unwrap();
+        let UserTree {
+            sh,
+            d: _d,
+            tree,
+            work,
+            resolved,
+            p,
+        } = user_tree();
         let head = repo(&sh, &tree);
-        let resolved = Resolved {
-            id: None,
-            version: "x".into(),
-            kind: Kind::Tree(tree.clone()),
-        };
-        let mut p = patch("0001-a.patch", "a.c", "int a;", "int a2;");
-        write(d.path(), &mut p);
         // Uncommitted changes would be missing from the worktree: refused.
         std::fs::write(tree.join("b.c"), "int b2;\n").unwrap();
         let msg = format!(

@@ -397,6 +397,65 @@ pub(crate) static POISON_ADDR: std::sync::atomic::AtomicUsize =
 pub(crate) const BUS_MCEERR_AR: i32 = 4;
 /// The child's exit codes: SIGBUS BUS_MCEERR_AR at the page, at another address, another
 /// SIGBUS code; madvise returning without a signal exits 0 or with its errno.
+/// How the child touches the page before it poisons it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Touch {
+    Read,
+    Write(u8),
+}
+
+/// What the child saw: its exit code (see [`on_poison_sigbus`]; an errno when madvise
+/// failed) and that in words.
+pub(crate) struct Poisoned {
+    pub exit: Option<i32>,
+    pub said: String,
+}
+
+/// MADV_HWPOISON of the page at `ptr` in a child that maps it (the guest's memory-failure
+/// path, as if the child had consumed poison there; poisoning a page the caller maps would
+/// kill the caller).
+pub(crate) fn hwpoison_in_child(ptr: usize, touch: Touch) -> Result<Poisoned> {
+    POISON_ADDR.store(ptr, std::sync::atomic::Ordering::Relaxed);
+    // SAFETY: single-threaded; the child sets a handler, touches the page, calls madvise and
+    // _exits (from the handler, or after madvise returns).
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        bail!("fork: {}", std::io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: a plain SA_SIGINFO handler for SIGBUS; the inherited mapping; madvise on one
+        // page of it.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_poison_sigbus as *const () as usize;
+            sa.sa_flags = libc::SA_SIGINFO;
+            libc::sigaction(libc::SIGBUS, &sa, std::ptr::null_mut());
+            match touch {
+                Touch::Read => {
+                    std::ptr::read_volatile(ptr as *const u8);
+                }
+                Touch::Write(b) => std::ptr::write_volatile(ptr as *mut u8, b),
+            }
+            let r = libc::madvise(ptr as *mut libc::c_void, 4096, libc::MADV_HWPOISON);
+            let code = if r == 0 { 0 } else { *libc::__errno_location() };
+            libc::_exit(code);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    let exit = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    let said = match exit {
+        Some(EXIT_AR_AT_PAGE) => "SIGBUS BUS_MCEERR_AR at the page".to_string(),
+        Some(EXIT_AR_ELSEWHERE) => "SIGBUS BUS_MCEERR_AR at another address".to_string(),
+        Some(EXIT_OTHER_SIGBUS) => "a SIGBUS that is not BUS_MCEERR_AR".to_string(),
+        Some(0) => "no signal: madvise returned 0".to_string(),
+        Some(e) => format!("madvise failed: {}", sys::errno_name(e)),
+        None => format!("wait status {status:#x}"),
+    };
+    Ok(Poisoned { exit, said })
+}
+
 pub(crate) const EXIT_AR_AT_PAGE: i32 = 100;
 pub(crate) const EXIT_AR_ELSEWHERE: i32 = 101;
 pub(crate) const EXIT_OTHER_SIGBUS: i32 = 102;
@@ -444,32 +503,7 @@ fn memory_failure(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let o_want = fs.expected("o", 0, 4096)?;
     let mut kmsg = Kmsg::open()?;
     // In a child: poisoning a page the caller maps kills the caller.
-    let ptr = m.ptr() as usize;
-    POISON_ADDR.store(ptr, std::sync::atomic::Ordering::Relaxed);
-    // SAFETY: single-threaded; the child sets a handler, touches the page, calls madvise and
-    // _exits (from the handler, or after madvise returns).
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        bail!("fork: {}", std::io::Error::last_os_error());
-    }
-    if pid == 0 {
-        // SAFETY: a plain SA_SIGINFO handler for SIGBUS; the inherited mapping; madvise on one
-        // page of it.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_poison_sigbus as *const () as usize;
-            sa.sa_flags = libc::SA_SIGINFO;
-            libc::sigaction(libc::SIGBUS, &sa, std::ptr::null_mut());
-            std::ptr::write_volatile(ptr as *mut u8, 0x42);
-            let r = libc::madvise(ptr as *mut libc::c_void, 4096, libc::MADV_HWPOISON);
-            let code = if r == 0 { 0 } else { *libc::__errno_location() };
-            libc::_exit(code);
-        }
-    }
-    let mut status = 0;
-    // SAFETY: waiting for our child.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-    let exit = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    let Poisoned { exit, said: seen } = hwpoison_in_child(m.ptr() as usize, Touch::Write(0x42))?;
     if exit == Some(libc::EINVAL) {
         return Ok(Outcome::Skip(
             "madvise(MADV_HWPOISON) is EINVAL: this kernel has no CONFIG_MEMORY_FAILURE (and so no debugfs hwpoison injection either); memory failure cannot be injected through the holder path".into(),
@@ -480,14 +514,6 @@ fn memory_failure(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             "madvise(MADV_HWPOISON) is EPERM (needs CAP_SYS_ADMIN)".into(),
         ));
     }
-    let seen = match exit {
-        Some(EXIT_AR_AT_PAGE) => "SIGBUS BUS_MCEERR_AR at the page".to_string(),
-        Some(EXIT_AR_ELSEWHERE) => "SIGBUS BUS_MCEERR_AR at another address".to_string(),
-        Some(EXIT_OTHER_SIGBUS) => "a SIGBUS that is not BUS_MCEERR_AR".to_string(),
-        Some(0) => "no signal: madvise returned 0".to_string(),
-        Some(e) => format!("madvise failed: {}", sys::errno_name(e)),
-        None => format!("wait status {status:#x}"),
-    };
     c.check(
         exit == Some(EXIT_AR_AT_PAGE),
         format!("the process that consumed the poison got SIGBUS BUS_MCEERR_AR with the page's address ({seen})"),

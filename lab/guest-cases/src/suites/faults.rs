@@ -7,9 +7,7 @@
 
 use crate::harness::check::Checks;
 use crate::harness::famfs::{Ctx, Famfs, Spec, Target};
-use crate::suites::devmissing::{
-    on_poison_sigbus, EXIT_AR_AT_PAGE, EXIT_AR_ELSEWHERE, EXIT_OTHER_SIGBUS, POISON_ADDR,
-};
+use crate::suites::devmissing::{hwpoison_in_child, Touch};
 use crate::system::host;
 use crate::system::mapping::Mapping;
 use crate::system::sys::{self, Access, Kmsg, Trace};
@@ -20,7 +18,6 @@ use lab_suite::devices::{DaxDevice, DeviceMap};
 use lab_suite::expect::{simple_map, AreaAlloc, Piece, MIB, READ_AREA, WRITE_AREA};
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 const PAGE: u64 = 4096;
@@ -124,42 +121,22 @@ pub(crate) fn page_piece(fs: &Famfs, rel: &str, off: u64) -> Result<Piece> {
     }
 }
 
-/// MADV_HWPOISON of the page at `ptr` in a child that maps it (the guest's memory-failure
-/// path, as if the child had consumed poison there): what the child saw.
-fn hwpoison_in_child(ptr: usize) -> Result<String> {
-    POISON_ADDR.store(ptr, Ordering::Relaxed);
-    // SAFETY: single-threaded; the child sets a handler, calls madvise and _exits (from the
-    // handler, or after madvise returns).
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        bail!("fork: {}", std::io::Error::last_os_error());
-    }
-    if pid == 0 {
-        // SAFETY: a plain SA_SIGINFO handler; the inherited mapping; madvise on one page.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_poison_sigbus as *const () as usize;
-            sa.sa_flags = libc::SA_SIGINFO;
-            libc::sigaction(libc::SIGBUS, &sa, std::ptr::null_mut());
-            std::ptr::read_volatile(ptr as *const u8);
-            let r = libc::madvise(ptr as *mut libc::c_void, PAGE as usize, libc::MADV_HWPOISON);
-            let code = if r == 0 { 0 } else { *libc::__errno_location() };
-            libc::_exit(code);
+/// The file `s` on the device the fault did not touch: it opens and reads its bytes, and the
+/// host checks its whole range after the case.
+fn other_device_intact(c: &mut Checks, ctx: &mut Ctx<'_>, fs: &Famfs) -> Result<()> {
+    match sys::open(&fs.path("s"), false).and_then(|s| sys::pread(&s, 0, 8192)) {
+        Ok(got) => {
+            c.bytes(
+                "s (another device): open and pread",
+                0,
+                &got,
+                &fs.expected("s", 0, 8192)?,
+            );
         }
+        Err(e) => c.fail(format!("s (another device): {}", sys::errno_name(e))),
     }
-    let mut status = 0;
-    // SAFETY: waiting for our child.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-    Ok(
-        match libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)) {
-            Some(EXIT_AR_AT_PAGE) => "SIGBUS BUS_MCEERR_AR at the page".into(),
-            Some(EXIT_AR_ELSEWHERE) => "SIGBUS BUS_MCEERR_AR at another address".into(),
-            Some(EXIT_OTHER_SIGBUS) => "a SIGBUS that is not BUS_MCEERR_AR".into(),
-            Some(0) => "no signal: madvise returned 0".into(),
-            Some(e) => format!("madvise failed: {}", sys::errno_name(e)),
-            None => format!("wait status {status:#x}"),
-        },
-    )
+    ctx.verify(fs.ranges("s", 0, 2 * MIB, None)?);
+    Ok(())
 }
 
 /// Drives the memory-failure path for the mapped page at `page` (a child that maps it
@@ -171,7 +148,7 @@ pub(crate) fn consumed(
     page: *const u8,
     piece: &Piece,
 ) -> Result<()> {
-    let seen = hwpoison_in_child(page as usize)?;
+    let seen = hwpoison_in_child(page as usize, Touch::Read)?.said;
     c.check(
         seen == "SIGBUS BUS_MCEERR_AR at the page",
         format!("the process that consumed it: SIGBUS BUS_MCEERR_AR at {page:p} ({seen})"),
@@ -555,18 +532,7 @@ pub fn uncorrectable_error(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         );
     }
     if other.is_some() {
-        match sys::open(&fs.path("s"), false).and_then(|s| sys::pread(&s, 0, 8192)) {
-            Ok(got) => {
-                c.bytes(
-                    "s (another device): open and pread",
-                    0,
-                    &got,
-                    &fs.expected("s", 0, 8192)?,
-                );
-            }
-            Err(e) => c.fail(format!("s (another device): {}", sys::errno_name(e))),
-        }
-        ctx.verify(fs.ranges("s", 0, 2 * MIB, None)?);
+        other_device_intact(&mut c, ctx, &fs)?;
     }
     drop(m);
     drop(f);
@@ -914,18 +880,7 @@ fn removed_mapped(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         libc::ENODEV,
     );
     if other.is_some() {
-        match sys::open(&fs.path("s"), false).and_then(|s| sys::pread(&s, 0, 8192)) {
-            Ok(got) => {
-                c.bytes(
-                    "s (another device): open and pread",
-                    0,
-                    &got,
-                    &fs.expected("s", 0, 8192)?,
-                );
-            }
-            Err(e) => c.fail(format!("s (another device): {}", sys::errno_name(e))),
-        }
-        ctx.verify(fs.ranges("s", 0, 2 * MIB, None)?);
+        other_device_intact(&mut c, ctx, &fs)?;
     } else {
         c.note(format!(
             "{id} was the only device: no other device to check"
