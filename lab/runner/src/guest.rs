@@ -56,17 +56,17 @@ pub(crate) async fn boot_at(
     // skip it: the one QEMU 10.0.2 abort seen, an MTTCG assertion in iotlb_to_section right
     // after the second CPU came up, once in about 40 boots under load, came with it skipped.
     // 15 more boots so were fine, so it may be chance; 10 ms is not worth the doubt.)
-    let tcg = if accel.accel == lab_vm::Accel::Tcg {
-        "tsc=reliable no_timer_check "
-    } else {
-        ""
-    };
     let cmdline = format!(
-        "{BASE_KERNEL_CMDLINE} kasan_multi_shot 8250.nr_uarts=1 max_loop=0 {tcg}{}",
+        "{BASE_KERNEL_CMDLINE} kasan_multi_shot 8250.nr_uarts=1 max_loop=0 {} {}",
+        tcg_cmdline(
+            accel.accel,
+            req.clock,
+            guest_tsc_khz(accel.accel, req.clock),
+            req.kernel.hz
+        ),
         req.cmdline
-    )
-    .trim()
-    .to_string();
+    );
+    let cmdline = cmdline.split_whitespace().collect::<Vec<_>>().join(" ");
     let boot = KernelBoot {
         kernel: req.kernel_image.clone(),
         initramfs: req.initramfs.clone(),
@@ -94,6 +94,35 @@ pub(crate) async fn boot_at(
         .cloned()
         .context("the serial console must go to a file")?;
     Ok(Booted { vm, serial })
+}
+
+/// The rate of a guest's TSC when the lab knows it: under TCG with the host clock QEMU
+/// answers `rdtsc` with the host's counter ([`lab_vm::host_tsc`], measured once per host boot).
+fn guest_tsc_khz(accel: lab_vm::Accel, clock: lab_vm::Clock) -> Option<u32> {
+    (accel == lab_vm::Accel::Tcg && clock == lab_vm::Clock::Host)
+        .then(|| lab_vm::host_tsc::tsc_khz_cached(Some(&lab_host::paths::cache_root())))
+        .flatten()
+}
+
+/// What a TCG guest's command line says about its clock: its TSCs are QEMU's one host-derived
+/// counter (`tsc=reliable no_timer_check`, see [`boot_at`]); with the host clock that counter
+/// ticks at the host TSC's rate `tsc_khz`, which the guest is told so that it calibrates
+/// nothing against emulated timers. Under icount the counter is virtual and the guest
+/// measures it itself; under KVM nothing is said.
+fn tcg_cmdline(
+    accel: lab_vm::Accel,
+    clock: lab_vm::Clock,
+    tsc_khz: Option<u32>,
+    hz: Option<u32>,
+) -> String {
+    match (accel, clock) {
+        (lab_vm::Accel::Tcg, lab_vm::Clock::Host) => format!(
+            "tsc=reliable no_timer_check {}",
+            lab_vm::host_tsc::tcg_clock_cmdline(tsc_khz, hz)
+        ),
+        (lab_vm::Accel::Tcg, lab_vm::Clock::Icount { .. }) => "tsc=reliable no_timer_check".into(),
+        _ => String::new(),
+    }
 }
 
 /// Connects to the agent of the guest whose files are in `dir` and waits for it to be ready;
@@ -180,4 +209,31 @@ pub(crate) fn power_off(
             let _ = s.vm.shutdown(wait).await;
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lab_vm::{Accel, Clock};
+
+    #[test]
+    fn only_tcg_with_the_host_clock_is_told_its_tsc_rate() {
+        let khz = Some(2_596_144);
+        assert_eq!(tcg_cmdline(Accel::Kvm, Clock::Host, khz, Some(250)), "");
+        assert_eq!(
+            tcg_cmdline(Accel::Tcg, Clock::Icount { shift: 3 }, khz, Some(250)),
+            "tsc=reliable no_timer_check"
+        );
+        assert_eq!(
+            tcg_cmdline(Accel::Tcg, Clock::Host, khz, Some(250)),
+            "tsc=reliable no_timer_check tsc_early_khz=2596144 lpj=10384576"
+        );
+        // Without the rate, or the kernel's HZ to derive the loop count from, nothing is said.
+        for (khz, hz) in [(None, Some(250)), (khz, None)] {
+            let line = tcg_cmdline(Accel::Tcg, Clock::Host, khz, hz);
+            assert_eq!(line.trim(), "tsc=reliable no_timer_check");
+        }
+        assert_eq!(guest_tsc_khz(Accel::Kvm, Clock::Host), None);
+        assert_eq!(guest_tsc_khz(Accel::Tcg, Clock::Icount { shift: 3 }), None);
+    }
 }

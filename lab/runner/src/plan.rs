@@ -27,6 +27,8 @@ pub struct KernelFeatures {
     /// The kernel's compiled BPF selftests (its cache entry's `bpf-selftests/`), when its
     /// tree has them.
     pub bpf_selftests: Option<std::path::PathBuf>,
+    /// `CONFIG_HZ`: the timer ticks per second (the loops per jiffy a TCG guest is told).
+    pub hz: Option<u32>,
 }
 
 impl KernelFeatures {
@@ -38,6 +40,10 @@ impl KernelFeatures {
                 .lines()
                 .any(|l| l.trim() == "CONFIG_DEBUG_KMEMLEAK=y"),
             bpf_selftests: None,
+            hz: config
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("CONFIG_HZ="))
+                .and_then(|v| v.parse().ok()),
         }
     }
 
@@ -226,6 +232,10 @@ mod tests {
     fn fmap_feature_is_read_from_the_config() {
         assert!(!stock().fmap);
         assert!(KernelFeatures::from_config("k", "CONFIG_X=y\nCONFIG_FUSE_DAX_FMAP=y\n").fmap);
+        let hz = |config: &str| KernelFeatures::from_config("k", config).hz;
+        assert_eq!(hz("CONFIG_HZ_250=y\nCONFIG_HZ=250\n"), Some(250));
+        assert_eq!(hz("CONFIG_HZ_1000=y\n"), None);
+        assert_eq!(hz("CONFIG_HZ=fast\n"), None);
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod clock;
 pub mod decoder_checks;
 pub mod error;
 pub mod fault_inject;
+pub mod host_tsc;
 pub mod process_cleanup;
 pub mod qemu_args;
 pub mod qmp;
