@@ -15,6 +15,12 @@ pub const CPIO_NAME: &str = "initramfs.cpio";
 pub const MANIFEST_NAME: &str = "manifest.txt";
 const TMP_PREFIX: &str = ".tmp-";
 const STALE_TMP: Duration = Duration::from_secs(3600);
+/// Images kept after a build: the most recently used ones (each is ~20 MiB, and every change
+/// to a guest binary makes a new one).
+pub const KEEP_IMAGES: usize = 12;
+/// An image used this recently is never pruned, however many are newer (another run may be
+/// about to boot it).
+const IN_USE: Duration = Duration::from_secs(3600);
 
 /// `$FAMFS_LAB_CACHE`, else `$XDG_CACHE_HOME/famfs-lab`, else `~/.cache/famfs-lab`.
 pub fn default_cache_root() -> Result<PathBuf> {
@@ -52,6 +58,7 @@ pub(crate) fn materialize(plan: &Plan, cache: &Path) -> Result<BuiltImage> {
     if let Ok(meta) = fs::metadata(&image.path) {
         image.size = meta.len();
         tracing::info!("image {} cache hit ({} bytes)", image.hash, image.size);
+        mark_used(&dir);
         return Ok(image);
     }
     let started = Instant::now();
@@ -93,6 +100,7 @@ pub(crate) fn materialize(plan: &Plan, cache: &Path) -> Result<BuiltImage> {
     }
     image.cache_hit = false;
     image.size = size;
+    prune(&images, KEEP_IMAGES, SystemTime::now());
     tracing::info!(
         "image {} built: {} entries, {} bytes in {:.2?}",
         image.hash,
@@ -101,6 +109,43 @@ pub(crate) fn materialize(plan: &Plan, cache: &Path) -> Result<BuiltImage> {
         started.elapsed()
     );
     Ok(image)
+}
+
+/// Marks an image directory as just used (its mtime): [`prune`] keeps the recently used.
+fn mark_used(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.set_modified(SystemTime::now());
+    }
+}
+
+/// Best effort: removes the image directories beyond the `keep` most recently used (by
+/// mtime), except those used within [`IN_USE`] of `now`. Returns what it removed.
+pub fn prune(images: &Path, keep: usize, now: SystemTime) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(images) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<(SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with(TMP_PREFIX))
+        .filter(|e| e.path().join(CPIO_NAME).is_file())
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    dirs.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut removed = Vec::new();
+    for (used, dir) in dirs.into_iter().skip(keep) {
+        let recent = now.duration_since(used).map_or(true, |age| age < IN_USE);
+        if !recent && fs::remove_dir_all(&dir).is_ok() {
+            removed.push(dir);
+        }
+    }
+    if !removed.is_empty() {
+        tracing::info!(
+            "pruned {} old images from {}",
+            removed.len(),
+            images.display()
+        );
+    }
+    removed
 }
 
 /// Best effort: removes temporary dirs left by crashed builds (older than an hour).
@@ -123,6 +168,54 @@ fn remove_stale_tmp(images: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prune_keeps_the_most_recently_used_and_the_ones_in_use() {
+        let root = tempfile::tempdir().unwrap();
+        let now = SystemTime::now();
+        let day = Duration::from_secs(86_400);
+        // Five images used 5, 4, 3, 2 and 1 days ago, one used a minute ago, and a stray
+        // directory without a cpio (not an image: left alone).
+        let mut make = |name: &str, used: SystemTime, cpio: bool| {
+            let dir = root.path().join(name);
+            fs::create_dir(&dir).unwrap();
+            if cpio {
+                fs::write(dir.join(CPIO_NAME), b"x").unwrap();
+            }
+            File::open(&dir).unwrap().set_modified(used).unwrap();
+        };
+        for d in 1..=5u32 {
+            make(&format!("old{d}"), now - day * d, true);
+        }
+        make("fresh", now - Duration::from_secs(60), true);
+        make("not-an-image", now - day * 9, false);
+        let removed = prune(root.path(), 2, now);
+        let mut names: Vec<String> = fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["fresh", "not-an-image", "old1"]);
+        assert_eq!(removed.len(), 4);
+        // Used within the hour: kept even beyond `keep`.
+        assert!(prune(root.path(), 0, now)
+            .iter()
+            .all(|d| !d.ends_with("fresh")));
+        assert!(root.path().join("fresh").is_dir());
+        assert!(!root.path().join("old1").exists());
+    }
+
+    #[test]
+    fn a_cache_hit_marks_the_image_used() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("img");
+        fs::create_dir(&dir).unwrap();
+        let long_ago = SystemTime::now() - Duration::from_secs(86_400 * 30);
+        File::open(&dir).unwrap().set_modified(long_ago).unwrap();
+        mark_used(&dir);
+        let used = fs::metadata(&dir).unwrap().modified().unwrap();
+        assert!(used > long_ago + Duration::from_secs(86_400));
+    }
 
     // The only test in this binary that touches these variables.
     #[test]
