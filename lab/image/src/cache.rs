@@ -130,7 +130,7 @@ pub fn prune(images: &Path, keep: usize, now: SystemTime) -> Vec<PathBuf> {
         .filter(|e| e.path().join(CPIO_NAME).is_file())
         .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
         .collect();
-    dirs.sort_by(|a, b| b.0.cmp(&a.0));
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.0));
     let mut removed = Vec::new();
     for (used, dir) in dirs.into_iter().skip(keep) {
         let recent = now.duration_since(used).map_or(true, |age| age < IN_USE);
