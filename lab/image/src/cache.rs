@@ -176,7 +176,7 @@ mod tests {
         let day = Duration::from_secs(86_400);
         // Five images used 5, 4, 3, 2 and 1 days ago, one used a minute ago, and a stray
         // directory without a cpio (not an image: left alone).
-        let mut make = |name: &str, used: SystemTime, cpio: bool| {
+        let make = |name: &str, used: SystemTime, cpio: bool| {
             let dir = root.path().join(name);
             fs::create_dir(&dir).unwrap();
             if cpio {
