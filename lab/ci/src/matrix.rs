@@ -596,31 +596,42 @@ fn check_kernels(raw: &MatrixFile, known: &Known, problems: &mut Vec<(KeyPath, S
                 format!("{label:?} is not a value of axes.kernel"),
             ));
         }
-        if k.suites.is_empty() {
+        check_suites_and_timeout(&at, &k.suites, k.timeout_minutes, known, problems);
+    }
+}
+
+/// A cell's `suites` (at least one, none twice, each known) and `timeout_minutes` (1 to
+/// GitHub's limit), for a kernel's cells and a nightly cell alike.
+fn check_suites_and_timeout(
+    at: &KeyPath,
+    suites: &[String],
+    timeout_minutes: u32,
+    known: &Known,
+    problems: &mut Vec<(KeyPath, String)>,
+) {
+    if suites.is_empty() {
+        problems.push((
+            at.key("suites"),
+            "empty: a cell runs at least one suite".into(),
+        ));
+    }
+    for (j, s) in suites.iter().enumerate() {
+        if suites[..j].contains(s) {
+            problems.push((at.key("suites").index(j), format!("{s:?} is listed twice")));
+        } else if !known.suites.is_empty() && !known.suites.contains(s) {
             problems.push((
-                at.key("suites"),
-                "empty: a cell runs at least one suite".into(),
+                at.key("suites").index(j),
+                format!("no suite {s:?} (known: {})", known.suites.join(", ")),
             ));
         }
-        for (j, s) in k.suites.iter().enumerate() {
-            if k.suites[..j].contains(s) {
-                problems.push((at.key("suites").index(j), format!("{s:?} is listed twice")));
-            } else if !known.suites.is_empty() && !known.suites.contains(s) {
-                problems.push((
-                    at.key("suites").index(j),
-                    format!("no suite {s:?} (known: {})", known.suites.join(", ")),
-                ));
-            }
-        }
-        if k.timeout_minutes == 0 || k.timeout_minutes > MAX_TIMEOUT_MINUTES {
-            problems.push((
-                at.key("timeout_minutes"),
-                format!(
-                    "{} minutes: between 1 and {MAX_TIMEOUT_MINUTES} (GitHub's limit)",
-                    k.timeout_minutes
-                ),
-            ));
-        }
+    }
+    if timeout_minutes == 0 || timeout_minutes > MAX_TIMEOUT_MINUTES {
+        problems.push((
+            at.key("timeout_minutes"),
+            format!(
+                "{timeout_minutes} minutes: between 1 and {MAX_TIMEOUT_MINUTES} (GitHub's limit)"
+            ),
+        ));
     }
 }
 
@@ -753,31 +764,7 @@ fn nightly_cells(
                 format!("{} is not a value of axes.accel", n.accel),
             ));
         }
-        if n.suites.is_empty() {
-            problems.push((
-                at.key("suites"),
-                "empty: a cell runs at least one suite".into(),
-            ));
-        }
-        for (j, s) in n.suites.iter().enumerate() {
-            if n.suites[..j].contains(s) {
-                problems.push((at.key("suites").index(j), format!("{s:?} is listed twice")));
-            } else if !known.suites.is_empty() && !known.suites.contains(s) {
-                problems.push((
-                    at.key("suites").index(j),
-                    format!("no suite {s:?} (known: {})", known.suites.join(", ")),
-                ));
-            }
-        }
-        if n.timeout_minutes == 0 || n.timeout_minutes > MAX_TIMEOUT_MINUTES {
-            problems.push((
-                at.key("timeout_minutes"),
-                format!(
-                    "{} minutes: between 1 and {MAX_TIMEOUT_MINUTES} (GitHub's limit)",
-                    n.timeout_minutes
-                ),
-            ));
-        }
+        check_suites_and_timeout(&at, &n.suites, n.timeout_minutes, known, problems);
         if problems.len() > before {
             continue;
         }
