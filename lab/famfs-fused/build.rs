@@ -16,12 +16,13 @@ const OBJECTS: [&str; 9] = [
     "reject_all",
     "test_harness",
 ];
-const HEADERS: [&str; 5] = [
+const HEADERS: [&str; 6] = [
     "fmap_abi.bpf.h",
     "famfs_meta.h",
     "famfs_logic.bpf.h",
     "kernel_env.bpf.h",
     "famfs_slots.bpf.h",
+    "famfs_kernel_meta.bpf.h",
 ];
 
 fn main() {

@@ -4,19 +4,7 @@
  * the kernel's per-inode buffer; iomap_begin reads that meta ONLY through
  * bpf_fuse_dax_resolve_get_meta() (one pointer dereference in the kernel, no map lookup).
  */
-#include "kernel_env.bpf.h"
-
-static __always_inline void *fmap_meta(struct parse_env *env, __u32 off, const __u32 size)
-{
-	return bpf_fuse_dax_parse_get_meta(env->ctx, off, size);
-}
-
-static __always_inline const void *fmap_rmeta(struct resolve_env *env, __u32 off, const __u32 size)
-{
-	return bpf_fuse_dax_resolve_get_meta(env->ctx, off, size);
-}
-
-#include "famfs_logic.bpf.h"
+#include "famfs_kernel_meta.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -32,13 +20,8 @@ SEC("struct_ops/iomap_begin")
 int BPF_PROG(famfs_iomap_begin, struct fuse_dax_fmap_resolve_ctx *rctx, struct fuse_iomap_io *io)
 {
 	struct resolve_env env = { .ctx = rctx };
-	struct famfs_mapping m = {};
-	int err = famfs_resolve(&env, io->offset, &m);
 
-	if (err)
-		return err;
-	fmap_fill_io(io, &m);
-	return 0;
+	return famfs_resolve_io(&env, io);
 }
 
 SEC(".struct_ops.link")

@@ -20,17 +20,11 @@ int BPF_PROG(direct_iomap_begin, struct fuse_dax_fmap_resolve_ctx *rctx, struct 
 {
 	struct famfs_slot *slot = famfs_slot_of(rctx->nodeid);
 	struct resolve_env env = { .ctx = rctx };
-	struct famfs_mapping m = {};
-	int err;
 
 	if (!famfs_slot_owned(slot, rctx))
 		return -EIO;
 	env.mv = slot->meta;
-	err = famfs_resolve(&env, io->offset, &m);
-	if (err)
-		return err;
-	fmap_fill_io(io, &m);
-	return 0;
+	return famfs_resolve_io(&env, io);
 }
 
 SEC(".struct_ops.link")

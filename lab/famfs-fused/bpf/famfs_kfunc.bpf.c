@@ -5,19 +5,7 @@
  * `famfs_trivial`: files of one simple extent only, -EIO for any other. Against
  * `famfs_trivial` it shows what one call of the resolve kfunc costs.
  */
-#include "kernel_env.bpf.h"
-
-static __always_inline void *fmap_meta(struct parse_env *env, __u32 off, const __u32 size)
-{
-	return bpf_fuse_dax_parse_get_meta(env->ctx, off, size);
-}
-
-static __always_inline const void *fmap_rmeta(struct resolve_env *env, __u32 off, const __u32 size)
-{
-	return bpf_fuse_dax_resolve_get_meta(env->ctx, off, size);
-}
-
-#include "famfs_logic.bpf.h"
+#include "famfs_kernel_meta.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 

@@ -263,6 +263,18 @@ static __always_inline void fmap_fill_io(struct fuse_iomap_io *io, const struct 
 	io->type = FUSE_IOMAP_TYPE_MAPPED;
 	io->dev_index = m->dev_index;
 }
+
+/* Resolve io->offset and fill `io` from the mapping; the resolve's errno otherwise. */
+static __always_inline int famfs_resolve_io(struct resolve_env *env, struct fuse_iomap_io *io)
+{
+	struct famfs_mapping m = {};
+	int err = famfs_resolve(env, io->offset, &m);
+
+	if (err)
+		return err;
+	fmap_fill_io(io, &m);
+	return 0;
+}
 #endif
 
 #endif /* FAMFS_LOGIC_BPF_H */

@@ -113,17 +113,11 @@ int BPF_PROG(maplookup_iomap_begin, struct fuse_dax_fmap_resolve_ctx *rctx, stru
 {
 	__u64 nodeid = rctx->nodeid;
 	struct resolve_env env = { .ctx = rctx };
-	struct famfs_mapping m = {};
-	int err;
 
 	env.mv = bpf_map_lookup_elem(&famfs_metas, &nodeid);
 	if (!env.mv)
 		return -EIO;
-	err = famfs_resolve(&env, io->offset, &m);
-	if (err)
-		return err;
-	fmap_fill_io(io, &m);
-	return 0;
+	return famfs_resolve_io(&env, io);
 }
 
 SEC(".struct_ops.link")

@@ -5,19 +5,7 @@
  * fault --slow`) runs it to show that a real slowdown of the BPF resolve moves its ratio to the
  * native ops, i.e. that the benchmark can see a difference.
  */
-#include "kernel_env.bpf.h"
-
-static __always_inline void *fmap_meta(struct parse_env *env, __u32 off, const __u32 size)
-{
-	return bpf_fuse_dax_parse_get_meta(env->ctx, off, size);
-}
-
-static __always_inline const void *fmap_rmeta(struct resolve_env *env, __u32 off, const __u32 size)
-{
-	return bpf_fuse_dax_resolve_get_meta(env->ctx, off, size);
-}
-
-#include "famfs_logic.bpf.h"
+#include "famfs_kernel_meta.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -38,18 +26,13 @@ SEC("struct_ops/iomap_begin")
 int BPF_PROG(famfs_slow_iomap_begin, struct fuse_dax_fmap_resolve_ctx *rctx, struct fuse_iomap_io *io)
 {
 	struct resolve_env env = { .ctx = rctx };
-	struct famfs_mapping m = {};
 	__u64 acc = io->offset;
-	int i, err;
+	int i;
 
 	bpf_for(i, 0, slow_iters)
 		acc = acc * 6364136223846793005ULL + (__u64)i;
 	slow_sink = acc;
-	err = famfs_resolve(&env, io->offset, &m);
-	if (err)
-		return err;
-	fmap_fill_io(io, &m);
-	return 0;
+	return famfs_resolve_io(&env, io);
 }
 
 SEC(".struct_ops.link")
