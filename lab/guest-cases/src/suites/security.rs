@@ -477,22 +477,12 @@ fn evil_short_length(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             Access::Signal(libc::SIGBUS),
         );
         drop((m, f));
-        let warns: Vec<String> = kmsg
-            .lines()
-            .iter()
-            .filter(|l| l.contains("WARNING:") || l.contains("BUG:"))
-            .cloned()
-            .collect();
-        c.check(
-            warns.is_empty(),
-            format!(
-                "{what}: no kernel WARNING/BUG (a length below PAGE_SIZE on a PTE fault must be refused before dax_iomap_pte_fault warns){}",
-                if warns.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", warns.join(" | "))
-                }
-            ),
+        no_warnings(
+            &mut c,
+            &mut kmsg,
+            &mut 0,
+            &what,
+            " (a length below PAGE_SIZE on a PTE fault must be refused before dax_iomap_pte_fault warns)",
         );
         kmsg = Kmsg::open()?;
         fs.stop()?;
@@ -665,6 +655,21 @@ fn warnings(kmsg: &mut Kmsg, seen: &mut usize) -> Vec<String> {
     new
 }
 
+/// Checks that the kernel log has no WARNING or BUG line after line `seen` (which moves past
+/// them): "`what`: no kernel WARNING/BUG`why`", with the lines when there are some.
+fn no_warnings(c: &mut Checks, kmsg: &mut Kmsg, seen: &mut usize, what: &str, why: &str) {
+    let w = warnings(kmsg, seen);
+    let found = if w.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", w.join(" | "))
+    };
+    c.check(
+        w.is_empty(),
+        format!("{what}: no kernel WARNING/BUG{why}{found}"),
+    );
+}
+
 /// One device page mapped at two places: two files whose fmaps name the same extent (a
 /// server's blobs, famfs ops), and evil_oob's alias flavour (every page of a file at one
 /// device page). Declared ranges (kernels/famfs-bpf/README.md): the second file's open fails
@@ -730,18 +735,7 @@ fn alias_pages(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         ma.ptr(),
         want,
     );
-    let w = warnings(&mut kmsg, &mut seen);
-    c.check(
-        w.is_empty(),
-        format!(
-            "two files on one extent: no kernel WARNING/BUG{}",
-            if w.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", w.join(" | "))
-            }
-        ),
-    );
+    no_warnings(&mut c, &mut kmsg, &mut seen, "two files on one extent", "");
     // Once a is evicted its ranges are free: b opens and maps the extent.
     drop((ma, fa));
     fs.settle_and_drop_caches()?;
@@ -775,17 +769,12 @@ fn alias_pages(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             format!("alias: page {k} (device page of page 0) reads page 0's byte or SIGBUS: {got}"),
         );
     }
-    let w = warnings(&mut kmsg, &mut seen);
-    c.check(
-        w.is_empty(),
-        format!(
-            "one device page at three file pages: no kernel WARNING/BUG{}",
-            if w.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", w.join(" | "))
-            }
-        ),
+    no_warnings(
+        &mut c,
+        &mut kmsg,
+        &mut seen,
+        "one device page at three file pages",
+        "",
     );
     drop((m, f));
     fs.stop()?;
@@ -821,18 +810,7 @@ fn alias_pages(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         &fy,
         libc::EBUSY,
     );
-    let w = warnings(&mut kmsg, &mut seen);
-    c.check(
-        w.is_empty(),
-        format!(
-            "two slots, one device: no kernel WARNING/BUG{}",
-            if w.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", w.join(" | "))
-            }
-        ),
-    );
+    no_warnings(&mut c, &mut kmsg, &mut seen, "two slots, one device", "");
     drop((mx, fx));
     fs.stop()?;
     Ok(c.outcome())
