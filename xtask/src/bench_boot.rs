@@ -115,7 +115,10 @@ pub fn run(sh: &Shell, mut args: BootArgs) -> Result<()> {
         let mut peer = None;
         for who in &order {
             if who == "lab" {
-                lab = Some(lab_once(&exe, &argv, &logs.join(format!("lab-{rep}.log")))?);
+                let cargo_ms = cargo_start_once()?;
+                let mut sample = lab_once(&exe, &argv, &logs.join(format!("lab-{rep}.log")))?;
+                sample.cargo_ms = Some(cargo_ms);
+                lab = Some(sample);
             } else if let Some(v) = vng.as_mut() {
                 let r = v.run(&logs.join(format!("vng-{rep}.log")))?;
                 peer = Some(PeerSample {
@@ -193,6 +196,29 @@ fn loadavg() -> Vec<f64> {
     boot::parse_loadavg(&std::fs::read_to_string("/proc/loadavg").unwrap_or_default())
 }
 
+/// What cargo adds in front of `cargo xtask lab up` (its start and the freshness check of
+/// xtask and its dependencies): `cargo xtask --version` timed from spawn to exit, which does
+/// all of that and runs a binary that prints one line.
+fn cargo_start_once() -> Result<f64> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let started = Instant::now();
+    let out = Command::new(&cargo)
+        .args(["xtask", "--version"])
+        .current_dir(lab_host::paths::repo_root())
+        .stdin(Stdio::null())
+        .output()
+        .context("timing cargo's start (`cargo xtask --version`)")?;
+    let took = ms(started.elapsed());
+    if !out.status.success() {
+        bail!(
+            "`cargo xtask --version` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(took)
+}
+
 /// How long one timed `lab up` may take before it is stopped.
 const LAB_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -246,6 +272,7 @@ fn lab_once(exe: &Path, argv: &[String], log: &Path) -> Result<LabSample> {
         passed: status.success(),
         stages_ms,
         stages_missing,
+        cargo_ms: None,
     })
 }
 

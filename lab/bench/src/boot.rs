@@ -136,6 +136,13 @@ impl BootRep {
         let p = self.peer.as_ref().filter(|p| p.ok)?;
         (self.lab.passed && p.wall_ms > 0.0).then(|| self.lab.wall_ms / p.wall_ms)
     }
+
+    /// The whole `cargo xtask lab up` (ours with cargo's start) over the peer's wall time.
+    pub fn ratio_with_cargo(&self) -> Option<f64> {
+        let p = self.peer.as_ref().filter(|p| p.ok)?;
+        let cargo = self.lab.cargo_ms?;
+        (self.lab.passed && p.wall_ms > 0.0).then(|| (self.lab.wall_ms + cargo) / p.wall_ms)
+    }
 }
 
 /// One `lab up` of ours.
@@ -150,6 +157,11 @@ pub struct LabSample {
     /// Why there are no stages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stages_missing: Option<String>,
+    /// What cargo adds in front of the command when a user types `cargo xtask lab up`: its
+    /// own start and freshness check of xtask, timed on its own just before this run (`cargo
+    /// xtask --version`); not in `wall_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cargo_ms: Option<f64>,
 }
 
 /// One boot of the peer.
@@ -195,6 +207,12 @@ pub struct BootSummary {
     pub peer_ms: Option<Spread>,
     /// Ours / peer's, paired by repetition.
     pub ratio: Option<Spread>,
+    /// Cargo's own start in front of the command ([`LabSample::cargo_ms`]).
+    #[serde(default)]
+    pub cargo_ms: Option<Spread>,
+    /// (Ours + cargo's start) / peer's, paired by repetition.
+    #[serde(default)]
+    pub ratio_with_cargo: Option<Spread>,
     /// Per stage, in [`STAGES`] order, over the repetitions that have stages.
     pub stages: Vec<(String, Option<Spread>)>,
 }
@@ -207,6 +225,8 @@ pub fn summarize(reps: &[BootRep]) -> BootSummary {
         .filter_map(|r| r.peer.as_ref().filter(|p| p.ok).map(|p| p.wall_ms))
         .collect();
     let ratios: Vec<f64> = reps.iter().filter_map(BootRep::ratio).collect();
+    let cargo: Vec<f64> = reps.iter().filter_map(|r| r.lab.cargo_ms).collect();
+    let with_cargo: Vec<f64> = reps.iter().filter_map(BootRep::ratio_with_cargo).collect();
     let staged: Vec<&Vec<f64>> = reps
         .iter()
         .map(|r| &r.lab.stages_ms)
@@ -224,6 +244,8 @@ pub fn summarize(reps: &[BootRep]) -> BootSummary {
         lab_ms: Spread::of(&lab),
         peer_ms: Spread::of(&peer),
         ratio: Spread::of(&ratios),
+        cargo_ms: Spread::of(&cargo),
+        ratio_with_cargo: Spread::of(&with_cargo),
         stages,
     }
 }
@@ -299,9 +321,20 @@ pub fn render(b: &BootBench, peer_name: Option<&str>) -> String {
             &*format!("ratio lab / {peer}"),
             spread_cells(&b.summary.ratio, |x| format!("{x:.2}")),
         ),
+        (
+            "cargo's own start (s)",
+            spread_cells(&b.summary.cargo_ms, secs),
+        ),
+        (
+            &*format!("ratio (cargo + lab) / {peer}"),
+            spread_cells(&b.summary.ratio_with_cargo, |x| format!("{x:.2}")),
+        ),
     ];
     for (name, [m, lo, hi]) in rows {
-        if peer_name.is_none() && name != "lab up (s)" {
+        let ours = name == "lab up (s)" || name.starts_with("cargo's");
+        let unmeasured = name.starts_with("cargo's") && b.summary.cargo_ms.is_none()
+            || name.starts_with("ratio (cargo") && b.summary.ratio_with_cargo.is_none();
+        if (peer_name.is_none() && !ours) || unmeasured {
             continue;
         }
         out.push_str(&format!("{name:<28}  {m:>8}  {lo:>8}  {hi:>8}\n"));

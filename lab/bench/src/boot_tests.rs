@@ -76,6 +76,7 @@ fn rep(rep: usize, lab: f64, peer: Option<(f64, bool)>, passed: bool) -> BootRep
             passed,
             stages_ms: vec![lab / 9.0; 9],
             stages_missing: None,
+            cargo_ms: None,
         },
         peer: peer.map(|(wall_ms, ok)| PeerSample { wall_ms, ok }),
     }
@@ -97,24 +98,60 @@ fn ratios_pair_repetitions_and_skip_failures() {
     assert_eq!(s.peer_ms.unwrap().median, 4000.0);
     assert_eq!(s.lab_ms.unwrap().min, 1000.0);
     assert_eq!(s.stages.len(), STAGES.len());
+    // No cargo time measured: no ratio with it.
+    assert_eq!((s.cargo_ms, s.ratio_with_cargo), (None, None));
+}
+
+#[test]
+fn the_ratio_with_cargo_adds_cargos_start_to_ours() {
+    let mut reps = vec![
+        rep(0, 1800.0, Some((3600.0, true)), true),
+        rep(1, 1600.0, Some((3200.0, true)), true),
+    ];
+    reps[0].lab.cargo_ms = Some(180.0);
+    reps[1].lab.cargo_ms = Some(160.0);
+    let s = summarize(&reps);
+    let r = s.ratio_with_cargo.unwrap();
+    assert!(
+        (r.min - 0.55).abs() < 1e-9 && (r.max - 0.55).abs() < 1e-9,
+        "{r:?}"
+    );
+    assert_eq!(s.ratio.unwrap().median, 0.5);
+    assert_eq!(s.cargo_ms.unwrap().median, 170.0);
+    let b = BootBench {
+        facts: facts_for_table(),
+        summary: s,
+        reps,
+    };
+    let t = render(&b, Some("vng"));
+    assert!(t.contains("cargo's own start (s)"), "{t}");
+    let line = t
+        .lines()
+        .find(|l| l.starts_with("ratio (cargo + lab) / vng"))
+        .unwrap_or_else(|| panic!("no ratio with cargo:\n{t}"));
+    assert!(line.contains("0.55"), "{line}");
+}
+
+fn facts_for_table() -> BootFacts {
+    BootFacts {
+        lab_command: "xtask lab up --case smoke.memdevs".into(),
+        peer_command: Some("vng -r bzImage --disable-kvm -- true".into()),
+        peer_version: Some("1.42".into()),
+        accel: "tcg".into(),
+        kernel_key: "k".into(),
+        kernel_image: "bzImage".into(),
+        host_cpus: 2,
+        load_before: vec![0.5, 0.4, 0.3],
+        load_after: vec![1.0, 0.5, 0.3],
+        held_build_lock: true,
+    }
 }
 
 #[test]
 fn the_table_names_the_peer_and_every_stage() {
     let reps = vec![rep(0, 1800.0, Some((3600.0, true)), true)];
     let b = BootBench {
-        facts: BootFacts {
-            lab_command: "xtask lab up --case smoke.memdevs".into(),
-            peer_command: Some("vng -r bzImage --disable-kvm -- true".into()),
-            peer_version: Some("1.42".into()),
-            accel: "tcg".into(),
-            kernel_key: "k".into(),
-            kernel_image: "bzImage".into(),
-            host_cpus: 2,
-            load_before: vec![0.5, 0.4, 0.3],
-            load_after: vec![1.0, 0.5, 0.3],
-            held_build_lock: true,
-        },
+        facts: facts_for_table(),
         summary: summarize(&reps),
         reps,
     };
@@ -132,6 +169,8 @@ fn the_table_names_the_peer_and_every_stage() {
         !alone.contains("ratio lab") && !alone.contains("order"),
         "{alone}"
     );
+    // Nothing measured, no row.
+    assert!(!t.contains("cargo's own start"), "{t}");
 }
 
 #[test]
