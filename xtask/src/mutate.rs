@@ -180,6 +180,10 @@ pub struct Baseline {
     pub cases: usize,
     /// Cases failing without any mutant: never counted as kills.
     pub failing: Vec<String>,
+    /// Every case the baseline ran, so that a resumed campaign needs no run directory (the
+    /// lab prunes old ones); earlier files lack it, and their run directory is read instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ran: Option<Vec<String>>,
 }
 
 /// killed / (killed + survived), survivors declared equivalent left out; None before any
@@ -571,8 +575,7 @@ pub fn run(sh: &Shell, args: &MutateArgs) -> Result<()> {
     let mut baseline = BaselineCases::default();
     if let (Some(b), None, false) = (&resumed_baseline, &args.baseline, args.no_baseline) {
         eprintln!("famfs-lab: mutate: the baseline of {}", b.run_dir);
-        baseline.failing = b.failing.iter().cloned().collect();
-        baseline.ran = ran_cases(&b.run_dir);
+        baseline = baseline_cases_of(b);
         report.baseline = resumed_baseline.clone();
     } else if !args.no_baseline {
         eprintln!("famfs-lab: mutate: the baseline (the series without a mutant)");
@@ -584,7 +587,8 @@ pub fn run(sh: &Shell, args: &MutateArgs) -> Result<()> {
                 .context("the baseline run of the unmutated series (without it no mutant can be judged; --no-baseline skips it)")?,
         };
         let failing = failing_cases(&base);
-        baseline.ran = Some(all_cases(&base));
+        let ran = all_cases(&base);
+        baseline.ran = Some(ran.clone());
         if !failing.is_empty() {
             eprintln!(
                 "famfs-lab: mutate: failing without a mutant too (not counted as kills): {}",
@@ -600,6 +604,7 @@ pub fn run(sh: &Shell, args: &MutateArgs) -> Result<()> {
             kernel_key: base.kernel_hash.clone(),
             cases: base.counts().total(),
             failing,
+            ran: Some(ran.into_iter().collect()),
         });
         report.write(&out_dir)?;
     }
@@ -664,6 +669,18 @@ pub fn run(sh: &Shell, args: &MutateArgs) -> Result<()> {
 /// Every case of a run report, as `suite.case`.
 fn all_cases(report: &RunReport) -> BTreeSet<String> {
     case_ids(report, |_| true).collect()
+}
+
+/// What a resumed campaign knows of its baseline: the failing cases, and the cases it ran (from
+/// the file, or else from its run directory if that is still there).
+pub fn baseline_cases_of(b: &Baseline) -> BaselineCases {
+    BaselineCases {
+        failing: b.failing.iter().cloned().collect(),
+        ran: match &b.ran {
+            Some(ran) => Some(ran.iter().cloned().collect()),
+            None => ran_cases(&b.run_dir),
+        },
+    }
 }
 
 /// The cases a baseline run dir holds; not known if it is gone (then no `--expected-first`
@@ -1037,12 +1054,30 @@ mod tests {
     }
 
     #[test]
+    fn a_resumed_baseline_knows_its_cases_without_its_run_directory() {
+        let gone = Baseline {
+            run_dir: "/nonexistent/runs/1-1".into(),
+            kernel_key: "k".into(),
+            cases: 3,
+            failing: vec!["open.b".into()],
+            ran: Some(vec!["open.a".into(), "open.b".into(), "fault.c".into()]),
+        };
+        let cases = baseline_cases_of(&gone);
+        assert!(cases.passed("open.a") && cases.passed("fault.c"));
+        assert!(!cases.passed("open.b") && !cases.passed("truncate.d"));
+        // An older file without the list, and its run directory gone: not known.
+        let older = Baseline { ran: None, ..gone };
+        assert_eq!(baseline_cases_of(&older).ran, None);
+    }
+
+    #[test]
     fn resume_takes_judged_mutants_and_the_last_baseline() {
         let base = |dir: &str| Baseline {
             run_dir: dir.into(),
             kernel_key: "k".into(),
             cases: 41,
             failing: vec![],
+            ran: None,
         };
         let report = |baseline: Option<Baseline>, mutants: Vec<MutantResult>| MutateReport {
             id: "1".into(),
@@ -1195,6 +1230,7 @@ mod tests {
                 kernel_key: "abc".into(),
                 cases: 40,
                 failing: vec![],
+                ran: None,
             }),
             planned: vec!["a".into(), "b".into(), "c".into()],
             score: Score::of(&rs),

@@ -6,6 +6,7 @@ pub mod apt;
 pub mod lock;
 pub mod paths;
 pub mod prereqs;
+pub mod prune;
 pub mod run;
 pub mod say;
 pub mod stage;

@@ -58,7 +58,7 @@ pub(crate) fn materialize(plan: &Plan, cache: &Path) -> Result<BuiltImage> {
     if let Ok(meta) = fs::metadata(&image.path) {
         image.size = meta.len();
         tracing::info!("image {} cache hit ({} bytes)", image.hash, image.size);
-        mark_used(&dir);
+        lab_host::prune::mark_used(&dir);
         return Ok(image);
     }
     let started = Instant::now();
@@ -111,33 +111,19 @@ pub(crate) fn materialize(plan: &Plan, cache: &Path) -> Result<BuiltImage> {
     Ok(image)
 }
 
-/// Marks an image directory as just used (its mtime): [`prune`] keeps the recently used.
-fn mark_used(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.set_modified(SystemTime::now());
-    }
-}
-
-/// Best effort: removes the image directories beyond the `keep` most recently used (by
-/// mtime), except those used within [`IN_USE`] of `now`. Returns what it removed.
+/// Best effort: removes the images beyond the `keep` most recently used, except those used
+/// within [`IN_USE`] of `now` (temporary build directories are [`remove_stale_tmp`]'s).
 pub fn prune(images: &Path, keep: usize, now: SystemTime) -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(images) else {
-        return Vec::new();
+    let keep = lab_host::prune::Keep {
+        newest: keep,
+        in_use: IN_USE,
     };
-    let mut dirs: Vec<(SystemTime, PathBuf)> = entries
-        .flatten()
-        .filter(|e| !e.file_name().to_string_lossy().starts_with(TMP_PREFIX))
-        .filter(|e| e.path().join(CPIO_NAME).is_file())
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-        .collect();
-    dirs.sort_by_key(|d| std::cmp::Reverse(d.0));
-    let mut removed = Vec::new();
-    for (used, dir) in dirs.into_iter().skip(keep) {
-        let recent = now.duration_since(used).map_or(true, |age| age < IN_USE);
-        if !recent && fs::remove_dir_all(&dir).is_ok() {
-            removed.push(dir);
-        }
-    }
+    let removed = lab_host::prune::by_recency(images, keep, now, |dir| {
+        let tmp = dir
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(TMP_PREFIX));
+        !tmp && dir.join(CPIO_NAME).is_file()
+    });
     if !removed.is_empty() {
         tracing::info!(
             "pruned {} old images from {}",
@@ -203,18 +189,6 @@ mod tests {
             .all(|d| !d.ends_with("fresh")));
         assert!(root.path().join("fresh").is_dir());
         assert!(!root.path().join("old1").exists());
-    }
-
-    #[test]
-    fn a_cache_hit_marks_the_image_used() {
-        let root = tempfile::tempdir().unwrap();
-        let dir = root.path().join("img");
-        fs::create_dir(&dir).unwrap();
-        let long_ago = SystemTime::now() - Duration::from_secs(86_400 * 30);
-        File::open(&dir).unwrap().set_modified(long_ago).unwrap();
-        mark_used(&dir);
-        let used = fs::metadata(&dir).unwrap().modified().unwrap();
-        assert!(used > long_ago + Duration::from_secs(86_400));
     }
 
     // The only test in this binary that touches these variables.

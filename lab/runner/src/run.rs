@@ -32,6 +32,9 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
         );
     }
     let planned = plan::select(&req.suites, &req.cases, &req.kernel, req.topology.hosts)?;
+    if let Some(runs) = req.run_dir.parent() {
+        prune_runs(runs, std::time::SystemTime::now());
+    }
     let results: Vec<PathBuf> = (0..hosts)
         .map(|i| guest_dir(&req.run_dir, hosts, i).join("results"))
         .collect();
@@ -59,6 +62,28 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
     };
     host_bytes::discard_after(&req.run_dir, &staged.backings, report.failed());
     Ok(report)
+}
+
+/// Run directories kept: the newest (a failed run keeps its backing files, up to a GiB) and
+/// any touched within two hours (a run in progress, another process's).
+const KEEP_RUNS: lab_host::prune::Keep = lab_host::prune::Keep {
+    newest: 40,
+    in_use: std::time::Duration::from_secs(2 * 3600),
+};
+
+/// Best effort: prunes the run directories (`<secs>-<pid>`) in `runs` to [`KEEP_RUNS`].
+fn prune_runs(runs: &std::path::Path, now: std::time::SystemTime) -> Vec<PathBuf> {
+    lab_host::prune::by_recency(runs, KEEP_RUNS, now, |dir| {
+        dir.file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.split_once('-'))
+            .is_some_and(|(secs, pid)| {
+                !secs.is_empty()
+                    && !pid.is_empty()
+                    && secs.bytes().all(|b| b.is_ascii_digit())
+                    && pid.bytes().all(|b| b.is_ascii_digit())
+            })
+    })
 }
 
 /// One guest: its cases one after another, then its report in `RUN/`.
@@ -237,4 +262,45 @@ fn many_guests(
     );
     lab_report::write_run_dir(&req.run_dir, &report)?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn only_run_directories_beyond_the_newest_and_the_recent_are_pruned() {
+        let runs = tempfile::tempdir().unwrap();
+        let now = SystemTime::now();
+        let day = Duration::from_secs(86_400);
+        let make = |name: &str, used: SystemTime| {
+            let dir = runs.path().join(name);
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::File::open(&dir)
+                .unwrap()
+                .set_modified(used)
+                .unwrap();
+        };
+        let n = KEEP_RUNS.newest as u32;
+        for i in 0..n + 3 {
+            make(
+                &format!("{}-{}", 1_700_000_000 + i, 100 + i),
+                now - day * (i + 1),
+            );
+        }
+        make("1799999999-7", now - Duration::from_secs(60));
+        make("my-notes", now - day * 99);
+        make("bench", now - day * 99);
+        let removed = prune_runs(runs.path(), now);
+        // The fresh run counts among the newest: the four oldest runs go, nothing else.
+        assert_eq!(removed.len(), 4, "{removed:?}");
+        for i in n - 1..n + 3 {
+            let name = format!("{}-{}", 1_700_000_000 + i, 100 + i);
+            assert!(!runs.path().join(&name).exists(), "{name} kept");
+        }
+        for kept in ["1799999999-7", "my-notes", "bench", "1700000000-100"] {
+            assert!(runs.path().join(kept).is_dir(), "{kept} removed");
+        }
+    }
 }
