@@ -542,6 +542,7 @@ fn install(sh: &Shell, spec: &KernelSpec, src: &Path, build: &Path, dest: &Path)
         .context("make modules_install")?;
     }
     let vmlinux = dest.join("vmlinux");
+    strip_for_boot(sh, &vmlinux, &dest.join("vmlinux.boot"));
     match crate::bpf_selftests::compile(sh, src, &vmlinux, dest)? {
         None => {}
         Some((ok, 0)) => lab_host::progress!("famfs-lab: {ok} BPF selftest objects compiled"),
@@ -551,6 +552,15 @@ fn install(sh: &Shell, spec: &KernelSpec, src: &Path, build: &Path, dest: &Path)
         ),
     }
     Ok(())
+}
+
+/// Writes `to`, the symbol- and debug-free copy of `vmlinux` that QEMU boots (the cache
+/// entry's `vmlinux.boot`). Best effort: without it QEMU boots `vmlinux` itself.
+fn strip_for_boot(sh: &Shell, vmlinux: &Path, to: &Path) {
+    if let Err(e) = cmd!(sh, "objcopy --strip-all {vmlinux} {to}").quiet().run() {
+        let _ = std::fs::remove_file(to);
+        eprintln!("famfs-lab: no stripped vmlinux to boot ({e}); QEMU boots vmlinux");
+    }
 }
 
 /// Builds every prefix of the series in turn (each patch must build on
