@@ -112,6 +112,12 @@ pub const TOOLS: &[Tool] = &[
         "unpacks the kernel source",
     ),
     bin(
+        "objcopy",
+        "binutils",
+        &[Need::Kernel],
+        "the stripped vmlinux QEMU boots",
+    ),
+    bin(
         "pahole",
         "dwarves",
         &[Need::Kernel],
