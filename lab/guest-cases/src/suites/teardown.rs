@@ -1,8 +1,11 @@
-//! The device goes away under dirty shared mappings: fsdev_dax unbound while a file's pages
-//! were written through mmap and not yet synced. The kernel must delete every DAX entry of
-//! the file (dirty ones too) before the device's memmap goes, so that the msync, munmap,
-//! close and unmount that follow touch no freed struct page (KASAN on the debug kernel) and
-//! finish in bounded time.
+//! The device's lifetime against the mount's. The device goes away under dirty shared
+//! mappings (`dirty_unbind`): fsdev_dax unbound while a file's pages were written through mmap
+//! and not yet synced; the kernel must delete every DAX entry of the file (dirty ones too)
+//! before the device's memmap goes, so that the msync, munmap, close and unmount that follow
+//! touch no freed struct page (KASAN on the debug kernel) and finish in bounded time. The
+//! mount goes away first (`umount_writeback`, `holder_handover`): the devices stay until the
+//! last fmap inode is evicted, so the unmount's sync still writes dirty entries back through
+//! them, and the device then serves the next mount.
 
 use crate::harness::check::Checks;
 use crate::harness::famfs::{Ctx, Famfs, Spec};
@@ -12,6 +15,7 @@ use crate::system::sysfs::sysfs_write_timeout;
 use crate::{setup, Outcome};
 use anyhow::{Context, Result};
 use lab_suite::expect::{simple_map, AreaAlloc, MIB, WRITE_AREA};
+use std::os::unix::fs::MetadataExt;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -127,6 +131,87 @@ pub fn dirty_unbind(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         sys::pread(&f, 0, PAGE).is_ok(),
         "d reads on the rebound device",
     );
+    drop(f);
+    fs.stop()?;
+    Ok(c.outcome())
+}
+
+/// Dirty DAX entries left for the unmount: a file written through a shared mapping after its
+/// fd was closed (so the close's flush had nothing to write), then unmapped. The unmount's
+/// sync must write them back through the device (fs_dax `dax_writeback_one` events for the
+/// file's inode), which needs the device slots still valid when the last mount goes; then
+/// the device serves the next mount with the bytes written.
+pub fn umount_writeback(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let mut c = Checks::new();
+    let Some(trace) = sys::Trace::new(&["fs_dax/dax_writeback_range", "fs_dax/dax_writeback_one"])?
+    else {
+        return Ok(Outcome::Skip(
+            "no fs_dax writeback tracepoints in this kernel".into(),
+        ));
+    };
+    let mut w = AreaAlloc::new(WRITE_AREA);
+    let d = simple_map(&mut w, &[(0, 2 * MIB)], 2 * MIB).context("write area full")?;
+    let spec = Spec::new(&ctx.ops()?, ctx.slots(1)?).file("w", d);
+    let fs = Famfs::start(ctx, spec.clone())?;
+    let f = sys::open(&fs.path("w"), true).map_err(|e| anyhow::anyhow!("open w: errno {e}"))?;
+    let ino = f.metadata().context("stat w")?.ino();
+    let m = Mapping::shared(&f, 0, (2 * MIB) as usize, true).context("mmap w")?;
+    m.advise(libc::MADV_NOHUGEPAGE)?;
+    drop(f);
+    // Eight pages written through the mapping with bytes the device does not hold.
+    let pages: Vec<usize> = (0..8).map(|i| i * 9 * PAGE + 3).collect();
+    let byte = |i: usize| 0x5a ^ (i as u8).wrapping_mul(29);
+    for (i, &o) in pages.iter().enumerate() {
+        // SAFETY: inside the live, writable mapping.
+        unsafe { std::ptr::write_volatile(m.ptr().add(o), byte(i)) };
+    }
+    let mapped = pages
+        .iter()
+        .map(|&o| sys::page_present(m.ptr().wrapping_add(o)))
+        .collect::<Result<Vec<bool>>>()?;
+    c.check(
+        mapped.iter().all(|&r| r),
+        format!("the 8 written pages of w are mapped ({mapped:?})"),
+    );
+    trace.clear()?;
+    drop(m);
+    match bounded(STEP, move || fs.stop().map_err(|e| format!("{e:#}"))) {
+        Some(Ok(())) => c.pass("unmount and server exit are clean"),
+        Some(Err(e)) => c.fail(format!("unmount: {e}")),
+        None => {
+            c.fail(format!("unmount did not finish within {STEP:?}"));
+            return Ok(c.outcome());
+        }
+    }
+    let tag = format!(" ino {ino:#x} ");
+    let lines = trace.lines()?;
+    let ours = |event: &str| {
+        lines
+            .iter()
+            .filter(|l| l.contains(event) && l.contains(&tag))
+            .count()
+    };
+    let (ranges, ones) = (ours("dax_writeback_range:"), ours("dax_writeback_one:"));
+    c.check(
+        ones >= 1,
+        format!(
+            "the unmount's sync wrote w's dirty entries back through the device: {ones} \
+             dax_writeback_one and {ranges} dax_writeback_range events for ino {ino:#x} \
+             (none: the devices were gone before the sync)"
+        ),
+    );
+    drop(trace);
+    // The device serves the next mount, with the bytes written.
+    let fs = Famfs::start(ctx, spec)?;
+    let f = sys::open(&fs.path("w"), false).map_err(|e| anyhow::anyhow!("reopen w: errno {e}"))?;
+    for (i, &o) in pages.iter().enumerate() {
+        let got = sys::pread(&f, o as u64, 1).map_err(|e| anyhow::anyhow!("pread w: errno {e}"))?;
+        c.eq(
+            format!("the next mount reads w's byte at {o:#x}"),
+            got.first().copied(),
+            Some(byte(i)),
+        );
+    }
     drop(f);
     fs.stop()?;
     Ok(c.outcome())
