@@ -423,7 +423,7 @@ pub const CASES: &[Case] = &[
     fmap("device_missing", "holder_handover", 90,
         "two mounts of one device in turn: B's open fails while A holds it, works once A unmounted; A remounts"),
     fmap("device_missing", "umount_writeback", 90,
-        "dirty shared-mmap pages left for the unmount: its sync writes them back through the device (dax_writeback_one), the next mount reads them"),
+        "dirty shared-mmap pages nobody syncs (fd closed, unmapped, unmounted): written back through the device (dax_writeback_one) before they go; the next mount reads them"),
     fmap("device_missing", "dirty_unbind", 180,
         "fsdev_dax unbound under dirty shared-mmap pages: pages unmapped, msync/fsync/unmount finish, no splat"),
     fmap("device_missing", "poison_read_mapped", 120,
