@@ -36,6 +36,33 @@ fn bounded<T: Send + 'static>(
     rx.recv_timeout(within).ok()
 }
 
+/// Writes `byte(i)` at offset `pages[i]` of `m` (volatile stores: each a real write fault that
+/// leaves a dirty DAX entry) and checks that every written page is mapped.
+fn dirty_pages(
+    c: &mut Checks,
+    m: &Mapping,
+    pages: &[usize],
+    byte: impl Fn(usize) -> u8,
+    when: &str,
+) -> Result<()> {
+    for (i, &o) in pages.iter().enumerate() {
+        // SAFETY: inside the live, writable mapping (the callers' offsets are in its range).
+        unsafe { std::ptr::write_volatile(m.ptr().add(o), byte(i)) };
+    }
+    let mapped = pages
+        .iter()
+        .map(|&o| sys::page_present(m.ptr().wrapping_add(o)))
+        .collect::<Result<Vec<bool>>>()?;
+    c.check(
+        mapped.iter().all(|&r| r),
+        format!(
+            "the {} written pages are mapped {when} ({mapped:?})",
+            pages.len()
+        ),
+    );
+    Ok(())
+}
+
 pub fn dirty_unbind(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let mut c = Checks::new();
     let dax = ctx.dax().first().context("no dax device")?.name.clone();
@@ -49,18 +76,7 @@ pub fn dirty_unbind(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     m.advise(libc::MADV_NOHUGEPAGE)?;
     // Dirty 16 pages through the mapping with bytes the device does not hold.
     let pages: Vec<usize> = (0..16).map(|i| i * 7 * PAGE).collect();
-    for (i, &o) in pages.iter().enumerate() {
-        // SAFETY: inside the live, writable mapping.
-        unsafe { std::ptr::write_volatile(m.ptr().add(o), 0xd0 ^ i as u8) };
-    }
-    let mapped = pages
-        .iter()
-        .map(|&o| sys::page_present(m.ptr().wrapping_add(o)))
-        .collect::<Result<Vec<bool>>>()?;
-    c.check(
-        mapped.iter().all(|&r| r),
-        format!("the 16 written pages are mapped before the unbind ({mapped:?})"),
-    );
+    dirty_pages(&mut c, &m, &pages, |i| 0xd0 ^ i as u8, "before the unbind")?;
     let mut kmsg = Kmsg::open()?;
     println!("unbinding {dax} from fsdev_dax under 16 dirty pages of d");
     match sysfs_write_timeout("/sys/bus/dax/drivers/fsdev_dax/unbind", &dax, STEP) {
@@ -164,19 +180,8 @@ pub fn umount_writeback(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     // Eight pages written through the mapping with bytes the device does not hold.
     let pages: Vec<usize> = (0..8).map(|i| i * 9 * PAGE + 3).collect();
     let byte = |i: usize| 0x5a ^ (i as u8).wrapping_mul(29);
-    for (i, &o) in pages.iter().enumerate() {
-        // SAFETY: inside the live, writable mapping.
-        unsafe { std::ptr::write_volatile(m.ptr().add(o), byte(i)) };
-    }
+    dirty_pages(&mut c, &m, &pages, byte, "in w")?;
     trace.clear()?;
-    let mapped = pages
-        .iter()
-        .map(|&o| sys::page_present(m.ptr().wrapping_add(o)))
-        .collect::<Result<Vec<bool>>>()?;
-    c.check(
-        mapped.iter().all(|&r| r),
-        format!("the 8 written pages of w are mapped ({mapped:?})"),
-    );
     drop(m);
     match bounded(STEP, move || fs.stop().map_err(|e| format!("{e:#}"))) {
         Some(Ok(())) => c.pass("unmount and server exit are clean"),
