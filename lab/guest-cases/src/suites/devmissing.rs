@@ -31,7 +31,7 @@ pub fn run(name: &str, ctx: &mut Ctx<'_>) -> Result<Outcome> {
         "uncorrectable_error" => crate::suites::faults::uncorrectable_error(ctx),
         "device_removed_mapped" => crate::suites::faults::device_removed_mapped(ctx),
         "holder_handover" => crate::suites::teardown::holder_handover(ctx),
-        "umount_writeback" => crate::suites::teardown::umount_writeback(ctx),
+        "umount_dirty" => crate::suites::teardown::umount_dirty(ctx),
         _ => bail!("no device_missing case {name:?}"),
     }
 }

@@ -3,9 +3,8 @@
 //! and not yet synced; the kernel must delete every DAX entry of the file (dirty ones too)
 //! before the device's memmap goes, so that the msync, munmap, close and unmount that follow
 //! touch no freed struct page (KASAN on the debug kernel) and finish in bounded time. The
-//! mount goes away first (`umount_writeback`, `holder_handover`): the devices stay until the
-//! last fmap inode is evicted, so the unmount's sync still writes dirty entries back through
-//! them, and the device then serves the next mount.
+//! mount goes away first (`umount_dirty`, `holder_handover`): the devices stay until the last
+//! fmap inode is evicted (dirty DAX entries included), and then serve the next mount.
 
 use crate::harness::check::Checks;
 use crate::harness::famfs::{Ctx, Famfs, Spec};
@@ -152,22 +151,17 @@ pub fn dirty_unbind(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     Ok(c.outcome())
 }
 
-/// Dirty DAX entries of a file nobody syncs: written through a shared mapping after its fd was
-/// closed (so the close's flush had nothing to write), then unmapped, then the mount goes.
-/// They must be written back through the device (fs_dax `dax_writeback_one` events for the
-/// file's inode: the CPU cache flush) before they are dropped: at the munmap, as FUSE does for
-/// its page cache mappings (fuse_vma_close()), or at the latest by the unmount. FUSE evicts an
-/// inode at its last reference, and an unmount's sync comes after the dentries (and so the
-/// inodes) went: without a writeback at munmap nothing flushes them. Then the device serves
-/// the next mount with the bytes written.
-pub fn umount_writeback(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+/// Dirty DAX entries left for the unmount: a file written through a shared mapping after its
+/// fd was closed (so the close's flush had nothing to write), then unmapped, then the mount
+/// goes with the entries still dirty. FUSE evicts an inode at its last reference, and the
+/// unmount drops its dentries (so the inodes, and their dirty entries) before its sync: the
+/// eviction deletes dirty entries, after which the unmount must finish cleanly and in
+/// bounded time, the device must serve the next mount, and the bytes must be there. No
+/// writeback is owed on the way: dev_dax devices have no write cache (`dax_flush()` is a
+/// no-op for them), so the fs_dax writeback events are only counted, in a note.
+pub fn umount_dirty(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let mut c = Checks::new();
-    let Some(trace) = sys::Trace::new(&["fs_dax/dax_writeback_range", "fs_dax/dax_writeback_one"])?
-    else {
-        return Ok(Outcome::Skip(
-            "no fs_dax writeback tracepoints in this kernel".into(),
-        ));
-    };
+    let trace = sys::Trace::new(&["fs_dax/dax_writeback_one"])?;
     let mut w = AreaAlloc::new(WRITE_AREA);
     let d = simple_map(&mut w, &[(0, 2 * MIB)], 2 * MIB).context("write area full")?;
     let spec = Spec::new(&ctx.ops()?, ctx.slots(1)?).file("w", d);
@@ -181,34 +175,25 @@ pub fn umount_writeback(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let pages: Vec<usize> = (0..8).map(|i| i * 9 * PAGE + 3).collect();
     let byte = |i: usize| 0x5a ^ (i as u8).wrapping_mul(29);
     dirty_pages(&mut c, &m, &pages, byte, "in w")?;
-    trace.clear()?;
+    if let Some(t) = &trace {
+        t.clear()?;
+    }
     drop(m);
     match bounded(STEP, move || fs.stop().map_err(|e| format!("{e:#}"))) {
-        Some(Ok(())) => c.pass("unmount and server exit are clean"),
+        Some(Ok(())) => c.pass("unmount (w's entries dirty) and server exit are clean"),
         Some(Err(e)) => c.fail(format!("unmount: {e}")),
         None => {
             c.fail(format!("unmount did not finish within {STEP:?}"));
             return Ok(c.outcome());
         }
     }
-    let tag = format!(" ino {ino:#x} ");
-    let lines = trace.lines()?;
-    let ours = |event: &str| {
-        lines
-            .iter()
-            .filter(|l| l.contains(event) && l.contains(&tag))
-            .count()
-    };
-    let (ranges, ones) = (ours("dax_writeback_range:"), ours("dax_writeback_one:"));
-    c.check(
-        ones >= 1,
-        format!(
-            "w's dirty entries were written back through the device between the munmap and \
-             the end of the unmount: {ones} dax_writeback_one and {ranges} \
-             dax_writeback_range events for ino {ino:#x} (none: dropped unflushed)"
-        ),
-    );
-    drop(trace);
+    if let Some(t) = trace {
+        let tag = format!(" ino {ino:#x} ");
+        let n = t.lines()?.iter().filter(|l| l.contains(&tag)).count();
+        c.note(format!(
+            "{n} dax_writeback_one events for w from the munmap to the end of the unmount"
+        ));
+    }
     // The device serves the next mount, with the bytes written.
     let fs = Famfs::start(ctx, spec)?;
     let f = sys::open(&fs.path("w"), false).map_err(|e| anyhow::anyhow!("reopen w: errno {e}"))?;
