@@ -575,7 +575,7 @@ pub fn run(sh: &Shell, args: &MutateArgs) -> Result<()> {
     let mut baseline = BaselineCases::default();
     if let (Some(b), None, false) = (&resumed_baseline, &args.baseline, args.no_baseline) {
         eprintln!("famfs-lab: mutate: the baseline of {}", b.run_dir);
-        baseline = baseline_cases_of(b);
+        baseline = baseline_cases_of(b)?;
         report.baseline = resumed_baseline.clone();
     } else if !args.no_baseline {
         eprintln!("famfs-lab: mutate: the baseline (the series without a mutant)");
@@ -672,27 +672,29 @@ fn all_cases(report: &RunReport) -> BTreeSet<String> {
 }
 
 /// What a resumed campaign knows of its baseline: the failing cases, and the cases it ran (from
-/// the file, or else from its run directory if that is still there).
-pub fn baseline_cases_of(b: &Baseline) -> BaselineCases {
-    BaselineCases {
+/// the file, or else from its run directory). Neither known is an error: any failure of a case
+/// the baseline never ran (a case added since) would count as a kill.
+pub fn baseline_cases_of(b: &Baseline) -> Result<BaselineCases> {
+    let ran = match &b.ran {
+        Some(ran) => ran.iter().cloned().collect(),
+        None => ran_cases(&b.run_dir).with_context(|| {
+            format!(
+                "the resumed baseline lists no cases and its run directory {} is gone: run the \
+                 baseline again (without --resume), or name a run of the unmodified series with \
+                 --baseline",
+                b.run_dir
+            )
+        })?,
+    };
+    Ok(BaselineCases {
         failing: b.failing.iter().cloned().collect(),
-        ran: match &b.ran {
-            Some(ran) => Some(ran.iter().cloned().collect()),
-            None => ran_cases(&b.run_dir),
-        },
-    }
+        ran: Some(ran),
+    })
 }
 
-/// The cases a baseline run dir holds; not known if it is gone (then no `--expected-first`
-/// shortcut is taken, and every case not failing there counts as passed).
-fn ran_cases(run_dir: &str) -> Option<BTreeSet<String>> {
-    match read_run(Path::new(run_dir)) {
-        Ok(report) => Some(all_cases(&report)),
-        Err(e) => {
-            eprintln!("famfs-lab: mutate: the baseline's cases are not known ({e:#}): a failure of any case it did not list as failing counts as a kill");
-            None
-        }
-    }
+/// The cases a baseline run dir holds.
+fn ran_cases(run_dir: &str) -> Result<BTreeSet<String>> {
+    Ok(all_cases(&read_run(Path::new(run_dir))?))
 }
 
 /// The expected cases worth running alone: those the baseline is known to have run and passed.
@@ -1062,12 +1064,16 @@ mod tests {
             failing: vec!["open.b".into()],
             ran: Some(vec!["open.a".into(), "open.b".into(), "fault.c".into()]),
         };
-        let cases = baseline_cases_of(&gone);
+        let cases = baseline_cases_of(&gone).unwrap();
         assert!(cases.passed("open.a") && cases.passed("fault.c"));
         assert!(!cases.passed("open.b") && !cases.passed("truncate.d"));
-        // An older file without the list, and its run directory gone: not known.
+        // An older file without the list, and its run directory gone: refused, with the way out.
         let older = Baseline { ran: None, ..gone };
-        assert_eq!(baseline_cases_of(&older).ran, None);
+        let e = format!("{:#}", baseline_cases_of(&older).unwrap_err());
+        assert!(
+            e.contains("/nonexistent/runs/1-1") && e.contains("--baseline"),
+            "{e}"
+        );
     }
 
     #[test]

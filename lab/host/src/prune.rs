@@ -32,12 +32,16 @@ pub fn by_recency(
         .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
         .collect();
     found.sort_by_key(|e| std::cmp::Reverse(e.0));
+    let old = |used: SystemTime| now.duration_since(used).is_ok_and(|age| age >= keep.in_use);
     found
         .into_iter()
         .skip(keep.newest)
-        .filter(|(used, _)| {
-            now.duration_since(*used)
-                .is_ok_and(|age| age >= keep.in_use)
+        .filter(|(used, _)| old(*used))
+        // Looked at again just before: another process may have marked it used meanwhile.
+        .filter(|(_, path)| {
+            std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .is_ok_and(old)
         })
         .filter(|(_, path)| std::fs::remove_dir_all(path).is_ok())
         .map(|(_, path)| path)

@@ -107,8 +107,8 @@ fn guest_tsc_khz(accel: lab_vm::Accel, clock: lab_vm::Clock) -> Option<u32> {
 /// What a TCG guest's command line says about its clock: its TSCs are QEMU's one host-derived
 /// counter (`tsc=reliable no_timer_check`, see [`boot_at`]); with the host clock that counter
 /// ticks at the host TSC's rate `tsc_khz`, which the guest is told so that it calibrates
-/// nothing against emulated timers. Under icount the counter is virtual and the guest
-/// measures it itself; under KVM nothing is said.
+/// neither the TSC nor the delay loop against emulated timers ([`lab_vm::host_tsc`]). Under
+/// icount the counter is virtual and the guest measures it itself; under KVM nothing is said.
 fn tcg_cmdline(
     accel: lab_vm::Accel,
     clock: lab_vm::Clock,

@@ -65,25 +65,25 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
 }
 
 /// Run directories kept: the newest (a failed run keeps its backing files, up to a GiB) and
-/// any touched within two hours (a run in progress, another process's).
+/// any touched within two hours; a run whose process is still alive is never pruned.
 const KEEP_RUNS: lab_host::prune::Keep = lab_host::prune::Keep {
     newest: 40,
     in_use: std::time::Duration::from_secs(2 * 3600),
 };
 
-/// Best effort: prunes the run directories (`<secs>-<pid>`) in `runs` to [`KEEP_RUNS`].
+/// Best effort: prunes the run directories (`<secs>-<pid>`) in `runs` to [`KEEP_RUNS`],
+/// leaving those of live processes (a long run of another process, e.g. a mutate campaign's).
 fn prune_runs(runs: &std::path::Path, now: std::time::SystemTime) -> Vec<PathBuf> {
     lab_host::prune::by_recency(runs, KEEP_RUNS, now, |dir| {
-        dir.file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.split_once('-'))
-            .is_some_and(|(secs, pid)| {
-                !secs.is_empty()
-                    && !pid.is_empty()
-                    && secs.bytes().all(|b| b.is_ascii_digit())
-                    && pid.bytes().all(|b| b.is_ascii_digit())
-            })
+        run_pid(dir).is_some_and(|pid| !std::path::Path::new("/proc").join(pid).exists())
     })
+}
+
+/// The process id in a run directory's name `<secs>-<pid>` (None for other names).
+fn run_pid(dir: &std::path::Path) -> Option<&str> {
+    let (secs, pid) = dir.file_name()?.to_str()?.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(secs) && digits(pid)).then_some(pid)
 }
 
 /// One guest: its cases one after another, then its report in `RUN/`.
@@ -269,6 +269,9 @@ mod tests {
     use super::*;
     use std::time::{Duration, SystemTime};
 
+    /// Above PID_MAX_LIMIT (2^22): no process has it.
+    const NO_PID: u32 = 4_200_000;
+
     #[test]
     fn only_run_directories_beyond_the_newest_and_the_recent_are_pruned() {
         let runs = tempfile::tempdir().unwrap();
@@ -285,21 +288,33 @@ mod tests {
         let n = KEEP_RUNS.newest as u32;
         for i in 0..n + 3 {
             make(
-                &format!("{}-{}", 1_700_000_000 + i, 100 + i),
+                &format!("{}-{}", 1_700_000_000 + i, NO_PID + i),
                 now - day * (i + 1),
             );
         }
-        make("1799999999-7", now - Duration::from_secs(60));
+        make(
+            &format!("1799999999-{NO_PID}"),
+            now - Duration::from_secs(60),
+        );
+        // A day old and beyond the newest, but its process (this test) is alive.
+        let alive = format!("1600000000-{}", std::process::id());
+        make(&alive, now - day * 500);
         make("my-notes", now - day * 99);
         make("bench", now - day * 99);
         let removed = prune_runs(runs.path(), now);
         // The fresh run counts among the newest: the four oldest runs go, nothing else.
         assert_eq!(removed.len(), 4, "{removed:?}");
         for i in n - 1..n + 3 {
-            let name = format!("{}-{}", 1_700_000_000 + i, 100 + i);
+            let name = format!("{}-{}", 1_700_000_000 + i, NO_PID + i);
             assert!(!runs.path().join(&name).exists(), "{name} kept");
         }
-        for kept in ["1799999999-7", "my-notes", "bench", "1700000000-100"] {
+        for kept in [
+            &format!("1799999999-{NO_PID}") as &str,
+            "my-notes",
+            "bench",
+            &format!("1700000000-{NO_PID}"),
+            &alive,
+        ] {
             assert!(runs.path().join(kept).is_dir(), "{kept} removed");
         }
     }

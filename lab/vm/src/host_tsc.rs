@@ -1,10 +1,12 @@
 //! The host's TSC frequency, which is the guest's under TCG with the host clock: QEMU answers
 //! a guest's `rdtsc` with the host's counter. A kernel told that frequency
-//! (`tsc_early_khz=`, and `lpj=` for the delay loop, [`tcg_clock_cmdline`]) skips three
-//! measurements it would otherwise make against emulated timers at every boot: the early TSC
-//! calibration (against the PIT, then the HPET), and the second CPU's delay-loop calibration
-//! (the first CPU derives its loop count from the TSC; a second one measures its own unless
-//! preset, since TCG offers no invariant TSC to share the first CPU's).
+//! (`tsc_early_khz=`, and `lpj=` for the delay loop, [`tcg_clock_cmdline`]) skips two
+//! measurements it would otherwise make against emulated timers at every boot: the TSC
+//! calibration against the PIT and then the HPET (the quick PIT attempt for the CPU frequency
+//! still runs, and fails fast under TCG), and the second CPU's delay-loop calibration (the
+//! first CPU derives its loop count from the TSC; a second one measures its own unless
+//! preset, since TCG offers no invariant TSC to share the first CPU's). The local APIC timer
+//! is still calibrated: nothing on the command line presets it.
 //!
 //! The frequency is measured on the host (the TSC against `CLOCK_MONOTONIC_RAW`, which the
 //! host kernel derives from its own TSC calibration) once per host boot, and kept in the
