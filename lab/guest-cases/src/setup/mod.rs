@@ -208,7 +208,7 @@ pub fn bind_fsdev(dax: &str) -> Result<()> {
     sysfs::write("/sys/bus/dax/drivers/fsdev_dax/new_id", dax)?;
     sysfs::wait_for_every(
         &format!("{dax} bound to fsdev_dax"),
-        Duration::from_secs(5),
+        Duration::from_secs(30),
         SETUP_POLL,
         || (sysfs::driver_of(&dev).as_deref() == Some("fsdev_dax")).then_some(()),
     )
