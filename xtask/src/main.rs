@@ -12,6 +12,7 @@ mod ci_data;
 mod deps;
 mod exec_check;
 mod gdb;
+mod guess;
 mod host;
 mod image;
 mod kernel;

@@ -85,6 +85,15 @@ impl TestArgs {
             }
         }
         if code == 0 {
+            let guess = t.stage("lab up on a stale guess", || {
+                crate::guess::check_stale_guess(sh, &self.lab)
+            });
+            if let Err(e) = guess {
+                eprintln!("error: {e:#}");
+                code = lab_report::EXIT_CASES_FAILED;
+            }
+        }
+        if code == 0 {
             // What `lab shell` and `lab exec` set up, and what `lab exec` passes through.
             let exec = t.stage("lab exec (end to end)", || {
                 crate::exec_check::run(sh, &self.lab.kernel)

@@ -10,7 +10,7 @@ use xshell::Shell;
 
 use crate::build_args::BuildArgs;
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct UpArgs {
     #[command(flatten)]
     pub kernel: BuildArgs,
@@ -190,12 +190,32 @@ pub(crate) fn prepare_for(
     t: &mut Timings,
 ) -> Result<Prepared> {
     crate::host::preflight(sh, crate::host::LAB_STAGES, kernel.no_install)?;
-    let cache = lab_host::paths::cache_root();
+    let accel = choose_accel()?;
+    let (kernel, image) = kernel_and_image(sh, kernel, t)?;
+    Ok(Prepared {
+        topology,
+        kernel,
+        image,
+        accel,
+    })
+}
+
+/// The accelerator this host's guests use (the probe's verdict is cached per host boot).
+fn choose_accel() -> Result<lab_vm::AccelChoice> {
     let accel = lab_vm::choose_accel(
         std::path::Path::new(lab_vm::accel::DEFAULT_QEMU),
-        Some(&cache),
+        Some(&lab_host::paths::cache_root()),
     )?;
     lab_host::progress!("famfs-lab: {}", accel.reason);
+    Ok(accel)
+}
+
+/// The kernel and the image, built or found in the cache.
+fn kernel_and_image(
+    sh: &Shell,
+    kernel: &BuildArgs,
+    t: &mut Timings,
+) -> Result<(lab_kernel::BuiltKernel, lab_image::BuiltImage)> {
     // The guest binaries need no kernel: cargo builds them while the kernel is looked up (or
     // built), each in its own thread.
     let (built, binaries) = std::thread::scope(|scope| {
@@ -213,17 +233,13 @@ pub(crate) fn prepare_for(
         (built, binaries)
     });
     let (binaries, took) = binaries??;
-    t.record("image: guest binaries (beside the kernel)", took);
+    t.record_beside("image: guest binaries", took);
     let built = built?;
     let image = t.stage("image: initramfs", || {
         crate::image::initramfs(&built, &binaries)
     })?;
-    Ok(Prepared {
-        topology,
-        kernel: built,
-        image,
-        accel,
-    })
+    crate::guess::save(kernel, &built, &image.path);
+    Ok((built, image))
 }
 
 /// The accelerator a run with `clock` uses: icount needs TCG, so an automatic KVM choice
@@ -258,60 +274,32 @@ pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
         cases.push(USER_TREE_CASE.into());
     }
     let mut t = Timings::default();
-    let Prepared {
-        mut topology,
-        kernel,
-        image,
-        accel,
-    } = prepare(sh, &args.kernel, &args.topology, &mut t)?;
-    let accel = accel_for_clock(accel, args.clock)?;
-    if let Some(n) = args.cpus {
-        topology.cpus = n;
-    }
     let run_id = run_id();
     let run_dir = lab_host::paths::runs_dir().join(&run_id);
-    let config =
-        std::fs::read_to_string(kernel.entry.config()).context("reading the kernel's config")?;
-    let mut reproduce = format!(
-        "cargo xtask lab up --kernel {} --topology {} --ops {}",
-        args.kernel.kernel, args.topology, args.ops
-    );
-    if let Some(dir) = &args.kernel.source_dir {
-        reproduce.push_str(&format!(" --source-dir {}", dir.display()));
-    }
-    for f in &args.kernel.fragments {
-        reproduce.push_str(&format!(" --fragment {f}"));
-    }
-    if let Some(dir) = &args.shadow {
-        reproduce.push_str(&format!(" --shadow {}", dir.display()));
-    }
-    for d in &args.daxdev_data {
-        reproduce.push_str(&format!(" --daxdev-data {d}"));
-    }
-    let req = lab_runner::RunRequest {
-        run_id: run_id.clone(),
-        run_dir: run_dir.clone(),
-        kernel: lab_runner::plan::KernelFeatures::from_config(&kernel.meta.label, &config)
-            .with_bpf_selftests(kernel.entry.dir.join(lab_kernel::bpf_selftests::DIR)),
-        kernel_hash: kernel.meta.key.clone(),
-        kernel_image: kernel.entry.boot_image(&config),
-        initramfs: image.path.clone(),
-        topology,
-        suites: args.suites.clone(),
+    let ask = Ask {
+        args,
         cases,
-        accel,
-        reproduce,
-        cmdline: args.cmdline.clone(),
-        ops: args.ops.name().to_string(),
-        boot_timeout: Duration::from_secs(args.boot_timeout),
         user_tree,
-        console: Default::default(),
-        clock: args.clock,
+        run_id: &run_id,
+        run_dir: &run_dir,
     };
     let (_, expected) = crate::ci_data::load()?;
-    let mut report = t.stage("lab: boot, setup, suites", || {
-        lab_runner::run::run(&req, rfc3339_now())
-    })?;
+    let (mut report, req) = match crate::guess::load(&args.kernel) {
+        Some(guessed) => run_on_guess(sh, &ask, guessed, &mut t)?,
+        None => {
+            let prepared = prepare(sh, &args.kernel, &args.topology, &mut t)?;
+            let req = ask.request(
+                &prepared.kernel,
+                &prepared.image.path,
+                prepared.topology,
+                prepared.accel,
+            )?;
+            let report = t.stage("lab: boot, setup, suites", || {
+                lab_runner::run::run(&req, rfc3339_now())
+            })?;
+            (report, req)
+        }
+    };
     // ci/expected/<kernel>.yaml: known failures with their message become XFAIL, stale
     // entries XPASS; a SKIP the kernel's .config and the topology do not excuse fails unless
     // listed (lab_ci::expected).
@@ -339,6 +327,169 @@ pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
         println!("{}", summary.trim_end());
     }
     Ok(report)
+}
+
+/// What one `lab up` asks for, apart from the kernel and image it boots.
+struct Ask<'a> {
+    args: &'a UpArgs,
+    cases: Vec<String>,
+    user_tree: Option<lab_runner::user_tree::UserTree>,
+    run_id: &'a str,
+    run_dir: &'a std::path::Path,
+}
+
+impl Ask<'_> {
+    /// The runner's request for booting `kernel` with `image`.
+    fn request(
+        &self,
+        kernel: &lab_kernel::BuiltKernel,
+        image: &std::path::Path,
+        mut topology: lab_vm::Topology,
+        accel: lab_vm::AccelChoice,
+    ) -> Result<lab_runner::RunRequest> {
+        let args = self.args;
+        let accel = accel_for_clock(accel, args.clock)?;
+        if let Some(n) = args.cpus {
+            topology.cpus = n;
+        }
+        let config = std::fs::read_to_string(kernel.entry.config())
+            .context("reading the kernel's config")?;
+        let mut reproduce = format!(
+            "cargo xtask lab up --kernel {} --topology {} --ops {}",
+            args.kernel.kernel, args.topology, args.ops
+        );
+        if let Some(dir) = &args.kernel.source_dir {
+            reproduce.push_str(&format!(" --source-dir {}", dir.display()));
+        }
+        for f in &args.kernel.fragments {
+            reproduce.push_str(&format!(" --fragment {f}"));
+        }
+        if let Some(dir) = &args.shadow {
+            reproduce.push_str(&format!(" --shadow {}", dir.display()));
+        }
+        for d in &args.daxdev_data {
+            reproduce.push_str(&format!(" --daxdev-data {d}"));
+        }
+        Ok(lab_runner::RunRequest {
+            run_id: self.run_id.to_string(),
+            run_dir: self.run_dir.to_path_buf(),
+            kernel: lab_runner::plan::KernelFeatures::from_config(&kernel.meta.label, &config)
+                .with_bpf_selftests(kernel.entry.dir.join(lab_kernel::bpf_selftests::DIR)),
+            kernel_hash: kernel.meta.key.clone(),
+            kernel_image: kernel.entry.boot_image(&config),
+            initramfs: image.to_path_buf(),
+            topology,
+            suites: args.suites.clone(),
+            cases: self.cases.clone(),
+            accel,
+            reproduce,
+            cmdline: args.cmdline.clone(),
+            ops: args.ops.name().to_string(),
+            boot_timeout: Duration::from_secs(args.boot_timeout),
+            user_tree: self.user_tree.clone(),
+            console: Default::default(),
+            clock: args.clock,
+        })
+    }
+}
+
+/// Boots the guessed kernel and image at once while the real lookup runs beside the boot
+/// ([`crate::guess`]); a stale guess boots again with what the lookup found.
+fn run_on_guess(
+    sh: &Shell,
+    ask: &Ask,
+    guessed: crate::guess::Guessed,
+    t: &mut Timings,
+) -> Result<(lab_report::RunReport, lab_runner::RunRequest)> {
+    let args = ask.args;
+    let topology = load_topology(&args.topology)?;
+    let accel = choose_accel()?;
+    let req = ask.request(
+        &guessed.kernel,
+        &guessed.image,
+        topology.clone(),
+        accel.clone(),
+    )?;
+    let dir = sh.current_dir();
+    let (attempt, lookup) = std::thread::scope(|scope| {
+        let lookup = scope.spawn(|| {
+            let mut own = Timings::default();
+            let sh = Shell::new()?;
+            sh.change_dir(dir);
+            crate::host::preflight(&sh, crate::host::LAB_STAGES, args.kernel.no_install)?;
+            let found = kernel_and_image(&sh, &args.kernel, &mut own)?;
+            anyhow::Ok((found, own))
+        });
+        let lookup = std::cell::RefCell::new(Some(lookup));
+        let joined = std::cell::RefCell::new(None);
+        let join = || -> Result<()> {
+            if let Some(handle) = lookup.borrow_mut().take() {
+                let found = handle
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("looking up the kernel and image panicked"))?;
+                *joined.borrow_mut() = Some(found);
+            }
+            Ok(())
+        };
+        let attempt = t.stage("lab: boot, setup, suites", || {
+            lab_runner::run::run_checked(&req, rfc3339_now(), || {
+                join()?;
+                match joined.borrow().as_ref() {
+                    Some(Ok(((kernel, image), _))) => {
+                        Ok(crate::guess::verdict(&guessed, kernel, &image.path))
+                    }
+                    Some(Err(e)) => Err(anyhow::anyhow!("{e:#}")),
+                    None => Ok(lab_runner::run::Guess::Stale),
+                }
+            })
+        });
+        // A run that failed before asking still needs the lookup's answer.
+        let joined_now = join();
+        (attempt, joined_now.and(Ok(joined.into_inner())))
+    });
+    let lookup = lookup?;
+    let Some(Ok((found, own))) = lookup else {
+        let why = match lookup {
+            Some(Err(e)) => e,
+            _ => anyhow::anyhow!("the kernel and image lookup gave no answer"),
+        };
+        return Err(why);
+    };
+    t.absorb_beside(own);
+    match attempt {
+        Ok(Some(report)) => Ok((report, req)),
+        // Stale, or a run that failed on the guess when the lookup found something else:
+        // again, with what the lookup found.
+        Ok(None) => again(ask, found, topology, accel, t),
+        Err(_)
+            if crate::guess::verdict(&guessed, &found.0, &found.1.path)
+                == lab_runner::run::Guess::Stale =>
+        {
+            again(ask, found, topology, accel, t)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The run again, after a stale guess, with the kernel and image the lookup found.
+fn again(
+    ask: &Ask,
+    (kernel, image): (lab_kernel::BuiltKernel, lab_image::BuiltImage),
+    topology: lab_vm::Topology,
+    accel: lab_vm::AccelChoice,
+    t: &mut Timings,
+) -> Result<(lab_report::RunReport, lab_runner::RunRequest)> {
+    lab_host::progress!(
+        "famfs-lab: the kernel or image changed since the last run: booting again with {} and {}",
+        kernel.meta.key,
+        image.hash
+    );
+    let _ = std::fs::remove_dir_all(ask.run_dir);
+    let req = ask.request(&kernel, &image.path, topology, accel)?;
+    let report = t.stage("lab: boot, setup, suites (again)", || {
+        lab_runner::run::run(&req, rfc3339_now())
+    })?;
+    Ok((report, req))
 }
 
 #[cfg(test)]

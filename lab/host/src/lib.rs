@@ -3,6 +3,7 @@
 //! running long commands with a log file and a progress bar.
 
 pub mod apt;
+pub mod cache_file;
 pub mod lock;
 pub mod paths;
 pub mod prereqs;

@@ -23,6 +23,8 @@ pub fn since_process_start() -> Option<Duration> {
 #[derive(Debug, Default)]
 pub struct Timings {
     stages: Vec<(String, Duration)>,
+    /// Stages that ran beside others (in another thread): shown, not added to the total.
+    beside: Vec<(String, Duration)>,
 }
 
 impl Timings {
@@ -47,17 +49,31 @@ impl Timings {
         self.stages.push((name.to_string(), took));
     }
 
-    /// The recorded stages.
+    /// Records a stage that ran beside the others (timed in another thread): the table shows
+    /// it, marked, and leaves it out of the total.
+    pub fn record_beside(&mut self, name: &str, took: Duration) {
+        self.beside.push((name.to_string(), took));
+    }
+
+    /// Moves `other`'s stages here as stages that ran beside these.
+    pub fn absorb_beside(&mut self, other: Timings) {
+        self.beside.extend(other.stages);
+        self.beside.extend(other.beside);
+    }
+
+    /// The recorded stages (not those beside them).
     pub fn stages(&self) -> &[(String, Duration)] {
         &self.stages
     }
 
     /// A table of stage times, for the end of a run.
     pub fn table(&self) -> String {
+        const MARK: &str = " (beside)";
         let width = self
             .stages
             .iter()
             .map(|(n, _)| n.len())
+            .chain(self.beside.iter().map(|(n, _)| n.len() + MARK.len()))
             .max()
             .unwrap_or(5)
             .max(5);
@@ -66,6 +82,10 @@ impl Timings {
         for (name, took) in &self.stages {
             out.push_str(&format!("{name:width$}  {:7.1}\n", took.as_secs_f64()));
             total += *took;
+        }
+        for (name, took) in &self.beside {
+            let name = format!("{name}{MARK}");
+            out.push_str(&format!("{name:width$}  {:7.1}\n", took.as_secs_f64()));
         }
         out.push_str(&format!(
             "{:width$}  {:7.1}\n",
@@ -104,6 +124,21 @@ mod tests {
         assert!(table.contains("kernel"), "{table}");
         assert!(table.contains("    1.5"), "{table}");
         assert!(table.lines().last().unwrap().contains("4.0"), "{table}");
+    }
+
+    #[test]
+    fn stages_beside_others_are_shown_but_not_added_up() {
+        let mut t = Timings::default();
+        t.record("boot", Duration::from_millis(2500));
+        let mut lookup = Timings::default();
+        lookup.record("kernel", Duration::from_millis(300));
+        lookup.record_beside("binaries", Duration::from_millis(200));
+        t.absorb_beside(lookup);
+        let table = t.table();
+        assert!(table.contains("kernel (beside)"), "{table}");
+        assert!(table.contains("binaries (beside)"), "{table}");
+        assert!(table.lines().last().unwrap().contains("2.5"), "{table}");
+        assert_eq!(t.stages().len(), 1);
     }
 
     #[test]

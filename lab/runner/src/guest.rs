@@ -24,6 +24,8 @@ pub(crate) const LAST_LINES: usize = 40;
 pub(crate) struct Booted {
     pub(crate) vm: Vm,
     pub(crate) serial: lab_vm::serial_log::SerialLog,
+    /// When QEMU was started: the agent's readiness is timed from here.
+    pub(crate) launched: Instant,
 }
 
 impl Booted {
@@ -88,12 +90,17 @@ pub(crate) async fn boot_at(
         spec.extra_args
             .extend(["-device".into(), "vmcoreinfo".into()]);
     }
+    let launched = Instant::now();
     let vm = Vm::launch(spec).await.context("starting QEMU")?;
     let serial = vm
         .serial_log()
         .cloned()
         .context("the serial console must go to a file")?;
-    Ok(Booted { vm, serial })
+    Ok(Booted {
+        vm,
+        serial,
+        launched,
+    })
 }
 
 /// The rate of a guest's TSC when the lab knows it: under TCG with the host clock QEMU
@@ -141,7 +148,6 @@ pub(crate) fn attach_at(
     dir: &Path,
     rt: &tokio::runtime::Runtime,
 ) -> Result<(AgentClient, Duration)> {
-    let started = Instant::now();
     let socket = dir.join("agent.sock");
     let boot_timeout = req.wait(req.boot_timeout);
     let agent = AgentClient::connect(&socket, Instant::now() + boot_timeout)
@@ -168,7 +174,7 @@ pub(crate) fn attach_at(
     agent
         .hello(req.wait(Duration::from_secs(10)))
         .context("agent hello")?;
-    Ok((agent, started.elapsed()))
+    Ok((agent, s.launched.elapsed()))
 }
 
 /// How long the guest's setup (regions, dax devices) may take on the host clock.

@@ -20,9 +20,31 @@ use std::path::PathBuf;
 /// `meta` key present when kmemleak was cleared after setup (and is checked at the end).
 const KMEMLEAK_META: &str = "kmemleak";
 
+/// What a run booted on a guess learns once the guess is checked ([`run_checked`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guess {
+    /// The kernel and image booted are the ones the sources and tools make now.
+    Confirmed,
+    /// They are not: the guests were stopped before their setup, nothing ran.
+    Stale,
+}
+
 /// Runs the request and writes the report into the run directory (and, with N guests, each
 /// guest's own report into its directory).
 pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
+    run_checked(req, started_at, || Ok(Guess::Confirmed))?
+        .ok_or_else(|| anyhow::anyhow!("a run that guessed nothing came out stale"))
+}
+
+/// [`run`] for a request whose kernel and image are a guess (the last ones these inputs
+/// made): QEMU starts at once, and `check` (the real lookup, running beside the boot) is
+/// asked before anything reaches the guests. None when it says [`Guess::Stale`] (the guests
+/// are stopped; the run directory is left for the caller); its error ends the run likewise.
+pub fn run_checked(
+    req: &RunRequest,
+    started_at: String,
+    check: impl FnOnce() -> Result<Guess>,
+) -> Result<Option<RunReport>> {
     let hosts = req.topology.hosts.max(1);
     if hosts > 1 && req.user_tree.is_some() {
         anyhow::bail!(
@@ -41,6 +63,9 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
     let staged = stage::host(req, &planned, &results)?;
     let before_qemu = lab_host::stage::since_process_start();
     let mut session = Session::boot(req)?;
+    if check()? == Guess::Stale {
+        return Ok(None);
+    }
     let mut meta = BTreeMap::new();
     // Where in the command QEMU started (`lab bench boot`'s first stage).
     if let Some(t) = before_qemu {
@@ -61,7 +86,7 @@ pub fn run(req: &RunRequest, started_at: String) -> Result<RunReport> {
         many_guests(&mut session, &planned, &staged.backings, meta, &started_at)?
     };
     host_bytes::discard_after(&req.run_dir, &staged.backings, report.failed());
-    Ok(report)
+    Ok(Some(report))
 }
 
 /// Run directories kept: the newest (a failed run keeps its backing files, up to a GiB) and

@@ -278,24 +278,10 @@ pub fn probe_kvm_cached(qemu: &Path, cache_dir: Option<&Path>) -> KvmProbe {
             probe: probe.clone(),
         };
         if let Ok(text) = serde_norway::to_string(&entry) {
-            write_cache_file(&file, &text);
+            lab_host::cache_file::write(&file, &text);
         }
     }
     probe
-}
-
-/// Writes a cache file whole (a temporary file renamed over it). A cache that cannot be
-/// written only costs another probe or measurement next time, so failures are dropped.
-pub(crate) fn write_cache_file(file: &Path, text: &str) {
-    let tmp = file.with_extension(format!("tmp.{}", std::process::id()));
-    let written = file
-        .parent()
-        .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|()| std::fs::write(&tmp, text))
-        .and_then(|()| std::fs::rename(&tmp, file));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
 }
 
 /// Probes whether a KVM guest runs here: the ioctl check, then the firmware stub under

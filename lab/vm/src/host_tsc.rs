@@ -69,7 +69,7 @@ pub fn tsc_khz_cached(cache_dir: Option<&Path>) -> Option<u32> {
     let tsc_khz = measure_khz()?;
     if let (Some(boot_id), Some(file)) = (boot_id, file) {
         if let Ok(text) = serde_norway::to_string(&CachedTsc { boot_id, tsc_khz }) {
-            crate::accel::write_cache_file(&file, &text);
+            lab_host::cache_file::write(&file, &text);
         }
     }
     Some(tsc_khz)
