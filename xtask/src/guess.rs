@@ -94,6 +94,19 @@ pub(crate) fn save(args: &BuildArgs, kernel: &lab_kernel::BuiltKernel, image: &P
     lab_host::cache_file::write(&path, &text);
 }
 
+/// Lowers the calling thread's priority (nice 10; the threads and processes it starts inherit
+/// it): the lookup has a second before the guest needs its answer, while QEMU's firmware and
+/// the kernel's boot want both of a small host's cores now.
+pub(crate) fn yield_to_the_boot() {
+    // SAFETY: setpriority on the calling thread (its tid) changes only its nice value.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as libc::id_t;
+    // SAFETY: as above; a failure leaves the priority as it was.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, LOOKUP_NICE) };
+}
+
+/// The lookup's nice value beside the boot.
+const LOOKUP_NICE: libc::c_int = 10;
+
 /// Whether the lookup found what was guessed.
 pub(crate) fn verdict(guessed: &Guessed, kernel: &lab_kernel::BuiltKernel, image: &Path) -> Guess {
     if guessed.kernel.meta.key == kernel.meta.key && guessed.image == image {

@@ -413,6 +413,7 @@ fn run_on_guess(
     let dir = sh.current_dir();
     let (attempt, lookup) = std::thread::scope(|scope| {
         let lookup = scope.spawn(|| {
+            crate::guess::yield_to_the_boot();
             let mut own = Timings::default();
             let sh = Shell::new()?;
             sh.change_dir(dir);
