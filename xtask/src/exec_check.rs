@@ -17,6 +17,10 @@ use xshell::Shell;
 pub const STATUS: i32 = 7;
 /// What the command writes on its stderr.
 const STDERR_WORD: &str = "exec-check-stderr";
+/// Before the kernel's modprobe path (PID 1 turns module requests off for its bpffs mount
+/// only: they must be on again).
+const MODPROBE_WORD: &str = "modprobe=";
+const MODPROBE: &str = "/sbin/modprobe";
 /// The file of the generated tree it copies, and where the copy goes (`RUN/results/...`).
 const FILE: &str = "d0/f0";
 const COPY: &str = "exec-check.copy";
@@ -25,6 +29,7 @@ const COPY: &str = "exec-check.copy";
 pub fn script() -> String {
     format!(
         "ls /dev/dax*; grep ' /mnt/famfs fuse' /proc/mounts; \
+         echo {MODPROBE_WORD}$(cat /proc/sys/kernel/modprobe); \
          cp /mnt/famfs/{FILE} /results/{COPY} && echo copied; \
          echo {STDERR_WORD} >&2; exit {STATUS}"
     )
@@ -144,6 +149,14 @@ pub fn judge(
     if !stdout.contains(" /mnt/famfs fuse") {
         p.push("no famfs mount at /mnt/famfs".into());
     }
+    if !stdout
+        .lines()
+        .any(|l| l.trim() == format!("{MODPROBE_WORD}{MODPROBE}"))
+    {
+        p.push(format!(
+            "the kernel's module requests are off after the boot ({MODPROBE_WORD}... is not {MODPROBE})"
+        ));
+    }
     if stdout.contains(STDERR_WORD) {
         p.push("the command's stderr came back on stdout".into());
     }
@@ -193,7 +206,8 @@ mod tests {
         }
     }
 
-    const OUT: &str = "/dev/dax0.0\nfamfs /mnt/famfs fuse.famfs rw 0 0\ncopied\n";
+    const OUT: &str =
+        "/dev/dax0.0\nfamfs /mnt/famfs fuse.famfs rw 0 0\nmodprobe=/sbin/modprobe\ncopied\n";
 
     #[test]
     fn a_good_exec_passes() {
@@ -217,6 +231,8 @@ mod tests {
             .contains("stderr came back on stdout"));
         assert!(all(STATUS, OUT, STDERR_WORD, b"0123X56789").contains("block 1"));
         assert!(all(STATUS, OUT, STDERR_WORD, b"").contains("has 0 bytes"));
+        let off = OUT.replace("modprobe=/sbin/modprobe", "modprobe=");
+        assert!(all(STATUS, &off, STDERR_WORD, bytes).contains("module requests are off"));
         assert!(!judge(STATUS, OUT, STDERR_WORD, &DeviceMap::default(), &e, bytes).is_empty());
     }
 
@@ -225,6 +241,10 @@ mod tests {
         let s = script();
         assert!(s.contains("ls /dev/dax*"), "{s}");
         assert!(s.contains(&format!("/results/{COPY}")), "{s}");
+        assert!(
+            s.contains("echo modprobe=$(cat /proc/sys/kernel/modprobe)"),
+            "{s}"
+        );
         assert!(
             s.contains(&format!("{STDERR_WORD} >&2; exit {STATUS}")),
             "{s}"
