@@ -56,10 +56,16 @@ fn record_path(cache: &Path, repo: &Path, args: &BuildArgs) -> Option<PathBuf> {
     Some(cache.join(DIR).join(format!("{key}.yaml")))
 }
 
-/// The guess for `args`, when there is a record and its kernel entry and image still exist.
+/// The guess for `args`, when there is a record, no source the kernel or the image is made
+/// from was edited since it was written, and its kernel entry and image still exist.
 pub(crate) fn load(args: &BuildArgs) -> Option<Guessed> {
     let cache = lab_host::paths::cache_root();
-    let path = record_path(&cache, &lab_host::paths::repo_root(), args)?;
+    let repo = lab_host::paths::repo_root();
+    let path = record_path(&cache, &repo, args)?;
+    let written = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
+    if edited_since(&repo, written) {
+        return None;
+    }
     let text = std::fs::read_to_string(path).ok()?;
     let record: Record = serde_norway::from_str(&text).ok()?;
     let entry = lab_kernel::cache::lookup(&cache, &record.kernel_key)?;
@@ -75,6 +81,36 @@ pub(crate) fn load(args: &BuildArgs) -> Option<Guessed> {
         },
         image: record.image,
     })
+}
+
+/// What the kernel and the image are made from, under the checkout: a file here newer than
+/// the record means the guess is likely stale (an edit since the last run), and a stale guess
+/// costs a boot beside the rebuild. Only a shortcut: the lookup still decides.
+const SOURCES: [&str; 5] = ["lab", "images", "kernels", "Cargo.toml", "Cargo.lock"];
+
+/// Whether a file of [`SOURCES`] under `repo` (build output and hidden files aside) was
+/// modified after `t`.
+fn edited_since(repo: &Path, t: std::time::SystemTime) -> bool {
+    fn newer(path: &Path, t: std::time::SystemTime) -> bool {
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            return false;
+        };
+        if meta.modified().is_ok_and(|m| m > t) {
+            return true;
+        }
+        if !meta.is_dir() {
+            return false;
+        }
+        let Ok(entries) = std::fs::read_dir(path) else {
+            return false;
+        };
+        entries.flatten().any(|e| {
+            let name = e.file_name();
+            let skip = name == "target" || name.as_encoded_bytes().starts_with(b".");
+            !skip && newer(&e.path(), t)
+        })
+    }
+    SOURCES.iter().any(|s| newer(&repo.join(s), t))
 }
 
 /// Keeps what the lookup of `args` found for the next run (best effort: without the record
@@ -94,6 +130,30 @@ pub(crate) fn save(args: &BuildArgs, kernel: &lab_kernel::BuiltKernel, image: &P
     lab_host::cache_file::write(&path, &text);
 }
 
+/// What to do once both the run on the guess and the lookup have answered.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// The run on the guess stands (its report, or its error on a confirmed guess).
+    Keep,
+    /// Boot again with what the lookup found.
+    Again,
+    /// The lookup failed: its error is the run's.
+    LookupFailed,
+}
+
+/// `attempt`: the run on the guess (Some(true) a report, Some(false) stopped as stale, None an
+/// error); `lookup`: the lookup's verdict on the guess, or None when the lookup failed.
+pub(crate) fn next(attempt: Option<bool>, lookup: Option<Guess>) -> Next {
+    match (attempt, lookup) {
+        (_, None) => Next::LookupFailed,
+        (Some(true), Some(_)) => Next::Keep,
+        (Some(false), Some(_)) => Next::Again,
+        // A run that failed on a guess the lookup did not confirm: again, with what it found.
+        (None, Some(Guess::Stale)) => Next::Again,
+        (None, Some(Guess::Confirmed)) => Next::Keep,
+    }
+}
+
 /// Lowers the calling thread's priority (nice 10; the threads and processes it starts inherit
 /// it): the lookup has a second before the guest needs its answer, while QEMU's firmware and
 /// the kernel's boot want both of a small host's cores now.
@@ -107,6 +167,22 @@ pub(crate) fn yield_to_the_boot() {
 /// The lookup's nice value beside the boot.
 const LOOKUP_NICE: libc::c_int = 10;
 
+/// Writes a record for `args` naming `kernel` and `image` (the stale-guess check plants one).
+/// None for a request that never guesses.
+pub(crate) fn plant(
+    args: &BuildArgs,
+    kernel: &lab_kernel::BuiltKernel,
+    image: &Path,
+) -> Option<()> {
+    record_path(
+        &lab_host::paths::cache_root(),
+        &lab_host::paths::repo_root(),
+        args,
+    )?;
+    save(args, kernel, image);
+    Some(())
+}
+
 /// Whether the lookup found what was guessed.
 pub(crate) fn verdict(guessed: &Guessed, kernel: &lab_kernel::BuiltKernel, image: &Path) -> Guess {
     if guessed.kernel.meta.key == kernel.meta.key && guessed.image == image {
@@ -115,46 +191,6 @@ pub(crate) fn verdict(guessed: &Guessed, kernel: &lab_kernel::BuiltKernel, image
         Guess::Stale
     }
 }
-
-/// `cargo xtask test`'s check that a stale guess is never run: it plants a record naming a
-/// copy of the image (another path, so the lookup cannot confirm it), runs one case through
-/// `lab up`, and requires that the cases ran on the image the lookup found, not the guess.
-pub(crate) fn check_stale_guess(sh: &xshell::Shell, up: &crate::up::UpArgs) -> anyhow::Result<()> {
-    use anyhow::Context;
-    let cache = lab_host::paths::cache_root();
-    let repo = lab_host::paths::repo_root();
-    let path = record_path(&cache, &repo, &up.kernel)
-        .context("the check's request never guesses (a user's tree or a mutant?)")?;
-    let real = load(&up.kernel).context("no guess recorded by the run before the check")?;
-    let planted = cache.join(DIR).join("stale-guess-check.cpio");
-    std::fs::copy(&real.image, &planted)
-        .with_context(|| format!("copying {} for the check", real.image.display()))?;
-    let record = Record {
-        kernel_key: real.kernel.meta.key.clone(),
-        image: planted.clone(),
-    };
-    lab_host::cache_file::write(&path, &serde_norway::to_string(&record)?);
-    let mut one = up.clone();
-    one.suites.clear();
-    one.cases = vec![CHECK_CASE.into()];
-    let report = crate::up::up_report(sh, &one);
-    let _ = std::fs::remove_file(&planted);
-    let report = report?;
-    let booted = report.meta.get("image").map(String::as_str);
-    if booted != Some(&*real.image.to_string_lossy()) {
-        anyhow::bail!(
-            "lab up ran its cases on a stale guess: booted {booted:?}, the lookup found {}",
-            real.image.display()
-        );
-    }
-    if report.failed() {
-        anyhow::bail!("{CHECK_CASE} failed after the stale guess was replaced");
-    }
-    Ok(())
-}
-
-/// The case the stale-guess check runs.
-const CHECK_CASE: &str = "smoke.memdevs";
 
 #[cfg(test)]
 mod tests {
@@ -202,6 +238,70 @@ mod tests {
         let mut a = args("famfs-bpf", &[]);
         a.cached_only = true;
         assert_eq!(record_path(Path::new("/c"), repo, &a), None);
+    }
+
+    #[test]
+    fn the_lookup_decides_what_happens_after_the_run_on_a_guess() {
+        use Guess::{Confirmed, Stale};
+        // A failed lookup is the run's error, whatever the run did.
+        for attempt in [Some(true), Some(false), None] {
+            assert_eq!(next(attempt, None), Next::LookupFailed);
+        }
+        assert_eq!(next(Some(true), Some(Confirmed)), Next::Keep);
+        assert_eq!(next(Some(false), Some(Stale)), Next::Again);
+        // An error on a confirmed guess is the run's own; on a stale one, try what was found.
+        assert_eq!(next(None, Some(Confirmed)), Next::Keep);
+        assert_eq!(next(None, Some(Stale)), Next::Again);
+    }
+
+    #[test]
+    fn an_edit_under_the_sources_since_the_record_means_no_guess() {
+        let repo = tempfile::tempdir().unwrap();
+        for d in [
+            "lab/guest-agent/src",
+            "lab/x/target",
+            "kernels/famfs-bpf",
+            "xtask",
+        ] {
+            std::fs::create_dir_all(repo.path().join(d)).unwrap();
+        }
+        std::fs::write(
+            repo.path().join("lab/guest-agent/src/main.rs"),
+            "fn main() {}",
+        )
+        .unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        assert!(!edited_since(repo.path(), later));
+        let earlier = std::time::SystemTime::now() - std::time::Duration::from_secs(5);
+        assert!(edited_since(repo.path(), earlier));
+        // Build output, hidden files and what is not a source of the kernel or image aside.
+        let source = repo.path().join("lab/guest-agent/src/main.rs");
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        for p in [
+            "lab/guest-agent/src",
+            "lab/guest-agent",
+            "lab",
+            "lab/x",
+            "kernels/famfs-bpf",
+            "kernels",
+        ] {
+            let f = std::fs::File::open(repo.path().join(p)).unwrap();
+            f.set_modified(old).unwrap();
+        }
+        std::fs::File::options()
+            .write(true)
+            .open(&source)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        std::fs::write(repo.path().join("lab/x/target/out.o"), "").unwrap();
+        std::fs::write(repo.path().join("xtask/main.rs"), "").unwrap();
+        let f = std::fs::File::open(repo.path().join("lab/x")).unwrap();
+        f.set_modified(old).unwrap();
+        let a_while_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(30);
+        assert!(!edited_since(repo.path(), a_while_ago));
+        std::fs::write(repo.path().join("kernels/famfs-bpf/0001.patch"), "").unwrap();
+        assert!(edited_since(repo.path(), a_while_ago));
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod deps;
 mod exec_check;
 mod gdb;
 mod guess;
+mod guess_check;
 mod host;
 mod image;
 mod kernel;

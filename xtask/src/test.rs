@@ -86,7 +86,7 @@ impl TestArgs {
         }
         if code == 0 {
             let guess = t.stage("lab up on a stale guess", || {
-                crate::guess::check_stale_guess(sh, &self.lab)
+                crate::guess_check::run(sh, &self.lab)
             });
             if let Err(e) = guess {
                 eprintln!("error: {e:#}");

@@ -284,8 +284,12 @@ pub fn up_report(sh: &Shell, args: &UpArgs) -> Result<lab_report::RunReport> {
         run_dir: &run_dir,
     };
     let (_, expected) = crate::ci_data::load()?;
-    let (mut report, req) = match crate::guess::load(&args.kernel) {
+    let on_guess = match crate::guess::load(&args.kernel) {
         Some(guessed) => run_on_guess(sh, &ask, guessed, &mut t)?,
+        None => None,
+    };
+    let (mut report, req) = match on_guess {
+        Some(ran) => ran,
         None => {
             let prepared = prepare(sh, &args.kernel, &args.topology, &mut t)?;
             let req = ask.request(
@@ -393,6 +397,30 @@ impl Ask<'_> {
     }
 }
 
+/// The runner's request for `args` booting `kernel` with `image` in `run_dir` (run id
+/// `run_id`), as `lab up` makes it.
+pub(crate) fn request_for(
+    args: &UpArgs,
+    kernel: &lab_kernel::BuiltKernel,
+    image: &std::path::Path,
+    run_id: &str,
+    run_dir: &std::path::Path,
+) -> Result<lab_runner::RunRequest> {
+    let ask = Ask {
+        args,
+        cases: args.cases.clone(),
+        user_tree: None,
+        run_id,
+        run_dir,
+    };
+    ask.request(
+        kernel,
+        image,
+        load_topology(&args.topology)?,
+        choose_accel()?,
+    )
+}
+
 /// Boots the guessed kernel and image at once while the real lookup runs beside the boot
 /// ([`crate::guess`]); a stale guess boots again with what the lookup found.
 fn run_on_guess(
@@ -400,16 +428,20 @@ fn run_on_guess(
     ask: &Ask,
     guessed: crate::guess::Guessed,
     t: &mut Timings,
-) -> Result<(lab_report::RunReport, lab_runner::RunRequest)> {
+) -> Result<Option<(lab_report::RunReport, lab_runner::RunRequest)>> {
     let args = ask.args;
     let topology = load_topology(&args.topology)?;
     let accel = choose_accel()?;
-    let req = ask.request(
+    // A guessed kernel entry that went away since it was read: no guess.
+    let Ok(req) = ask.request(
         &guessed.kernel,
         &guessed.image,
         topology.clone(),
         accel.clone(),
-    )?;
+    ) else {
+        return Ok(None);
+    };
+    type Found = ((lab_kernel::BuiltKernel, lab_image::BuiltImage), Timings);
     let dir = sh.current_dir();
     let (attempt, lookup) = std::thread::scope(|scope| {
         let lookup = scope.spawn(|| {
@@ -422,53 +454,70 @@ fn run_on_guess(
             anyhow::Ok((found, own))
         });
         let lookup = std::cell::RefCell::new(Some(lookup));
-        let joined = std::cell::RefCell::new(None);
-        let join = || -> Result<()> {
+        let joined: std::cell::RefCell<Option<Result<Found>>> = std::cell::RefCell::new(None);
+        let join = || {
             if let Some(handle) = lookup.borrow_mut().take() {
-                let found = handle
-                    .join()
-                    .map_err(|_| anyhow::anyhow!("looking up the kernel and image panicked"))?;
+                let found = handle.join().unwrap_or_else(|panic| {
+                    let what = panic
+                        .downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| panic.downcast_ref::<&str>().copied())
+                        .unwrap_or("no message");
+                    Err(anyhow::anyhow!(
+                        "looking up the kernel and image panicked: {what}"
+                    ))
+                });
                 *joined.borrow_mut() = Some(found);
             }
-            Ok(())
+        };
+        let verdict = |found: &Found| {
+            let ((kernel, image), _) = found;
+            crate::guess::verdict(&guessed, kernel, &image.path)
         };
         let attempt = t.stage("lab: boot, setup, suites", || {
             lab_runner::run::run_checked(&req, rfc3339_now(), || {
-                join()?;
+                join();
                 match joined.borrow().as_ref() {
-                    Some(Ok(((kernel, image), _))) => {
-                        Ok(crate::guess::verdict(&guessed, kernel, &image.path))
-                    }
+                    Some(Ok(found)) => Ok(verdict(found)),
                     Some(Err(e)) => Err(anyhow::anyhow!("{e:#}")),
-                    None => Ok(lab_runner::run::Guess::Stale),
+                    None => Err(anyhow::anyhow!(
+                        "the kernel and image lookup gave no answer"
+                    )),
                 }
             })
         });
-        // A run that failed before asking still needs the lookup's answer.
-        let joined_now = join();
-        (attempt, joined_now.and(Ok(joined.into_inner())))
+        // A run that failed before it asked still needs the lookup's answer.
+        join();
+        (attempt, joined.into_inner())
     });
-    let lookup = lookup?;
-    let Some(Ok((found, own))) = lookup else {
-        let why = match lookup {
-            Some(Err(e)) => e,
-            _ => anyhow::anyhow!("the kernel and image lookup gave no answer"),
-        };
-        return Err(why);
+    let lookup = lookup.unwrap_or_else(|| Err(anyhow::anyhow!("the lookup gave no answer")));
+    let verdict = lookup
+        .as_ref()
+        .ok()
+        .map(|((kernel, image), _)| crate::guess::verdict(&guessed, kernel, &image.path));
+    let ran = match &attempt {
+        Ok(Some(_)) => Some(true),
+        Ok(None) => Some(false),
+        Err(_) => None,
     };
-    t.absorb_beside(own);
-    match attempt {
-        Ok(Some(report)) => Ok((report, req)),
-        // Stale, or a run that failed on the guess when the lookup found something else:
-        // again, with what the lookup found.
-        Ok(None) => again(ask, found, topology, accel, t),
-        Err(_)
-            if crate::guess::verdict(&guessed, &found.0, &found.1.path)
-                == lab_runner::run::Guess::Stale =>
-        {
-            again(ask, found, topology, accel, t)
+    match crate::guess::next(ran, verdict) {
+        crate::guess::Next::LookupFailed => Err(lookup
+            .err()
+            .unwrap_or_else(|| anyhow::anyhow!("the kernel and image lookup failed"))),
+        crate::guess::Next::Keep => {
+            if let Ok((_, own)) = lookup {
+                t.absorb_beside(own);
+            }
+            Ok(Some((
+                attempt?.ok_or_else(|| anyhow::anyhow!("a run stopped as stale was kept"))?,
+                req,
+            )))
         }
-        Err(e) => Err(e),
+        crate::guess::Next::Again => {
+            let (found, own) = lookup?;
+            t.absorb_beside(own);
+            again(ask, found, topology, accel, t).map(Some)
+        }
     }
 }
 

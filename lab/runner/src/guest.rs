@@ -119,11 +119,13 @@ fn guest_tsc_khz(accel: lab_vm::Accel, clock: lab_vm::Clock) -> Option<u32> {
 ///
 /// With the host clock a TCG guest also goes without its local APIC timers (`noapictimer`):
 /// TCG has no TSC-deadline timer, so the kernel would spend 0.1 s of every boot calibrating
-/// the APIC timer against the PIT, and nothing on the command line presets it. The tick then
-/// comes from the HPET, periodic at CONFIG_HZ, and the second CPU's through the broadcast:
-/// no high-resolution timers or tickless idle in such a guest (timers fire on jiffies). Every
-/// default case passes with it in the same time (223.8 s against 225.6 s). Under icount the
-/// bench counts instructions and keeps the kernel's default timers.
+/// the APIC timer against the PIT, and nothing on the command line presets it. What changes
+/// is where the tick comes from: the HPET on CPU 0, and on the other CPUs an IPI CPU 0 sends
+/// them at each tick (the broadcast; one CPU has none), instead of each CPU's own timer. The
+/// lab's kernels tick periodically without high-resolution timers either way
+/// (CONFIG_HZ_PERIODIC, no HIGH_RES_TIMERS); a kernel with them gets no per-CPU one-shot
+/// timer here. Every default case passes with it in the same time (223.8 s against 225.6 s).
+/// Under icount the bench counts instructions and keeps the kernel's default timers.
 fn tcg_cmdline(
     accel: lab_vm::Accel,
     clock: lab_vm::Clock,
