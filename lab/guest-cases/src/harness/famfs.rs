@@ -460,6 +460,13 @@ impl Famfs {
     /// the background after the last close, and holds the inode until the reply), then drops
     /// unused dentries and inodes: the files' inodes, and their cached fmaps, are gone after.
     pub fn settle_and_drop_caches(&self) -> Result<()> {
+        self.settle_releases()?;
+        sys::drop_caches()
+    }
+
+    /// Waits until the server answered a RELEASE for every OPEN: no release of a closed file
+    /// is still on its way (it would be served in the middle of whatever comes next).
+    pub fn settle_releases(&self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let s = self.stats()?;
@@ -481,7 +488,7 @@ impl Famfs {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        sys::drop_caches()
+        Ok(())
     }
 
     /// The server's output so far.

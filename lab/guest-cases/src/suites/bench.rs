@@ -578,6 +578,10 @@ fn open_round(fs: &Famfs, r: &str, cfg: &FaultConfig, pr: &Probe, cells: &mut Ce
         let mut rep = Rep::default();
         for k in 0..n {
             let path = fs.path(&format!("files/o{k:02}"));
+            // The previous file's RELEASE goes to the server in the background after its close:
+            // served inside this open's window or not, it made the cached opens bimodal under
+            // icount (~120k or ~265k instructions).
+            fs.settle_releases()?;
             let t0 = crate::suites::bench_probe::now_ns();
             let f = std::fs::File::open(&path)
                 .with_context(|| format!("opening {}", path.display()))?;
