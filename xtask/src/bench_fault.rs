@@ -268,7 +268,7 @@ fn measure(sh: &Shell, args: &FaultArgs) -> Result<BenchReport> {
         cpu: host_cpu(),
         guest_cpu: guest_cpu(&report.accel),
         qemu: qemu_version(),
-        guest: guest.describe(),
+        guest: with_timers(guest.describe(), &report.accel, clock),
     };
     let bench = BenchReport::from_samples(info, &samples);
     let table = lab_bench::table::render(&bench);
@@ -316,6 +316,21 @@ fn cpu_model(cpuinfo: &str) -> Option<String> {
 }
 
 /// The guest CPU model the lab gives QEMU under `accel` (`-cpu`).
+/// The guest's setup with the words the runner adds to its command line for its timers
+/// (`noapictimer` under TCG with the host clock): runs with other timers are not alike.
+fn with_timers(setup: String, accel: &str, clock: lab_vm::Clock) -> String {
+    let a = if accel == "kvm" {
+        lab_vm::Accel::Kvm
+    } else {
+        lab_vm::Accel::Tcg
+    };
+    match lab_runner::guest::timer_cmdline(a, clock) {
+        "" => setup,
+        words if setup.is_empty() => format!("timers={words}"),
+        words => format!("{setup} timers={words}"),
+    }
+}
+
 fn guest_cpu(accel: &str) -> String {
     let a = if accel == "kvm" {
         lab_vm::Accel::Kvm
@@ -355,6 +370,22 @@ mod tests {
         let mut argv = vec!["x"];
         argv.extend_from_slice(extra);
         Cli::try_parse_from(argv).expect("valid").args
+    }
+
+    #[test]
+    fn the_guest_setup_names_the_timers_the_runner_changes() {
+        let host = lab_vm::Clock::Host;
+        let icount = lab_vm::Clock::Icount { shift: 0 };
+        assert_eq!(
+            with_timers(String::new(), "tcg", host),
+            "timers=noapictimer"
+        );
+        assert_eq!(
+            with_timers("cpus=1".into(), "tcg", host),
+            "cpus=1 timers=noapictimer"
+        );
+        assert_eq!(with_timers("cpus=1".into(), "tcg", icount), "cpus=1");
+        assert_eq!(with_timers(String::new(), "kvm", host), "");
     }
 
     #[test]

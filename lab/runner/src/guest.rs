@@ -134,11 +134,22 @@ fn tcg_cmdline(
 ) -> String {
     match (accel, clock) {
         (lab_vm::Accel::Tcg, lab_vm::Clock::Host) => format!(
-            "tsc=reliable no_timer_check noapictimer {}",
+            "tsc=reliable no_timer_check {} {}",
+            timer_cmdline(accel, clock),
             lab_vm::host_tsc::tcg_clock_cmdline(tsc_khz, hz)
         ),
         (lab_vm::Accel::Tcg, lab_vm::Clock::Icount { .. }) => "tsc=reliable no_timer_check".into(),
         _ => String::new(),
+    }
+}
+
+/// The words of the guest's command line that change its timers (see [`tcg_cmdline`]):
+/// `noapictimer` for TCG with the host clock, nothing otherwise. Benchmarks record them with
+/// the guest's setup, so runs with different timers are not compared as alike.
+pub fn timer_cmdline(accel: lab_vm::Accel, clock: lab_vm::Clock) -> &'static str {
+    match (accel, clock) {
+        (lab_vm::Accel::Tcg, lab_vm::Clock::Host) => "noapictimer",
+        _ => "",
     }
 }
 
@@ -249,6 +260,9 @@ mod tests {
             let line = tcg_cmdline(Accel::Tcg, Clock::Host, khz, hz);
             assert_eq!(line.trim(), "tsc=reliable no_timer_check noapictimer");
         }
+        assert_eq!(timer_cmdline(Accel::Tcg, Clock::Host), "noapictimer");
+        assert_eq!(timer_cmdline(Accel::Tcg, Clock::Icount { shift: 3 }), "");
+        assert_eq!(timer_cmdline(Accel::Kvm, Clock::Host), "");
         assert_eq!(guest_tsc_khz(Accel::Kvm, Clock::Host), None);
         assert_eq!(guest_tsc_khz(Accel::Tcg, Clock::Icount { shift: 3 }), None);
     }
