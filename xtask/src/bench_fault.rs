@@ -50,11 +50,12 @@ pub struct FaultArgs {
     #[arg(long, default_value_t = 256)]
     pub pte_pages: u32,
     /// 2 MiB pages faulted per PMD workload. Not 16: fs-dax's page-cache tree of a file grows a
-    /// level when an entry at 16 MiB (index 4096) goes in, and every fault after costs ~80 more
-    /// instructions; 16 sequential pages split 8/8 between the two and put the p50 on the edge
-    /// (it flipped between runs on one outlier). With 24 the p50 is a fault in the deeper tree,
-    /// as in most of a big file.
-    #[arg(long, default_value_t = 24)]
+    /// level when an entry at 16 MiB (index 4096) goes in, and a sequential read's faults after
+    /// cost ~80 more instructions; 16 pages split 8/8 between the two and put the p50 on the
+    /// edge (it flipped between runs on one outlier). With 20 the p50 is a fault in the deeper
+    /// tree, as in most of a big file; the files (40 MiB) still fit the two-devices topology's
+    /// 512 MiB device. The PTE workloads spread their pages over the same file length.
+    #[arg(long, default_value_t = 20)]
     pub pmd_pages: u32,
     /// Files opened per open workload (cold and cached).
     #[arg(long, default_value_t = 8)]
@@ -315,7 +316,6 @@ fn cpu_model(cpuinfo: &str) -> Option<String> {
         .map(|(_, v)| v.trim().to_string())
 }
 
-/// The guest CPU model the lab gives QEMU under `accel` (`-cpu`).
 /// The guest's setup with the words the runner adds to its command line for its timers
 /// (`noapictimer` under TCG with the host clock): runs with other timers are not alike.
 fn with_timers(setup: String, accel: &str, clock: lab_vm::Clock) -> String {
@@ -331,6 +331,7 @@ fn with_timers(setup: String, accel: &str, clock: lab_vm::Clock) -> String {
     }
 }
 
+/// The guest CPU model the lab gives QEMU under `accel` (`-cpu`).
 fn guest_cpu(accel: &str) -> String {
     let a = if accel == "kvm" {
         lab_vm::Accel::Kvm

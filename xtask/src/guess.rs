@@ -56,6 +56,11 @@ fn record_path(cache: &Path, repo: &Path, args: &BuildArgs) -> Option<PathBuf> {
     Some(cache.join(DIR).join(format!("{key}.yaml")))
 }
 
+/// Whether `args` may boot on a guess at all (not a request that rebuilds by design).
+pub(crate) fn guesses(args: &BuildArgs) -> bool {
+    record_path(Path::new("/"), Path::new("/"), args).is_some()
+}
+
 /// The guess for `args`, when there is a record, no source the kernel or the image is made
 /// from was edited since it was written, and its kernel entry and image still exist.
 pub(crate) fn load(args: &BuildArgs) -> Option<Guessed> {

@@ -9,34 +9,51 @@ use xshell::Shell;
 /// The case the check runs.
 const CASE: &str = "smoke.memdevs";
 
-/// Both checks; an error says which did not hold. Requests that never guess (a user's tree,
-/// a mutant...) are passed over with a note.
+/// Both checks; an error says which did not hold. A request that never guesses (a user's
+/// tree, a mutant...) is passed over with a note.
 pub fn run(sh: &Shell, up: &UpArgs) -> Result<()> {
-    let Some(real) = crate::guess::load(&up.kernel) else {
+    if !crate::guess::guesses(&up.kernel) {
         lab_host::progress!(
-            "famfs-lab: no guess for this request (it never guesses, or its sources changed \
-             since the last run): the stale-guess checks are passed over"
+            "famfs-lab: this request never guesses: the stale-guess checks are passed over"
         );
         return Ok(());
+    }
+    // The kernel and image as the lookup finds them (cached by the run before).
+    let mut t = lab_host::stage::Timings::default();
+    let real = crate::up::prepare(sh, &up.kernel, &up.topology, &mut t)?;
+    let real = crate::guess::Guessed {
+        kernel: real.kernel,
+        image: real.image.path,
     };
     stops_before_setup(up, &real)?;
     runs_on_the_lookup(sh, up, &real)
 }
 
-/// The runner asked at once with a stale verdict: it stops the guest before the setup (the
-/// setup's marker never reaches the serial log) and reports nothing.
+/// The runner asked at once with a stale verdict: it stops the guests before their setup (the
+/// setup's marker reaches no guest's serial log) and reports nothing.
 fn stops_before_setup(up: &UpArgs, real: &crate::guess::Guessed) -> Result<()> {
     let run_id = format!("{}-guess", crate::up::run_id());
     let run_dir = lab_host::paths::runs_dir().join(&run_id);
     let req = crate::up::request_for(up, &real.kernel, &real.image, &run_id, &run_dir)?;
+    let hosts = req.topology.hosts.max(1);
     let outcome = lab_runner::run::run_checked(&req, crate::up::rfc3339_now(), || Ok(Guess::Stale));
-    let serial = std::fs::read_to_string(run_dir.join("serial.log")).unwrap_or_default();
+    let logs: Vec<Option<String>> = (0..hosts)
+        .map(|i| {
+            let dir = lab_runner::session::guest_dir(&run_dir, hosts, i);
+            std::fs::read_to_string(dir.join("serial.log")).ok()
+        })
+        .collect();
     let _ = std::fs::remove_dir_all(&run_dir);
     if outcome?.is_some() {
         bail!("the runner ran the cases of a run whose guess was stale");
     }
-    if serial.contains(lab_runner::markers::SETUP) {
-        bail!("the runner set the guest up before it asked whether the guess stood");
+    for (i, log) in logs.iter().enumerate() {
+        let Some(log) = log else {
+            bail!("guest {i} of the stale run left no serial log: nothing to check");
+        };
+        if log.contains(lab_runner::markers::SETUP) {
+            bail!("the runner set guest {i} up before it asked whether the guess stood");
+        }
     }
     Ok(())
 }

@@ -433,14 +433,15 @@ fn run_on_guess(
     let topology = load_topology(&args.topology)?;
     let accel = choose_accel()?;
     // A guessed kernel entry that went away since it was read: no guess.
-    let Ok(req) = ask.request(
+    if !guessed.kernel.entry.config().is_file() {
+        return Ok(None);
+    }
+    let req = ask.request(
         &guessed.kernel,
         &guessed.image,
         topology.clone(),
         accel.clone(),
-    ) else {
-        return Ok(None);
-    };
+    )?;
     type Found = ((lab_kernel::BuiltKernel, lab_image::BuiltImage), Timings);
     let dir = sh.current_dir();
     let (attempt, lookup) = std::thread::scope(|scope| {

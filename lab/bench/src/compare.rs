@@ -31,6 +31,20 @@ pub fn unlike(old: &BenchReport, new: &BenchReport) -> Vec<(&'static str, String
     if o.guest != n.guest {
         out.push(("guest setup", o.guest.clone(), n.guest.clone()));
     }
+    // what the workloads fault and open (the repetitions and resolvers may differ)
+    let shape = |r: &BenchReport| {
+        r.config.as_ref().map(|c| {
+            format!(
+                "{} PTE pages, {} PMD pages, {} files",
+                c.pte_pages, c.pmd_pages, c.open_files
+            )
+        })
+    };
+    if let (Some(a), Some(b)) = (shape(old), shape(new)) {
+        if a != b {
+            out.push(("workloads", a, b));
+        }
+    }
     out
 }
 
@@ -268,6 +282,28 @@ mod tests {
             ..RunInfo::default()
         };
         r
+    }
+
+    #[test]
+    fn runs_of_other_workloads_are_unlike_but_other_repetitions_are_not() {
+        let with = |pmd_pages: u32, reps: u32| {
+            let mut r = run("tcg", "icount", "EPYC", "k1");
+            r.config = Some(lab_suite::benchdata::FaultConfig {
+                pmd_pages,
+                reps,
+                ..Default::default()
+            });
+            r
+        };
+        check_alike(&with(20, 7), &with(20, 3), false).unwrap();
+        let e = check_alike(&with(16, 7), &with(20, 7), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("workloads"), "{e}");
+        assert!(
+            e.contains("16 PMD pages") && e.contains("20 PMD pages"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -105,8 +105,13 @@ fn worker(server: &Server, dev: File, bufsize: usize) {
             match dev.write(&reply) {
                 Ok(_) if release => server.stats.release_replied(),
                 Ok(_) => {}
-                // ENOENT: the request was interrupted meanwhile; nothing to do.
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                // ENOENT: the request was interrupted meanwhile; nothing to do (a release's
+                // end is over all the same).
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    if release {
+                        server.stats.release_replied();
+                    }
+                }
                 Err(e) => eprintln!("famfs-fused: writing reply: {e}"),
             }
         }

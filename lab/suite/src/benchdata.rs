@@ -76,7 +76,7 @@ impl Default for FaultConfig {
         FaultConfig {
             reps: 5,
             pte_pages: 256,
-            pmd_pages: 8,
+            pmd_pages: 20,
             open_files: 8,
             resolvers: vec![
                 "famfs_native".into(),

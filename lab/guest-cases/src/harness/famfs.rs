@@ -476,7 +476,9 @@ impl Famfs {
                 s.0.get("release_replied")
                     .and_then(serde_json::Value::as_u64)
                     .context("no release_replied in the server's stats")?;
-            if replied >= s.opcode("OPEN")? {
+            // An OPEN answered with an error gets no RELEASE.
+            let opened = s.opcode("OPEN")?.saturating_sub(s.errors("OPEN")?);
+            if replied >= opened {
                 break;
             }
             if Instant::now() > deadline {
