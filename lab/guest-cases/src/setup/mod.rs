@@ -9,7 +9,7 @@ use lab_suite::devices::{DaxDevice, DeviceMap, Memdev, Target};
 use lab_suite::plan::{PlannedRegion, SetupPlan};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const CXL: &str = "/sys/bus/cxl/devices";
 const DAX: &str = "/sys/bus/dax/devices";
@@ -199,20 +199,54 @@ pub(crate) fn describe_region(
 /// Rebinds `dax` (e.g. `dax0.0`) from device_dax to fsdev_dax.
 pub fn bind_fsdev(dax: &str) -> Result<()> {
     let dev = Path::new(DAX).join(dax);
-    match sysfs::driver_of(&dev).as_deref() {
-        Some("fsdev_dax") => return Ok(()),
-        Some(other) => sysfs::write(format!("/sys/bus/dax/drivers/{other}/unbind"), dax)?,
-        None => {}
-    }
-    // fsdev_dax binds through new_id; a plain `bind` silently does nothing.
-    sysfs::write("/sys/bus/dax/drivers/fsdev_dax/new_id", dax)?;
-    sysfs::wait_for_every(
+    // fsdev_dax binds through new_id (its driver_attach); a plain `bind` silently does nothing.
+    // A new dax device's own probe by device_dax can still be on its way when we look: it may
+    // win the device after our new_id (seen after a region was rebuilt: 1 run in 10 stuck
+    // until the timeout), so whoever holds it is unbound and new_id asked again.
+    let mut last_ask: Option<Instant> = None;
+    let mut failure = None;
+    let bound = sysfs::wait_for_every(
         &format!("{dax} bound to fsdev_dax"),
         Duration::from_secs(30),
         SETUP_POLL,
-        || (sysfs::driver_of(&dev).as_deref() == Some("fsdev_dax")).then_some(()),
-    )
+        || {
+            let step = match sysfs::driver_of(&dev).as_deref() {
+                Some("fsdev_dax") => return Some(()),
+                Some(other) => {
+                    if last_ask.is_some() {
+                        // In the kernel log, where the run's serial log keeps it.
+                        let _ = std::fs::write(
+                            "/dev/kmsg",
+                            format!("famfs-lab: {dax} went to {other} after new_id: asking fsdev_dax again\n"),
+                        );
+                    }
+                    sysfs::write(format!("/sys/bus/dax/drivers/{other}/unbind"), dax).map(|_| true)
+                }
+                None => Ok(last_ask.is_none_or(|t| t.elapsed() >= REASK)),
+            };
+            match step.and_then(|ask| {
+                if ask {
+                    last_ask = Some(Instant::now());
+                    sysfs::write("/sys/bus/dax/drivers/fsdev_dax/new_id", dax)?;
+                }
+                Ok(())
+            }) {
+                Ok(()) => None,
+                Err(e) => {
+                    failure = Some(e);
+                    Some(())
+                }
+            }
+        },
+    );
+    match failure {
+        Some(e) => Err(e),
+        None => bound,
+    }
 }
+
+/// How long [`bind_fsdev`] waits for an unbound device to be bound before it asks again.
+const REASK: Duration = Duration::from_millis(200);
 
 /// Rebinds `dax` from fsdev_dax back to device_dax (raw mmap).
 pub fn bind_devdax(dax: &str) -> Result<()> {
