@@ -31,14 +31,19 @@ pub(crate) struct Guessed {
     pub(crate) image: PathBuf,
 }
 
-/// The record file of `args` in `cache`, or None for a request that never guesses.
-fn record_path(cache: &Path, repo: &Path, args: &BuildArgs) -> Option<PathBuf> {
-    let rebuilds = args.source_dir.is_some()
+/// Whether `args` may boot on a guess at all: not a request that rebuilds by design (a
+/// user's tree, a fresh source, a mutant, a bisection step, a cached-only lookup).
+pub(crate) fn guesses(args: &BuildArgs) -> bool {
+    !(args.source_dir.is_some()
         || args.refresh_source
         || args.mutant.is_some()
         || args.step.is_some()
-        || args.cached_only;
-    if rebuilds {
+        || args.cached_only)
+}
+
+/// The record file of `args` in `cache`, or None for a request that never guesses.
+fn record_path(cache: &Path, repo: &Path, args: &BuildArgs) -> Option<PathBuf> {
+    if !guesses(args) {
         return None;
     }
     let mut h = Sha256::new();
@@ -49,16 +54,8 @@ fn record_path(cache: &Path, repo: &Path, args: &BuildArgs) -> Option<PathBuf> {
         h.update(b"\0");
         h.update(f.as_bytes());
     }
-    let key: String = h.finalize()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let key = hex::encode(&h.finalize()[..8]);
     Some(cache.join(DIR).join(format!("{key}.yaml")))
-}
-
-/// Whether `args` may boot on a guess at all (not a request that rebuilds by design).
-pub(crate) fn guesses(args: &BuildArgs) -> bool {
-    record_path(Path::new("/"), Path::new("/"), args).is_some()
 }
 
 /// The guess for `args`, when there is a record, no source the kernel or the image is made
